@@ -1,0 +1,26 @@
+//! `/healthz` (the process answers), `/readyz` (listeners bound, spool open) and
+//! `/metrics` (Prometheus text format).
+
+use super::{ApiState, Problem};
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use std::sync::atomic::Ordering;
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, Problem> {
+    match state.ready.load(Ordering::Acquire) {
+        true => Ok("ready\n"),
+        false => Err(Problem::new(StatusCode::SERVICE_UNAVAILABLE, "starting")),
+    }
+}
+
+pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

@@ -1,0 +1,303 @@
+//! The typed configuration tree with its defaults (SPEC §10: a fresh install runs with no
+//! file at all).
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the store (`data_dir/store`) and the default maildir outbox live.
+    pub data_dir: PathBuf,
+    /// Name used in the greeting, `Received` fields and DSNs; empty = the system host name.
+    pub hostname: String,
+    /// Upstream used for mail that no other rule routes (and for DSNs).
+    pub default_upstream: String,
+    /// Seconds sessions in flight may take to finish after a stop is asked for.
+    pub shutdown_grace_secs: u64,
+    pub api: ApiConfig,
+    pub tls: TlsConfig,
+    #[serde(rename = "listener")]
+    pub listeners: Vec<ListenerConfig>,
+    pub limits: Limits,
+    pub queue: QueueConfig,
+    #[serde(rename = "upstream")]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut upstreams = BTreeMap::new();
+        upstreams.insert(
+            "local".to_string(),
+            UpstreamConfig::Maildir(MaildirUpstream { path: None }),
+        );
+        Config {
+            data_dir: PathBuf::from("data"),
+            hostname: String::new(),
+            default_upstream: "local".into(),
+            shutdown_grace_secs: 30,
+            api: ApiConfig::default(),
+            tls: TlsConfig::default(),
+            listeners: vec![
+                ListenerConfig {
+                    name: "submission-loopback".into(),
+                    bind: "127.0.0.1:2525".parse().expect("literal address"),
+                    tls: TlsMode::None,
+                    allow_plaintext_auth: true,
+                    ..ListenerConfig::default()
+                },
+                ListenerConfig {
+                    name: "submission".into(),
+                    bind: "127.0.0.1:2587".parse().expect("literal address"),
+                    tls: TlsMode::Starttls,
+                    ..ListenerConfig::default()
+                },
+            ],
+            limits: Limits::default(),
+            queue: QueueConfig::default(),
+            upstreams,
+        }
+    }
+}
+
+/// The control API listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    pub bind: SocketAddr,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            bind: "127.0.0.1:8025".parse().expect("literal address"),
+        }
+    }
+}
+
+/// The server certificate shared by every TLS listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain; generated (self-signed) when missing.
+    pub cert: PathBuf,
+    /// PEM private key; generated with the certificate when missing.
+    pub key: PathBuf,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            cert: PathBuf::from("certs/postern.pem"),
+            key: PathBuf::from("certs/postern.key"),
+        }
+    }
+}
+
+/// What a listener is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Purpose {
+    /// Authenticated clients submitting outbound mail (RFC 6409).
+    #[default]
+    Submission,
+    /// Mail from the internet for helpdesk mailboxes.
+    Inbound,
+}
+
+/// How a listener speaks TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// Plain text only; AUTH only if `allow_plaintext_auth` and the bind is loopback.
+    None,
+    /// Plain text, upgraded by STARTTLS (RFC 3207).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (RFC 8314).
+    Implicit,
+}
+
+/// One SMTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenerConfig {
+    pub name: String,
+    pub bind: SocketAddr,
+    pub purpose: Purpose,
+    pub tls: TlsMode,
+    /// Offer AUTH without TLS; honoured only when `bind` is a loopback address.
+    pub allow_plaintext_auth: bool,
+    /// Clients from these networks may submit without AUTH as `trusted_principal`.
+    pub trusted_networks: Vec<IpNet>,
+    /// Login of the `system` user that trusted clients submit as.
+    pub trusted_principal: String,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            name: String::new(),
+            bind: "127.0.0.1:2587".parse().expect("literal address"),
+            purpose: Purpose::Submission,
+            tls: TlsMode::Starttls,
+            allow_plaintext_auth: false,
+            trusted_networks: Vec::new(),
+            trusted_principal: String::new(),
+        }
+    }
+}
+
+/// Protocol limits (SPEC §6); defaults follow RFC 5321 and Postfix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Longest command line, CRLF included (RFC 5321 §4.5.3.1.4).
+    pub command_line: usize,
+    /// Longest text line in a message, CRLF included (RFC 5321 §4.5.3.1.6).
+    pub text_line: usize,
+    /// Largest header block of a message, in octets.
+    pub header_block: usize,
+    /// Largest message, advertised with SIZE.
+    pub message_size: usize,
+    /// Recipients accepted per message; more get `452 4.5.3`.
+    pub recipients: usize,
+    /// `Received` fields a message may carry before it is taken for a loop.
+    pub received_hops: usize,
+    /// Refused commands before the session is closed.
+    pub errors_per_session: u32,
+    /// Failed AUTH attempts before the session is closed.
+    pub auth_failures: u32,
+    /// Seconds without a complete command before the session is closed.
+    pub idle_timeout_secs: u64,
+    /// Longest a session may last, in seconds.
+    pub session_timeout_secs: u64,
+    /// Concurrent sessions from one IP address, per listener.
+    pub connections_per_ip: usize,
+    /// Concurrent sessions per listener.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            command_line: 512,
+            text_line: 1000,
+            header_block: 100 * 1024,
+            message_size: 25 * 1024 * 1024,
+            recipients: 100,
+            received_hops: 50,
+            errors_per_session: 20,
+            auth_failures: 3,
+            idle_timeout_secs: 300,
+            session_timeout_secs: 3600,
+            connections_per_ip: 50,
+            max_connections: 1000,
+        }
+    }
+}
+
+/// Retry schedule and delivery concurrency (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Delay before each retry, in seconds; the last one repeats until expiry.
+    pub retry_intervals_secs: Vec<u64>,
+    /// A message still undelivered this many seconds after it was accepted expires.
+    pub expire_after_secs: u64,
+    /// Deliveries in flight at once, over all upstreams.
+    pub concurrency: usize,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            retry_intervals_secs: vec![60, 300, 900, 1800, 3600],
+            expire_after_secs: 5 * 24 * 3600,
+            concurrency: 64,
+        }
+    }
+}
+
+/// Where messages go once accepted.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum UpstreamConfig {
+    Maildir(MaildirUpstream),
+    Smtp(SmtpUpstream),
+}
+
+/// A local maildir (the default: `data_dir/outbox`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaildirUpstream {
+    /// Folder holding `tmp/`, `new/`, `cur/`; default `data_dir/outbox`.
+    pub path: Option<PathBuf>,
+}
+
+/// TLS towards an SMTP upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTls {
+    #[default]
+    Starttls,
+    Implicit,
+    None,
+}
+
+/// SASL mechanism towards an SMTP upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamAuth {
+    #[default]
+    None,
+    Plain,
+    Login,
+}
+
+/// An SMTP relay (a provider's submission host, a smarthost).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpUpstream {
+    pub host: String,
+    #[serde(default = "default_smtp_port")]
+    pub port: u16,
+    #[serde(default)]
+    pub tls: UpstreamTls,
+    #[serde(default)]
+    pub auth: UpstreamAuth,
+    #[serde(default)]
+    pub username: String,
+    #[serde(default)]
+    pub password: String,
+    /// Extra PEM CA certificates trusted for this upstream (private relays, tests).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Idle connections kept open for reuse.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds an idle pooled connection is kept.
+    #[serde(default = "default_pool_idle")]
+    pub pool_idle_secs: u64,
+    /// Seconds allowed to connect, and for each reply.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_smtp_port() -> u16 {
+    587
+}
+fn default_pool_size() -> usize {
+    32
+}
+fn default_pool_idle() -> u64 {
+    30
+}
+fn default_timeout() -> u64 {
+    60
+}

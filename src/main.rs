@@ -1,0 +1,96 @@
+//! The `postern` command: `serve` runs the gateway, `check-config` validates a
+//! configuration file. Sets up logging, loads the config, runs the app until SIGTERM or
+//! ctrl-c.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "postern",
+    version,
+    about = "Mail gateway: send-as policy, durable spool, pooled relay"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (built-in defaults when no config file is given).
+    Serve {
+        /// Configuration file (see config/postern.toml).
+        #[arg(long, short, env = "POSTERN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and print the effective listeners and upstreams.
+    CheckConfig {
+        #[arg(long, short, env = "POSTERN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::CheckConfig { config } => check_config(config),
+        Command::Serve { config } => {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = postern::config::load(path.as_deref()).context("configuration is invalid")?;
+    for listener in &config.listeners {
+        println!(
+            "listener {:<22} {:<22} {:?} tls={:?}",
+            listener.name, listener.bind, listener.purpose, listener.tls
+        );
+    }
+    for name in config.upstreams.keys() {
+        let marker = if *name == config.default_upstream {
+            " (default)"
+        } else {
+            ""
+        };
+        println!("upstream {name}{marker}");
+    }
+    println!("api      {}", config.api.bind);
+    println!("configuration OK");
+    Ok(())
+}
+
+async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = postern::config::load(path.as_deref()).context("configuration is invalid")?;
+    let token = std::env::var("POSTERN_ADMIN_TOKEN").ok();
+    let running = postern::app::start(config, token).await?;
+    if let Some(token) = &running.new_admin_token {
+        println!("postern: generated admin API token (shown once, stored hashed): {token}");
+    }
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

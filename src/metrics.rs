@@ -1,0 +1,219 @@
+//! Metrics: every metric Postern exports, registered once on a Prometheus recorder that the
+//! app owns (no process-wide recorder), and handed down as cheap handles.
+//!
+//! Recording is an atomic add on a pre-registered handle: no name lookup on the hot path.
+
+use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder, Unit};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use std::sync::Arc;
+
+/// Why an SMTP command or message was refused; one labelled counter each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    BareNewline,
+    LineTooLong,
+    Syntax,
+    BadSequence,
+    AuthRequired,
+    AuthFailed,
+    TlsRequired,
+    InvalidParameter,
+    TooManyRecipients,
+    MessageTooBig,
+    HeaderTooLarge,
+    TooManyHops,
+    StoreFailed,
+    TooManyErrors,
+    ConnectionLimit,
+    Timeout,
+}
+
+impl Reject {
+    const ALL: [Reject; 16] = [
+        Reject::BareNewline,
+        Reject::LineTooLong,
+        Reject::Syntax,
+        Reject::BadSequence,
+        Reject::AuthRequired,
+        Reject::AuthFailed,
+        Reject::TlsRequired,
+        Reject::InvalidParameter,
+        Reject::TooManyRecipients,
+        Reject::MessageTooBig,
+        Reject::HeaderTooLarge,
+        Reject::TooManyHops,
+        Reject::StoreFailed,
+        Reject::TooManyErrors,
+        Reject::ConnectionLimit,
+        Reject::Timeout,
+    ];
+
+    /// The label value used in `/metrics` and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::BareNewline => "bare_newline",
+            Reject::LineTooLong => "line_too_long",
+            Reject::Syntax => "syntax",
+            Reject::BadSequence => "bad_sequence",
+            Reject::AuthRequired => "auth_required",
+            Reject::AuthFailed => "auth_failed",
+            Reject::TlsRequired => "tls_required",
+            Reject::InvalidParameter => "invalid_parameter",
+            Reject::TooManyRecipients => "too_many_recipients",
+            Reject::MessageTooBig => "message_too_big",
+            Reject::HeaderTooLarge => "header_too_large",
+            Reject::TooManyHops => "too_many_hops",
+            Reject::StoreFailed => "store_failed",
+            Reject::TooManyErrors => "too_many_errors",
+            Reject::ConnectionLimit => "connection_limit",
+            Reject::Timeout => "timeout",
+        }
+    }
+}
+
+/// The outcome of one recipient's delivery attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Deferred,
+    Bounced,
+}
+
+/// Handles to every metric. Clone the `Arc`, not the struct.
+pub struct Metrics {
+    handle: PrometheusHandle,
+    pub sessions: Counter,
+    pub sessions_active: Gauge,
+    rejections: Vec<Counter>,
+    pub messages_accepted: Counter,
+    pub message_bytes: Counter,
+    pub spool_depth: Gauge,
+    delivered: Counter,
+    deferred: Counter,
+    bounced: Counter,
+    pub dsn_sent: Counter,
+    pub accept_latency: Histogram,
+    pub delivery_latency: Histogram,
+}
+
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0, 300.0,
+];
+
+impl Metrics {
+    /// Builds the recorder and registers every metric on it.
+    pub fn new() -> Arc<Metrics> {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&BUCKETS)
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        let rejections = Reject::ALL
+            .iter()
+            .map(|r| {
+                let labels = vec![Label::new("reason", r.as_str())];
+                counter(&recorder, "postern_smtp_rejections_total", labels)
+            })
+            .collect();
+        let outcome = |o: &'static str| {
+            let labels = vec![Label::new("outcome", o)];
+            counter(&recorder, "postern_deliveries_total", labels)
+        };
+        describe(&recorder);
+        Arc::new(Metrics {
+            sessions: counter(&recorder, "postern_smtp_sessions_total", vec![]),
+            sessions_active: recorder
+                .register_gauge(&key("postern_smtp_sessions_active", vec![]), &META),
+            rejections,
+            messages_accepted: counter(&recorder, "postern_messages_accepted_total", vec![]),
+            message_bytes: counter(&recorder, "postern_message_bytes_total", vec![]),
+            spool_depth: recorder.register_gauge(&key("postern_spool_depth", vec![]), &META),
+            delivered: outcome("delivered"),
+            deferred: outcome("deferred"),
+            bounced: outcome("bounced"),
+            dsn_sent: counter(&recorder, "postern_dsn_sent_total", vec![]),
+            accept_latency: recorder
+                .register_histogram(&key("postern_accept_latency_seconds", vec![]), &META),
+            delivery_latency: recorder
+                .register_histogram(&key("postern_delivery_latency_seconds", vec![]), &META),
+            handle,
+        })
+    }
+
+    /// Counts one refusal.
+    pub fn reject(&self, reason: Reject) {
+        let index = Reject::ALL.iter().position(|r| *r == reason).unwrap_or(0);
+        self.rejections[index].increment(1);
+    }
+
+    /// Counts one recipient's delivery outcome.
+    pub fn delivery(&self, outcome: Outcome) {
+        match outcome {
+            Outcome::Delivered => self.delivered.increment(1),
+            Outcome::Deferred => self.deferred.increment(1),
+            Outcome::Bounced => self.bounced.increment(1),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+}
+
+const META: Metadata<'static> = Metadata::new("postern", Level::INFO, None);
+
+fn key(name: &'static str, labels: Vec<Label>) -> Key {
+    Key::from_parts(name, labels)
+}
+
+fn counter(recorder: &PrometheusRecorder, name: &'static str, labels: Vec<Label>) -> Counter {
+    recorder.register_counter(&key(name, labels), &META)
+}
+
+fn describe(recorder: &PrometheusRecorder) {
+    let counters: [(&'static str, &'static str); 6] = [
+        ("postern_smtp_sessions_total", "SMTP sessions accepted"),
+        (
+            "postern_smtp_rejections_total",
+            "SMTP commands or messages refused, by reason",
+        ),
+        (
+            "postern_messages_accepted_total",
+            "Messages accepted and made durable",
+        ),
+        ("postern_message_bytes_total", "Bytes of accepted messages"),
+        (
+            "postern_deliveries_total",
+            "Recipient delivery attempts, by outcome",
+        ),
+        (
+            "postern_dsn_sent_total",
+            "Delivery status notifications queued",
+        ),
+    ];
+    for (name, text) in counters {
+        recorder.describe_counter(name.into(), None, text.into());
+    }
+    recorder.describe_gauge(
+        "postern_smtp_sessions_active".into(),
+        None,
+        "Open SMTP sessions".into(),
+    );
+    recorder.describe_gauge(
+        "postern_spool_depth".into(),
+        None,
+        "Messages in the spool".into(),
+    );
+    recorder.describe_histogram(
+        "postern_accept_latency_seconds".into(),
+        Some(Unit::Seconds),
+        "End of data to the 250 reply (includes the group-commit fsync)".into(),
+    );
+    recorder.describe_histogram(
+        "postern_delivery_latency_seconds".into(),
+        Some(Unit::Seconds),
+        "Acceptance to delivery of the last recipient".into(),
+    );
+}

@@ -1,0 +1,19 @@
+//! Networking shared by every listener: the accept loop with its connection limits, and
+//! TLS configuration (the server certificate, generated for development when missing).
+
+pub mod listener;
+pub mod tls;
+
+/// Why a listener or its TLS setup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("certificate {path}: {reason}")]
+    Certificate { path: String, reason: String },
+    #[error("TLS setup: {0}")]
+    Tls(String),
+}

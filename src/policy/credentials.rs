@@ -1,0 +1,117 @@
+//! Credential checks for SMTP AUTH and the API.
+
+use super::{PolicyError, Principal};
+use crate::store::{User, UserStatus, Users};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Verifies logins against the users tree.
+#[derive(Clone)]
+pub struct Credentials {
+    users: Users,
+}
+
+impl Credentials {
+    pub fn new(users: Users) -> Credentials {
+        Credentials { users }
+    }
+
+    /// Checks `login`/`secret`; only an active user passes.
+    pub async fn verify(&self, login: &str, secret: &str) -> Result<Principal, PolicyError> {
+        let user = self
+            .users
+            .by_login(login)?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or(PolicyError::InvalidCredentials)?;
+        if let Some(digest) = &user.secret_sha256 {
+            return match digest_matches(secret, digest) {
+                true => Ok(principal(&user)),
+                false => Err(PolicyError::InvalidCredentials),
+            };
+        }
+        let Some(phc) = user.password_hash.clone() else {
+            return Err(PolicyError::InvalidCredentials);
+        };
+        let secret = secret.to_string();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&secret, &phc))
+            .await
+            .map_err(|e| PolicyError::Hash(e.to_string()))?;
+        match ok {
+            true => Ok(principal(&user)),
+            false => Err(PolicyError::InvalidCredentials),
+        }
+    }
+
+    /// The active user `login`, without a credential check (trusted networks).
+    pub fn trusted(&self, login: &str) -> Result<Option<Principal>, PolicyError> {
+        Ok(self
+            .users
+            .by_login(login)?
+            .filter(|u| u.status == UserStatus::Active)
+            .map(|u| principal(&u)))
+    }
+}
+
+fn principal(user: &User) -> Principal {
+    Principal {
+        id: user.id,
+        login: user.login.clone(),
+        email: user.email.clone(),
+        kind: user.kind,
+    }
+}
+
+/// An argon2id PHC string for `password`. CPU-heavy: call it off the async workers.
+pub fn hash_password(password: &str) -> Result<String, PolicyError> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| PolicyError::Hash(e.to_string()))
+}
+
+fn verify_password(password: &str, phc: &str) -> bool {
+    PasswordHash::new(phc)
+        .map(|hash| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &hash)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// Hex SHA-256 of a high-entropy secret, as stored.
+pub fn digest_secret(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Compares the digest of `secret` with `stored` in constant time.
+pub fn digest_matches(secret: &str, stored: &str) -> bool {
+    let computed = digest_secret(secret);
+    computed.as_bytes().ct_eq(stored.as_bytes()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argon2_round_trip() {
+        let phc = hash_password("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &phc));
+        assert!(!verify_password("wrong horse", &phc));
+    }
+
+    #[test]
+    fn digest_compare() {
+        let stored = digest_secret("s3cr3t-0123456789abcdef");
+        assert!(digest_matches("s3cr3t-0123456789abcdef", &stored));
+        assert!(!digest_matches("s3cr3t-0123456789abcdeF", &stored));
+    }
+}

@@ -1,0 +1,32 @@
+//! Policy: who a session is. Principals are looked up in the store and their credentials
+//! verified: argon2id for human passwords (on a blocking thread, never on the async
+//! workers), a constant-time compare of SHA-256 digests for high-entropy secrets.
+//!
+//! Policy decisions never write; they read the store and return a verdict.
+
+mod credentials;
+
+pub use credentials::{digest_matches, digest_secret, hash_password, Credentials};
+
+use crate::store::{StoreError, UserKind};
+
+/// An authenticated (or trusted) sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub id: u64,
+    pub login: String,
+    pub email: String,
+    pub kind: UserKind,
+}
+
+/// Why a credential check failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// Unknown login, wrong secret, or a user who may not log in: one answer for all.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}

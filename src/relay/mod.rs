@@ -1,0 +1,133 @@
+//! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
+//! worker sees; `maildir` and `smtp` are its kinds.
+//!
+//! A relay never touches the spool: it reports one outcome per recipient (or one error for
+//! the whole attempt) and the spool decides what becomes durable.
+
+pub mod maildir;
+pub mod smtp;
+
+use crate::config::{Config, UpstreamConfig};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// A boxed future, so `Deliver` can be used as a trait object.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One delivery attempt of one message to one upstream.
+#[derive(Debug)]
+pub struct Outgoing<'a> {
+    /// Queue id, for logs and unique file names.
+    pub id: &'a str,
+    /// Envelope sender; empty for the null sender `<>`.
+    pub mail_from: &'a str,
+    /// Recipients still to be delivered in this attempt.
+    pub rcpts: &'a [String],
+    /// The message as stored: header block (with our trace field) and body.
+    pub data: &'a [u8],
+    /// The message needs SMTPUTF8 from the upstream.
+    pub smtputf8: bool,
+    /// The message carries 8-bit content (BODY=8BITMIME).
+    pub eight_bit: bool,
+}
+
+/// What the upstream said about one recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RcptOutcome {
+    /// Accepted (2xx); the reply text is kept for the log.
+    Delivered(String),
+    /// Temporary refusal (4xx): try again later.
+    Temporary(String),
+    /// Permanent refusal (5xx): bounce.
+    Permanent(String),
+}
+
+/// What kind of failure ended an attempt before per-recipient outcomes were known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Connect,
+    Tls,
+    Auth,
+    Protocol,
+    Timeout,
+    Io,
+    Rejected,
+}
+
+/// Which side caused a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Local,
+    Upstream,
+}
+
+/// Whether an attempt that failed as a whole is worth repeating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Try again later (a 4xx, a dropped connection, a timeout).
+    Later,
+    /// Never (a 5xx to MAIL FROM or DATA, a configuration error).
+    Never,
+    /// Only if the failure happened on a reused pooled connection: retry at once on a fresh one.
+    IfReused,
+}
+
+/// A failure of a whole delivery attempt.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{kind:?} ({side:?}): {message}")]
+pub struct RelayError {
+    pub kind: ErrorKind,
+    pub side: Side,
+    pub retry: Retry,
+    pub message: String,
+}
+
+impl RelayError {
+    pub fn new(kind: ErrorKind, side: Side, retry: Retry, message: impl Into<String>) -> Self {
+        RelayError {
+            kind,
+            side,
+            retry,
+            message: message.into(),
+        }
+    }
+
+    /// True if the message should stay queued and be tried again.
+    pub fn is_temporary(&self) -> bool {
+        self.retry != Retry::Never
+    }
+}
+
+/// Delivers messages to one upstream.
+pub trait Deliver: Send + Sync {
+    /// Attempts delivery of `msg` to every recipient in `msg.rcpts`; the outcomes are in the
+    /// same order as the recipients.
+    fn deliver<'a>(&'a self, msg: &'a Outgoing<'a>)
+        -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>>;
+}
+
+/// Every configured upstream by name.
+pub type Upstreams = HashMap<String, Arc<dyn Deliver>>;
+
+/// Builds a `Deliver` for each `[upstream.NAME]`.
+pub fn build_upstreams(config: &Config) -> Result<Upstreams, RelayError> {
+    let mut upstreams: Upstreams = HashMap::new();
+    for (name, upstream) in &config.upstreams {
+        let deliver: Arc<dyn Deliver> = match upstream {
+            UpstreamConfig::Maildir(maildir) => {
+                let path = maildir
+                    .path
+                    .clone()
+                    .unwrap_or_else(|| config.data_dir.join("outbox"));
+                Arc::new(maildir::Maildir::open(path)?)
+            }
+            UpstreamConfig::Smtp(smtp) => {
+                Arc::new(smtp::SmtpUpstream::new(name, smtp, &config.hostname)?)
+            }
+        };
+        upstreams.insert(name.clone(), deliver);
+    }
+    Ok(upstreams)
+}

@@ -1,0 +1,81 @@
+//! The `Received` trace field (RFC 5321 §4.4) Postern prepends to every accepted message.
+//! Nothing the client sent is copied into it raw: the HELO name is reduced to the
+//! characters a domain or address literal may hold.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+/// What the trace field records about a session.
+pub struct ReceivedInfo<'a> {
+    pub helo: &'a str,
+    pub peer: IpAddr,
+    pub hostname: &'a str,
+    pub tls: bool,
+    pub authenticated: bool,
+    pub esmtp: bool,
+    pub queue_id: &'a str,
+    pub date: &'a str,
+}
+
+/// Builds the field, folded, ending in CRLF.
+pub fn received_field(info: &ReceivedInfo<'_>) -> String {
+    let protocol = match (info.esmtp, info.tls, info.authenticated) {
+        (false, _, _) => "SMTP",
+        (true, false, false) => "ESMTP",
+        (true, true, false) => "ESMTPS",
+        (true, false, true) => "ESMTPA",
+        (true, true, true) => "ESMTPSA",
+    };
+    let mut field = String::with_capacity(160);
+    let _ = write!(
+        field,
+        "Received: from {} ([{}])\r\n\tby {} (Postern) with {} id {};\r\n\t{}\r\n",
+        safe_helo(info.helo),
+        info.peer,
+        safe_helo(info.hostname),
+        protocol,
+        info.queue_id,
+        info.date
+    );
+    field
+}
+
+/// The HELO name with anything outside `[A-Za-z0-9.-:[]_]` dropped, at most 64 characters.
+fn safe_helo(helo: &str) -> String {
+    let clean: String = helo
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']' | '_'))
+        .take(64)
+        .collect();
+    if clean.is_empty() {
+        "unknown".to_string()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_raw_from_the_client() {
+        let info = ReceivedInfo {
+            helo: "evil\r\nBcc: x@y (comment)",
+            peer: "127.0.0.1".parse().unwrap(),
+            hostname: "gw.example",
+            tls: true,
+            authenticated: true,
+            esmtp: true,
+            queue_id: "0000000000000001",
+            date: "Thu, 1 Jan 1970 00:00:00 +0000",
+        };
+        let field = received_field(&info);
+        assert!(
+            field.starts_with("Received: from evilBcc:xycomment ([127.0.0.1])\r\n"),
+            "{field}"
+        );
+        assert!(field.contains("with ESMTPSA id 0000000000000001;"));
+        assert_eq!(field.matches("\r\n").count(), 3);
+    }
+}

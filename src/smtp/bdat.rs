@@ -1,0 +1,115 @@
+//! BDAT (RFC 3030 CHUNKING): chunks of exact size, no dot-stuffing. Every announced chunk
+//! is read, even when the transaction is refused, so the stream stays in step. The whole
+//! message is checked for bare CR/LF and line length at `LAST`.
+
+use super::io::check_lines;
+use super::session::{Next, Session};
+use super::{message, reply};
+use crate::metrics::Reject;
+use crate::spool::QueueId;
+use std::io;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// The chunks of a message received so far.
+#[derive(Debug)]
+pub struct Chunks {
+    pub id: QueueId,
+    pub buf: Vec<u8>,
+    pub trace_len: usize,
+    pub too_big: bool,
+}
+
+/// Handles `BDAT <size> [LAST]`.
+pub async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    size: usize,
+    last: bool,
+) -> io::Result<Next> {
+    let timeout = session.timeout()?;
+    let refusal = match session.state.tx.as_ref() {
+        None => Some(reply::NEED_MAIL),
+        Some(tx) if tx.rcpts.is_empty() => Some(reply::NEED_RCPT),
+        Some(_) => None,
+    };
+    if let Some(text) = refusal {
+        if !session.conn.read_chunk(None, size, timeout).await? {
+            return Ok(Next::Close);
+        }
+        return Ok(session.refuse(Reject::BadSequence, text));
+    }
+    if let Err(text) = start_chunks(session) {
+        let _ = session.conn.read_chunk(None, size, timeout).await?;
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::StoreFailed, text));
+    }
+    let max = session.shared.limits.message_size;
+    let Session { conn, state, .. } = session;
+    let Some(chunks) = state.tx.as_mut().and_then(|tx| tx.bdat.as_mut()) else {
+        return Ok(Next::Close);
+    };
+    chunks.too_big |= chunks.buf.len() - chunks.trace_len + size > max;
+    let sink = (!chunks.too_big).then_some(&mut chunks.buf);
+    if !conn.read_chunk(sink, size, timeout).await? {
+        return Ok(Next::Close);
+    }
+    if !last {
+        conn.reply(&reply::chunk_ok(size));
+        return Ok(Next::Continue);
+    }
+    finish(session).await
+}
+
+fn start_chunks<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+) -> Result<(), &'static str> {
+    if session
+        .state
+        .tx
+        .as_ref()
+        .is_some_and(|tx| tx.bdat.is_some())
+    {
+        return Ok(());
+    }
+    let id = session
+        .shared
+        .spool
+        .new_id()
+        .map_err(|_| reply::STORE_FAILED)?;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    buf.extend_from_slice(message::trace_field(session, id).as_bytes());
+    let trace_len = buf.len();
+    if let Some(tx) = session.state.tx.as_mut() {
+        tx.bdat = Some(Chunks {
+            id,
+            buf,
+            trace_len,
+            too_big: false,
+        });
+    }
+    Ok(())
+}
+
+async fn finish<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+) -> io::Result<Next> {
+    let Some(mut chunks) = session.state.tx.as_mut().and_then(|tx| tx.bdat.take()) else {
+        return Ok(Next::Close);
+    };
+    if chunks.too_big {
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::MessageTooBig, reply::TOO_BIG));
+    }
+    let (clean, longest) = check_lines(&chunks.buf[chunks.trace_len..]);
+    if !clean {
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::BareNewline, reply::BARE_NEWLINE));
+    }
+    if longest > session.shared.limits.text_line {
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::LineTooLong, reply::TEXT_LINE_TOO_LONG));
+    }
+    if chunks.buf.len() > chunks.trace_len && !chunks.buf.ends_with(b"\r\n") {
+        chunks.buf.extend_from_slice(b"\r\n");
+    }
+    message::accept(session, chunks.id, chunks.buf, chunks.trace_len).await
+}

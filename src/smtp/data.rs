@@ -1,0 +1,68 @@
+//! DATA: reads the message up to `CRLF.CRLF` (strictly; see `io`) behind our trace field.
+//! A bare CR or LF closes the session: after one, the client and server may no longer agree
+//! where the message ends, which is how messages get smuggled.
+
+use super::io::{DataEnd, DataLimits};
+use super::session::{Next, Session};
+use super::{message, reply};
+use crate::metrics::Reject;
+use std::io;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Handles `DATA`.
+pub async fn data<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+) -> io::Result<Next> {
+    let Some(tx) = session.state.tx.as_ref() else {
+        return Ok(session.refuse(Reject::BadSequence, reply::NEED_MAIL));
+    };
+    if tx.bdat.is_some() {
+        return Ok(session.refuse(Reject::BadSequence, reply::MIXED_DATA));
+    }
+    if tx.rcpts.is_empty() {
+        return Ok(session.refuse(Reject::BadSequence, reply::NEED_RCPT));
+    }
+    let id = match session.shared.spool.new_id() {
+        Ok(id) => id,
+        Err(error) => {
+            tracing::error!(%error, "no queue id");
+            return Ok(session.refuse(Reject::StoreFailed, reply::STORE_FAILED));
+        }
+    };
+    let mut buf = Vec::with_capacity(16 * 1024);
+    buf.extend_from_slice(message::trace_field(session, id).as_bytes());
+    let trace_len = buf.len();
+    session.conn.reply(reply::START_DATA);
+    let limits = DataLimits {
+        max_size: session.shared.limits.message_size + trace_len,
+        // the transmitted line may carry one stuffing dot
+        max_line: session.shared.limits.text_line + 1,
+    };
+    let timeout = session.timeout()?;
+    let (end, flags) = match session.conn.read_data(&mut buf, limits, timeout).await {
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            return session.close_with(Reject::Timeout, reply::TIMEOUT).await;
+        }
+        other => other?,
+    };
+    match end {
+        DataEnd::Eof => return Ok(Next::Close),
+        DataEnd::BareNewline => {
+            session.state.tx = None;
+            tracing::warn!(peer = %session.peer, "bare CR or LF in message data; closing");
+            return session
+                .close_with(Reject::BareNewline, reply::BARE_NEWLINE)
+                .await;
+        }
+        DataEnd::Complete => {}
+    }
+    if flags.too_big {
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::MessageTooBig, reply::TOO_BIG));
+    }
+    if flags.line_too_long {
+        session.state.tx = None;
+        return Ok(session.refuse(Reject::LineTooLong, reply::TEXT_LINE_TOO_LONG));
+    }
+    message::accept(session, id, buf, trace_len).await
+}

@@ -1,0 +1,313 @@
+//! Framing for the SMTP server: command lines, DATA and BDAT payloads, and buffered replies.
+//!
+//! Strictness lives here, not in smtp-proto: a line must end in CRLF and hold no other CR or
+//! LF; command lines are capped (512 octets by default) and text lines too (1000); only a
+//! line `.` CRLF ends DATA — also as the very first line. Replies are buffered and written
+//! only when the next read would block, which is what makes PIPELINING cheap.
+
+use bytes::{Buf, BytesMut};
+use std::io;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// One command line as read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line ending in CRLF, CRLF included.
+    Ok(BytesMut),
+    /// Longer than allowed; everything up to its LF was discarded.
+    TooLong,
+    /// A CR or LF not part of the final CRLF.
+    BareNewline,
+    /// The client closed the connection.
+    Eof,
+}
+
+/// How a DATA payload ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataEnd {
+    /// `CRLF . CRLF` seen.
+    Complete,
+    /// A bare CR or LF: the stream cannot be trusted to be in step any more.
+    BareNewline,
+    /// The client closed the connection.
+    Eof,
+}
+
+/// What was wrong with a payload that was nevertheless read to its end.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DataFlags {
+    pub line_too_long: bool,
+    pub too_big: bool,
+}
+
+/// Caps applied while reading a payload.
+#[derive(Debug, Clone, Copy)]
+pub struct DataLimits {
+    pub max_size: usize,
+    pub max_line: usize,
+}
+
+/// A stream with a read buffer and a reply buffer.
+pub struct Conn<S> {
+    stream: S,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    /// Discarding an overlong line until its LF.
+    skipping: bool,
+}
+
+/// The read timed out.
+pub fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
+    pub fn new(stream: S) -> Conn<S> {
+        Conn {
+            stream,
+            rbuf: BytesMut::with_capacity(8192),
+            wbuf: Vec::with_capacity(1024),
+            skipping: false,
+        }
+    }
+
+    /// Gives the stream back (for the TLS upgrade); unread input is dropped on purpose.
+    pub fn into_stream(self) -> S {
+        self.stream
+    }
+
+    /// Queues a reply line (CRLF appended).
+    pub fn reply(&mut self, text: &str) {
+        self.wbuf.extend_from_slice(text.as_bytes());
+        self.wbuf.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes every queued reply.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if !self.wbuf.is_empty() {
+            self.stream.write_all(&self.wbuf).await?;
+            self.stream.flush().await?;
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    /// True if the client has sent bytes not yet consumed.
+    pub fn has_pending_input(&self) -> bool {
+        !self.rbuf.is_empty()
+    }
+
+    async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
+        self.flush().await?;
+        if self.rbuf.capacity() - self.rbuf.len() < 4096 {
+            self.rbuf.reserve(16384);
+        }
+        tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf))
+            .await
+            .map_err(|_| timed_out())?
+    }
+
+    /// Reads one line of at most `max` octets (CRLF included).
+    pub async fn read_line(&mut self, max: usize, timeout: Duration) -> io::Result<Line> {
+        loop {
+            if let Some(pos) = memchr(b'\n', &self.rbuf) {
+                let line = self.rbuf.split_to(pos + 1);
+                if std::mem::take(&mut self.skipping) || line.len() > max {
+                    return Ok(Line::TooLong);
+                }
+                return Ok(match is_clean_line(&line) {
+                    true => Line::Ok(line),
+                    false => Line::BareNewline,
+                });
+            }
+            if self.rbuf.len() > max {
+                self.skipping = true;
+                self.rbuf.clear();
+            }
+            if self.fill(timeout).await? == 0 {
+                return Ok(Line::Eof);
+            }
+        }
+    }
+
+    /// Reads a DATA payload up to `CRLF.CRLF`, un-dot-stuffed, appending to `out`.
+    pub async fn read_data(
+        &mut self,
+        out: &mut Vec<u8>,
+        limits: DataLimits,
+        timeout: Duration,
+    ) -> io::Result<(DataEnd, DataFlags)> {
+        let mut flags = DataFlags::default();
+        let mut overlong = false;
+        loop {
+            while let Some(pos) = memchr(b'\n', &self.rbuf) {
+                let line = self.rbuf.split_to(pos + 1);
+                if !is_clean_line(&line) {
+                    return Ok((DataEnd::BareNewline, flags));
+                }
+                if std::mem::take(&mut overlong) {
+                    continue;
+                }
+                if &line[..] == b".\r\n" {
+                    return Ok((DataEnd::Complete, flags));
+                }
+                let content = if line[0] == b'.' {
+                    &line[1..]
+                } else {
+                    &line[..]
+                };
+                append(out, content, line.len(), limits, &mut flags);
+            }
+            if self.rbuf.len() > limits.max_line {
+                if memchr(b'\r', &self.rbuf[..self.rbuf.len() - 1]).is_some() {
+                    return Ok((DataEnd::BareNewline, flags));
+                }
+                flags.line_too_long = true;
+                overlong = true;
+                let keep = self.rbuf.len() - 1;
+                self.rbuf.advance(keep);
+            }
+            if self.fill(timeout).await? == 0 {
+                return Ok((DataEnd::Eof, flags));
+            }
+        }
+    }
+
+    /// Reads exactly `n` octets (a BDAT chunk), appending them to `out` or, when `out` is
+    /// `None`, discarding them; returns false if the client closed the connection first.
+    pub async fn read_chunk(
+        &mut self,
+        mut out: Option<&mut Vec<u8>>,
+        mut n: usize,
+        timeout: Duration,
+    ) -> io::Result<bool> {
+        loop {
+            let take = n.min(self.rbuf.len());
+            if let Some(out) = out.as_deref_mut() {
+                out.extend_from_slice(&self.rbuf[..take]);
+            }
+            self.rbuf.advance(take);
+            n -= take;
+            if n == 0 {
+                return Ok(true);
+            }
+            if self.fill(timeout).await? == 0 {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+fn append(
+    out: &mut Vec<u8>,
+    content: &[u8],
+    line_len: usize,
+    limits: DataLimits,
+    flags: &mut DataFlags,
+) {
+    if line_len > limits.max_line {
+        flags.line_too_long = true;
+    }
+    if out.len() + content.len() > limits.max_size {
+        flags.too_big = true;
+    }
+    if !flags.too_big && !flags.line_too_long {
+        out.extend_from_slice(content);
+    }
+}
+
+/// A line ending in CRLF with no other CR or LF in it.
+pub fn is_clean_line(line: &[u8]) -> bool {
+    let n = line.len();
+    n >= 2
+        && line[n - 2] == b'\r'
+        && line[n - 1] == b'\n'
+        && !line[..n - 2].iter().any(|&b| b == b'\r' || b == b'\n')
+}
+
+/// Checks a whole message (BDAT) line by line; returns (clean, longest line). A last line
+/// without CRLF is allowed (the caller completes it); a CR or LF elsewhere is not.
+pub fn check_lines(message: &[u8]) -> (bool, usize) {
+    let mut longest = 0;
+    let mut start = 0;
+    while start < message.len() {
+        let Some(end) = memchr(b'\n', &message[start..]).map(|p| start + p + 1) else {
+            let tail = &message[start..];
+            return (!tail.contains(&b'\r'), longest.max(tail.len() + 2));
+        };
+        let line = &message[start..end];
+        if !is_clean_line(line) {
+            return (false, longest);
+        }
+        longest = longest.max(line.len());
+        start = end;
+    }
+    (true, longest)
+}
+
+fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
+    haystack.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_lines() {
+        assert!(is_clean_line(b"NOOP\r\n"));
+        assert!(!is_clean_line(b"NOOP\n"));
+        assert!(!is_clean_line(b"NO\rOP\r\n"));
+        assert!(!is_clean_line(b".\r\r\n"));
+        assert_eq!(check_lines(b"a\r\nbb\r\n"), (true, 4));
+        assert!(!check_lines(b"a\r\nb\nc\r\n").0);
+        assert_eq!(check_lines(b"a\r\nno end"), (true, 8));
+        assert!(!check_lines(b"a\r\nno end\r").0);
+    }
+
+    async fn data_of(input: &[u8]) -> (DataEnd, DataFlags, Vec<u8>) {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        client.write_all(input).await.unwrap();
+        drop(client);
+        let mut conn = Conn::new(server);
+        let mut out = Vec::new();
+        let limits = DataLimits {
+            max_size: 1 << 20,
+            max_line: 1000,
+        };
+        let (end, flags) = conn
+            .read_data(&mut out, limits, Duration::from_secs(5))
+            .await
+            .unwrap();
+        (end, flags, out)
+    }
+
+    #[tokio::test]
+    async fn dot_alone_on_first_line_ends_data() {
+        let (end, _, out) = data_of(b".\r\nMAIL FROM:<x@y>\r\n").await;
+        assert_eq!(end, DataEnd::Complete);
+        assert!(out.is_empty());
+    }
+
+    #[tokio::test]
+    async fn only_crlf_dot_crlf_ends_data() {
+        let (end, _, _) = data_of(b"a\r\n.\r\r\nb\r\n.\r\n").await;
+        assert_eq!(end, DataEnd::BareNewline);
+        let (end, _, _) = data_of(b"a\r\n.\nb\r\n").await;
+        assert_eq!(end, DataEnd::BareNewline);
+        let (end, _, out) = data_of(b"a\r\n..b\r\n.\r\n").await;
+        assert_eq!(end, DataEnd::Complete);
+        assert_eq!(out, b"a\r\n.b\r\n");
+    }
+
+    #[tokio::test]
+    async fn long_lines_are_flagged_not_buffered() {
+        let mut input = vec![b'x'; 5000];
+        input.extend_from_slice(b"\r\n.\r\n");
+        let (end, flags, out) = data_of(&input).await;
+        assert_eq!(end, DataEnd::Complete);
+        assert!(flags.line_too_long);
+        assert!(out.is_empty());
+    }
+}

@@ -1,0 +1,53 @@
+//! MAIL FROM: starts a transaction. On a submission listener the client must have
+//! authenticated (or be on a trusted network) first.
+
+use super::params::{check_mailbox, mail_params, split_path};
+use super::reply;
+use super::session::{Next, Session, Transaction};
+use crate::config::Purpose;
+use crate::metrics::Reject;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Handles `MAIL FROM:<path> [params]`; `line` is the command without CRLF.
+pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    line: &str,
+) -> Next {
+    if session.state.helo.is_none() {
+        return session.refuse(Reject::BadSequence, reply::NEED_HELO);
+    }
+    if session.state.tx.is_some() {
+        return session.refuse(Reject::BadSequence, reply::NESTED_MAIL);
+    }
+    if session.shared.listener.purpose == Purpose::Submission && session.state.principal.is_none() {
+        return session.refuse(Reject::AuthRequired, reply::AUTH_REQUIRED);
+    }
+    let parsed = split_path(line).and_then(|(path, params)| {
+        if !path.is_empty() {
+            check_mailbox(path)?;
+        }
+        let params = mail_params(params, session.shared.limits.message_size)?;
+        if !path.is_ascii() && !params.smtputf8 {
+            return Err(super::params::ParamError::NeedUtf8);
+        }
+        Ok((path.to_string(), params))
+    });
+    let (mail_from, params) = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            let reason = match error {
+                super::params::ParamError::TooBig => Reject::MessageTooBig,
+                _ => Reject::InvalidParameter,
+            };
+            return session.refuse(reason, error.reply());
+        }
+    };
+    session.state.tx = Some(Transaction {
+        mail_from,
+        smtputf8: params.smtputf8,
+        eight_bit: params.eight_bit,
+        ..Transaction::default()
+    });
+    session.conn.reply(reply::SENDER_OK);
+    Next::Continue
+}

@@ -1,0 +1,145 @@
+//! The SMTP server. `serve` runs one connection: implicit TLS or plain text, a `Session`
+//! until it ends or asks for STARTTLS, then a fresh session over TLS (state reset, every
+//! byte pipelined behind STARTTLS discarded).
+//!
+//! Commands are classified by smtp-proto, except MAIL and RCPT, whose arguments Postern
+//! reads itself (`params`) to close smtp-proto's gaps. Framing is strict (`io`). The
+//! server decides nothing about policy: it asks `policy` and hands messages to `spool`.
+
+mod auth;
+mod bdat;
+mod data;
+mod ehlo;
+pub mod io;
+mod mail;
+mod message;
+pub mod params;
+mod rcpt;
+pub mod reply;
+mod session;
+
+pub use session::{Next, Session, State, Transaction};
+
+use crate::config::{Limits, ListenerConfig, TlsMode};
+use crate::metrics::Metrics;
+use crate::policy::{Credentials, Principal};
+use crate::spool::Spool;
+use crate::store::UserKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+/// Why a connection ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum SmtpError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("TLS handshake: {0}")]
+    Handshake(std::io::Error),
+    #[error("TLS handshake timed out")]
+    HandshakeTimeout,
+}
+
+/// What every session of one listener shares.
+pub struct Shared {
+    pub listener: ListenerConfig,
+    pub limits: Limits,
+    pub hostname: String,
+    pub tls: Option<TlsAcceptor>,
+    pub credentials: Credentials,
+    pub spool: Arc<Spool>,
+    pub metrics: Arc<Metrics>,
+    /// Upstream for accepted mail.
+    pub upstream: String,
+}
+
+impl Shared {
+    /// AUTH is offered over TLS, or in plain text only on a loopback listener that allows it.
+    pub fn auth_allowed(&self, tls: bool) -> bool {
+        tls || (self.listener.allow_plaintext_auth && self.listener.bind.ip().is_loopback())
+    }
+
+    fn trusted_principal(&self, peer: &SocketAddr) -> Option<Principal> {
+        let ip = peer.ip();
+        if !self
+            .listener
+            .trusted_networks
+            .iter()
+            .any(|net| net.contains(&ip))
+        {
+            return None;
+        }
+        match self.credentials.trusted(&self.listener.trusted_principal) {
+            Ok(Some(p)) if p.kind == UserKind::System => Some(p),
+            Ok(_) => {
+                tracing::warn!(listener = %self.listener.name, principal = %self.listener.trusted_principal,
+                    "trusted_principal is not an active system user; trusted client must authenticate");
+                None
+            }
+            Err(error) => {
+                tracing::error!(%error, "trusted principal lookup failed");
+                None
+            }
+        }
+    }
+
+    fn fresh_state(&self, tls: bool, peer: &SocketAddr, deadline: Instant) -> State {
+        State {
+            tls,
+            helo: None,
+            esmtp: false,
+            principal: self.trusted_principal(peer),
+            tx: None,
+            errors: 0,
+            auth_failures: 0,
+            deadline,
+        }
+    }
+}
+
+/// Runs one SMTP connection to its end.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+) -> Result<(), SmtpError> {
+    let _ = stream.set_nodelay(true);
+    let deadline = Instant::now() + Duration::from_secs(shared.limits.session_timeout_secs);
+    let greeting = reply::greeting(&shared.hostname);
+    if shared.listener.tls == TlsMode::Implicit {
+        let tls = handshake(&shared, stream).await?;
+        let state = shared.fresh_state(true, &peer, deadline);
+        let mut session = Session::new(tls, shared.clone(), peer, state);
+        session.conn.reply(&greeting);
+        session.run().await?;
+        return Ok(());
+    }
+    let state = shared.fresh_state(false, &peer, deadline);
+    let mut session = Session::new(stream, shared.clone(), peer, state);
+    session.conn.reply(&greeting);
+    if session.run().await? != Next::StartTls {
+        return Ok(());
+    }
+    let (errors, auth_failures) = (session.state.errors, session.state.auth_failures);
+    let tls = handshake(&shared, session.conn.into_stream()).await?;
+    let mut state = shared.fresh_state(true, &peer, deadline);
+    state.errors = errors;
+    state.auth_failures = auth_failures;
+    Session::new(tls, shared.clone(), peer, state).run().await?;
+    Ok(())
+}
+
+async fn handshake(
+    shared: &Shared,
+    stream: TcpStream,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SmtpError> {
+    let acceptor = shared.tls.clone().ok_or_else(|| {
+        SmtpError::Handshake(std::io::Error::other("listener has no certificate"))
+    })?;
+    tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
+        .await
+        .map_err(|_| SmtpError::HandshakeTimeout)?
+        .map_err(SmtpError::Handshake)
+}

@@ -1,0 +1,205 @@
+//! The delivery worker: dispatches due messages to their upstream with bounded
+//! concurrency, records each attempt durably, and queues DSNs.
+//!
+//! At start every message in the spool is dispatched at once (recovery after a stop or a
+//! crash); afterwards new messages arrive through a channel and retries through the due
+//! index, scanned once a second.
+
+use super::attempt::{self, Applied};
+use super::meta::{show_id, Envelope, Meta, QueueId};
+use super::{dsn, now_ms, Spool, SpoolError};
+use crate::metrics::Outcome;
+use crate::relay::{ErrorKind, Outgoing, RelayError, Retry, Side, Upstreams};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// Delivers what the spool holds.
+pub struct Worker {
+    spool: Arc<Spool>,
+    upstreams: Arc<Upstreams>,
+    hostname: String,
+    dsn_upstream: String,
+    limit: Arc<Semaphore>,
+}
+
+impl Worker {
+    pub fn new(
+        spool: Arc<Spool>,
+        upstreams: Arc<Upstreams>,
+        hostname: String,
+        dsn_upstream: String,
+    ) -> Worker {
+        let limit = Arc::new(Semaphore::new(spool.queue_config().concurrency));
+        Worker {
+            spool,
+            upstreams,
+            hostname,
+            dsn_upstream,
+            limit,
+        }
+    }
+
+    /// Runs until `shutdown` turns true, then waits (bounded) for attempts in flight.
+    pub async fn run(
+        self,
+        mut new: mpsc::UnboundedReceiver<QueueId>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let this = Arc::new(self);
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<QueueId>();
+        let mut in_flight = HashSet::new();
+        for id in this.spool.due(u64::MAX, usize::MAX) {
+            this.dispatch(id, &mut in_flight, &done_tx).await;
+        }
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                Some(id) = new.recv() => this.dispatch(id, &mut in_flight, &done_tx).await,
+                Some(id) = done_rx.recv() => { in_flight.remove(&id); }
+                _ = tick.tick() => {
+                    for id in this.spool.due(now_ms(), 10_000) {
+                        this.dispatch(id, &mut in_flight, &done_tx).await;
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        let total = this.spool.queue_config().concurrency as u32;
+        let _ = tokio::time::timeout(Duration::from_secs(10), this.limit.acquire_many(total)).await;
+    }
+
+    async fn dispatch(
+        self: &Arc<Self>,
+        id: QueueId,
+        in_flight: &mut HashSet<QueueId>,
+        done: &mpsc::UnboundedSender<QueueId>,
+    ) {
+        if !in_flight.insert(id) {
+            return;
+        }
+        let Ok(permit) = self.limit.clone().acquire_owned().await else {
+            return;
+        };
+        let this = self.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            if let Err(error) = this.attempt(id).await {
+                tracing::error!(queue_id = %show_id(id), %error, "delivery attempt not recorded");
+            }
+            drop(permit);
+            let _ = done.send(id);
+        });
+    }
+
+    async fn attempt(&self, id: QueueId) -> Result<(), SpoolError> {
+        let Some((mut meta, data)) = self.spool.load(id)? else {
+            return Ok(());
+        };
+        let old_due = meta.due_at;
+        let rcpts: Vec<String> = meta.pending().map(|r| r.address.clone()).collect();
+        if rcpts.is_empty() {
+            return self.spool.save(old_due, &meta).await;
+        }
+        let result = self.deliver(&meta, &rcpts, &data).await;
+        let now = now_ms();
+        let applied = attempt::apply(
+            &mut meta,
+            &result,
+            now,
+            &self.spool.queue_config().retry_intervals_secs,
+        );
+        self.record(&meta, &applied, &result, now);
+        if !applied.failed.is_empty() && !meta.mail_from.is_empty() && !meta.is_dsn {
+            self.send_dsn(&meta, &data, &applied).await?;
+        }
+        self.spool.save(old_due, &meta).await
+    }
+
+    async fn deliver(
+        &self,
+        meta: &Meta,
+        rcpts: &[String],
+        data: &[u8],
+    ) -> Result<Vec<crate::relay::RcptOutcome>, RelayError> {
+        let Some(upstream) = self.upstreams.get(&meta.upstream) else {
+            return Err(RelayError::new(
+                ErrorKind::Protocol,
+                Side::Local,
+                Retry::Later,
+                format!("no upstream named {:?} is configured", meta.upstream),
+            ));
+        };
+        let id = show_id(meta.id);
+        let out = Outgoing {
+            id: &id,
+            mail_from: &meta.mail_from,
+            rcpts,
+            data,
+            smtputf8: meta.smtputf8,
+            eight_bit: meta.eight_bit,
+        };
+        upstream.deliver(&out).await
+    }
+
+    fn record(
+        &self,
+        meta: &Meta,
+        applied: &Applied,
+        result: &Result<Vec<crate::relay::RcptOutcome>, RelayError>,
+        now: u64,
+    ) {
+        let metrics = self.spool.metrics();
+        let id = show_id(meta.id);
+        for _ in 0..applied.delivered {
+            metrics.delivery(Outcome::Delivered);
+        }
+        for _ in 0..applied.deferred {
+            metrics.delivery(Outcome::Deferred);
+        }
+        for _ in 0..applied.failed.len() {
+            metrics.delivery(Outcome::Bounced);
+        }
+        if meta.pending().next().is_none() {
+            let secs = now.saturating_sub(meta.received_at) as f64 / 1000.0;
+            metrics.delivery_latency.record(secs);
+        }
+        match result {
+            Err(error) => {
+                tracing::warn!(queue_id = %id, upstream = %meta.upstream, attempts = meta.attempts, %error, "delivery attempt failed")
+            }
+            Ok(_) => tracing::info!(
+                queue_id = %id,
+                upstream = %meta.upstream,
+                delivered = applied.delivered,
+                deferred = applied.deferred,
+                failed = applied.failed.len(),
+                "delivery attempt"
+            ),
+        }
+    }
+
+    async fn send_dsn(
+        &self,
+        meta: &Meta,
+        data: &[u8],
+        applied: &Applied,
+    ) -> Result<(), SpoolError> {
+        let report = dsn::build(&self.hostname, meta, data, &applied.failed);
+        let envelope = Envelope {
+            mail_from: String::new(),
+            rcpts: vec![meta.mail_from.clone()],
+            upstream: self.dsn_upstream.clone(),
+            principal: None,
+            smtputf8: meta.smtputf8,
+            eight_bit: false,
+            is_dsn: true,
+        };
+        let dsn_id = self.spool.new_id()?;
+        self.spool.enqueue(dsn_id, envelope, report).await?;
+        self.spool.metrics().dsn_sent.increment(1);
+        tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
+        Ok(())
+    }
+}

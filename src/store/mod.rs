@@ -1,0 +1,110 @@
+//! The store: sole owner of the `sled::Db`. It hands out typed trees (users, settings, the
+//! spool) and performs the one fsync that makes writes durable.
+//!
+//! It knows nothing of SMTP or policy; callers decide what a record means.
+
+mod users;
+
+pub use users::{NewUser, User, UserKind, UserStatus, Users};
+
+use std::path::Path;
+
+/// Store schema version, written at first open and checked afterwards.
+const SCHEMA_VERSION: u32 = 1;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store schema {found} is newer than this binary's {SCHEMA_VERSION}")]
+    Schema { found: u32 },
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("store task failed: {0}")]
+    Task(String),
+}
+
+/// The opened store. Cheap to clone: every clone shares one database.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    settings: sled::Tree,
+    users: Users,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open()?;
+        let settings = db.open_tree("settings")?;
+        check_schema(&settings)?;
+        let users = Users::open(&db)?;
+        Ok(Store {
+            db,
+            settings,
+            users,
+        })
+    }
+
+    /// The users and their credentials.
+    pub fn users(&self) -> &Users {
+        &self.users
+    }
+
+    /// Opens a named tree (the spool keeps its records in one).
+    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
+    /// Reads a setting.
+    pub fn setting(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.settings.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Writes a setting and makes it durable.
+    pub fn set_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.settings.insert(key, value)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Makes every write so far durable (one fsync of the log). Blocking: call it from a
+    /// blocking thread.
+    pub fn flush(&self) -> Result<usize, StoreError> {
+        Ok(self.db.flush()?)
+    }
+}
+
+fn check_schema(settings: &sled::Tree) -> Result<(), StoreError> {
+    match settings.get("schema_version")? {
+        None => {
+            settings.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            Ok(())
+        }
+        Some(raw) => {
+            let bytes: [u8; 4] = raw
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("schema_version".into()))?;
+            let found = u32::from_be_bytes(bytes);
+            if found > SCHEMA_VERSION {
+                return Err(StoreError::Schema { found });
+            }
+            Ok(())
+        }
+    }
+}
+
+impl Store {
+    /// A new unique, increasing id (queue ids); unique across restarts.
+    pub fn generate_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+}
