@@ -1,0 +1,304 @@
+//! Test harness: an in-process gateway on 127.0.0.1:0 with a temporary data dir, a raw
+//! SMTP client, a minimal HTTP/1.1 client, and the fake upstream server.
+
+#![allow(dead_code)]
+
+pub mod upstream;
+
+use postern::app::{self, Running};
+use postern::config::{Config, ListenerConfig, TlsMode, UpstreamConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+pub const TOKEN: &str = "test-admin-token-0123456789abcdef0123456789";
+pub const HOST: &str = "gw.test";
+
+/// A running gateway and its temporary directory.
+pub struct Gateway {
+    pub running: Running,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+}
+
+/// The test configuration: three submission listeners (plain with plaintext AUTH,
+/// STARTTLS, implicit TLS), API on port 0, maildir upstream `local`.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    let listener = |name: &str, tls: TlsMode, plain_auth: bool| ListenerConfig {
+        name: name.into(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        tls,
+        allow_plaintext_auth: plain_auth,
+        ..ListenerConfig::default()
+    };
+    let mut config = Config::default();
+    config.data_dir = dir.join("data");
+    config.hostname = HOST.into();
+    config.api.bind = "127.0.0.1:0".parse().unwrap();
+    config.tls.cert = dir.join("certs/cert.pem");
+    config.tls.key = dir.join("certs/key.pem");
+    config.shutdown_grace_secs = 2;
+    config.listeners = vec![
+        listener("plain", TlsMode::None, true),
+        listener("starttls", TlsMode::Starttls, false),
+        listener("implicit", TlsMode::Implicit, false),
+    ];
+    config
+}
+
+impl Gateway {
+    /// Starts a gateway on the test configuration after `configure` has adjusted it.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        configure(&mut config);
+        let running = app::start(config.clone(), Some(TOKEN.into())).await.expect("gateway starts");
+        Gateway { running, dir, config }
+    }
+
+    pub fn addr(&self, listener: &str) -> SocketAddr {
+        self.running.listener(listener).expect("listener exists")
+    }
+
+    /// Creates a user through the API and returns its JSON.
+    pub async fn create_user(&self, login: &str, kind: &str, password: &str) -> serde_json::Value {
+        let body = serde_json::json!({"login": login, "email": login, "kind": kind, "password": password});
+        let (status, text) = http(self.running.api, "POST", "/api/v1/users", Some(TOKEN), Some(&body.to_string())).await;
+        assert_eq!(status, 201, "{text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// The maildir outbox of the default `local` upstream.
+    pub fn outbox(&self) -> PathBuf {
+        match self.config.upstreams.get("local") {
+            Some(UpstreamConfig::Maildir(m)) => m.path.clone().unwrap_or_else(|| self.config.data_dir.join("outbox")),
+            _ => self.config.data_dir.join("outbox"),
+        }
+    }
+
+    /// Waits until `n` messages are in the outbox; returns their contents.
+    pub async fn wait_outbox(&self, n: usize) -> Vec<Vec<u8>> {
+        let new = self.outbox().join("new");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&new)
+                .map(|d| d.filter_map(|e| e.ok()).map(|e| e.path()).collect())
+                .unwrap_or_default();
+            if files.len() >= n || Instant::now() > deadline {
+                files.sort();
+                return files.iter().map(|f| std::fs::read(f).unwrap()).collect();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The value of a metric line (exact name with labels) in `/metrics`.
+    pub async fn metric(&self, series: &str) -> f64 {
+        let (_, text) = http(self.running.api, "GET", "/metrics", None, None).await;
+        text.lines()
+            .find_map(|l| l.strip_prefix(series).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or(0.0)
+    }
+}
+
+/// One SMTP reply.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub code: u16,
+    pub text: String,
+}
+
+/// A raw SMTP client over TCP.
+pub struct Client {
+    stream: BufReader<TcpStream>,
+}
+
+impl Client {
+    /// Connects and reads the greeting.
+    pub async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let mut client = Client { stream: BufReader::new(stream) };
+        let greeting = client.reply().await;
+        assert_eq!(greeting.code, 220, "{greeting:?}");
+        client
+    }
+
+    /// Writes raw bytes.
+    pub async fn send(&mut self, bytes: &[u8]) {
+        self.stream.get_mut().write_all(bytes).await.unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply; code 0 if the server closed the connection.
+    pub async fn reply(&mut self) -> Reply {
+        let mut text = String::new();
+        loop {
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line))
+                .await
+                .expect("reply within 10 s")
+                .unwrap_or(0);
+            if read == 0 {
+                return Reply { code: 0, text };
+            }
+            text.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                let code = line.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0);
+                return Reply { code, text };
+            }
+        }
+    }
+
+    /// Sends a command line (CRLF appended) and reads its reply.
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.reply().await
+    }
+
+    /// Sends a command and asserts the reply code.
+    pub async fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let reply = self.cmd(line).await;
+        assert_eq!(reply.code, code, "{line} -> {reply:?}");
+        reply
+    }
+
+    /// EHLO + AUTH PLAIN.
+    pub async fn login(&mut self, user: &str, password: &str) {
+        self.expect("EHLO client.test", 250).await;
+        let token = base64(&format!("\0{user}\0{password}"));
+        self.expect(&format!("AUTH PLAIN {token}"), 235).await;
+    }
+
+    /// True once the server has closed the connection.
+    pub async fn closed(&mut self) -> bool {
+        let mut buf = [0u8; 64];
+        matches!(
+            tokio::time::timeout(Duration::from_secs(5), self.stream.read(&mut buf)).await,
+            Ok(Ok(0)) | Ok(Err(_))
+        )
+    }
+
+    pub fn into_inner(self) -> TcpStream {
+        self.stream.into_inner()
+    }
+}
+
+pub fn base64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A minimal HTTP/1.1 request; returns (status, body).
+pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+    let (status, _, body) = http_full(addr, method, path, token, body).await;
+    (status, body)
+}
+
+/// A minimal HTTP/1.1 request; returns (status, headers, body).
+pub async fn http_full(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let body = body.unwrap_or("");
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// The body of a stored message: everything after the first empty line.
+pub fn body_of(message: &[u8]) -> &[u8] {
+    let pos = message.windows(4).position(|w| w == b"\r\n\r\n").expect("header block ends");
+    &message[pos + 4..]
+}
+
+/// A TLS SMTP client that trusts any certificate (the gateway's is self-signed).
+pub struct TlsClient {
+    stream: BufReader<tokio_rustls::client::TlsStream<TcpStream>>,
+}
+
+/// Performs the TLS handshake on `tcp` (after STARTTLS or for implicit TLS).
+pub async fn tls_client(tcp: TcpStream) -> TlsClient {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::{self, pki_types::ServerName};
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAny))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.expect("TLS handshake");
+    TlsClient { stream: BufReader::new(tls) }
+}
+
+impl TlsClient {
+    pub async fn cmd(&mut self, line: &str) -> Reply {
+        self.stream.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        let mut text = String::new();
+        loop {
+            let mut l = String::new();
+            if self.stream.read_line(&mut l).await.unwrap_or(0) == 0 {
+                return Reply { code: 0, text };
+            }
+            text.push_str(&l);
+            if l.len() < 4 || l.as_bytes()[3] != b'-' {
+                return Reply { code: l[..3].parse().unwrap_or(0), text };
+            }
+        }
+    }
+
+    pub async fn expect(&mut self, line: &str, code: u16) -> Reply {
+        let reply = self.cmd(line).await;
+        assert_eq!(reply.code, code, "{line} -> {reply:?}");
+        reply
+    }
+}
+
+#[derive(Debug)]
+struct AcceptAny;
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAny {
+    fn verify_server_cert(
+        &self,
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &[tokio_rustls::rustls::pki_types::CertificateDer<'_>],
+        _: &tokio_rustls::rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error> {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        tokio_rustls::rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
