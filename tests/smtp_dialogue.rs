@@ -7,7 +7,8 @@ use common::{base64, body_of, Client, Gateway};
 
 async fn gateway_with_user() -> Gateway {
     let gw = Gateway::start(|_| {}).await;
-    gw.create_user("alice@example.com", "staff", "alice-password").await;
+    gw.create_user("alice@example.com", "staff", "alice-password")
+        .await;
     gw
 }
 
@@ -22,14 +23,28 @@ async fn ehlo_advertises_the_extensions() {
     let gw = gateway_with_user().await;
     let mut c = Client::connect(gw.addr("plain")).await;
     let ehlo = c.expect("EHLO client.test", 250).await.text;
-    for ext in ["PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "AUTH PLAIN LOGIN"] {
+    for ext in [
+        "PIPELINING",
+        "SIZE 26214400",
+        "8BITMIME",
+        "SMTPUTF8",
+        "ENHANCEDSTATUSCODES",
+        "CHUNKING",
+        "AUTH PLAIN LOGIN",
+    ] {
         assert!(ehlo.contains(ext), "{ext} missing in {ehlo}");
     }
-    assert!(!ehlo.contains("STARTTLS"), "plain listener must not offer STARTTLS");
+    assert!(
+        !ehlo.contains("STARTTLS"),
+        "plain listener must not offer STARTTLS"
+    );
     let mut t = Client::connect(gw.addr("starttls")).await;
     let ehlo = t.expect("EHLO client.test", 250).await.text;
     assert!(ehlo.contains("STARTTLS"));
-    assert!(!ehlo.contains("AUTH"), "AUTH must not be offered before TLS: {ehlo}");
+    assert!(
+        !ehlo.contains("AUTH"),
+        "AUTH must not be offered before TLS: {ehlo}"
+    );
     c.expect("NOOP", 250).await;
     c.expect("VRFY alice", 252).await;
     c.expect("HELP", 214).await;
@@ -45,7 +60,8 @@ async fn pipelined_batch_gets_replies_in_order() {
     for code in [250, 250, 250, 354] {
         assert_eq!(c.reply().await.code, code);
     }
-    c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n").await;
+    c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+        .await;
     let queued = c.reply().await;
     assert_eq!(queued.code, 250);
     assert!(queued.text.contains("queued as"), "{queued:?}");
@@ -53,7 +69,10 @@ async fn pipelined_batch_gets_replies_in_order() {
     let msgs = gw.wait_outbox(1).await;
     assert_eq!(msgs.len(), 1);
     let text = String::from_utf8_lossy(&msgs[0]);
-    assert!(text.contains("Delivered-To: bob@example.net\r\nDelivered-To: carol@example.net\r\n"), "{text}");
+    assert!(
+        text.contains("Delivered-To: bob@example.net\r\nDelivered-To: carol@example.net\r\n"),
+        "{text}"
+    );
     assert_eq!(body_of(&msgs[0]), b"hello\r\n");
 }
 
@@ -68,7 +87,8 @@ async fn bdat_chunks_make_one_message() {
     c.send(format!("BDAT {}\r\n", part1.len()).as_bytes()).await;
     c.send(part1).await;
     assert_eq!(c.reply().await.code, 250);
-    c.send(format!("BDAT {} LAST\r\n", part2.len()).as_bytes()).await;
+    c.send(format!("BDAT {} LAST\r\n", part2.len()).as_bytes())
+        .await;
     c.send(part2).await;
     let r = c.reply().await;
     assert_eq!(r.code, 250, "{r:?}");
@@ -84,11 +104,15 @@ async fn bdat_chunks_make_one_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn size_limit_declared_and_actual() {
     let gw = Gateway::start(|c| c.limits.message_size = 2048).await;
-    gw.create_user("alice@example.com", "staff", "alice-password").await;
+    gw.create_user("alice@example.com", "staff", "alice-password")
+        .await;
     let mut c = logged_in(&gw).await;
-    let r = c.expect("MAIL FROM:<alice@example.com> SIZE=4096", 552).await;
+    let r = c
+        .expect("MAIL FROM:<alice@example.com> SIZE=4096", 552)
+        .await;
     assert!(r.text.contains("5.3.4"));
-    c.expect("MAIL FROM:<alice@example.com> SIZE=1000", 250).await;
+    c.expect("MAIL FROM:<alice@example.com> SIZE=1000", 250)
+        .await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
     let big = "x".repeat(900);
@@ -109,22 +133,41 @@ async fn size_limit_declared_and_actual() {
 async fn overlong_size_value_is_too_big_not_misparsed() {
     let gw = gateway_with_user().await;
     let mut c = logged_in(&gw).await;
-    let r = c.expect("MAIL FROM:<alice@example.com> SIZE=184467440737095516160000", 552).await;
+    let r = c
+        .expect(
+            "MAIL FROM:<alice@example.com> SIZE=184467440737095516160000",
+            552,
+        )
+        .await;
     assert!(r.text.contains("5.3.4"), "{r:?}");
-    c.expect("MAIL FROM:<alice@example.com> SIZE=12a", 501).await;
-    c.expect("MAIL FROM:<alice@example.com> SIZE=100", 250).await;
+    c.expect("MAIL FROM:<alice@example.com> SIZE=12a", 501)
+        .await;
+    c.expect("MAIL FROM:<alice@example.com> SIZE=100", 250)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn xtext_crlf_is_refused_in_auth_envid_orcpt() {
     let gw = gateway_with_user().await;
     let mut c = logged_in(&gw).await;
-    let r = c.expect("MAIL FROM:<alice@example.com> AUTH=x+0D+0ABcc:evil", 501).await;
+    let r = c
+        .expect("MAIL FROM:<alice@example.com> AUTH=x+0D+0ABcc:evil", 501)
+        .await;
     assert!(r.text.contains("xtext"), "{r:?}");
-    c.expect("MAIL FROM:<alice@example.com> ENVID=abc+0Adef", 501).await;
-    c.expect("MAIL FROM:<alice@example.com> ENVID=abcdef", 555).await;
-    c.expect("MAIL FROM:<alice@example.com> AUTH=alice+40example.com", 250).await;
-    c.expect("RCPT TO:<bob@example.net> ORCPT=rfc822;bob+0D+0A@example.net", 501).await;
+    c.expect("MAIL FROM:<alice@example.com> ENVID=abc+0Adef", 501)
+        .await;
+    c.expect("MAIL FROM:<alice@example.com> ENVID=abcdef", 555)
+        .await;
+    c.expect(
+        "MAIL FROM:<alice@example.com> AUTH=alice+40example.com",
+        250,
+    )
+    .await;
+    c.expect(
+        "RCPT TO:<bob@example.net> ORCPT=rfc822;bob+0D+0A@example.net",
+        501,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,7 +181,10 @@ async fn quoted_local_part_is_kept_quoted() {
     c.expect(".", 250).await;
     let msgs = gw.wait_outbox(1).await;
     let text = String::from_utf8_lossy(&msgs[0]);
-    assert!(text.contains("Delivered-To: \"john doe\"@example.net\r\n"), "{text}");
+    assert!(
+        text.contains("Delivered-To: \"john doe\"@example.net\r\n"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,7 +226,8 @@ async fn bare_lf_in_data_is_refused_and_nothing_is_queued() {
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
     // A smuggling attempt: "\n.\n" must not end the data, and what follows is no command.
-    c.send(b"Subject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n").await;
+    c.send(b"Subject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n")
+        .await;
     let r = c.reply().await;
     assert_eq!(r.code, 550, "{r:?}");
     assert!(r.text.contains("5.5.2"));
@@ -223,7 +270,8 @@ async fn overlong_command_and_text_lines() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(1200)).as_bytes()).await;
+    c.send(format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(1200)).as_bytes())
+        .await;
     let r = c.cmd(".").await;
     assert_eq!(r.code, 550, "{r:?}");
     assert!(r.text.contains("1000"));
@@ -266,7 +314,8 @@ async fn starttls_discards_the_pipelined_tail() {
     let gw = gateway_with_user().await;
     let mut c = Client::connect(gw.addr("starttls")).await;
     c.expect("EHLO client.test", 250).await;
-    c.send(b"STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n").await;
+    c.send(b"STARTTLS\r\nMAIL FROM:<injected@example.com>\r\n")
+        .await;
     assert_eq!(c.reply().await.code, 220);
     let tcp = c.into_inner();
     let mut tls = common::tls_client(tcp).await;
@@ -287,7 +336,9 @@ async fn too_many_hops_is_refused() {
     c.expect("DATA", 354).await;
     let mut msg = String::new();
     for i in 0..50 {
-        msg.push_str(&format!("Received: from hop{i}.example by x; Thu, 1 Jan 1970 00:00:00 +0000\r\n"));
+        msg.push_str(&format!(
+            "Received: from hop{i}.example by x; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
+        ));
     }
     msg.push_str("Subject: loop\r\n\r\nbody\r\n");
     c.send(msg.as_bytes()).await;
@@ -308,7 +359,14 @@ async fn trusted_network_submits_without_auth() {
     c.expect("EHLO app.test", 250).await;
     c.expect("MAIL FROM:<notify@example.com>", 530).await;
     let body = serde_json::json!({"login": "helpdesk-app", "email": "notify@example.com", "kind": "system"});
-    let (status, _) = common::http(gw.running.api, "POST", "/api/v1/users", Some(common::TOKEN), Some(&body.to_string())).await;
+    let (status, _) = common::http(
+        gw.running.api,
+        "POST",
+        "/api/v1/users",
+        Some(common::TOKEN),
+        Some(&body.to_string()),
+    )
+    .await;
     assert_eq!(status, 201);
     let mut c = Client::connect(gw.addr("plain")).await;
     c.expect("EHLO app.test", 250).await;
@@ -350,9 +408,13 @@ async fn connections_per_ip_are_capped() {
     let gw = Gateway::start(|c| c.limits.connections_per_ip = 2).await;
     let _a = Client::connect(gw.addr("plain")).await;
     let _b = Client::connect(gw.addr("plain")).await;
-    let stream = tokio::net::TcpStream::connect(gw.addr("plain")).await.unwrap();
+    let stream = tokio::net::TcpStream::connect(gw.addr("plain"))
+        .await
+        .unwrap();
     let mut reader = tokio::io::BufReader::new(stream);
     let mut line = String::new();
-    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line).await.unwrap();
+    tokio::io::AsyncBufReadExt::read_line(&mut reader, &mut line)
+        .await
+        .unwrap();
     assert!(line.starts_with("421 4.7.0"), "{line}");
 }

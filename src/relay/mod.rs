@@ -104,8 +104,10 @@ impl RelayError {
 pub trait Deliver: Send + Sync {
     /// Attempts delivery of `msg` to every recipient in `msg.rcpts`; the outcomes are in the
     /// same order as the recipients.
-    fn deliver<'a>(&'a self, msg: &'a Outgoing<'a>)
-        -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>>;
+    fn deliver<'a>(
+        &'a self,
+        msg: &'a Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>>;
 }
 
 /// Every configured upstream by name.

@@ -6,7 +6,7 @@
 pub mod upstream;
 
 use postern::app::{self, Running};
-use postern::config::{Config, ListenerConfig, TlsMode, UpstreamConfig};
+use postern::config::{ApiConfig, Config, ListenerConfig, TlsConfig, TlsMode, UpstreamConfig};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,19 +33,24 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         allow_plaintext_auth: plain_auth,
         ..ListenerConfig::default()
     };
-    let mut config = Config::default();
-    config.data_dir = dir.join("data");
-    config.hostname = HOST.into();
-    config.api.bind = "127.0.0.1:0".parse().unwrap();
-    config.tls.cert = dir.join("certs/cert.pem");
-    config.tls.key = dir.join("certs/key.pem");
-    config.shutdown_grace_secs = 2;
-    config.listeners = vec![
-        listener("plain", TlsMode::None, true),
-        listener("starttls", TlsMode::Starttls, false),
-        listener("implicit", TlsMode::Implicit, false),
-    ];
-    config
+    Config {
+        data_dir: dir.join("data"),
+        hostname: HOST.into(),
+        api: ApiConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+        },
+        tls: TlsConfig {
+            cert: dir.join("certs/cert.pem"),
+            key: dir.join("certs/key.pem"),
+        },
+        shutdown_grace_secs: 2,
+        listeners: vec![
+            listener("plain", TlsMode::None, true),
+            listener("starttls", TlsMode::Starttls, false),
+            listener("implicit", TlsMode::Implicit, false),
+        ],
+        ..Config::default()
+    }
 }
 
 impl Gateway {
@@ -54,8 +59,14 @@ impl Gateway {
         let dir = tempfile::tempdir().unwrap();
         let mut config = test_config(dir.path());
         configure(&mut config);
-        let running = app::start(config.clone(), Some(TOKEN.into())).await.expect("gateway starts");
-        Gateway { running, dir, config }
+        let running = app::start(config.clone(), Some(TOKEN.into()))
+            .await
+            .expect("gateway starts");
+        Gateway {
+            running,
+            dir,
+            config,
+        }
     }
 
     pub fn addr(&self, listener: &str) -> SocketAddr {
@@ -64,8 +75,16 @@ impl Gateway {
 
     /// Creates a user through the API and returns its JSON.
     pub async fn create_user(&self, login: &str, kind: &str, password: &str) -> serde_json::Value {
-        let body = serde_json::json!({"login": login, "email": login, "kind": kind, "password": password});
-        let (status, text) = http(self.running.api, "POST", "/api/v1/users", Some(TOKEN), Some(&body.to_string())).await;
+        let body =
+            serde_json::json!({"login": login, "email": login, "kind": kind, "password": password});
+        let (status, text) = http(
+            self.running.api,
+            "POST",
+            "/api/v1/users",
+            Some(TOKEN),
+            Some(&body.to_string()),
+        )
+        .await;
         assert_eq!(status, 201, "{text}");
         serde_json::from_str(&text).unwrap()
     }
@@ -73,7 +92,10 @@ impl Gateway {
     /// The maildir outbox of the default `local` upstream.
     pub fn outbox(&self) -> PathBuf {
         match self.config.upstreams.get("local") {
-            Some(UpstreamConfig::Maildir(m)) => m.path.clone().unwrap_or_else(|| self.config.data_dir.join("outbox")),
+            Some(UpstreamConfig::Maildir(m)) => m
+                .path
+                .clone()
+                .unwrap_or_else(|| self.config.data_dir.join("outbox")),
             _ => self.config.data_dir.join("outbox"),
         }
     }
@@ -119,7 +141,9 @@ impl Client {
     /// Connects and reads the greeting.
     pub async fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).await.unwrap();
-        let mut client = Client { stream: BufReader::new(stream) };
+        let mut client = Client {
+            stream: BufReader::new(stream),
+        };
         let greeting = client.reply().await;
         assert_eq!(greeting.code, 220, "{greeting:?}");
         client
@@ -135,10 +159,11 @@ impl Client {
         let mut text = String::new();
         loop {
             let mut line = String::new();
-            let read = tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line))
-                .await
-                .expect("reply within 10 s")
-                .unwrap_or(0);
+            let read =
+                tokio::time::timeout(Duration::from_secs(10), self.stream.read_line(&mut line))
+                    .await
+                    .expect("reply within 10 s")
+                    .unwrap_or(0);
             if read == 0 {
                 return Reply { code: 0, text };
             }
@@ -190,16 +215,30 @@ pub fn base64(text: &str) -> String {
 }
 
 /// A minimal HTTP/1.1 request; returns (status, body).
-pub async fn http(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
+pub async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let (status, _, body) = http_full(addr, method, path, token, body).await;
     (status, body)
 }
 
 /// A minimal HTTP/1.1 request; returns (status, headers, body).
-pub async fn http_full(addr: SocketAddr, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String, String) {
+pub async fn http_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, String) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let body = body.unwrap_or("");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let request = format!(
         "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -209,13 +248,20 @@ pub async fn http_full(addr: SocketAddr, method: &str, path: &str, token: Option
     stream.read_to_end(&mut response).await.unwrap();
     let text = String::from_utf8_lossy(&response).to_string();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, head.to_string(), body.to_string())
 }
 
 /// The body of a stored message: everything after the first empty line.
 pub fn body_of(message: &[u8]) -> &[u8] {
-    let pos = message.windows(4).position(|w| w == b"\r\n\r\n").expect("header block ends");
+    let pos = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header block ends");
     &message[pos + 4..]
 }
 
@@ -228,21 +274,29 @@ pub struct TlsClient {
 pub async fn tls_client(tcp: TcpStream) -> TlsClient {
     use std::sync::Arc;
     use tokio_rustls::rustls::{self, pki_types::ServerName};
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAny))
-        .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .dangerous()
+    .with_custom_certificate_verifier(Arc::new(AcceptAny))
+    .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let name = ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.expect("TLS handshake");
-    TlsClient { stream: BufReader::new(tls) }
+    TlsClient {
+        stream: BufReader::new(tls),
+    }
 }
 
 impl TlsClient {
     pub async fn cmd(&mut self, line: &str) -> Reply {
-        self.stream.get_mut().write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
+        self.stream
+            .get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
         let mut text = String::new();
         loop {
             let mut l = String::new();
@@ -251,7 +305,10 @@ impl TlsClient {
             }
             text.push_str(&l);
             if l.len() < 4 || l.as_bytes()[3] != b'-' {
-                return Reply { code: l[..3].parse().unwrap_or(0), text };
+                return Reply {
+                    code: l[..3].parse().unwrap_or(0),
+                    text,
+                };
             }
         }
     }
@@ -274,7 +331,8 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAny {
         _: &tokio_rustls::rustls::pki_types::ServerName<'_>,
         _: &[u8],
         _: tokio_rustls::rustls::pki_types::UnixTime,
-    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error> {
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
         Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
     }
 
@@ -283,7 +341,10 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAny {
         _: &[u8],
         _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
         _: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
         Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
     }
 
@@ -292,7 +353,10 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAny {
         _: &[u8],
         _: &tokio_rustls::rustls::pki_types::CertificateDer<'_>,
         _: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<tokio_rustls::rustls::client::danger::HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
         Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
     }
 
@@ -300,5 +364,15 @@ impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AcceptAny {
         tokio_rustls::rustls::crypto::ring::default_provider()
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+impl Gateway {
+    /// True if the outbox stays empty for half a second.
+    pub async fn wait_outbox_none(&self) -> bool {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        std::fs::read_dir(self.outbox().join("new"))
+            .map(|d| d.count() == 0)
+            .unwrap_or(true)
     }
 }

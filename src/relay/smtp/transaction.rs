@@ -1,0 +1,248 @@
+//! One mail transaction on an open connection: MAIL FROM, RCPT TO per recipient, DATA and
+//! the message, pipelined in one write when the upstream offers PIPELINING (RFC 2920),
+//! lockstep otherwise; a reused connection is first checked with RSET.
+//!
+//! It turns replies into per-recipient outcomes. It does not decide about retries or the
+//! pool beyond saying whether the connection is still clean enough to reuse.
+
+use super::conn::Connection;
+use super::error::SmtpError;
+use super::reply::Reply;
+use super::session::command;
+use crate::relay::{Outgoing, RcptOutcome};
+use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8};
+
+/// A finished transaction: one outcome per recipient, in order.
+pub(crate) struct Done {
+    /// What the upstream said about each recipient.
+    pub(crate) outcomes: Vec<RcptOutcome>,
+    /// The connection ended in a clean state and may go back to the pool.
+    pub(crate) reusable: bool,
+}
+
+/// A transaction that failed as a whole.
+pub(crate) struct Failed {
+    /// What went wrong.
+    pub(crate) error: SmtpError,
+    /// The upstream had accepted MAIL FROM before the failure.
+    pub(crate) mail_accepted: bool,
+}
+
+/// The replies to the envelope commands (and to DATA when it was sent).
+struct Envelope {
+    mail: Reply,
+    rcpts: Vec<Reply>,
+    data: Option<Reply>,
+}
+
+/// Runs one transaction for `msg`; `reused` connections get an RSET first.
+pub(crate) async fn run(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    reused: bool,
+) -> Result<Done, Failed> {
+    let mut mail_accepted = false;
+    let result = transact(conn, msg, reused, &mut mail_accepted).await;
+    result.map_err(|error| Failed {
+        error,
+        mail_accepted,
+    })
+}
+
+async fn transact(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    reused: bool,
+    mail_accepted: &mut bool,
+) -> Result<Done, SmtpError> {
+    check_address(msg.mail_from)?;
+    for rcpt in msg.rcpts {
+        check_address(rcpt)?;
+    }
+    let envelope = if conn.caps.has(EXT_PIPELINING) {
+        envelope_pipelined(conn, msg, reused, mail_accepted).await?
+    } else {
+        envelope_lockstep(conn, msg, reused, mail_accepted).await?
+    };
+    finish(conn, msg, envelope).await
+}
+
+/// Refuses addresses that would break the command line (they were checked on the way in;
+/// this guards the upstream against command injection all the same).
+fn check_address(addr: &str) -> Result<(), SmtpError> {
+    if addr
+        .bytes()
+        .any(|b| matches!(b, b'\r' | b'\n' | b'<' | b'>'))
+    {
+        return Err(SmtpError::Config(format!("unusable address {addr:?}")));
+    }
+    Ok(())
+}
+
+/// A 421 means the upstream is going away: the whole attempt fails.
+fn live(reply: Reply) -> Result<Reply, SmtpError> {
+    if reply.code == 421 {
+        Err(SmtpError::Closing(reply))
+    } else {
+        Ok(reply)
+    }
+}
+
+/// Appends MAIL FROM with the parameters the message needs and the upstream offers.
+fn push_mail(conn: &mut Connection, msg: &Outgoing<'_>) {
+    let caps = conn.caps;
+    let buf = &mut conn.wbuf;
+    buf.extend_from_slice(b"MAIL FROM:<");
+    buf.extend_from_slice(msg.mail_from.as_bytes());
+    buf.push(b'>');
+    if msg.smtputf8 && caps.has(EXT_SMTP_UTF8) {
+        buf.extend_from_slice(b" SMTPUTF8");
+    }
+    if msg.eight_bit && caps.has(EXT_8BIT_MIME) {
+        buf.extend_from_slice(b" BODY=8BITMIME");
+    }
+    buf.extend_from_slice(b"\r\n");
+}
+
+fn push_rcpt(conn: &mut Connection, rcpt: &str) {
+    command(&mut conn.wbuf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
+}
+
+/// Reads the reply to an RSET sent to check a reused connection.
+async fn expect_rset(conn: &mut Connection) -> Result<(), SmtpError> {
+    let reply = live(conn.read_reply().await?)?;
+    if reply.is_positive() {
+        Ok(())
+    } else {
+        Err(SmtpError::Rset(reply))
+    }
+}
+
+/// [RSET,] MAIL, every RCPT and DATA in one write, then the replies in order.
+async fn envelope_pipelined(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    reused: bool,
+    mail_accepted: &mut bool,
+) -> Result<Envelope, SmtpError> {
+    if reused {
+        command(&mut conn.wbuf, &[b"RSET"]);
+    }
+    push_mail(conn, msg);
+    for rcpt in msg.rcpts {
+        push_rcpt(conn, rcpt);
+    }
+    command(&mut conn.wbuf, &[b"DATA"]);
+    conn.flush().await?;
+    if reused {
+        expect_rset(conn).await?;
+    }
+    let mail = live(conn.read_reply().await?)?;
+    *mail_accepted = mail.is_positive();
+    let mut rcpts = Vec::with_capacity(msg.rcpts.len());
+    for _ in msg.rcpts {
+        rcpts.push(live(conn.read_reply().await?)?);
+    }
+    let data = live(conn.read_reply().await?)?;
+    Ok(Envelope {
+        mail,
+        rcpts,
+        data: Some(data),
+    })
+}
+
+/// One command, one reply; DATA only when a recipient was accepted.
+async fn envelope_lockstep(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    reused: bool,
+    mail_accepted: &mut bool,
+) -> Result<Envelope, SmtpError> {
+    if reused {
+        command(&mut conn.wbuf, &[b"RSET"]);
+        conn.flush().await?;
+        expect_rset(conn).await?;
+    }
+    push_mail(conn, msg);
+    conn.flush().await?;
+    let mail = live(conn.read_reply().await?)?;
+    if !mail.is_positive() {
+        return Ok(Envelope {
+            mail,
+            rcpts: Vec::new(),
+            data: None,
+        });
+    }
+    *mail_accepted = true;
+    let mut rcpts = Vec::with_capacity(msg.rcpts.len());
+    for rcpt in msg.rcpts {
+        push_rcpt(conn, rcpt);
+        conn.flush().await?;
+        rcpts.push(live(conn.read_reply().await?)?);
+    }
+    let mut data = None;
+    if rcpts.iter().any(Reply::is_positive) {
+        command(&mut conn.wbuf, &[b"DATA"]);
+        conn.flush().await?;
+        data = Some(live(conn.read_reply().await?)?);
+    }
+    Ok(Envelope { mail, rcpts, data })
+}
+
+/// Sends the message when the envelope allows it and maps every reply to outcomes.
+async fn finish(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    envelope: Envelope,
+) -> Result<Done, SmtpError> {
+    let Envelope { mail, rcpts, data } = envelope;
+    if !mail.is_positive() {
+        tracing::debug!(id = msg.id, reply = %mail, "upstream refused MAIL FROM");
+        let outcomes = vec![mail.outcome(); msg.rcpts.len()];
+        let reusable = abandon(conn, data.as_ref()).await;
+        return Ok(Done { outcomes, reusable });
+    }
+    let mut outcomes: Vec<RcptOutcome> = rcpts.iter().map(Reply::outcome).collect();
+    let any_accepted = rcpts.iter().any(Reply::is_positive);
+    let go_ahead = data.as_ref().is_some_and(|reply| reply.code == 354);
+    if !any_accepted || !go_ahead {
+        if let (true, Some(refusal)) = (any_accepted, data.as_ref()) {
+            tracing::debug!(id = msg.id, reply = %refusal, "upstream refused DATA");
+            apply_to_accepted(&mut outcomes, &rcpts, refusal);
+        }
+        let reusable = abandon(conn, data.as_ref()).await;
+        return Ok(Done { outcomes, reusable });
+    }
+    conn.send_message(msg.data).await?;
+    let last = live(conn.read_reply().await?)?;
+    apply_to_accepted(&mut outcomes, &rcpts, &last);
+    Ok(Done {
+        outcomes,
+        reusable: true,
+    })
+}
+
+/// Recipients accepted at RCPT share the fate of a later reply; refused ones keep theirs.
+fn apply_to_accepted(outcomes: &mut [RcptOutcome], rcpts: &[Reply], reply: &Reply) {
+    for (outcome, rcpt) in outcomes.iter_mut().zip(rcpts) {
+        if rcpt.is_positive() {
+            *outcome = reply.outcome();
+        }
+    }
+}
+
+/// Ends a transaction that will carry no message: an empty data phase if the upstream
+/// (wrongly) said 354 to a pipelined DATA, then RSET. Returns whether the connection is
+/// clean; a failure here no longer changes the outcomes.
+async fn abandon(conn: &mut Connection, data: Option<&Reply>) -> bool {
+    let cleaned = async {
+        if data.is_some_and(|reply| reply.code == 354) {
+            conn.send_message(b"").await?;
+            conn.read_reply().await?;
+        }
+        command(&mut conn.wbuf, &[b"RSET"]);
+        conn.flush().await?;
+        conn.read_reply().await
+    };
+    matches!(cleaned.await, Ok(reply) if reply.is_positive())
+}
