@@ -41,7 +41,8 @@ impl Worker {
         }
     }
 
-    /// Runs until `shutdown` turns true, then waits (bounded) for attempts in flight.
+    /// Runs until `shutdown` turns true, then delivers what was queued meanwhile and waits
+    /// (bounded) for attempts in flight.
     pub async fn run(
         self,
         mut new: mpsc::UnboundedReceiver<QueueId>,
@@ -56,6 +57,7 @@ impl Worker {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
+                biased;
                 Some(id) = new.recv() => this.dispatch(id, &mut in_flight, &done_tx).await,
                 Some(id) = done_rx.recv() => { in_flight.remove(&id); }
                 _ = tick.tick() => {
@@ -65,6 +67,10 @@ impl Worker {
                 }
                 _ = shutdown.changed() => break,
             }
+        }
+        // Messages accepted while the listeners drained are delivered before we stop.
+        while let Ok(id) = new.try_recv() {
+            this.dispatch(id, &mut in_flight, &done_tx).await;
         }
         let total = this.spool.queue_config().concurrency as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), this.limit.acquire_many(total)).await;
