@@ -82,7 +82,7 @@ impl SmtpUpstream {
             match self.attempt(conn, msg, true).await {
                 Err(e) if e.retry == Retry::IfReused => {
                     tracing::info!(
-                        id = msg.id,
+                        queue_id = msg.id,
                         upstream = %self.name,
                         error = %e,
                         "pooled connection failed; retrying on a fresh connection"
@@ -93,11 +93,11 @@ impl SmtpUpstream {
         }
         let conn = session::open(&self.settings).await.map_err(|e| {
             let e = e.into_relay(&self.name, false);
-            tracing::warn!(id = msg.id, upstream = %self.name, error = %e, "cannot open session");
+            tracing::warn!(queue_id = msg.id, upstream = %self.name, error = %e, "cannot open session");
             e
         })?;
         tracing::debug!(
-            id = msg.id,
+            queue_id = msg.id,
             upstream = %self.name,
             tls = conn.is_tls(),
             "session opened"
@@ -124,7 +124,7 @@ impl SmtpUpstream {
                 let untouched = reused && !failed.mail_accepted;
                 let e = failed.error.into_relay(&self.name, untouched);
                 if e.retry != Retry::IfReused {
-                    tracing::warn!(id = msg.id, upstream = %self.name, error = %e, "delivery failed");
+                    tracing::warn!(queue_id = msg.id, upstream = %self.name, error = %e, "delivery failed");
                 }
                 Err(e)
             }
@@ -139,12 +139,12 @@ fn log_outcomes(upstream: &str, msg: &Outgoing<'_>, outcomes: &[RcptOutcome]) {
         match outcome {
             RcptOutcome::Delivered(_) => delivered += 1,
             RcptOutcome::Temporary(reply) | RcptOutcome::Permanent(reply) => {
-                tracing::info!(id = msg.id, upstream, rcpt = %rcpt, reply = %reply, "recipient not delivered");
+                tracing::info!(queue_id = msg.id, upstream, rcpt = %rcpt, reply = %reply, "recipient not delivered");
             }
         }
     }
     tracing::info!(
-        id = msg.id,
+        queue_id = msg.id,
         upstream,
         delivered,
         refused = outcomes.len() - delivered,

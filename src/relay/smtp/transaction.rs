@@ -197,7 +197,7 @@ async fn finish(
 ) -> Result<Done, SmtpError> {
     let Envelope { mail, rcpts, data } = envelope;
     if !mail.is_positive() {
-        tracing::debug!(id = msg.id, reply = %mail, "upstream refused MAIL FROM");
+        tracing::debug!(queue_id = msg.id, reply = %mail, "upstream refused MAIL FROM");
         let outcomes = vec![mail.outcome(); msg.rcpts.len()];
         let reusable = abandon(conn, data.as_ref()).await;
         return Ok(Done { outcomes, reusable });
@@ -207,7 +207,7 @@ async fn finish(
     let go_ahead = data.as_ref().is_some_and(|reply| reply.code == 354);
     if !any_accepted || !go_ahead {
         if let (true, Some(refusal)) = (any_accepted, data.as_ref()) {
-            tracing::debug!(id = msg.id, reply = %refusal, "upstream refused DATA");
+            tracing::debug!(queue_id = msg.id, reply = %refusal, "upstream refused DATA");
             apply_to_accepted(&mut outcomes, &rcpts, refusal);
         }
         let reusable = abandon(conn, data.as_ref()).await;
