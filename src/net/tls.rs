@@ -3,13 +3,17 @@
 //! fresh install can speak STARTTLS at once; `certs/README.md` says how to use a real one.
 
 use super::NetError;
-use rcgen::{CertificateParams, KeyPair};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 use tokio_rustls::rustls::crypto::ring::default_provider;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
+
+/// Validity of a generated development certificate.
+const VALID_DAYS: u64 = 365;
 
 /// Loads the certificate and key, generating a self-signed pair first if either is missing.
 pub fn acceptor(cert: &Path, key: &Path, hostname: &str) -> Result<TlsAcceptor, NetError> {
@@ -39,7 +43,12 @@ pub fn generate(cert: &Path, key: &Path, hostname: &str) -> Result<(), NetError>
     if hostname != "localhost" {
         names.push("localhost".into());
     }
-    let params = CertificateParams::new(names).map_err(|e| fail(cert, e.to_string()))?;
+    let mut params = CertificateParams::new(names).map_err(|e| fail(cert, e.to_string()))?;
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, hostname);
+    let now = SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = (now + Duration::from_secs(VALID_DAYS * 86_400)).into();
     let pair = KeyPair::generate().map_err(|e| fail(key, e.to_string()))?;
     let certificate = params
         .self_signed(&pair)

@@ -13,18 +13,24 @@ pub struct ReceivedInfo<'a> {
     pub tls: bool,
     pub authenticated: bool,
     pub esmtp: bool,
+    /// The transaction used SMTPUTF8 (RFC 6531 §3.7.3: `UTF8SMTP*` protocol names).
+    pub utf8: bool,
     pub queue_id: &'a str,
     pub date: &'a str,
 }
 
 /// Builds the field, folded, ending in CRLF.
 pub fn received_field(info: &ReceivedInfo<'_>) -> String {
-    let protocol = match (info.esmtp, info.tls, info.authenticated) {
-        (false, _, _) => "SMTP",
-        (true, false, false) => "ESMTP",
-        (true, true, false) => "ESMTPS",
-        (true, false, true) => "ESMTPA",
-        (true, true, true) => "ESMTPSA",
+    let protocol = match (info.esmtp, info.utf8, info.tls, info.authenticated) {
+        (false, _, _, _) => "SMTP",
+        (true, false, false, false) => "ESMTP",
+        (true, false, true, false) => "ESMTPS",
+        (true, false, false, true) => "ESMTPA",
+        (true, false, true, true) => "ESMTPSA",
+        (true, true, false, false) => "UTF8SMTP",
+        (true, true, true, false) => "UTF8SMTPS",
+        (true, true, false, true) => "UTF8SMTPA",
+        (true, true, true, true) => "UTF8SMTPSA",
     };
     let mut field = String::with_capacity(160);
     let _ = write!(
@@ -67,6 +73,7 @@ mod tests {
             tls: true,
             authenticated: true,
             esmtp: true,
+            utf8: false,
             queue_id: "0000000000000001",
             date: "Thu, 1 Jan 1970 00:00:00 +0000",
         };
@@ -77,5 +84,7 @@ mod tests {
         );
         assert!(field.contains("with ESMTPSA id 0000000000000001;"));
         assert_eq!(field.matches("\r\n").count(), 3);
+        let utf8 = received_field(&ReceivedInfo { utf8: true, ..info });
+        assert!(utf8.contains("with UTF8SMTPSA id"), "{utf8}");
     }
 }

@@ -23,6 +23,7 @@ pub fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
         tls: state.tls,
         authenticated: state.principal.is_some(),
         esmtp: state.esmtp,
+        utf8: state.tx.as_ref().is_some_and(|tx| tx.smtputf8),
         queue_id: &show_id(id),
         date: &date::now_rfc5322(),
     })

@@ -1,5 +1,11 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, settings, the
-//! spool) and performs the one fsync that makes writes durable.
+//! spool) and performs the one sync that makes writes durable.
+//!
+//! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
+//! neither syncs the file size nor flushes the disk cache, and the files sled writes for
+//! large values ("blobs") are never synced at all. So `flush` follows it with `syncfs` on
+//! the store's file system: one call makes every file of the store durable, which is what
+//! a group commit needs.
 //!
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
@@ -7,7 +13,10 @@ mod users;
 
 pub use users::{NewUser, User, UserKind, UserStatus, Users};
 
+use std::fs::File;
+use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::Arc;
 
 /// Store schema version, written at first open and checked afterwards.
 const SCHEMA_VERSION: u32 = 1;
@@ -25,12 +34,15 @@ pub enum StoreError {
     Conflict(String),
     #[error("store task failed: {0}")]
     Task(String),
+    #[error("store sync failed: {0}")]
+    Sync(#[from] std::io::Error),
 }
 
 /// The opened store. Cheap to clone: every clone shares one database.
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    sync: Syncer,
     settings: sled::Tree,
     users: Users,
 }
@@ -45,9 +57,14 @@ impl Store {
             .open()?;
         let settings = db.open_tree("settings")?;
         check_schema(&settings)?;
-        let users = Users::open(&db)?;
+        let sync = Syncer {
+            db: db.clone(),
+            dir: Arc::new(File::open(dir)?),
+        };
+        let users = Users::open(&db, sync.clone())?;
         Ok(Store {
             db,
+            sync,
             settings,
             users,
         })
@@ -71,14 +88,33 @@ impl Store {
     /// Writes a setting and makes it durable.
     pub fn set_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.settings.insert(key, value)?;
-        self.db.flush()?;
-        Ok(())
+        self.flush()
     }
 
-    /// Makes every write so far durable (one fsync of the log). Blocking: call it from a
-    /// blocking thread.
-    pub fn flush(&self) -> Result<usize, StoreError> {
-        Ok(self.db.flush()?)
+    /// Makes every write so far durable: sled's buffers to the kernel, then one `syncfs`.
+    /// Blocking: call it from a blocking thread.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.sync.flush()
+    }
+}
+
+/// Makes the store durable: sled's buffers, then `syncfs(2)` on the store directory's file
+/// system (data, metadata and the disk cache).
+#[derive(Clone)]
+pub(crate) struct Syncer {
+    db: sled::Db,
+    dir: Arc<File>,
+}
+
+impl Syncer {
+    pub(crate) fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        // SAFETY: `dir` is an open file descriptor for the whole call; syncfs only reads it.
+        let ret = unsafe { libc::syncfs(self.dir.as_raw_fd()) };
+        match ret {
+            0 => Ok(()),
+            _ => Err(StoreError::Sync(std::io::Error::last_os_error())),
+        }
     }
 }
 

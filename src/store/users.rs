@@ -3,7 +3,7 @@
 //! Secrets are stored only as an argon2id PHC string (human passwords) or a SHA-256 digest
 //! (high-entropy secrets of `system` principals); verifying them is `policy`'s job.
 
-use super::StoreError;
+use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 /// What kind of principal a user is.
@@ -57,6 +57,7 @@ pub struct NewUser {
 #[derive(Clone)]
 pub struct Users {
     db: sled::Db,
+    sync: Syncer,
     by_id: sled::Tree,
     by_login: sled::Tree,
 }
@@ -67,9 +68,10 @@ pub fn login_key(login: &str) -> String {
 }
 
 impl Users {
-    pub(super) fn open(db: &sled::Db) -> Result<Users, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Users, StoreError> {
         Ok(Users {
             db: db.clone(),
+            sync,
             by_id: db.open_tree("users")?,
             by_login: db.open_tree("users_by_login")?,
         })
@@ -100,7 +102,7 @@ impl Users {
             return Err(StoreError::Conflict(format!("login {:?}", user.login)));
         }
         self.by_id.insert(id.to_be_bytes(), raw)?;
-        self.db.flush()?;
+        self.sync.flush()?;
         Ok(user)
     }
 
