@@ -1,0 +1,289 @@
+#!/usr/bin/env bash
+# Throughput comparison: the same smtp-source load through
+#   postern  smtp-source -> Postern (release build, trusted listener, on-disk spool with
+#            real fsync) -> smtp-sink
+#   postfix  smtp-source -> a Postfix relay on this machine (relayhost = the same smtp-sink)
+#   direct   smtp-source -> smtp-sink (the ceiling: no relay at all)
+# in two modes: `conn` (one connection per message) and `reuse` (smtp-source -d).
+#
+# A benchmark, not a test: CI never runs it. Needs root (Postfix), postfix (smtp-sink,
+# smtp-source) and python3. Usage:
+#
+#   bash bench/compare.sh                          # 20,000 x 4 KiB, 20 sessions
+#   MESSAGES=5000 bash bench/compare.sh            # a quicker run
+#
+# Environment: MESSAGES (20000), SIZE (4096 octets), SESSIONS (20), MODES ("conn reuse"),
+# SYSTEMS ("direct postern postfix"), STALL (60: seconds without a new arrival before a run
+# is declared incomplete), POSTERN_BIN (default target/release/postern, built if missing),
+# POSTERN_LOG (RUST_LOG for Postern, default info), BENCH_KEEP=1 (keep the work directory).
+#
+# What is measured: wall time from starting smtp-source until smtp-sink has counted every
+# message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
+# queue must be drained, not only accepted. CPU is utime+stime from /proc/PID/stat of the
+# relay's process tree (Postern: one process; Postfix: master, its live children and the
+# children it has reaped), read before and after the run. smtp-source and smtp-sink run on
+# the same 2 vCPUs as the relay and compete with it for them.
+#
+# Nothing outside the work directory is changed: Postfix runs as a separate instance with
+# its own config directory (`postfix -c DIR`), queue and data directories and log file
+# under the work directory; /etc/postfix is only read (master.cf is copied).
+
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+MESSAGES=${MESSAGES:-20000}
+SIZE=${SIZE:-4096}
+SESSIONS=${SESSIONS:-20}
+MODES=${MODES:-conn reuse}
+SYSTEMS=${SYSTEMS:-direct postern postfix}
+STALL=${STALL:-60}
+POSTERN_LOG=${POSTERN_LOG:-info}
+PATH=$PATH:/usr/sbin:/sbin
+
+die() { echo "compare: $*" >&2; exit 1; }
+[ "$(id -u)" -eq 0 ] || die "run as root (Postfix and smtp-sink -u need it)"
+for tool in smtp-sink smtp-source postfix postconf python3 curl; do
+    command -v "$tool" >/dev/null || die "$tool missing (apt-get install postfix python3 curl)"
+done
+
+BIN=${POSTERN_BIN:-$ROOT/target/release/postern}
+if [ ! -x "$BIN" ]; then
+    (cd "$ROOT" && cargo build --release)
+fi
+BIN=$(readlink -f "$BIN")   # Postern is started from its own data directory
+
+# On disk, so that fsync is real (not tmpfs).
+W=$(mktemp -d /var/tmp/postern-bench.XXXXXX)
+chmod 755 "$W"   # the postfix user must reach its queue and data directories
+fstype=$(stat -f -c %T "$W")
+[ "$fstype" = tmpfs ] && echo "warning: $W is on tmpfs: fsync costs nothing there" >&2
+
+PIDS=()
+PF_CONF=""
+cleanup() {
+    local rc=$? pid
+    set +e
+    if [ -n "$PF_CONF" ] && [ -f "$W/postfix/queue/pid/master.pid" ]; then
+        postfix -c "$PF_CONF" stop >/dev/null 2>&1
+        for _ in $(seq 100); do postfix -c "$PF_CONF" status >/dev/null 2>&1 || break; sleep 0.1; done
+    fi
+    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+    done
+    if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+freeports() {
+    python3 -c '
+import socket, sys
+ss = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in ss))' "$1"
+}
+read -r SINK PF_PORT <<<"$(freeports 2)"
+
+now_us() { echo $(( ${EPOCHREALTIME/[.,]/} )); }   # bash >= 5
+secs() { printf '%d.%02d' $(($1 / 1000000)) $(($1 % 1000000 / 10000)); }
+
+# CPU ticks (utime+stime+cutime+cstime) of PID and all its live descendants.
+tree_ticks() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stat = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            s = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        f = s[s.rindex(")") + 2:].split()
+        stat[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]))  # ppid, utime..cstime
+total, todo = 0, [root]
+while todo:
+    p = todo.pop()
+    if p in stat:
+        total += stat[p][1]
+        todo += [c for c, (pp, _) in stat.items() if pp == p]
+print(total)
+PY
+}
+
+# The last `mesg=N` counter smtp-sink printed (one `tail` process per call, cheap to poll).
+sink_count() {
+    local s
+    s=$(tail -c 200 "$W/sink.out" 2>/dev/null)
+    case $s in *mesg=*) ;; *) echo 0; return ;; esac
+    s=${s##*mesg=}
+    echo "${s%%[!0-9]*}"
+}
+
+# ---------------------------------------------------------------- smtp-sink (shared)
+smtp-sink -c -u nobody -m 1000 "127.0.0.1:$SINK" 1000 >"$W/sink.out" 2>"$W/sink.err" &
+PIDS+=($!)
+sleep 0.3
+kill -0 "${PIDS[0]}" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink.err")"
+
+# ---------------------------------------------------------------- Postern
+POSTERN_PID=""
+POSTERN_PORT=""
+start_postern() { # label
+    local dir=$W/postern-$1 api token=bench-token-$$ principal=bench@postern.test
+    read -r POSTERN_PORT api <<<"$(freeports 2)"
+    mkdir -p "$dir"
+    sed -e "s|@DATA@|$dir/data|g" -e "s|@API@|$api|g" -e "s|@PORT@|$POSTERN_PORT|g" \
+        -e "s|@SINK@|$SINK|g" -e "s|@PRINCIPAL@|$principal|g" \
+        "$ROOT/bench/postern-bench.toml" >"$dir/postern.toml"
+    (cd "$dir" && POSTERN_ADMIN_TOKEN=$token RUST_LOG=$POSTERN_LOG NO_COLOR=1 \
+        exec "$BIN" serve --config "$dir/postern.toml") >"$dir/stdout.log" 2>"$dir/postern.log" &
+    POSTERN_PID=$!
+    PIDS+=($POSTERN_PID)
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$api/readyz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    local code
+    code=$(curl -s -o "$dir/user.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' \
+        -d "{\"login\":\"$principal\",\"email\":\"$principal\",\"kind\":\"system\",\"password\":\"bench-secret-0123456789abcdefghijklmnopqrstuvwxyz\"}" \
+        "http://127.0.0.1:$api/api/v1/users")
+    [ "$code" = 201 ] || die "Postern did not start or refused the user (HTTP $code): $(tail -5 "$dir/postern.log")"
+    echo "$api" >"$dir/api.port"
+}
+
+stop_postern() {
+    kill -TERM "$POSTERN_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$POSTERN_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$POSTERN_PID" 2>/dev/null || true
+    wait "$POSTERN_PID" 2>/dev/null || true
+}
+
+# ---------------------------------------------------------------- Postfix (own instance)
+start_postfix() {
+    local pf=$W/postfix
+    PF_CONF=$pf/conf
+    mkdir -p "$PF_CONF" "$pf/queue" "$pf/data"
+    cp /etc/postfix/master.cf "$PF_CONF/master.cf"
+    : >"$PF_CONF/main.cf"
+    postconf -c "$PF_CONF" -e \
+        "compatibility_level = 3.6" \
+        "queue_directory = $pf/queue" \
+        "data_directory = $pf/data" \
+        "maillog_file = $pf/maillog" \
+        "maillog_file_prefixes = $W" \
+        "myhostname = bench-postfix.localdomain" \
+        "inet_interfaces = loopback-only" \
+        "inet_protocols = ipv4" \
+        "mynetworks = 127.0.0.0/8" \
+        "mydestination =" \
+        "local_recipient_maps =" \
+        "alias_maps =" \
+        "alias_database =" \
+        "relayhost = [127.0.0.1]:$SINK" \
+        "smtp_dns_support_level = disabled" \
+        "smtpd_peername_lookup = no" \
+        "biff = no"
+    postconf -c "$PF_CONF" -F '*/*/chroot = n'
+    postconf -c "$PF_CONF" -MX smtp/inet
+    postconf -c "$PF_CONF" -M "127.0.0.1:$PF_PORT/inet=127.0.0.1:$PF_PORT inet n - n - - smtpd"
+    /etc/postfix/post-install config_directory="$PF_CONF" meta_directory=/etc/postfix create-missing >/dev/null
+    chown postfix "$pf/data"
+    postfix -c "$PF_CONF" check
+    postfix -c "$PF_CONF" start >/dev/null 2>&1 || die "postfix did not start: $(tail -5 "$pf/maillog")"
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$PF_PORT") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "postfix does not listen on 127.0.0.1:$PF_PORT: $(tail -5 "$pf/maillog")"
+}
+
+postfix_master() { head -1 "$W/postfix/queue/pid/master.pid" | tr -d ' '; }
+
+# ---------------------------------------------------------------- one run
+RESULTS=$W/results.tsv
+: >"$RESULTS"
+
+run() { # system mode port [cpu_pid]
+    local system=$1 mode=$2 port=$3 pid=${4:-} opt=() before target got t0 t_src="" t_done
+    local last_got last_change src_rc=0 ticks0=0 ticks1=0 stall_us=$((STALL * 1000000))
+    [ "$mode" = reuse ] && opt=(-d)
+    before=$(sink_count)
+    target=$((before + MESSAGES))
+    [ -n "$pid" ] && ticks0=$(tree_ticks "$pid")
+    t0=$(now_us)
+    smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f bench@postern.test -t sink@example.net \
+        "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode.log" 2>&1 &
+    local src=$!
+    last_got=$before
+    last_change=$t0
+    while :; do
+        got=$(sink_count)
+        if [ -z "$t_src" ] && ! kill -0 "$src" 2>/dev/null; then
+            wait "$src" || src_rc=$?
+            t_src=$(now_us)
+        fi
+        if [ "$got" -ge "$target" ]; then t_done=$(now_us); break; fi
+        if [ "$got" != "$last_got" ]; then last_got=$got; last_change=$(now_us); fi
+        if [ $(( $(now_us) - last_change )) -gt "$stall_us" ]; then
+            t_done=$last_change
+            kill "$src" 2>/dev/null || true
+            echo "  $system/$mode: no new arrival for ${STALL}s, stopping at $((got - before)) of $MESSAGES" >&2
+            break
+        fi
+        sleep 0.05
+    done
+    if [ -z "$t_src" ]; then wait "$src" || src_rc=$?; t_src=$(now_us); fi
+    [ -n "$pid" ] && ticks1=$(tree_ticks "$pid")
+    got=$(( $(sink_count) - before ))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
+        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" >>"$RESULTS"
+    echo "  $system/$mode: $got of $MESSAGES arrived in $(secs $((t_done - t0))) s (smtp-source done after $(secs $((t_src - t0))) s, exit $src_rc)" >&2
+}
+
+# ---------------------------------------------------------------- the runs
+echo "work directory: $W ($fstype); sink 127.0.0.1:$SINK" >&2
+echo "load: $MESSAGES messages x $SIZE octets, $SESSIONS sessions; modes: $MODES; systems: $SYSTEMS" >&2
+case " $SYSTEMS " in *" postfix "*) start_postfix ;; esac
+for mode in $MODES; do
+    for system in $SYSTEMS; do
+        case $system in
+            direct) run direct "$mode" "$SINK" ;;
+            postern)
+                start_postern "$mode"
+                run postern "$mode" "$POSTERN_PORT" "$POSTERN_PID"
+                stop_postern ;;
+            postfix) run postfix "$mode" "$PF_PORT" "$(postfix_master)" ;;
+            *) die "unknown system $system" ;;
+        esac
+        sleep 2 # let TIME_WAIT sockets and queues settle between runs
+    done
+done
+
+# ---------------------------------------------------------------- the table
+python3 - "$RESULTS" "$MESSAGES" "$(getconf CLK_TCK)" <<'PY'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+sent, hz = int(sys.argv[2]), int(sys.argv[3])
+rate = {}
+for system, mode, got, secs, src, ticks, rc in rows:
+    rate[(system, mode)] = int(got) / float(secs) if float(secs) > 0 else 0.0
+print("| system | mode | messages (arrived/sent) | seconds | msg/s | vs Postfix | % of ceiling "
+      "| smtp-source done (s) | CPU ms/msg |")
+print("|---|---|---|---|---|---|---|---|---|")
+for system, mode, got, secs, src, ticks, rc in rows:
+    r = rate[(system, mode)]
+    pf = rate.get(("postfix", mode))
+    ceil = rate.get(("direct", mode))
+    vs = "%.2fx" % (r / pf) if pf else "-"
+    pct = "%.0f %%" % (100 * r / ceil) if ceil else "-"
+    cpu = "%.2f" % (int(ticks) * 1000.0 / hz / int(got)) if ticks and int(got) else "-"
+    note = "" if rc == "0" else " (smtp-source exit %s)" % rc
+    print("| %s | %s | %s/%d%s | %s | %.0f | %s | %s | %s | %s |"
+          % (system, mode, got, sent, note, secs, r, vs, pct, src, cpu))
+PY
