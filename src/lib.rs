@@ -16,7 +16,8 @@
 //!   commit before every `250`, retry schedule, delivery worker, DSNs.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined).
 //! - `api`     — the axum control API: health, metrics, users; problem+json errors.
-//! - `store`   — sole owner of the `sled::Db`: typed trees for users, settings and the spool.
+//! - `store`   — sole owner of the `sled::Db`: typed trees for users, settings and the spool;
+//!   `flush` = sled's flush + `syncfs`, the durable point of every group commit.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!

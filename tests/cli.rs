@@ -2,18 +2,10 @@
 
 mod common;
 
-use common::{http, Client, TOKEN};
+use common::{free_port, http, spawn_binary, wait_ready, Client, TOKEN};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 #[test]
 fn check_config_accepts_the_shipped_file_and_names_unknown_keys() {
@@ -63,20 +55,9 @@ async fn sigterm_lets_the_session_in_flight_finish() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_postern"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("POSTERN_ADMIN_TOKEN", TOKEN)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_binary(&config);
     let api_addr: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while tokio::net::TcpStream::connect(api_addr).await.is_err() {
-        assert!(Instant::now() < deadline, "not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_ready(api_addr).await;
     let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
     assert_eq!(
         http(api_addr, "POST", "/api/v1/users", Some(TOKEN), Some(body))

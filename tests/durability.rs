@@ -4,20 +4,11 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use common::{http, Client, TOKEN};
+use common::{free_port, http, spawn_binary, wait_ready, Client, TOKEN};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn write_config(dir: &Path, smtp: u16, api: u16, upstream_port: u16) -> std::path::PathBuf {
     let text = format!(
@@ -51,38 +42,13 @@ timeout_secs = 5
     path
 }
 
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_postern"))
-        .args(["serve", "--config"])
-        .arg(config)
-        .env("POSTERN_ADMIN_TOKEN", TOKEN)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("postern starts")
-}
-
-async fn wait_ready(api: SocketAddr) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if tokio::net::TcpStream::connect(api).await.is_ok()
-            && http(api, "GET", "/readyz", None, None).await.0 == 200
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "gateway not ready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_mail_survives_a_hard_kill() {
     const N: usize = 25;
     let dir = tempfile::tempdir().unwrap();
     let (smtp, api, dead) = (free_port(), free_port(), free_port());
     let config = write_config(dir.path(), smtp, api, dead);
-    let mut child = spawn(&config);
+    let mut child = spawn_binary(&config);
     let api_addr: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
     wait_ready(api_addr).await;
     let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
@@ -112,7 +78,7 @@ async fn accepted_mail_survives_a_hard_kill() {
     })
     .await;
     let config = write_config(dir.path(), smtp, api, upstream.addr.port());
-    let mut child = spawn(&config);
+    let mut child = spawn_binary(&config);
     let deadline = Instant::now() + Duration::from_secs(30);
     let subjects = loop {
         let subjects: HashSet<String> = upstream

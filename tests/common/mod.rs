@@ -376,3 +376,39 @@ impl Gateway {
             .unwrap_or(true)
     }
 }
+
+/// A loopback port that was free a moment ago (for configs of the spawned binary).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts the real `postern serve --config CONFIG` with the test admin token.
+pub fn spawn_binary(config: &std::path::Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("POSTERN_ADMIN_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("postern starts")
+}
+
+/// Waits until the API at `api` answers `/readyz` with 200.
+pub async fn wait_ready(api: SocketAddr) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if TcpStream::connect(api).await.is_ok()
+            && http(api, "GET", "/readyz", None, None).await.0 == 200
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "gateway not ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
