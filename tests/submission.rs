@@ -29,10 +29,6 @@ fn tls_parameters(gw: &Gateway) -> TlsParameters {
         .unwrap()
 }
 
-fn credentials() -> Credentials {
-    Credentials::new("alice@example.com".into(), "alice-password".into())
-}
-
 async fn assert_delivered(gw: &Gateway, subject: &str) {
     let messages = gw.wait_outbox(1).await;
     assert_eq!(messages.len(), 1);
@@ -53,17 +49,33 @@ async fn assert_delivered(gw: &Gateway, subject: &str) {
     assert_eq!(body_of(stored), body_of(&sent), "body changed in transit");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lettre_over_starttls_with_auth() {
+/// A gateway with alice, and a lettre transport to `listener` (implicit TLS if `wrapper`).
+async fn setup(
+    listener: &str,
+    wrapper: bool,
+    password: &str,
+) -> (Gateway, AsyncSmtpTransport<Tokio1Executor>) {
     let gw = Gateway::start(|_| {}).await;
     gw.create_user("alice@example.com", "staff", "alice-password")
         .await;
-    let addr = gw.addr("starttls");
+    let tls = match wrapper {
+        true => Tls::Wrapper(tls_parameters(&gw)),
+        false => Tls::Required(tls_parameters(&gw)),
+    };
     let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(addr.port())
-        .tls(Tls::Required(tls_parameters(&gw)))
-        .credentials(credentials())
+        .port(gw.addr(listener).port())
+        .tls(tls)
+        .credentials(Credentials::new(
+            "alice@example.com".into(),
+            password.into(),
+        ))
         .build();
+    (gw, mailer)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lettre_over_starttls_with_auth() {
+    let (gw, mailer) = setup("starttls", false, "alice-password").await;
     let response = mailer
         .send(message("over starttls"))
         .await
@@ -74,15 +86,7 @@ async fn lettre_over_starttls_with_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lettre_over_implicit_tls_with_auth() {
-    let gw = Gateway::start(|_| {}).await;
-    gw.create_user("alice@example.com", "staff", "alice-password")
-        .await;
-    let addr = gw.addr("implicit");
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(addr.port())
-        .tls(Tls::Wrapper(tls_parameters(&gw)))
-        .credentials(credentials())
-        .build();
+    let (gw, mailer) = setup("implicit", true, "alice-password").await;
     mailer
         .send(message("over implicit tls"))
         .await
@@ -92,15 +96,7 @@ async fn lettre_over_implicit_tls_with_auth() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lettre_with_wrong_password_is_refused() {
-    let gw = Gateway::start(|_| {}).await;
-    gw.create_user("alice@example.com", "staff", "alice-password")
-        .await;
-    let addr = gw.addr("implicit");
-    let mailer = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(addr.port())
-        .tls(Tls::Wrapper(tls_parameters(&gw)))
-        .credentials(Credentials::new("alice@example.com".into(), "nope".into()))
-        .build();
+    let (gw, mailer) = setup("implicit", true, "nope").await;
     let err = mailer.send(message("refused")).await.unwrap_err();
     assert!(
         err.to_string().contains("535") || err.is_permanent(),
