@@ -78,9 +78,10 @@ pub async fn create(
             .unwrap_or_else(|| body.login.clone()),
         login: body.login,
         email: body.email,
-        kind: body.kind,
+        kind: Some(body.kind),
         password_hash,
         secret_sha256,
+        ..NewUser::default()
     };
     let store = state.store.clone();
     let now = crate::spool::now_ms() / 1000;

@@ -1,12 +1,20 @@
-//! Policy: who a session is. Principals are looked up in the store and their credentials
-//! verified: argon2id for human passwords (on a blocking thread, never on the async
-//! workers), a constant-time compare of SHA-256 digests for high-entropy secrets.
+//! Policy: who a session is, and what it may send as.
 //!
-//! Policy decisions never write; they read the store and return a verdict.
+//! - `credentials` — principals are looked up in the store and their credentials verified:
+//!   argon2id for human passwords (on a blocking thread, never on the async workers), a
+//!   constant-time compare of SHA-256 digests for high-entropy secrets.
+//! - `snapshot` — an immutable, atomically swapped picture of users, roles and accounts.
+//! - `decide` — the send-as rules of SPEC §3 as pure functions over a snapshot.
+//!
+//! Policy decisions never write and never await; they read a snapshot and return a verdict.
 
 mod credentials;
+mod decide;
+mod snapshot;
 
 pub use credentials::{digest_matches, digest_secret, hash_password, Credentials};
+pub use decide::{check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight};
+pub use snapshot::{normalize, Policy, Snapshot};
 
 use crate::store::{StoreError, UserKind};
 

@@ -9,9 +9,19 @@
 //!
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
+mod accounts;
+mod directory;
+mod msgids;
+mod settings;
 mod users;
 
-pub use users::{NewUser, User, UserKind, UserStatus, Users};
+pub use accounts::{
+    Account, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health, Scope, SendMode,
+};
+pub use directory::{Directory, Group, Named, Role, SkillGroup};
+pub use msgids::{MessageIds, MessageRecord};
+pub use settings::Settings;
+pub use users::{CreatedVia, NewUser, User, UserKind, UserStatus, Users};
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -45,6 +55,11 @@ pub struct Store {
     sync: Syncer,
     settings: sled::Tree,
     users: Users,
+    accounts: Accounts,
+    roles: Directory<Role>,
+    skill_groups: Directory<SkillGroup>,
+    groups: Directory<Group>,
+    message_ids: MessageIds,
 }
 
 impl Store {
@@ -61,18 +76,63 @@ impl Store {
             db: db.clone(),
             dir: Arc::new(File::open(dir)?),
         };
-        let users = Users::open(&db, sync.clone())?;
         Ok(Store {
+            users: Users::open(&db, sync.clone())?,
+            accounts: Accounts::open(&db, sync.clone())?,
+            roles: Directory::open(&db, "roles", sync.clone())?,
+            skill_groups: Directory::open(&db, "skill_groups", sync.clone())?,
+            groups: Directory::open(&db, "groups", sync.clone())?,
+            message_ids: MessageIds::open(&db)?,
             db,
             sync,
             settings,
-            users,
         })
     }
 
     /// The users and their credentials.
     pub fn users(&self) -> &Users {
         &self.users
+    }
+
+    /// The email accounts.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
+    }
+
+    /// Roles and their permissions.
+    pub fn roles(&self) -> &Directory<Role> {
+        &self.roles
+    }
+
+    /// Skill groups.
+    pub fn skill_groups(&self) -> &Directory<SkillGroup> {
+        &self.skill_groups
+    }
+
+    /// Requester groups.
+    pub fn groups(&self) -> &Directory<Group> {
+        &self.groups
+    }
+
+    /// The Message-ID registry.
+    pub fn message_ids(&self) -> &MessageIds {
+        &self.message_ids
+    }
+
+    /// The organisation settings (defaults until first saved).
+    pub fn settings(&self) -> Result<Settings, StoreError> {
+        match self.setting("org_settings")? {
+            Some(raw) => {
+                serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+            None => Ok(Settings::default()),
+        }
+    }
+
+    /// Saves the organisation settings; durable on return.
+    pub fn save_settings(&self, settings: &Settings) -> Result<(), StoreError> {
+        let raw = serde_json::to_vec(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.set_setting("org_settings", &raw)
     }
 
     /// Opens a named tree (the spool keeps its records in one).

@@ -24,6 +24,15 @@ pub enum UserStatus {
     Blocked,
 }
 
+/// How a user came to exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CreatedVia {
+    #[default]
+    Api,
+    Email,
+}
+
 /// A stored principal.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct User {
@@ -33,6 +42,19 @@ pub struct User {
     pub display_name: String,
     pub kind: UserKind,
     pub status: UserStatus,
+    /// Application security roles (names of stored roles).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Skill groups (names of stored skill groups).
+    #[serde(default)]
+    pub skill_groups: Vec<String>,
+    /// The requesters' group a user belongs to, if any.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub is_default_admin: bool,
+    #[serde(default)]
+    pub created_via: CreatedVia,
     /// argon2id PHC string, for human passwords.
     #[serde(default)]
     pub password_hash: Option<String>,
@@ -43,14 +65,18 @@ pub struct User {
 }
 
 /// What it takes to create a user; credentials already hashed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewUser {
     pub login: String,
     pub email: String,
     pub display_name: String,
-    pub kind: UserKind,
+    pub kind: Option<UserKind>,
     pub password_hash: Option<String>,
     pub secret_sha256: Option<String>,
+    pub roles: Vec<String>,
+    pub skill_groups: Vec<String>,
+    pub group: Option<String>,
+    pub created_via: CreatedVia,
 }
 
 /// Access to the users tree.
@@ -86,8 +112,13 @@ impl Users {
             login: new.login,
             email: new.email,
             display_name: new.display_name,
-            kind: new.kind,
+            kind: new.kind.unwrap_or(UserKind::Staff),
             status: UserStatus::Active,
+            roles: new.roles,
+            skill_groups: new.skill_groups,
+            group: new.group,
+            is_default_admin: false,
+            created_via: new.created_via,
             password_hash: new.password_hash,
             secret_sha256: new.secret_sha256,
             created_at: now,
@@ -106,6 +137,30 @@ impl Users {
         Ok(user)
     }
 
+    /// Finds a user by id.
+    pub fn by_id(&self, id: u64) -> Result<Option<User>, StoreError> {
+        self.by_id
+            .get(id.to_be_bytes())?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    /// Every user, by id.
+    pub fn all(&self) -> Result<Vec<User>, StoreError> {
+        self.by_id
+            .iter()
+            .values()
+            .map(|raw| decode(&raw?))
+            .collect()
+    }
+
+    /// Replaces a user's record (its login may not change); durable on return.
+    pub fn update(&self, user: &User) -> Result<(), StoreError> {
+        let raw = serde_json::to_vec(user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.by_id.insert(user.id.to_be_bytes(), raw)?;
+        self.sync.flush()
+    }
+
     /// Finds a user by login (case-insensitive).
     pub fn by_login(&self, login: &str) -> Result<Option<User>, StoreError> {
         let Some(id) = self.by_login.get(login_key(login).as_bytes())? else {
@@ -114,8 +169,10 @@ impl Users {
         let Some(raw) = self.by_id.get(&id)? else {
             return Ok(None);
         };
-        serde_json::from_slice(&raw)
-            .map(Some)
-            .map_err(|e| StoreError::Corrupt(format!("user: {e}")))
+        decode(&raw).map(Some)
     }
+}
+
+fn decode(raw: &[u8]) -> Result<User, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("user: {e}")))
 }

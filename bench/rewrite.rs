@@ -1,0 +1,2 @@
+//! Placeholder replaced by the rewrite benchmark.
+fn main() {}

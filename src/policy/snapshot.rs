@@ -1,0 +1,204 @@
+//! The policy snapshot: an immutable picture of users, roles, accounts and settings with
+//! O(1) lookups, swapped atomically (`ArcSwap`) whenever the store changes. Decisions read
+//! one snapshot and never lock or await.
+
+use super::PolicyError;
+use crate::store::{Account, DefaultSendMode, Role, Scope, Settings, Store, User, UserStatus};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Addresses compare with the whole address lower-cased (SPEC §3.1: local parts too).
+pub fn normalize(address: &str) -> String {
+    address
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_lowercase()
+}
+
+/// Everything a decision needs, frozen.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    users: HashMap<u64, User>,
+    roles: HashMap<String, Role>,
+    accounts: HashMap<u64, Account>,
+    by_address: HashMap<String, u64>,
+    by_name: HashMap<String, u64>,
+    personal: HashMap<u64, Vec<u64>>,
+    default_account: Option<u64>,
+    pub settings: Settings,
+}
+
+impl Snapshot {
+    /// Builds the indexes.
+    pub fn build(
+        users: Vec<User>,
+        roles: Vec<Role>,
+        accounts: Vec<Account>,
+        settings: Settings,
+    ) -> Snapshot {
+        let mut snap = Snapshot {
+            users: users.into_iter().map(|u| (u.id, u)).collect(),
+            roles: roles
+                .into_iter()
+                .map(|r| (r.name.to_lowercase(), r))
+                .collect(),
+            settings,
+            ..Snapshot::default()
+        };
+        let mut ordered: Vec<&Account> = accounts.iter().collect();
+        ordered.sort_by_key(|a| a.id);
+        for account in ordered {
+            snap.index(account);
+        }
+        snap.accounts = accounts.into_iter().map(|a| (a.id, a)).collect();
+        snap
+    }
+
+    fn index(&mut self, account: &Account) {
+        let addresses = std::iter::once(&account.address)
+            .chain(account.from_address.iter())
+            .chain(account.aliases.iter())
+            .filter(|a| !a.is_empty());
+        for address in addresses {
+            self.by_address
+                .entry(normalize(address))
+                .or_insert(account.id);
+        }
+        self.by_name.insert(account.name.to_lowercase(), account.id);
+        if let Some(owner) = account.owner {
+            self.personal.entry(owner).or_default().push(account.id);
+        }
+        if account.is_default && self.default_account.is_none() {
+            self.default_account = Some(account.id);
+        }
+    }
+
+    pub fn user(&self, id: u64) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    /// An active user.
+    pub fn active_user(&self, id: u64) -> Option<&User> {
+        self.user(id).filter(|u| u.status == UserStatus::Active)
+    }
+
+    pub fn role(&self, name: &str) -> Option<&Role> {
+        self.roles.get(&name.to_lowercase())
+    }
+
+    pub fn account(&self, id: u64) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    /// Every account, in id order.
+    pub fn accounts(&self) -> Vec<&Account> {
+        let mut all: Vec<&Account> = self.accounts.values().collect();
+        all.sort_by_key(|a| a.id);
+        all
+    }
+
+    /// The account whose address, `from_address` or alias is `address`.
+    pub fn account_by_address(&self, address: &str) -> Option<&Account> {
+        self.by_address
+            .get(&normalize(address))
+            .and_then(|id| self.account(*id))
+    }
+
+    /// The account named `name`, or with id `name`.
+    pub fn account_by_name_or_id(&self, name: &str) -> Option<&Account> {
+        let name = name.trim();
+        if let Some(id) = self.by_name.get(&name.to_lowercase()) {
+            return self.account(*id);
+        }
+        name.parse::<u64>().ok().and_then(|id| self.account(id))
+    }
+
+    /// The first personal account of `user`.
+    pub fn personal_account(&self, user: u64) -> Option<&Account> {
+        self.personal
+            .get(&user)
+            .and_then(|ids| ids.first())
+            .and_then(|id| self.account(*id))
+    }
+
+    /// The global account marked default.
+    pub fn default_account(&self) -> Option<&Account> {
+        self.default_account.and_then(|id| self.account(id))
+    }
+
+    /// True if any of `user`'s roles grants `permission` (`admin` grants every one).
+    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
+        user.is_default_admin
+            || user.roles.iter().filter_map(|r| self.role(r)).any(|role| {
+                role.permissions
+                    .iter()
+                    .any(|p| p == permission || p == "admin")
+            })
+    }
+}
+
+/// The current snapshot and the store it is built from.
+pub struct Policy {
+    store: Store,
+    current: ArcSwap<Snapshot>,
+}
+
+impl Policy {
+    /// Loads the snapshot, first creating the global `default` account on a fresh store.
+    pub fn load(store: Store, default_upstream: &str) -> Result<Arc<Policy>, PolicyError> {
+        ensure_default_account(&store, default_upstream)?;
+        let snapshot = read(&store)?;
+        Ok(Arc::new(Policy {
+            store,
+            current: ArcSwap::from_pointee(snapshot),
+        }))
+    }
+
+    /// The snapshot in force now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Rebuilds the snapshot from the store and swaps it in; call after every change.
+    pub fn reload(&self) -> Result<(), PolicyError> {
+        self.current.store(Arc::new(read(&self.store)?));
+        Ok(())
+    }
+}
+
+fn read(store: &Store) -> Result<Snapshot, PolicyError> {
+    Ok(Snapshot::build(
+        store.users().all()?,
+        store.roles().all()?,
+        store.accounts().all()?,
+        store.settings()?,
+    ))
+}
+
+fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyError> {
+    if store.accounts().all()?.iter().any(|a| a.is_default) {
+        return Ok(());
+    }
+    let account = Account {
+        id: 0,
+        name: "default".into(),
+        description: "Sends each staff member's mail as that staff member".into(),
+        address: String::new(),
+        from_address: None,
+        display_name: None,
+        reply_to: None,
+        aliases: Vec::new(),
+        upstream: upstream.to_string(),
+        owner: None,
+        is_default: true,
+        scope: Scope::AllStaff,
+        grants: Vec::new(),
+        default_send_mode: DefaultSendMode::SendAs,
+        status: Default::default(),
+    };
+    store.accounts().create(account)?;
+    tracing::info!(upstream, "created the global default account");
+    Ok(())
+}

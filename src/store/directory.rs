@@ -1,0 +1,120 @@
+//! Named directory objects: roles (with their permissions), skill groups and requester
+//! groups. Each lives in its own tree keyed by its lower-cased name.
+
+use super::{StoreError, Syncer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+
+/// An application security role and the named permissions it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+}
+
+/// A skill group of staff users (used by `permitted` account scopes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkillGroup {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A group of requesters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Anything stored by name.
+pub trait Named: Serialize + DeserializeOwned + Clone {
+    fn name(&self) -> &str;
+}
+
+impl Named for Role {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for SkillGroup {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Group {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A tree of named objects.
+#[derive(Clone)]
+pub struct Directory<T> {
+    tree: sled::Tree,
+    sync: Syncer,
+    kind: PhantomData<T>,
+}
+
+impl<T: Named> Directory<T> {
+    pub(super) fn open(db: &sled::Db, name: &str, sync: Syncer) -> Result<Self, StoreError> {
+        Ok(Directory {
+            tree: db.open_tree(name)?,
+            sync,
+            kind: PhantomData,
+        })
+    }
+
+    /// Creates `item`, refusing a name already taken; durable on return.
+    pub fn create(&self, item: &T) -> Result<(), StoreError> {
+        let key = item.name().to_lowercase();
+        let raw = encode(item)?;
+        let claimed =
+            self.tree
+                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(raw))?;
+        if claimed.is_err() {
+            return Err(StoreError::Conflict(format!("{:?}", item.name())));
+        }
+        self.sync.flush()
+    }
+
+    /// Replaces `item` (created if missing); durable on return.
+    pub fn put(&self, item: &T) -> Result<(), StoreError> {
+        self.tree
+            .insert(item.name().to_lowercase().as_bytes(), encode(item)?)?;
+        self.sync.flush()
+    }
+
+    /// The object called `name` (case-insensitive).
+    pub fn get(&self, name: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(name.to_lowercase().as_bytes())?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    /// Every object, by name.
+    pub fn all(&self) -> Result<Vec<T>, StoreError> {
+        self.tree.iter().values().map(|raw| decode(&raw?)).collect()
+    }
+
+    /// Removes `name`; true if it existed. Durable on return.
+    pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
+        let existed = self.tree.remove(name.to_lowercase().as_bytes())?.is_some();
+        self.sync.flush()?;
+        Ok(existed)
+    }
+}
+
+fn encode<T: Serialize>(item: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(item).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
