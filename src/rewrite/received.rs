@@ -7,15 +7,23 @@ use std::net::IpAddr;
 
 /// What the trace field records about a session.
 pub struct ReceivedInfo<'a> {
+    /// The client's HELO/EHLO name (reduced to safe characters before use).
     pub helo: &'a str,
+    /// The client's IP address.
     pub peer: IpAddr,
+    /// Postern's own host name (`by`).
     pub hostname: &'a str,
+    /// The session ran over TLS (`...S` protocol names).
     pub tls: bool,
+    /// The client authenticated (`...A` protocol names).
     pub authenticated: bool,
+    /// The client said EHLO (`ESMTP`) rather than HELO (`SMTP`).
     pub esmtp: bool,
     /// The transaction used SMTPUTF8 (RFC 6531 §3.7.3: `UTF8SMTP*` protocol names).
     pub utf8: bool,
+    /// The queue id (`id`).
     pub queue_id: &'a str,
+    /// RFC 5322 date of receipt.
     pub date: &'a str,
 }
 

@@ -1,0 +1,128 @@
+//! Reading the client's header block before the send-as decision (SPEC §3.1): the one
+//! `From` mailbox, the `Sender`, the `X-Postern-Account` hint and what is missing. Refuses
+//! anything ambiguous instead of guessing; never reads past the header block.
+
+use super::address::{parse_address_list, Address};
+use super::fields::{check_octets, unfold, Field, Fields};
+use super::{header_block_len, RewriteError};
+
+/// A parsed mailbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    /// The display name: RFC 2047 encoded words decoded, every control character (C0, DEL,
+    /// C1, U+2028/U+2029) replaced by a space, trimmed; `None` if nothing is left.
+    pub display: Option<String>,
+    /// `local@domain` as written (a quoted local part keeps its quotes), comments and
+    /// folding whitespace removed; UTF-8 allowed (SMTPUTF8).
+    pub address: String,
+}
+
+/// What a scan of the client's header block found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inspected {
+    /// Octets of the header block including the empty line; the whole message if it has
+    /// no body. The body starts right after it.
+    pub header_len: usize,
+    /// The one `From` mailbox: it picks the account.
+    pub from: Mailbox,
+    /// The `Sender` mailbox, when there is exactly one `Sender` field holding one mailbox.
+    pub sender: Option<Mailbox>,
+    /// The value of `X-Postern-Account` (unfolded, trimmed), when present and not empty.
+    pub account_hint: Option<String>,
+    /// The client sent a `Message-ID` field.
+    pub has_message_id: bool,
+    /// The client sent a `Date` field.
+    pub has_date: bool,
+    /// Number of `Received` fields (loop detection).
+    pub received: usize,
+}
+
+/// The fields `inspect` cares about, gathered in one pass.
+#[derive(Default)]
+struct Seen<'a> {
+    from: Option<Field<'a>>,
+    froms: usize,
+    sender: Option<Field<'a>>,
+    senders: usize,
+    hint: Option<Field<'a>>,
+    hints: usize,
+    has_message_id: bool,
+    has_date: bool,
+    received: usize,
+}
+
+/// Scans the header block of `message` (CRLF lines). Checks, in this order: NUL octets,
+/// bare CR/LF, field syntax, then `From` (count, then content), then `X-Postern-Account`.
+pub fn inspect(message: &[u8]) -> Result<Inspected, RewriteError> {
+    let header_len = header_block_len(message);
+    check_octets(&message[..header_len])?;
+    let mut seen = Seen::default();
+    for field in Fields::new(message, header_len) {
+        seen.note(field?);
+    }
+    let from = match (seen.froms, seen.from) {
+        (1, Some(field)) => one_mailbox(field.value, seen.senders > 0)?,
+        (0, _) => return Err(RewriteError::NoFrom),
+        _ => return Err(RewriteError::MultipleFrom),
+    };
+    let sender = match (seen.senders, seen.sender) {
+        (1, Some(field)) => one_mailbox(field.value, true).ok(),
+        _ => None,
+    };
+    Ok(Inspected {
+        header_len,
+        from,
+        sender,
+        account_hint: account_hint(seen.hints, seen.hint)?,
+        has_message_id: seen.has_message_id,
+        has_date: seen.has_date,
+        received: seen.received,
+    })
+}
+
+impl<'a> Seen<'a> {
+    fn note(&mut self, field: Field<'a>) {
+        if field.is("from") {
+            self.froms += 1;
+            self.from.get_or_insert(field);
+        } else if field.is("sender") {
+            self.senders += 1;
+            self.sender.get_or_insert(field);
+        } else if field.is("x-postern-account") {
+            self.hints += 1;
+            self.hint.get_or_insert(field);
+        } else if field.is("message-id") {
+            self.has_message_id = true;
+        } else if field.is("date") {
+            self.has_date = true;
+        } else if field.is("received") {
+            self.received += 1;
+        }
+    }
+}
+
+/// The single mailbox of an address field, or why there is not exactly one.
+fn one_mailbox(value: &[u8], sender_present: bool) -> Result<Mailbox, RewriteError> {
+    let mut list = parse_address_list(value)?;
+    if list.iter().any(|a| matches!(a, Address::Group)) {
+        return Err(RewriteError::FromGroup);
+    }
+    match (list.pop(), list.is_empty()) {
+        (None, _) => Err(RewriteError::FromEmpty),
+        (Some(Address::Mailbox(mailbox)), true) => Ok(mailbox),
+        _ if sender_present => Err(RewriteError::FromList),
+        _ => Err(RewriteError::FromListWithoutSender),
+    }
+}
+
+fn account_hint(count: usize, field: Option<Field<'_>>) -> Result<Option<String>, RewriteError> {
+    let Some(field) = field else {
+        return Ok(None);
+    };
+    if count > 1 {
+        return Err(RewriteError::MultipleAccountHints);
+    }
+    let value =
+        String::from_utf8(unfold(field.value)).map_err(|_| RewriteError::AccountHintUnparsable)?;
+    Ok((!value.is_empty()).then_some(value))
+}
