@@ -1,16 +1,22 @@
-//! Bearer-token authentication. The bootstrap admin token comes from
-//! `POSTERN_ADMIN_TOKEN`, or is generated at first start, printed once and stored only as
-//! a SHA-256 digest; it is checked in constant time.
+//! Bearer-token authentication and permissions: who is calling (`Caller`) and what it may
+//! do. The bootstrap admin token comes from `POSTERN_ADMIN_TOKEN`, or is generated at first
+//! start, printed once and stored only as a SHA-256 digest; it is checked in constant time
+//! and stands for a synthetic admin with every permission. Any other token is a per-user
+//! token (`tokens`); only an active user's token is accepted.
+//!
+//! Permissions come from the user's roles in the policy snapshot; `admin` implies all.
+//! This module decides who the caller is, never what a resource allows.
 
-use super::{ApiState, Problem};
-use crate::policy::{digest_matches, digest_secret};
-use crate::store::{Store, StoreError};
+use super::{tokens, Api, Problem};
+use crate::policy::{digest_matches, digest_secret, Snapshot};
+use crate::store::{Store, StoreError, User, UserStatus};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
+use std::sync::Arc;
 
 const SETTING: &str = "admin_token_sha256";
 
@@ -51,22 +57,105 @@ impl AdminToken {
     }
 }
 
-/// Extractor: the request carries the admin bearer token.
-pub struct Admin;
+/// Every permission a role may carry (SPEC §9).
+pub const PERMISSIONS: &[&str] = &[
+    "admin",
+    "shared_account_setup",
+    "shared_mailbox_sync_setup",
+    "block_unwanted_email",
+    "delete_tickets",
+    "manage_users",
+    "view_queue",
+    "manage_queue",
+];
 
-impl FromRequestParts<ApiState> for Admin {
+/// Extractor: who sent the request. A missing or unknown token, or the token of a user
+/// who is not active, is refused with 401 before any handler runs.
+pub struct Caller {
+    /// `None` for the bootstrap admin token.
+    pub user: Option<User>,
+    snapshot: Arc<Snapshot>,
+}
+
+impl Caller {
+    /// The calling user's id; `None` for the bootstrap admin.
+    pub fn id(&self) -> Option<u64> {
+        self.user.as_ref().map(|u| u.id)
+    }
+
+    /// True if the caller holds `permission` (`admin` implies every one).
+    pub fn has(&self, permission: &str) -> bool {
+        match &self.user {
+            None => true,
+            Some(user) => self.snapshot.has_permission(user, permission),
+        }
+    }
+
+    /// True for the bootstrap token and holders of `admin`.
+    pub fn is_admin(&self) -> bool {
+        self.has("admin")
+    }
+
+    /// 403 naming `permission` unless the caller holds it.
+    pub fn require(&self, permission: &str) -> Result<(), Problem> {
+        match self.has(permission) {
+            true => Ok(()),
+            false => Err(Problem::forbidden(permission)),
+        }
+    }
+
+    /// 403 unless the caller holds every permission `target` holds, so nobody can act
+    /// as, or reshape, a user more powerful than itself.
+    pub fn require_covers(&self, target: &User) -> Result<(), Problem> {
+        let snapshot = &self.snapshot;
+        let wanted = target
+            .roles
+            .iter()
+            .filter_map(|r| snapshot.role(r))
+            .flat_map(|role| role.permissions.iter().map(String::as_str))
+            .chain(target.is_default_admin.then_some("admin"));
+        for permission in wanted {
+            if !self.has(permission) {
+                return Err(Problem::forbidden_for(
+                    permission,
+                    &format!("to manage user {}", target.login),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<Api> for Caller {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Admin, Problem> {
+    async fn from_request_parts(parts: &mut Parts, api: &Api) -> Result<Caller, Problem> {
         let token = parts
             .headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
             .ok_or_else(Problem::unauthorized)?;
-        match state.admin.matches(token.trim()) {
-            true => Ok(Admin),
-            false => Err(Problem::unauthorized()),
+        let snapshot = api.state.policy.snapshot();
+        if api.state.admin.matches(token) {
+            return Ok(Caller {
+                user: None,
+                snapshot,
+            });
         }
+        let user_id = tokens::lookup(&api.state.store, token)?.ok_or_else(Problem::unauthorized)?;
+        let user = api
+            .state
+            .store
+            .users()
+            .by_id(user_id)?
+            .filter(|u| u.status == UserStatus::Active)
+            .ok_or_else(Problem::unauthorized)?;
+        Ok(Caller {
+            user: Some(user),
+            snapshot,
+        })
     }
 }

@@ -7,10 +7,12 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use std::sync::atomic::Ordering;
 
+/// `GET /healthz` — no token: the process answers.
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `GET /readyz` — no token: 200 once listeners are bound and the spool is open, else 503.
 pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, Problem> {
     match state.ready.load(Ordering::Acquire) {
         true => Ok("ready\n"),
@@ -18,6 +20,7 @@ pub async fn readyz(State(state): State<ApiState>) -> Result<&'static str, Probl
     }
 }
 
+/// `GET /metrics` — no token: the Prometheus text exposition.
 pub async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -1,40 +1,176 @@
-//! The control API (axum): health and readiness, Prometheus metrics, and the resources
-//! under `/api/v1` behind bearer tokens. Every error is an RFC 9457 problem document.
+//! The control API (axum, SPEC §9): health and readiness, Prometheus metrics, and the
+//! resources under `/api/v1` behind bearer tokens. Every error is an RFC 9457 problem
+//! document.
 //!
-//! Handlers validate, then call the store or policy; they hold no state of their own.
+//! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
+//! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`,
+//! `settings`, `me`, `explain`. `auth` says who the caller is, `extract` reads requests.
+//!
+//! Handlers validate everything first, then write once, then rebuild the policy snapshot
+//! (`Api::reload`) so the next SMTP session sees the change without a restart. Changes are
+//! serialised by one lock, so a validation can never be overtaken by another change before
+//! its write. Handlers hold no other state of their own.
 
+mod account_edit;
+mod account_rules;
+mod accounts;
 mod auth;
+mod directory;
+mod explain;
+mod extract;
 mod health;
+mod me;
 mod problem;
+mod roles;
+mod settings;
+mod tokens;
+mod upstreams;
+mod user_edit;
 mod users;
 
-pub use auth::AdminToken;
+pub use auth::{AdminToken, Caller, PERMISSIONS};
 pub use problem::Problem;
 
 use crate::metrics::Metrics;
-use crate::store::Store;
-use axum::routing::{get, post};
+use crate::policy::{Policy, Snapshot};
+use crate::relay::Relays;
+use crate::store::{Group, SkillGroup, Store};
+use axum::extract::FromRef;
+use axum::routing::{get, post, put};
 use axum::Router;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Store,
+    /// Swapped after every change, so the next SMTP session sees it.
+    pub policy: Arc<Policy>,
+    pub relays: Arc<Relays>,
     pub metrics: Arc<Metrics>,
     pub admin: Arc<AdminToken>,
     /// Set once every listener is bound and the spool is open.
     pub ready: Arc<AtomicBool>,
 }
 
+/// The router's state: the app's handles plus the lock that serialises changes.
+#[derive(Clone)]
+pub struct Api {
+    state: ApiState,
+    writes: Arc<Mutex<()>>,
+}
+
+impl Api {
+    /// Held from the first validation read to the policy reload of one change.
+    async fn write_lock(&self) -> OwnedMutexGuard<()> {
+        self.writes.clone().lock_owned().await
+    }
+
+    fn store(&self) -> &Store {
+        &self.state.store
+    }
+
+    fn snapshot(&self) -> Arc<Snapshot> {
+        self.state.policy.snapshot()
+    }
+
+    /// Rebuilds the policy snapshot from the store (blocking: sled reads).
+    fn reload(&self) -> Result<(), Problem> {
+        Ok(self.state.policy.reload()?)
+    }
+}
+
+impl FromRef<Api> for ApiState {
+    fn from_ref(api: &Api) -> ApiState {
+        api.state.clone()
+    }
+}
+
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
+    let api = Api {
+        state,
+        writes: Arc::new(Mutex::new(())),
+    };
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .route("/api/v1/users", post(users::create))
+        .merge(principals())
+        .merge(resources())
         .fallback(problem::not_found)
-        .with_state(state)
+        .method_not_allowed_fallback(problem::method_not_allowed)
+        .with_state(api)
+}
+
+/// Users, their tokens, roles, skill groups and groups.
+fn principals() -> Router<Api> {
+    Router::new()
+        .route("/api/v1/users", get(users::list).post(users::create))
+        .route(
+            "/api/v1/users/{id}",
+            get(users::show).patch(user_edit::patch),
+        )
+        .route(
+            "/api/v1/users/{id}/tokens",
+            post(tokens::create).delete(tokens::revoke_all),
+        )
+        .route("/api/v1/roles", get(roles::list).post(roles::create))
+        .route(
+            "/api/v1/roles/{name}",
+            get(roles::show).put(roles::replace).delete(roles::remove),
+        )
+        .route(
+            "/api/v1/skill-groups",
+            get(directory::list::<SkillGroup>).post(directory::create::<SkillGroup>),
+        )
+        .route(
+            "/api/v1/skill-groups/{name}",
+            axum::routing::delete(directory::remove::<SkillGroup>),
+        )
+        .route(
+            "/api/v1/groups",
+            get(directory::list::<Group>).post(directory::create::<Group>),
+        )
+        .route(
+            "/api/v1/groups/{name}",
+            axum::routing::delete(directory::remove::<Group>),
+        )
+        .route("/api/v1/me", get(me::show))
+        .route("/api/v1/me/accounts", get(me::accounts))
+}
+
+/// Accounts, upstreams, settings and the policy explainer.
+fn resources() -> Router<Api> {
+    Router::new()
+        .route(
+            "/api/v1/accounts",
+            get(accounts::list).post(accounts::create),
+        )
+        .route(
+            "/api/v1/accounts/{id}",
+            get(accounts::show)
+                .patch(account_edit::patch)
+                .delete(accounts::remove),
+        )
+        .route(
+            "/api/v1/accounts/{id}/grants",
+            put(account_edit::put_grants),
+        )
+        .route("/api/v1/accounts/{id}/status", get(accounts::status))
+        .route(
+            "/api/v1/upstreams",
+            get(upstreams::list).post(upstreams::create),
+        )
+        .route(
+            "/api/v1/upstreams/{name}",
+            axum::routing::delete(upstreams::remove),
+        )
+        .route(
+            "/api/v1/settings",
+            get(settings::show).patch(settings::patch),
+        )
+        .route("/api/v1/policy/explain", post(explain::explain))
 }

@@ -1,5 +1,8 @@
-//! RFC 9457 problem documents: the one error shape of the API.
+//! RFC 9457 problem documents: the one error shape (and the one error type) of the API.
+//! Store and policy failures convert into problems here, so handlers can use `?`.
 
+use crate::policy::PolicyError;
+use crate::store::StoreError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -49,6 +52,37 @@ impl Problem {
         problem
     }
 
+    /// 403 naming the permission the caller lacks.
+    pub fn forbidden(permission: &str) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("permission {permission} is required"),
+        )
+    }
+
+    /// 403 naming the permission the caller lacks and what it was needed for.
+    pub fn forbidden_for(permission: &str, why: &str) -> Problem {
+        Problem::new(
+            StatusCode::FORBIDDEN,
+            format!("permission {permission} is required {why}"),
+        )
+    }
+
+    /// 404 for a named resource.
+    pub fn not_found(what: impl std::fmt::Display) -> Problem {
+        Problem::new(StatusCode::NOT_FOUND, format!("{what} does not exist"))
+    }
+
+    /// 409: the change clashes with the current state.
+    pub fn conflict(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::CONFLICT, detail)
+    }
+
+    /// 400: the request body or query could not be read.
+    pub fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
     pub fn unauthorized() -> Problem {
         Problem::new(StatusCode::UNAUTHORIZED, "a valid bearer token is required")
     }
@@ -59,6 +93,24 @@ impl Problem {
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal error; see the server log",
         )
+    }
+}
+
+impl From<StoreError> for Problem {
+    fn from(error: StoreError) -> Problem {
+        match error {
+            StoreError::Conflict(what) => Problem::conflict(format!("{what} already exists")),
+            other => Problem::internal(other),
+        }
+    }
+}
+
+impl From<PolicyError> for Problem {
+    fn from(error: PolicyError) -> Problem {
+        match error {
+            PolicyError::Store(store) => Problem::from(store),
+            other => Problem::internal(other),
+        }
     }
 }
 
@@ -84,4 +136,12 @@ impl IntoResponse for Problem {
 /// Unknown paths.
 pub async fn not_found() -> Problem {
     Problem::new(StatusCode::NOT_FOUND, "no such resource")
+}
+
+/// A known path with a method it does not serve.
+pub async fn method_not_allowed() -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this resource does not support that method",
+    )
 }

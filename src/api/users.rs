@@ -1,12 +1,12 @@
-//! `/api/v1/users`: creating principals (SPEC §1). Staff and requesters get argon2id
-//! password hashes (computed off the async workers); system principals get a high-entropy
-//! secret stored as a SHA-256 digest, generated and returned once when none is given.
+//! `/api/v1/users`: creating, listing and showing principals (SPEC §1); changes are in
+//! `user_edit`. Staff and requesters get argon2id password hashes (computed off the async
+//! workers); system principals get a high-entropy secret stored as a SHA-256 digest,
+//! generated and returned once when none is given. No response ever carries a hash.
 
-use super::auth::Admin;
-use super::{ApiState, Problem};
+use super::extract::{blocking, Body, Param, QueryOf};
+use super::{Api, Caller, Problem};
 use crate::policy::{digest_secret, hash_password};
-use crate::store::{NewUser, StoreError, User, UserKind, UserStatus};
-use axum::extract::rejection::JsonRejection;
+use crate::store::{CreatedVia, NewUser, User, UserKind, UserStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,10 +16,11 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Shortest password accepted for a human.
-const MIN_PASSWORD: usize = 8;
+pub const MIN_PASSWORD: usize = 8;
 /// Shortest secret accepted for a system principal.
-const MIN_SECRET: usize = 32;
+pub const MIN_SECRET: usize = 32;
 
+/// Body of `POST /api/v1/users`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
@@ -41,6 +42,11 @@ pub struct UserView {
     display_name: String,
     kind: UserKind,
     status: UserStatus,
+    roles: Vec<String>,
+    skill_groups: Vec<String>,
+    group: Option<String>,
+    is_default_admin: bool,
+    created_via: CreatedVia,
     created_at: u64,
     /// Only in the response that created a system principal without a given secret.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -56,19 +62,66 @@ impl From<User> for UserView {
             display_name: user.display_name,
             kind: user.kind,
             status: user.status,
+            roles: user.roles,
+            skill_groups: user.skill_groups,
+            group: user.group,
+            is_default_admin: user.is_default_admin,
+            created_via: user.created_via,
             created_at: user.created_at,
             secret: None,
         }
     }
 }
 
-/// `POST /api/v1/users`.
+/// Filters of `GET /api/v1/users`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserFilter {
+    kind: Option<UserKind>,
+    status: Option<UserStatus>,
+}
+
+/// `GET /api/v1/users?kind=&status=` — permission `manage_users`.
+pub async fn list(
+    caller: Caller,
+    State(api): State<Api>,
+    QueryOf(filter): QueryOf<UserFilter>,
+) -> Result<Json<Vec<UserView>>, Problem> {
+    caller.require("manage_users")?;
+    let users = api.store().users().all()?;
+    Ok(Json(
+        users
+            .into_iter()
+            .filter(|u| filter.kind.is_none_or(|k| u.kind == k))
+            .filter(|u| filter.status.is_none_or(|s| u.status == s))
+            .map(UserView::from)
+            .collect(),
+    ))
+}
+
+/// `GET /api/v1/users/{id}` — permission `manage_users`.
+pub async fn show(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<u64>,
+) -> Result<Json<UserView>, Problem> {
+    caller.require("manage_users")?;
+    let user = api
+        .store()
+        .users()
+        .by_id(id)?
+        .ok_or_else(|| Problem::not_found(format!("user {id}")))?;
+    Ok(Json(UserView::from(user)))
+}
+
+/// `POST /api/v1/users` — permission `manage_users`. 409 for a taken login or when
+/// `max_users` is reached.
 pub async fn create(
-    _: Admin,
-    State(state): State<ApiState>,
-    body: Result<Json<CreateUser>, JsonRejection>,
+    caller: Caller,
+    State(api): State<Api>,
+    Body(body): Body<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), Problem> {
-    let Json(body) = body.map_err(|e| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    caller.require("manage_users")?;
     validate(&body)?;
     let (password_hash, secret_sha256, generated) = credentials(&body).await?;
     let new = NewUser {
@@ -83,17 +136,23 @@ pub async fn create(
         secret_sha256,
         ..NewUser::default()
     };
-    let store = state.store.clone();
     let now = crate::spool::now_ms() / 1000;
-    let user = tokio::task::spawn_blocking(move || store.users().create(new, now))
-        .await
-        .map_err(Problem::internal)?
-        .map_err(|e| match e {
-            StoreError::Conflict(what) => {
-                Problem::new(StatusCode::CONFLICT, format!("{what} already exists"))
+    let _change = api.write_lock().await;
+    let work = api.clone();
+    let user = blocking(move || {
+        let store = work.store();
+        if let Some(max) = store.settings()?.max_users {
+            if store.users().all()?.len() as u64 >= max {
+                return Err(Problem::conflict(format!(
+                    "the installation already holds its maximum of {max} users"
+                )));
             }
-            other => Problem::internal(other),
-        })?;
+        }
+        let user = store.users().create(new, now)?;
+        work.reload()?;
+        Ok(user)
+    })
+    .await?;
     tracing::info!(login = %user.login, kind = ?user.kind, "user created");
     let mut view = UserView::from(user);
     view.secret = generated;
@@ -108,12 +167,7 @@ fn validate(body: &CreateUser) -> Result<(), Problem> {
             "must be 1-254 characters, no spaces or control characters",
         ));
     }
-    if crate::smtp::params::check_mailbox(&body.email).is_err() {
-        return Err(Problem::invalid(
-            "email",
-            "is not a valid mailbox (local@domain)",
-        ));
-    }
+    check_email(&body.email)?;
     match (body.kind, &body.password) {
         (UserKind::System, Some(secret)) if secret.len() < MIN_SECRET => Err(Problem::invalid(
             "password",
@@ -153,4 +207,15 @@ async fn credentials(body: &CreateUser) -> Result<Hashed, Problem> {
         .map_err(Problem::internal)?
         .map_err(Problem::internal)?;
     Ok((Some(hash), None, None))
+}
+
+/// 422 on `email` unless it is a valid mailbox.
+pub fn check_email(email: &str) -> Result<(), Problem> {
+    match crate::smtp::params::check_mailbox(email) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Problem::invalid(
+            "email",
+            "is not a valid mailbox (local@domain)",
+        )),
+    }
 }

@@ -1,0 +1,134 @@
+//! Changing an email account: `PATCH /api/v1/accounts/{id}` and
+//! `PUT /api/v1/accounts/{id}/grants`. Both need the account's `setup` right; the changed
+//! account is validated as a whole (`account_rules::validate`) before the one write, and
+//! the policy snapshot is rebuilt after it, so the next SMTP command sees the change.
+
+use super::account_rules::{require_setup, tidy, validate};
+use super::accounts::visible;
+use super::extract::{blocking, nullable, Body, Param};
+use super::{Api, Caller, Problem};
+use crate::store::{Account, DefaultSendMode, Grant, Scope};
+use axum::extract::State;
+use axum::Json;
+use serde::Deserialize;
+
+/// Body of `PATCH`: every field optional; `null` (or `""`) clears an optional text. The
+/// owner of an account is fixed at creation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    name: Option<String>,
+    description: Option<String>,
+    address: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    from_address: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    display_name: Option<Option<String>>,
+    #[serde(default, deserialize_with = "nullable")]
+    reply_to: Option<Option<String>>,
+    aliases: Option<Vec<String>>,
+    upstream: Option<String>,
+    #[serde(rename = "default", alias = "is_default")]
+    is_default: Option<bool>,
+    scope: Option<Scope>,
+    grants: Option<Vec<Grant>>,
+    default_send_mode: Option<DefaultSendMode>,
+}
+
+/// Body of `PUT /grants`: the new grant list, bare or as `{"grants": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum GrantList {
+    Bare(Vec<Grant>),
+    Wrapped { grants: Vec<Grant> },
+}
+
+/// `PATCH /api/v1/accounts/{id}` — the account's `setup` right (owner, a `setup` grant,
+/// `admin`, or `shared_account_setup` for a shared account); changing `default` needs
+/// `admin`.
+pub async fn patch(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<u64>,
+    Body(patch): Body<AccountPatch>,
+) -> Result<Json<Account>, Problem> {
+    let _change = api.write_lock().await;
+    let mut account = visible(&caller, &api, id)?;
+    require_setup(&caller, &account)?;
+    if patch.is_default.is_some_and(|d| d != account.is_default) && !caller.is_admin() {
+        return Err(Problem::forbidden_for(
+            "admin",
+            "to change the default flag",
+        ));
+    }
+    apply(&mut account, patch);
+    save(&caller, &api, account).await.map(Json)
+}
+
+/// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
+/// grant list; grantee users and roles must exist (422).
+pub async fn put_grants(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<u64>,
+    Body(list): Body<GrantList>,
+) -> Result<Json<Account>, Problem> {
+    let _change = api.write_lock().await;
+    let mut account = visible(&caller, &api, id)?;
+    require_setup(&caller, &account)?;
+    account.grants = match list {
+        GrantList::Bare(grants) | GrantList::Wrapped { grants } => grants,
+    };
+    save(&caller, &api, account).await.map(Json)
+}
+
+fn apply(account: &mut Account, patch: AccountPatch) {
+    let AccountPatch {
+        name,
+        description,
+        address,
+        from_address,
+        display_name,
+        reply_to,
+        aliases,
+        upstream,
+        is_default,
+        scope,
+        grants,
+        default_send_mode,
+    } = patch;
+    set(&mut account.name, name);
+    set(&mut account.description, description);
+    set(&mut account.address, address);
+    set(&mut account.from_address, from_address);
+    set(&mut account.display_name, display_name);
+    set(&mut account.reply_to, reply_to);
+    set(&mut account.aliases, aliases);
+    set(&mut account.upstream, upstream);
+    set(&mut account.is_default, is_default);
+    set(&mut account.scope, scope);
+    set(&mut account.grants, grants);
+    set(&mut account.default_send_mode, default_send_mode);
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+/// Validates the changed account as a whole, writes it once, reloads the policy.
+/// The caller holds the write lock.
+async fn save(caller: &Caller, api: &Api, mut account: Account) -> Result<Account, Problem> {
+    tidy(&mut account);
+    validate(api.store(), &api.state.relays, caller, &account)?;
+    let work = api.clone();
+    let saved = account.clone();
+    blocking(move || {
+        work.store().accounts().update(&saved)?;
+        work.reload()
+    })
+    .await?;
+    tracing::info!(account = %account.name, id = account.id, "account changed");
+    Ok(account)
+}

@@ -1,0 +1,187 @@
+//! `/api/v1/upstreams`: the upstreams in force (SPEC §5), those of the config file
+//! (`"source": "config"`, read-only here) and those defined through the API (`"api"`).
+//! Passwords are never shown (`"***"`). A new upstream is built (`Relays::reload`) before
+//! it is stored, so one that cannot be built is refused and nothing is written; after a
+//! change the relays and then the policy snapshot are reloaded.
+
+use super::extract::{blocking, Param};
+use super::roles::check_name;
+use super::{Api, Caller, Problem};
+use crate::config::{UpstreamAuth, UpstreamConfig};
+use crate::store::{Store, StoredUpstream};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{Map, Value};
+
+/// `GET /api/v1/upstreams` — permission `admin`.
+pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Value>>, Problem> {
+    caller.require("admin")?;
+    let relays = &api.state.relays;
+    let views = relays
+        .settings()
+        .iter()
+        .map(|(name, config)| view(name, config, relays.from_config(name)))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(views))
+}
+
+/// One upstream as shown: its settings with `name` and `source`, the password redacted.
+fn view(name: &str, config: &UpstreamConfig, from_config: bool) -> Result<Value, Problem> {
+    let mut value = serde_json::to_value(config).map_err(Problem::internal)?;
+    if let Some(fields) = value.as_object_mut() {
+        fields.insert("name".into(), name.into());
+        let source = if from_config { "config" } else { "api" };
+        fields.insert("source".into(), source.into());
+        if let Some(password) = fields.get_mut("password") {
+            if password.as_str().is_some_and(|p| !p.is_empty()) {
+                *password = "***".into();
+            }
+        }
+    }
+    Ok(value)
+}
+
+/// `POST /api/v1/upstreams` `{name, kind, ...settings}` — permission `admin`. 422 for bad
+/// settings (an smtp upstream needs `host`), 409 for a name already in use.
+pub async fn create(
+    caller: Caller,
+    State(api): State<Api>,
+    super::extract::Body(body): super::extract::Body<Map<String, Value>>,
+) -> Result<(StatusCode, Json<Value>), Problem> {
+    caller.require("admin")?;
+    let (name, config) = parse(body)?;
+    let _change = api.write_lock().await;
+    let taken = api
+        .state
+        .relays
+        .settings()
+        .keys()
+        .any(|n| n.eq_ignore_ascii_case(&name));
+    if taken || api.store().upstreams().get(&name)?.is_some() {
+        return Err(Problem::conflict(format!(
+            "upstream {name:?} already exists"
+        )));
+    }
+    let work = api.clone();
+    let entry = StoredUpstream {
+        name: name.clone(),
+        config: config.clone(),
+    };
+    blocking(move || {
+        let old = stored(work.store())?;
+        let mut wanted = old.clone();
+        wanted.push((entry.name.clone(), entry.config.clone()));
+        work.state
+            .relays
+            .reload(&wanted)
+            .map_err(|e| Problem::invalid("kind", format!("the upstream cannot be built: {e}")))?;
+        if let Err(error) = work.store().upstreams().create(&entry) {
+            restore(&work, &old);
+            return Err(error.into());
+        }
+        work.reload()
+    })
+    .await?;
+    tracing::info!(upstream = %name, "upstream created");
+    Ok((StatusCode::CREATED, Json(view(&name, &config, false)?)))
+}
+
+/// `DELETE /api/v1/upstreams/{name}` — permission `admin`. 409 for an upstream of the
+/// config file or one an account still uses.
+pub async fn remove(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(name): Param<String>,
+) -> Result<StatusCode, Problem> {
+    caller.require("admin")?;
+    let _change = api.write_lock().await;
+    if api.state.relays.from_config(&name) {
+        return Err(Problem::conflict(format!(
+            "upstream {name:?} comes from the config file; change it there"
+        )));
+    }
+    let entry = api
+        .store()
+        .upstreams()
+        .get(&name)?
+        .ok_or_else(|| Problem::not_found(format!("upstream {name:?}")))?;
+    if let Some(account) = api
+        .store()
+        .accounts()
+        .all()?
+        .into_iter()
+        .find(|a| a.upstream.eq_ignore_ascii_case(&entry.name))
+    {
+        return Err(Problem::conflict(format!(
+            "upstream {:?} is used by account {:?}",
+            entry.name, account.name
+        )));
+    }
+    let work = api.clone();
+    blocking(move || {
+        let old = stored(work.store())?;
+        let wanted: Vec<_> = old
+            .iter()
+            .filter(|(n, _)| !n.eq_ignore_ascii_case(&entry.name))
+            .cloned()
+            .collect();
+        work.state
+            .relays
+            .reload(&wanted)
+            .map_err(Problem::internal)?;
+        if let Err(error) = work.store().upstreams().remove(&entry.name) {
+            restore(&work, &old);
+            return Err(error.into());
+        }
+        work.reload()
+    })
+    .await?;
+    tracing::info!(upstream = %name, "upstream removed");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The name and settings of a `POST` body, validated.
+fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Problem> {
+    let name = match body.remove("name") {
+        Some(Value::String(name)) => check_name("name", &name)?,
+        _ => return Err(Problem::invalid("name", "is required")),
+    };
+    if !body.contains_key("kind") {
+        return Err(Problem::invalid("kind", "is required (maildir or smtp)"));
+    }
+    let smtp = body.get("kind").and_then(Value::as_str) == Some("smtp");
+    if smtp && !body.get("host").is_some_and(Value::is_string) {
+        return Err(Problem::invalid("host", "is required for an smtp upstream"));
+    }
+    let config: UpstreamConfig = serde_json::from_value(Value::Object(body))
+        .map_err(|e| Problem::invalid("kind", format!("invalid upstream settings: {e}")))?;
+    if let UpstreamConfig::Smtp(smtp) = &config {
+        if smtp.host.trim().is_empty() {
+            return Err(Problem::invalid("host", "is required for an smtp upstream"));
+        }
+        if smtp.port == 0 {
+            return Err(Problem::invalid("port", "must be 1-65535"));
+        }
+        if smtp.auth != UpstreamAuth::None && smtp.username.is_empty() {
+            return Err(Problem::invalid("username", "is required with auth"));
+        }
+    }
+    Ok((name, config))
+}
+
+fn stored(store: &Store) -> Result<Vec<(String, UpstreamConfig)>, Problem> {
+    Ok(store
+        .upstreams()
+        .all()?
+        .into_iter()
+        .map(|u| (u.name, u.config))
+        .collect())
+}
+
+/// Puts the relays back as they were after a store write failed.
+fn restore(api: &Api, old: &[(String, UpstreamConfig)]) {
+    if let Err(error) = api.state.relays.reload(old) {
+        tracing::error!(%error, "could not restore the upstreams after a failed change");
+    }
+}
