@@ -154,6 +154,12 @@ start_postern() { # label
         -d "{\"login\":\"$principal\",\"email\":\"$principal\",\"kind\":\"system\",\"password\":\"bench-secret-0123456789abcdefghijklmnopqrstuvwxyz\"}" \
         "http://127.0.0.1:$api/api/v1/users")
     [ "$code" = 201 ] || die "Postern did not start or refused the user (HTTP $code): $(tail -5 "$dir/postern.log")"
+    # The principal sends as its own address through a system-scope account (SPEC §2).
+    code=$(curl -s -o "$dir/account.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' \
+        -d "{\"name\":\"bench\",\"address\":\"$principal\",\"upstream\":\"sink\",\"scope\":{\"kind\":\"system\"},\"default_send_mode\":\"send_as\"}" \
+        "http://127.0.0.1:$api/api/v1/accounts")
+    [ "$code" = 201 ] || die "Postern refused the account (HTTP $code): $(cat "$dir/account.json")"
     echo "$api" >"$dir/api.port"
 }
 

@@ -525,11 +525,15 @@ start_postern() { # instance api_port
     die "postern instance $i did not become ready on 127.0.0.1:$api"
 }
 
-api_user() { # api_port json
+api_post() { # api_port path json
     local code
     code=$(curl -s -o "$T/api.out" -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" \
-        -H 'Content-Type: application/json' -d "$2" "http://127.0.0.1:$1/api/v1/users")
-    [ "$code" = 201 ] || { cat "$T/api.out" >&2; die "creating a user failed: HTTP $code"; }
+        -H 'Content-Type: application/json' -d "$3" "http://127.0.0.1:$1$2")
+    [ "$code" = 201 ] || { cat "$T/api.out" >&2; die "POST $2 failed: HTTP $code"; }
+}
+
+api_user() { # api_port json
+    api_post "$1" /api/v1/users "$2"
 }
 
 wait_port() { # port
@@ -688,6 +692,8 @@ start_postern a "$A_API"
 start_postern b "$B_API"
 api_user "$A_API" "{\"login\":\"$USER_LOGIN\",\"email\":\"$USER_LOGIN\",\"kind\":\"staff\",\"password\":\"$USER_PASS\"}"
 api_user "$B_API" "{\"login\":\"$RELAY_LOGIN\",\"email\":\"$RELAY_LOGIN\",\"kind\":\"system\",\"password\":\"$RELAY_SECRET\"}"
+# The system principal sends as its own address through a system-scope account (SPEC §2).
+api_post "$B_API" /api/v1/accounts "{\"name\":\"relay\",\"address\":\"$RELAY_LOGIN\",\"upstream\":\"sink\",\"scope\":{\"kind\":\"system\"},\"default_send_mode\":\"send_as\"}"
 [ "$(stat -c %a "$T/a/certs/postern.key")" = 600 ] || die "generated key is not mode 0600"
 
 run "a. swaks STARTTLS + AUTH PLAIN" check_swaks_starttls

@@ -6,8 +6,8 @@ use crate::api::{self, AdminToken, ApiState};
 use crate::config::{Config, TlsMode};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
-use crate::policy::Credentials;
-use crate::relay::build_upstreams;
+use crate::policy::{Credentials, Policy};
+use crate::relay::Relays;
 use crate::smtp::Shared;
 use crate::spool::{Spool, Worker};
 use crate::store::Store;
@@ -68,14 +68,21 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     let store = tokio::task::spawn_blocking(move || Store::open(&store_dir)).await??;
     let metrics = Metrics::new();
     let (admin, new_admin_token) = AdminToken::init(&store, admin_token.as_deref())?;
+    let policy = Policy::load(store.clone(), &config.default_upstream)?;
     let (spool, new_ids) = Spool::open(store.clone(), metrics.clone(), config.queue.clone())?;
-    let upstreams = Arc::new(build_upstreams(&config)?);
+    let stored: Vec<_> = store
+        .upstreams()
+        .all()?
+        .into_iter()
+        .map(|u| (u.name, u.config))
+        .collect();
+    let upstreams = Arc::new(Relays::new(&config, &stored)?);
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
 
     let worker = Worker::new(
         spool.clone(),
-        upstreams,
+        upstreams.clone(),
         config.hostname.clone(),
         config.default_upstream.clone(),
     );
@@ -113,6 +120,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             credentials: Credentials::new(store.users().clone()),
             spool: spool.clone(),
             metrics: metrics.clone(),
+            policy: policy.clone(),
+            message_ids: store.message_ids().clone(),
             upstream: config.default_upstream.clone(),
         });
         listeners.push((listener_config.name.clone(), addr));
@@ -127,6 +136,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     let ready = Arc::new(AtomicBool::new(false));
     let state = ApiState {
         store: store.clone(),
+        policy,
+        relays: upstreams.clone(),
         metrics,
         admin: Arc::new(admin),
         ready: ready.clone(),

@@ -9,24 +9,34 @@
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), one file per command, every reply text in `reply`.
 //! - `policy`  — principals and credential checks (argon2id off the runtime, SHA-256 digests
-//!   for high-entropy secrets).
-//! - `rewrite` — header-block edits on raw bytes (the `Received` trace field); the body is
-//!   never touched.
+//!   for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
+//!   SPEC §3 as pure functions; `explain`.
+//! - `rewrite` — the header block on raw bytes: `inspect` (exactly one From, Sender,
+//!   `X-Postern-Account`, trace fields) and `apply` (From/Sender per send mode, RFC 2047
+//!   display names, Reply-To, removals, Message-ID/Date, `Received`), written into headroom
+//!   in front of the body, which is never moved, copied or changed.
 //! - `spool`   — durable queue on sled: metadata and body stored apart, due index, group
 //!   commit before every `250`, retry schedule, delivery worker, DSNs.
-//! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined).
-//! - `api`     — the axum control API: health, metrics, users; problem+json errors.
-//! - `store`   — sole owner of the `sled::Db`: typed trees for users, settings and the spool;
+//! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined);
+//!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
+//! - `api`     — the axum control API: health, metrics, callers and permissions, users and
+//!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
+//!   policy/explain; problem+json errors.
+//! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
+//!   groups, accounts, upstreams, settings, the Message-ID registry and the spool;
 //!   `flush` = sled's flush + `syncfs`, the durable point of every group commit.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
 //! # Flow
 //!
-//! listener → `smtp::Session` (credentials at AUTH, limits at MAIL/RCPT/DATA) → data
-//! receiver (strict CRLF, dot-unstuffing) → `rewrite` (Received prepended) → `spool` write +
-//! group-commit fsync → `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the
-//! upstream → per-recipient status made durable → DSN on permanent failure or expiry.
+//! listener → `smtp::Session` (credentials at AUTH, the send-as policy at MAIL FROM, limits
+//! at MAIL/RCPT/DATA) → data receiver (strict CRLF, dot-unstuffing, headroom in front) →
+//! `rewrite::inspect` → `policy::decide` (account, scope, send mode) → `rewrite::apply`
+//! (header block only) → Message-ID recorded → `spool` write + group-commit sync →
+//! `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the account's upstream,
+//! envelope sender = the account address → per-recipient status made durable → DSN on
+//! permanent failure or expiry.
 
 pub mod api;
 pub mod app;

@@ -26,10 +26,12 @@ pub enum Reject {
     TooManyErrors,
     ConnectionLimit,
     Timeout,
+    BadHeader,
+    PolicyRefused,
 }
 
 impl Reject {
-    const ALL: [Reject; 16] = [
+    const ALL: [Reject; 18] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -46,6 +48,8 @@ impl Reject {
         Reject::TooManyErrors,
         Reject::ConnectionLimit,
         Reject::Timeout,
+        Reject::BadHeader,
+        Reject::PolicyRefused,
     ];
 
     /// The label value used in `/metrics` and in logs.
@@ -67,6 +71,8 @@ impl Reject {
             Reject::TooManyErrors => "too_many_errors",
             Reject::ConnectionLimit => "connection_limit",
             Reject::Timeout => "timeout",
+            Reject::BadHeader => "bad_header",
+            Reject::PolicyRefused => "policy",
         }
     }
 }

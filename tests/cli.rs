@@ -84,7 +84,7 @@ async fn sigterm_lets_the_session_in_flight_finish() {
     // ...but the one in flight finishes its message.
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"Subject: in flight\r\n\r\nstill delivered\r\n")
+    c.send(b"From: alice@example.com\r\nSubject: in flight\r\n\r\nstill delivered\r\n")
         .await;
     c.expect(".", 250).await;
     c.expect("QUIT", 221).await;

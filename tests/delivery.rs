@@ -43,7 +43,7 @@ async fn submit(gw: &Gateway, from: &str, rcpts: &[&str], subject: &str) {
         c.expect(&format!("RCPT TO:<{rcpt}>"), 250).await;
     }
     c.expect("DATA", 354).await;
-    c.send(format!("From: <{from}>\r\nSubject: {subject}\r\n\r\nbody\r\n").as_bytes())
+    c.send(format!("From: <alice@example.com>\r\nSubject: {subject}\r\n\r\nbody\r\n").as_bytes())
         .await;
     c.expect(".", 250).await;
     c.expect("QUIT", 221).await;

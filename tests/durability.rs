@@ -65,8 +65,11 @@ async fn accepted_mail_survives_a_hard_kill() {
         c.expect("MAIL FROM:<alice@example.com>", 250).await;
         c.expect("RCPT TO:<bob@example.net>", 250).await;
         c.expect("DATA", 354).await;
-        c.send(format!("Subject: durable {i}\r\n\r\nmessage {i}\r\n").as_bytes())
-            .await;
+        c.send(
+            format!("From: alice@example.com\r\nSubject: durable {i}\r\n\r\nmessage {i}\r\n")
+                .as_bytes(),
+        )
+        .await;
         c.expect(".", 250).await;
     }
     child.kill().unwrap();

@@ -60,7 +60,7 @@ async fn pipelined_batch_gets_replies_in_order() {
     for code in [250, 250, 250, 354] {
         assert_eq!(c.reply().await.code, code);
     }
-    c.send(b"Subject: pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n")
+    c.send(b"From: alice@example.com\r\nSubject: pipelined\r\n\r\nhello\r\n.\r\nQUIT\r\n")
         .await;
     let queued = c.reply().await;
     assert_eq!(queued.code, 250);
@@ -82,7 +82,7 @@ async fn bdat_chunks_make_one_message() {
     let mut c = logged_in(&gw).await;
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
-    let part1 = b"Subject: chunks\r\n\r\nfirst ";
+    let part1 = b"From: alice@example.com\r\nSubject: chunks\r\n\r\nfirst ";
     let part2 = b"second\r\n.not stuffed\r\n";
     c.send(format!("BDAT {}\r\n", part1.len()).as_bytes()).await;
     c.send(part1).await;
@@ -125,7 +125,8 @@ async fn size_limit_declared_and_actual() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"Subject: small\r\n\r\nok\r\n").await;
+    c.send(b"From: alice@example.com\r\nSubject: small\r\n\r\nok\r\n")
+        .await;
     c.expect(".", 250).await;
 }
 
@@ -177,7 +178,8 @@ async fn quoted_local_part_is_kept_quoted() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<\"john doe\"@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"Subject: q\r\n\r\nhi\r\n").await;
+    c.send(b"From: alice@example.com\r\nSubject: q\r\n\r\nhi\r\n")
+        .await;
     c.expect(".", 250).await;
     let msgs = gw.wait_outbox(1).await;
     let text = String::from_utf8_lossy(&msgs[0]);
@@ -226,7 +228,7 @@ async fn bare_lf_in_data_is_refused_and_nothing_is_queued() {
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
     // A smuggling attempt: "\n.\n" must not end the data, and what follows is no command.
-    c.send(b"Subject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n")
+    c.send(b"From: alice@example.com\r\nSubject: x\r\n\r\nfirst\n.\nMAIL FROM:<evil@example.com>\r\n.\r\n")
         .await;
     let r = c.reply().await;
     assert_eq!(r.code, 550, "{r:?}");
@@ -242,7 +244,8 @@ async fn cr_cr_lf_after_dot_does_not_end_data() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"Subject: x\r\n\r\nbody\r\n.\r\r\n").await;
+    c.send(b"From: alice@example.com\r\nSubject: x\r\n\r\nbody\r\n.\r\r\n")
+        .await;
     let r = c.reply().await;
     assert_eq!(r.code, 550, "{r:?}");
 }
@@ -254,8 +257,10 @@ async fn dot_alone_on_the_first_line_ends_data() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
+    // The data ends at once; the empty message has no From, so policy refuses it.
     let r = c.cmd(".").await;
-    assert_eq!(r.code, 250, "an empty message ends at once: {r:?}");
+    assert_eq!(r.code, 550, "an empty message ends at once: {r:?}");
+    assert!(r.text.contains("5.6.0"), "{r:?}");
     c.expect("NOOP", 250).await;
 }
 
@@ -270,8 +275,14 @@ async fn overlong_command_and_text_lines() {
     c.expect("MAIL FROM:<alice@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(format!("Subject: x\r\n\r\n{}\r\n", "y".repeat(1200)).as_bytes())
-        .await;
+    c.send(
+        format!(
+            "From: alice@example.com\r\nSubject: x\r\n\r\n{}\r\n",
+            "y".repeat(1200)
+        )
+        .as_bytes(),
+    )
+    .await;
     let r = c.cmd(".").await;
     assert_eq!(r.code, 550, "{r:?}");
     assert!(r.text.contains("1000"));
@@ -340,7 +351,7 @@ async fn too_many_hops_is_refused() {
             "Received: from hop{i}.example by x; Thu, 1 Jan 1970 00:00:00 +0000\r\n"
         ));
     }
-    msg.push_str("Subject: loop\r\n\r\nbody\r\n");
+    msg.push_str("From: alice@example.com\r\nSubject: loop\r\n\r\nbody\r\n");
     c.send(msg.as_bytes()).await;
     let r = c.cmd(".").await;
     assert_eq!(r.code, 554, "{r:?}");
@@ -368,12 +379,34 @@ async fn trusted_network_submits_without_auth() {
     )
     .await;
     assert_eq!(status, 201);
+    // A system principal cannot use the all_staff default account...
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.expect("EHLO app.test", 250).await;
+    let r = c.expect("MAIL FROM:<notify@example.com>", 550).await;
+    assert!(
+        r.text
+            .contains("scope all_staff does not admit a system principal"),
+        "{r:?}"
+    );
+    // ...but a system account with its address.
+    let account = serde_json::json!({"name": "notifications", "address": "notify@example.com",
+        "upstream": "local", "scope": {"kind": "system"}, "default_send_mode": "send_as"});
+    let (status, text) = common::http(
+        gw.running.api,
+        "POST",
+        "/api/v1/accounts",
+        Some(common::TOKEN),
+        Some(&account.to_string()),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
     let mut c = Client::connect(gw.addr("plain")).await;
     c.expect("EHLO app.test", 250).await;
     c.expect("MAIL FROM:<notify@example.com>", 250).await;
     c.expect("RCPT TO:<bob@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"Subject: from the app\r\n\r\nhi\r\n").await;
+    c.send(b"From: notify@example.com\r\nSubject: from the app\r\n\r\nhi\r\n")
+        .await;
     c.expect(".", 250).await;
     // Other listeners do not trust the network.
     let mut other = Client::connect(gw.addr("starttls")).await;

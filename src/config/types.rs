@@ -2,7 +2,7 @@
 //! file at all).
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -225,7 +225,7 @@ impl Default for QueueConfig {
 }
 
 /// Where messages go once accepted.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum UpstreamConfig {
     Maildir(MaildirUpstream),
@@ -233,7 +233,7 @@ pub enum UpstreamConfig {
 }
 
 /// A local maildir (the default: `data_dir/outbox`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MaildirUpstream {
     /// Folder holding `tmp/`, `new/`, `cur/`; default `data_dir/outbox`.
@@ -241,7 +241,7 @@ pub struct MaildirUpstream {
 }
 
 /// TLS towards an SMTP upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamTls {
     #[default]
@@ -251,7 +251,7 @@ pub enum UpstreamTls {
 }
 
 /// SASL mechanism towards an SMTP upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamAuth {
     #[default]
@@ -261,7 +261,7 @@ pub enum UpstreamAuth {
 }
 
 /// An SMTP relay (a provider's submission host, a smarthost).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpUpstream {
     pub host: String,

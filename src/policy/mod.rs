@@ -5,15 +5,18 @@
 //!   constant-time compare of SHA-256 digests for high-entropy secrets.
 //! - `snapshot` — an immutable, atomically swapped picture of users, roles and accounts.
 //! - `decide` — the send-as rules of SPEC §3 as pure functions over a snapshot.
+//! - `explain` — a decision with its rule trail and the rewrite it would apply.
 //!
 //! Policy decisions never write and never await; they read a snapshot and return a verdict.
 
 mod credentials;
 mod decide;
+mod explain;
 mod snapshot;
 
 pub use credentials::{digest_matches, digest_secret, hash_password, Credentials};
 pub use decide::{check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight};
+pub use explain::{explain, from_display, sender, Explanation};
 pub use snapshot::{normalize, Policy, Snapshot};
 
 use crate::store::{StoreError, UserKind};

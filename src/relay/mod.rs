@@ -8,7 +8,8 @@ pub mod maildir;
 pub mod smtp;
 
 use crate::config::{Config, UpstreamConfig};
-use std::collections::HashMap;
+use arc_swap::ArcSwap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -110,26 +111,78 @@ pub trait Deliver: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>>;
 }
 
-/// Every configured upstream by name.
+/// Every upstream by name.
 pub type Upstreams = HashMap<String, Arc<dyn Deliver>>;
 
-/// Builds a `Deliver` for each `[upstream.NAME]`.
-pub fn build_upstreams(config: &Config) -> Result<Upstreams, RelayError> {
-    let mut upstreams: Upstreams = HashMap::new();
-    for (name, upstream) in &config.upstreams {
-        let deliver: Arc<dyn Deliver> = match upstream {
-            UpstreamConfig::Maildir(maildir) => {
-                let path = maildir
-                    .path
-                    .clone()
-                    .unwrap_or_else(|| config.data_dir.join("outbox"));
-                Arc::new(maildir::Maildir::open(path)?)
-            }
-            UpstreamConfig::Smtp(smtp) => {
-                Arc::new(smtp::SmtpUpstream::new(name, smtp, &config.hostname)?)
-            }
+/// The upstreams in force: those of the config file plus those defined through the API,
+/// swapped atomically when the API changes one. An upstream whose settings did not change
+/// keeps its instance (and its pool of connections).
+pub struct Relays {
+    config: Config,
+    current: ArcSwap<(Upstreams, BTreeMap<String, UpstreamConfig>)>,
+}
+
+impl Relays {
+    /// Builds the config file's upstreams plus `stored` ones.
+    pub fn new(config: &Config, stored: &[(String, UpstreamConfig)]) -> Result<Relays, RelayError> {
+        let relays = Relays {
+            config: config.clone(),
+            current: ArcSwap::from_pointee((HashMap::new(), BTreeMap::new())),
         };
-        upstreams.insert(name.clone(), deliver);
+        relays.reload(stored)?;
+        Ok(relays)
     }
-    Ok(upstreams)
+
+    /// The upstream called `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<dyn Deliver>> {
+        self.current.load().0.get(name).cloned()
+    }
+
+    /// Every upstream's name and settings.
+    pub fn settings(&self) -> BTreeMap<String, UpstreamConfig> {
+        self.current.load().1.clone()
+    }
+
+    /// True if `name` comes from the config file (and cannot be changed through the API).
+    pub fn from_config(&self, name: &str) -> bool {
+        self.config.upstreams.contains_key(name)
+    }
+
+    /// Rebuilds the set from the config file plus `stored`; the config file wins a name.
+    pub fn reload(&self, stored: &[(String, UpstreamConfig)]) -> Result<(), RelayError> {
+        let mut wanted: BTreeMap<String, UpstreamConfig> = stored.iter().cloned().collect();
+        wanted.extend(self.config.upstreams.clone());
+        let old = self.current.load_full();
+        let mut built: Upstreams = HashMap::new();
+        for (name, settings) in &wanted {
+            let keep = old.1.get(name) == Some(settings);
+            let deliver = match (keep, old.0.get(name)) {
+                (true, Some(existing)) => existing.clone(),
+                _ => build(&self.config, name, settings)?,
+            };
+            built.insert(name.clone(), deliver);
+        }
+        self.current.store(Arc::new((built, wanted)));
+        Ok(())
+    }
+}
+
+/// Builds one upstream.
+pub fn build(
+    config: &Config,
+    name: &str,
+    upstream: &UpstreamConfig,
+) -> Result<Arc<dyn Deliver>, RelayError> {
+    Ok(match upstream {
+        UpstreamConfig::Maildir(maildir) => {
+            let path = maildir
+                .path
+                .clone()
+                .unwrap_or_else(|| config.data_dir.join("outbox"));
+            Arc::new(maildir::Maildir::open(path)?)
+        }
+        UpstreamConfig::Smtp(smtp) => {
+            Arc::new(smtp::SmtpUpstream::new(name, smtp, &config.hostname)?)
+        }
+    })
 }

@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub struct Chunks {
     pub id: QueueId,
     pub buf: Vec<u8>,
-    pub trace_len: usize,
+    /// Where the client's message starts in `buf` (after the rewrite's headroom).
+    pub start: usize,
     pub too_big: bool,
 }
 
@@ -47,7 +48,7 @@ pub async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let Some(chunks) = state.tx.as_mut().and_then(|tx| tx.bdat.as_mut()) else {
         return Ok(Next::Close);
     };
-    chunks.too_big |= chunks.buf.len() - chunks.trace_len + size > max;
+    chunks.too_big |= chunks.buf.len() - chunks.start + size > max;
     let sink = (!chunks.too_big).then_some(&mut chunks.buf);
     if !conn.read_chunk(sink, size, timeout).await? {
         return Ok(Next::Close);
@@ -75,14 +76,13 @@ fn start_chunks<S: AsyncRead + AsyncWrite + Unpin + Send>(
         .spool
         .new_id()
         .map_err(|_| reply::STORE_FAILED)?;
-    let mut buf = Vec::with_capacity(16 * 1024);
-    buf.extend_from_slice(message::trace_field(session, id).as_bytes());
-    let trace_len = buf.len();
+    let buf = message::buffer();
+    let start = buf.len();
     if let Some(tx) = session.state.tx.as_mut() {
         tx.bdat = Some(Chunks {
             id,
             buf,
-            trace_len,
+            start,
             too_big: false,
         });
     }
@@ -99,7 +99,7 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin + Send>(
         session.state.tx = None;
         return Ok(session.refuse(Reject::MessageTooBig, reply::TOO_BIG));
     }
-    let (clean, longest) = check_lines(&chunks.buf[chunks.trace_len..]);
+    let (clean, longest) = check_lines(&chunks.buf[chunks.start..]);
     if !clean {
         session.state.tx = None;
         return Ok(session.refuse(Reject::BareNewline, reply::BARE_NEWLINE));
@@ -108,8 +108,8 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin + Send>(
         session.state.tx = None;
         return Ok(session.refuse(Reject::LineTooLong, reply::TEXT_LINE_TOO_LONG));
     }
-    if chunks.buf.len() > chunks.trace_len && !chunks.buf.ends_with(b"\r\n") {
+    if chunks.buf.len() > chunks.start && !chunks.buf.ends_with(b"\r\n") {
         chunks.buf.extend_from_slice(b"\r\n");
     }
-    message::accept(session, chunks.id, chunks.buf, chunks.trace_len).await
+    message::accept(session, chunks.id, chunks.buf, chunks.start).await
 }

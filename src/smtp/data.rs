@@ -1,4 +1,5 @@
-//! DATA: reads the message up to `CRLF.CRLF` (strictly; see `io`) behind our trace field.
+//! DATA: reads the message up to `CRLF.CRLF` (strictly; see `io`) behind the headroom the
+//! rewrite writes the new header block into.
 //! A bare CR or LF closes the session: after one, the client and server may no longer agree
 //! where the message ends, which is how messages get smuggled.
 
@@ -29,12 +30,11 @@ pub async fn data<S: AsyncRead + AsyncWrite + Unpin + Send>(
             return Ok(session.refuse(Reject::StoreFailed, reply::STORE_FAILED));
         }
     };
-    let mut buf = Vec::with_capacity(16 * 1024);
-    buf.extend_from_slice(message::trace_field(session, id).as_bytes());
-    let trace_len = buf.len();
+    let mut buf = message::buffer();
+    let start = buf.len();
     session.conn.reply(reply::START_DATA);
     let limits = DataLimits {
-        max_size: session.shared.limits.message_size + trace_len,
+        max_size: session.shared.limits.message_size + start,
         // the transmitted line may carry one stuffing dot
         max_line: session.shared.limits.text_line + 1,
     };
@@ -64,5 +64,5 @@ pub async fn data<S: AsyncRead + AsyncWrite + Unpin + Send>(
         session.state.tx = None;
         return Ok(session.refuse(Reject::LineTooLong, reply::TEXT_LINE_TOO_LONG));
     }
-    message::accept(session, id, buf, trace_len).await
+    message::accept(session, id, buf, start).await
 }

@@ -42,6 +42,17 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
             return session.refuse(reason, error.reply());
         }
     };
+    if session.shared.listener.purpose == Purpose::Submission {
+        if let Some(principal) = &session.state.principal {
+            let snapshot = session.shared.policy.snapshot();
+            if let Err(refusal) = crate::policy::check_envelope(&snapshot, principal.id, &mail_from)
+            {
+                tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+                    principal = %principal.login, from = %mail_from, rule = %refusal.rule, "MAIL FROM refused");
+                return session.refuse(Reject::PolicyRefused, &refusal.reply);
+            }
+        }
+    }
     session.state.tx = Some(Transaction {
         mail_from,
         smtputf8: params.smtputf8,

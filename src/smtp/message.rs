@@ -1,17 +1,32 @@
-//! The end of a message, shared by DATA and BDAT: the checks that need the whole header
-//! block (size, `Received` hops), the trace field, and the durable write before `250`.
+//! The end of a message, shared by DATA and BDAT: the header checks (size, hops, exactly
+//! one From), the send-as decision, the rewrite of the header block in the headroom in
+//! front of the body (the body is neither moved nor copied), the Message-ID record, and the
+//! durable write before `250`.
 
 use super::reply;
 use super::session::{Next, Session};
+use crate::config::Purpose;
 use crate::metrics::Reject;
-use crate::rewrite::{date, received_count, received_field, ReceivedInfo};
-use crate::spool::{show_id, Envelope, QueueId};
+use crate::policy::{self, Decision};
+use crate::rewrite::{self, date, received_field, Inspected, Plan, ReceivedInfo};
+use crate::spool::{now_ms, show_id, Envelope, QueueId};
+use crate::store::MessageRecord;
 use std::io;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+/// Room left in front of the client's message for the rewritten header block.
+pub const HEADROOM: usize = 8192;
+
+/// A message buffer: `HEADROOM` zero bytes; the client's message is appended after them.
+pub fn buffer() -> Vec<u8> {
+    let mut buf = Vec::with_capacity(HEADROOM + 16 * 1024);
+    buf.resize(HEADROOM, 0);
+    buf
+}
+
 /// The `Received` field for message `id` of this session.
-pub fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
+fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &Session<S>,
     id: QueueId,
 ) -> String {
@@ -29,40 +44,78 @@ pub fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
     })
 }
 
-/// Checks and spools a complete message; `buf` starts with our trace field of
-/// `trace_len` octets, followed by the client's message.
+/// What the accepted message becomes.
+struct Outcome {
+    start: usize,
+    mail_from: String,
+    upstream: String,
+    message_id: String,
+    account: Option<u64>,
+}
+
+/// Checks, decides, rewrites and spools a complete message: `buf[start..]` is the client's
+/// message, `buf[..start]` is headroom.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &mut Session<S>,
     id: QueueId,
-    buf: Vec<u8>,
-    trace_len: usize,
+    mut buf: Vec<u8>,
+    start: usize,
 ) -> io::Result<Next> {
     let started = Instant::now();
+    let trace = trace_field(session, id);
     let Some(tx) = session.state.tx.take() else {
         return Ok(session.refuse(Reject::BadSequence, reply::BAD_SEQUENCE));
     };
-    let limits = &session.shared.limits;
-    let scan = received_count(&buf[trace_len..]);
-    if scan.len > limits.header_block {
-        return Ok(session.refuse(Reject::HeaderTooLarge, reply::HEADER_TOO_BIG));
-    }
-    if scan.received + 1 > limits.received_hops {
-        return Ok(session.refuse(Reject::TooManyHops, reply::TOO_MANY_HOPS));
-    }
-    let size = buf.len();
-    let rcpt_count = tx.rcpts.len();
+    let queue_id = show_id(id);
+    let outcome = match session.shared.listener.purpose {
+        Purpose::Submission => {
+            let inspected = match rewrite::inspect(&buf[start..]) {
+                Ok(inspected) => inspected,
+                Err(error) => return Ok(session.refuse(Reject::BadHeader, error.reply())),
+            };
+            if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
+                return Ok(refusal);
+            }
+            match submission(session, &mut buf, start, &inspected, &queue_id, &trace) {
+                Ok(outcome) => outcome,
+                Err(text) => return Ok(session.refuse(Reject::PolicyRefused, &text)),
+            }
+        }
+        Purpose::Inbound => {
+            // Inbound mail is not held to the submission rules of its From (SPEC §7 is
+            // another path); only the trace field is added.
+            let scan = rewrite::received_count(&buf[start..]);
+            if let Some(refusal) = check_limits(session, scan.len, scan.received) {
+                return Ok(refusal);
+            }
+            Outcome {
+                start: prepend(&mut buf, start, trace.as_bytes()),
+                mail_from: tx.mail_from.clone(),
+                upstream: session.shared.upstream.clone(),
+                message_id: String::new(),
+                account: None,
+            }
+        }
+    };
+    let mail_from = match tx.mail_from.is_empty() {
+        true => String::new(),
+        false => outcome.mail_from,
+    };
     let envelope = Envelope {
-        mail_from: tx.mail_from,
+        mail_from,
         rcpts: tx.rcpts,
-        upstream: session.shared.upstream.clone(),
+        upstream: outcome.upstream,
         principal: session.state.principal.as_ref().map(|p| p.login.clone()),
         smtputf8: tx.smtputf8,
         eight_bit: tx.eight_bit,
         is_dsn: false,
     };
-    let queue_id = show_id(id);
+    record_message_id(session, &outcome.message_id, outcome.account, &queue_id);
+    let data = &buf[outcome.start..];
+    let size = data.len();
+    let rcpt_count = envelope.rcpts.len();
     let from = envelope.mail_from.clone();
-    if let Err(error) = session.shared.spool.enqueue(id, envelope, buf).await {
+    if let Err(error) = session.shared.spool.enqueue(id, envelope, data).await {
         tracing::error!(queue_id = %queue_id, %error, "message not stored");
         return Ok(session.refuse(Reject::StoreFailed, reply::STORE_FAILED));
     }
@@ -75,4 +128,108 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
     tracing::info!(queue_id = %queue_id, from = %from, rcpts = rcpt_count, size, peer = %session.peer, "queued");
     session.conn.reply(&reply::queued(&queue_id));
     Ok(Next::Continue)
+}
+
+/// The header-block limits: size and `Received` hops; the refusal if one is exceeded.
+fn check_limits<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    header_len: usize,
+    received: usize,
+) -> Option<Next> {
+    let limits = &session.shared.limits;
+    if header_len > limits.header_block {
+        return Some(session.refuse(Reject::HeaderTooLarge, reply::HEADER_TOO_BIG));
+    }
+    if received + 1 > limits.received_hops {
+        return Some(session.refuse(Reject::TooManyHops, reply::TOO_MANY_HOPS));
+    }
+    None
+}
+
+/// The send-as decision and the rewrite for a submitted message; the refusal's reply text
+/// on failure.
+fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &Session<S>,
+    buf: &mut Vec<u8>,
+    start: usize,
+    inspected: &Inspected,
+    queue_id: &str,
+    trace: &str,
+) -> Result<Outcome, String> {
+    let Some(principal) = session.state.principal.as_ref() else {
+        return Err(reply::AUTH_REQUIRED.to_string());
+    };
+    let snapshot = session.shared.policy.snapshot();
+    let from = inspected.from.address.as_str();
+    let decision = policy::decide(&snapshot, principal.id, from, inspected.account_hint.as_deref())
+        .map_err(|refusal| {
+            tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, principal = %principal.login,
+                from, rule = %refusal.rule, "submission refused");
+            refusal.reply
+        })?;
+    let now = date::now_rfc5322();
+    let plan = plan(&decision, inspected, queue_id, trace, &now);
+    let (new_start, message_id) = rewrite::apply(buf, start, inspected, &plan);
+    tracing::debug!(queue_id, account = %decision.account.name, right = policy::right_name(decision.right), "send-as decision");
+    Ok(Outcome {
+        start: new_start,
+        mail_from: decision.envelope_from().to_string(),
+        upstream: decision.account.upstream.clone(),
+        message_id,
+        account: Some(decision.account.id),
+    })
+}
+
+fn plan<'a>(
+    decision: &'a Decision<'a>,
+    inspected: &'a Inspected,
+    queue_id: &'a str,
+    trace: &'a str,
+    date: &'a str,
+) -> Plan<'a> {
+    let from_address = decision.from_address();
+    Plan {
+        from_display: policy::from_display(decision, inspected.from.display.as_deref()),
+        from_address,
+        sender: policy::sender(decision),
+        reply_to: decision
+            .account
+            .reply_to
+            .as_deref()
+            .filter(|r| !r.is_empty()),
+        message_id_domain: from_address.rsplit('@').next().unwrap_or("localhost"),
+        unique: queue_id,
+        date,
+        trace,
+    }
+}
+
+/// Writes `field` into the headroom just before `start` (inbound mail only gets a trace
+/// field); returns the new start. The message itself is not moved.
+fn prepend(buf: &mut [u8], start: usize, field: &[u8]) -> usize {
+    // A trace field is a few hundred octets (the HELO name in it is capped): it always fits.
+    let new_start = start - field.len();
+    buf[new_start..start].copy_from_slice(field);
+    new_start
+}
+
+fn record_message_id<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &Session<S>,
+    message_id: &str,
+    account: Option<u64>,
+    queue_id: &str,
+) {
+    let (Some(account), false) = (account, message_id.is_empty()) else {
+        return;
+    };
+    let record = MessageRecord {
+        account,
+        queue_id: queue_id.to_string(),
+        direction: "outbound".into(),
+        ticket: None,
+        at: now_ms() / 1000,
+    };
+    if let Err(error) = session.shared.message_ids.record(message_id, &record) {
+        tracing::warn!(queue_id, %error, "Message-ID not recorded");
+    }
 }

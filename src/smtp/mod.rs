@@ -22,9 +22,9 @@ pub use session::{Next, Session, State, Transaction};
 
 use crate::config::{Limits, ListenerConfig, TlsMode};
 use crate::metrics::Metrics;
-use crate::policy::{Credentials, Principal};
+use crate::policy::{Credentials, Policy, Principal};
 use crate::spool::Spool;
-use crate::store::UserKind;
+use crate::store::{MessageIds, UserKind};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +51,11 @@ pub struct Shared {
     pub credentials: Credentials,
     pub spool: Arc<Spool>,
     pub metrics: Arc<Metrics>,
-    /// Upstream for accepted mail.
+    /// The send-as policy.
+    pub policy: Arc<Policy>,
+    /// Where Message-IDs of sent mail are recorded.
+    pub message_ids: MessageIds,
+    /// Upstream for mail no account routes (inbound, for now).
     pub upstream: String,
 }
 

@@ -90,7 +90,7 @@ impl Spool {
         &self,
         id: QueueId,
         envelope: Envelope,
-        data: Vec<u8>,
+        data: &[u8],
     ) -> Result<(), SpoolError> {
         let now = now_ms();
         let meta = Meta {

@@ -9,7 +9,7 @@ use super::attempt::{self, Applied};
 use super::meta::{show_id, Envelope, Meta, QueueId};
 use super::{dsn, now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
-use crate::relay::{ErrorKind, Outgoing, RelayError, Retry, Side, Upstreams};
+use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 /// Delivers what the spool holds.
 pub struct Worker {
     spool: Arc<Spool>,
-    upstreams: Arc<Upstreams>,
+    upstreams: Arc<Relays>,
     hostname: String,
     dsn_upstream: String,
     limit: Arc<Semaphore>,
@@ -27,7 +27,7 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         spool: Arc<Spool>,
-        upstreams: Arc<Upstreams>,
+        upstreams: Arc<Relays>,
         hostname: String,
         dsn_upstream: String,
     ) -> Worker {
@@ -203,7 +203,7 @@ impl Worker {
             is_dsn: true,
         };
         let dsn_id = self.spool.new_id()?;
-        self.spool.enqueue(dsn_id, envelope, report).await?;
+        self.spool.enqueue(dsn_id, envelope, &report).await?;
         self.spool.metrics().dsn_sent.increment(1);
         tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
         Ok(())

@@ -1,5 +1,5 @@
-//! Named directory objects: roles (with their permissions), skill groups and requester
-//! groups. Each lives in its own tree keyed by its lower-cased name.
+//! Named directory objects: roles (with their permissions), skill groups, requester
+//! groups and upstreams defined through the API. Each lives in its own tree keyed by its lower-cased name.
 
 use super::{StoreError, Syncer};
 use serde::de::DeserializeOwned;
@@ -30,6 +30,13 @@ pub struct Group {
     pub description: String,
 }
 
+/// An upstream defined through the API (config-file upstreams are not stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredUpstream {
+    pub name: String,
+    pub config: crate::config::UpstreamConfig,
+}
+
 /// Anything stored by name.
 pub trait Named: Serialize + DeserializeOwned + Clone {
     fn name(&self) -> &str;
@@ -42,6 +49,12 @@ impl Named for Role {
 }
 
 impl Named for SkillGroup {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for StoredUpstream {
     fn name(&self) -> &str {
         &self.name
     }

@@ -18,7 +18,7 @@ mod users;
 pub use accounts::{
     Account, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health, Scope, SendMode,
 };
-pub use directory::{Directory, Group, Named, Role, SkillGroup};
+pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
 pub use settings::Settings;
 pub use users::{CreatedVia, NewUser, User, UserKind, UserStatus, Users};
@@ -59,6 +59,7 @@ pub struct Store {
     roles: Directory<Role>,
     skill_groups: Directory<SkillGroup>,
     groups: Directory<Group>,
+    upstreams: Directory<StoredUpstream>,
     message_ids: MessageIds,
 }
 
@@ -82,6 +83,7 @@ impl Store {
             roles: Directory::open(&db, "roles", sync.clone())?,
             skill_groups: Directory::open(&db, "skill_groups", sync.clone())?,
             groups: Directory::open(&db, "groups", sync.clone())?,
+            upstreams: Directory::open(&db, "upstreams", sync.clone())?,
             message_ids: MessageIds::open(&db)?,
             db,
             sync,
@@ -112,6 +114,11 @@ impl Store {
     /// Requester groups.
     pub fn groups(&self) -> &Directory<Group> {
         &self.groups
+    }
+
+    /// Upstreams defined through the API.
+    pub fn upstreams(&self) -> &Directory<StoredUpstream> {
+        &self.upstreams
     }
 
     /// The Message-ID registry.
