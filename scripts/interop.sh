@@ -291,6 +291,36 @@ def verify(capdir, ident, expected_file, proto, mail_from, rcpt, hostname, want_
     if errors:
         sys.exit("FAIL: " + "; ".join(errors))
 
+def verify_sendas(capdir, ident, mail_from, from_line, sender_line):
+    """A send-as check: envelope sender and the exact From/Sender fields (SPEC §3.3)."""
+    deadline = time.time() + 30
+    found = []
+    while time.time() < deadline and not found:
+        found = find_arrivals(capdir, ident)
+        time.sleep(0.1)
+    if len(found) != 1:
+        sys.exit("FAIL: message %s arrived %d times" % (ident, len(found)))
+    path, got = found[0]
+    env = json.load(open(path))
+    head = got.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace").split("\r\n")
+    pick = lambda name: [l for l in head if l.lower().startswith(name.lower() + ":")]
+    errors = []
+    if env["mail_from"] != mail_from:
+        errors.append("envelope sender %r, want %r" % (env["mail_from"], mail_from))
+    if pick("From") != [from_line]:
+        errors.append("From fields %r, want [%r]" % (pick("From"), from_line))
+    want_sender = [] if sender_line == "none" else [sender_line]
+    if pick("Sender") != want_sender:
+        errors.append("Sender fields %r, want %r" % (pick("Sender"), want_sender))
+    for gone in ("Bcc", "Return-Path", "X-Postern-Account"):
+        if pick(gone):
+            errors.append("%s was not removed: %r" % (gone, pick(gone)))
+    if not got.endswith(b"\r\n\r\nsend-as body line\r\n"):
+        errors.append("body changed: %r" % got[-60:])
+    print("envelope MAIL FROM:<%s>; %s; %s" % (env["mail_from"], pick("From"), pick("Sender")))
+    if errors:
+        sys.exit("FAIL: " + "; ".join(errors))
+
 def count(capdir):
     print(len(glob.glob(os.path.join(capdir, "*.json"))))
 
@@ -569,6 +599,46 @@ run() { # name function args...
 
 captured() { py count "$T/capture"; }
 
+sendas_message() { # id from-header [X-Postern-Account value] -> writes $T/msgs/ID.wire
+    local hint=""
+    [ -n "${3:-}" ] && hint="X-Postern-Account: $3\r\n"
+    printf "Return-Path: <bounce@evil.example>\r\nFrom: %s\r\nTo: bob@example.net\r\nBcc: hidden@example.org\r\n${hint}X-Interop-Id: %s\r\nSubject: send-as %s\r\n\r\nsend-as body line\r\n.\r\n" \
+        "$2" "$1" "$1" >"$T/msgs/$1.wire"
+}
+
+sendas_swaks() { # id envelope-from
+    timeout 60 swaks --server 127.0.0.1 --port "$A_PLAIN" --helo client.interop.test \
+        --from "$2" --to bob@example.net \
+        --auth PLAIN --auth-user "$USER_LOGIN" --auth-password "$USER_PASS" \
+        --data "@$T/msgs/$1.wire" --no-data-fixup >"$T/msgs/$1.swaks" 2>&1
+}
+
+check_send_on_behalf() {
+    api_post "$A_API" /api/v1/accounts '{"name":"support","address":"support@example.com","display_name":"Support Team","upstream":"capture","scope":{"kind":"all_staff"},"default_send_mode":"send_on_behalf"}'
+    sendas_message sendas-obo 'Alice <support@example.com>' support
+    sendas_swaks sendas-obo support@example.com || { cat "$T/msgs/sendas-obo.swaks"; return 1; }
+    py verify-sendas "$T/capture" sendas-obo support@example.com \
+        'From: Support Team <support@example.com>' 'Sender: <alice@example.com>'
+}
+
+check_send_as() {
+    api_post "$A_API" /api/v1/accounts '{"name":"sales","address":"sales@example.com","upstream":"capture","scope":{"kind":"everyone"},"default_send_mode":"send_as"}'
+    sendas_message sendas-as '"Sales, EMEA" <sales@example.com>'
+    sendas_swaks sendas-as alice@example.com || { cat "$T/msgs/sendas-as.swaks"; return 1; }
+    py verify-sendas "$T/capture" sendas-as sales@example.com \
+        'From: "Sales, EMEA" <sales@example.com>' none
+}
+
+check_send_as_refused() {
+    api_post "$A_API" /api/v1/accounts '{"name":"robots","address":"robot@example.com","upstream":"capture","scope":{"kind":"system"},"default_send_mode":"send_as"}'
+    sendas_message sendas-refused 'robot@example.com'
+    if sendas_swaks sendas-refused robot@example.com; then
+        cat "$T/msgs/sendas-refused.swaks"; echo "a staff user sent as a system account"; return 1
+    fi
+    grep -q '^<\*\* *550 5.7.1 <alice@example.com> may not send as <robot@example.com> (scope system does not admit a staff principal)' \
+        "$T/msgs/sendas-refused.swaks" || { cat "$T/msgs/sendas-refused.swaks"; return 1; }
+}
+
 check_config_ok() {
     "$BIN" check-config --config "$T/a/postern.toml"
     "$BIN" check-config --config "$T/b/postern.toml"
@@ -703,9 +773,12 @@ run "d. smtplib STARTTLS, dots + 8-bit body" check_smtplib_starttls
 run "d2. smtplib implicit TLS + AUTH LOGIN" check_smtplib_implicit
 run "d3. smtplib SMTPUTF8 recipient + UTF-8 header" check_smtplib_utf8
 run "e. refusals: 538 before TLS, 530, 535" check_refusals
+run "h. send_on_behalf: From, Sender, envelope" check_send_on_behalf
+run "h2. send_as through a shared account" check_send_as
+run "h3. no right: refused at MAIL FROM, rule named" check_send_as_refused
 run "f. smtp-source x$N_SOURCE -> smtp-sink" check_smtp_source
 run "f2. smtp-source -d x$N_SOURCE -> smtp-sink" check_smtp_source -d
-run "g. capture count = accepted = delivered" check_capture_count 6
+run "g. capture count = accepted = delivered" check_capture_count 8
 
 say "($((SECONDS - CHECKS_START)) s of checks, $(($(date +%s) - STARTED)) s in all with the build)"
 if [ "$FAIL" -ne 0 ]; then

@@ -84,10 +84,13 @@ pub fn from_display<'a>(decision: &Decision<'a>, client: Option<&'a str>) -> Opt
 /// The `Sender` a decision writes: the principal, for send_on_behalf only.
 pub fn sender<'a>(decision: &Decision<'a>) -> Option<(Option<&'a str>, &'a str)> {
     match decision.right {
-        SendRight::SendOnBehalf => Some((
-            Some(decision.user.display_name.as_str()).filter(|d| !d.is_empty()),
-            decision.user.email.as_str(),
-        )),
+        SendRight::SendOnBehalf => {
+            let email = decision.user.email.as_str();
+            let name = decision.user.display_name.as_str();
+            // A display name that only repeats the address says nothing: leave it out.
+            let display = Some(name).filter(|n| !n.is_empty() && !n.eq_ignore_ascii_case(email));
+            Some((display, email))
+        }
         _ => None,
     }
 }
