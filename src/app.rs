@@ -36,6 +36,12 @@ pub struct Running {
 }
 
 impl Running {
+    /// The store the gateway runs on (for embedding applications and tests that inspect
+    /// what was recorded).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// The bound address of the listener called `name`.
     pub fn listener(&self, name: &str) -> Option<SocketAddr> {
         self.listeners

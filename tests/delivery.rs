@@ -5,27 +5,13 @@ mod common;
 
 use common::upstream::{FakeUpstream, Script};
 use common::{Client, Gateway};
-use postern::config::{SmtpUpstream, UpstreamConfig, UpstreamTls};
 use std::time::{Duration, Instant};
 
 async fn gateway_to(upstream: &FakeUpstream) -> Gateway {
     let port = upstream.addr.port();
     let gw = Gateway::start(move |c| {
-        c.upstreams.insert(
-            "sink".into(),
-            UpstreamConfig::Smtp(SmtpUpstream {
-                host: "127.0.0.1".into(),
-                port,
-                tls: UpstreamTls::None,
-                auth: Default::default(),
-                username: String::new(),
-                password: String::new(),
-                ca_file: None,
-                pool_size: 4,
-                pool_idle_secs: 30,
-                timeout_secs: 5,
-            }),
-        );
+        c.upstreams
+            .insert("sink".into(), common::sink_upstream(port));
         c.default_upstream = "sink".into();
         c.queue.retry_intervals_secs = vec![1];
     })

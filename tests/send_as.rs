@@ -10,7 +10,6 @@ use common::{http, Client, Gateway, TOKEN};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use postern::config::{SmtpUpstream, UpstreamConfig, UpstreamTls};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -38,21 +37,8 @@ async fn setup() -> (Gateway, FakeUpstream, u64) {
     .await;
     let port = upstream.addr.port();
     let gw = Gateway::start(move |c| {
-        c.upstreams.insert(
-            "sink".into(),
-            UpstreamConfig::Smtp(SmtpUpstream {
-                host: "127.0.0.1".into(),
-                port,
-                tls: UpstreamTls::None,
-                auth: Default::default(),
-                username: String::new(),
-                password: String::new(),
-                ca_file: None,
-                pool_size: 4,
-                pool_idle_secs: 30,
-                timeout_secs: 5,
-            }),
-        );
+        c.upstreams
+            .insert("sink".into(), common::sink_upstream(port));
     })
     .await;
     let body = json!({"login": "bob", "email": "bob@example.com", "kind": "staff",
@@ -245,4 +231,83 @@ async fn bcc_return_path_and_postern_headers_are_removed() {
     );
     assert_eq!(msg.mail_from, "support@example.com");
     assert!(String::from_utf8_lossy(&msg.data).ends_with("\r\n\r\nBody line\r\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_ids_are_recorded_with_their_account() {
+    let (gw, upstream, _) = setup().await;
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.login("bob", "bob-password").await;
+    for (n, header) in ["Message-ID: <given@example.com>\r\n", ""]
+        .iter()
+        .enumerate()
+    {
+        c.expect("MAIL FROM:<support@example.com>", 250).await;
+        c.expect("RCPT TO:<customer@example.net>", 250).await;
+        c.expect("DATA", 354).await;
+        let msg = format!("From: support@example.com\r\n{header}Subject: id {n}\r\n\r\nbody\r\n");
+        c.send(msg.as_bytes()).await;
+        c.expect(".", 250).await;
+    }
+    let sent = received(&upstream, 2).await;
+    let support = gw
+        .running
+        .store()
+        .accounts()
+        .all()
+        .unwrap()
+        .into_iter()
+        .find(|a| a.name == "support")
+        .unwrap();
+    let given = gw
+        .running
+        .store()
+        .message_ids()
+        .get("<given@example.com>")
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(given.account, support.id);
+    assert_eq!(given.direction, "outbound");
+    // The generated Message-ID is on the account's domain and recorded too.
+    let block = header_block(&sent[1].data);
+    let generated = fields(&block, "Message-ID")[0]
+        .trim_start_matches("Message-ID:")
+        .trim()
+        .to_string();
+    assert!(generated.ends_with("@example.com>"), "{generated}");
+    let record = gw
+        .running
+        .store()
+        .message_ids()
+        .get(&generated)
+        .unwrap()
+        .expect("recorded");
+    assert_eq!(record.account, support.id);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivated_and_blocked_users_cannot_authenticate() {
+    let (gw, _, bob) = setup().await;
+    for status in ["deactivated", "blocked"] {
+        api(
+            &gw,
+            "PATCH",
+            &format!("/api/v1/users/{bob}"),
+            json!({"status": status}),
+        )
+        .await;
+        let mut c = Client::connect(gw.addr("plain")).await;
+        c.expect("EHLO client.test", 250).await;
+        let token = common::base64("\0bob\0bob-password");
+        c.expect(&format!("AUTH PLAIN {token}"), 535).await;
+    }
+    api(
+        &gw,
+        "PATCH",
+        &format!("/api/v1/users/{bob}"),
+        json!({"status": "active"}),
+    )
+    .await;
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.login("bob", "bob-password").await;
 }

@@ -412,3 +412,19 @@ pub async fn wait_ready(api: SocketAddr) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A plain-text SMTP upstream on 127.0.0.1:`port` (the fake upstream of a test).
+pub fn sink_upstream(port: u16) -> UpstreamConfig {
+    UpstreamConfig::Smtp(postern::config::SmtpUpstream {
+        host: "127.0.0.1".into(),
+        port,
+        tls: postern::config::UpstreamTls::None,
+        auth: Default::default(),
+        username: String::new(),
+        password: String::new(),
+        ca_file: None,
+        pool_size: 4,
+        pool_idle_secs: 30,
+        timeout_secs: 5,
+    })
+}
