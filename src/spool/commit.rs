@@ -1,23 +1,48 @@
-//! Group commit: many writers wait on one fsync. A single task drains every pending
-//! request, flushes the store once on a blocking thread, and wakes all of them with the
-//! result. While one flush runs, new requests gather for the next.
+//! Group commit: many writers wait on one sync. One dedicated thread drains every pending
+//! request, flushes the store once, and wakes all of them with the result. While one flush
+//! runs, new requests gather for the next.
+//!
+//! The thread is long-lived (not a `spawn_blocking` per batch), so a commit costs one
+//! wake-up of that thread and one of each waiter, not a trip through the blocking pool.
+//!
+//! `commit_soon` is for writes whose loss at a crash is harmless but that should not stay
+//! volatile for long (a delivered message's removal: losing it means one more delivery,
+//! which at-least-once allows). They ride along with the next real commit, or are flushed
+//! after `LAZY_WINDOW` when none comes.
 
 use crate::store::Store;
-use tokio::sync::{mpsc, oneshot};
+use std::sync::mpsc;
+use std::time::Duration;
+use tokio::sync::oneshot;
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
-/// Handle to the group-commit task.
+/// Longest a `commit_soon` write waits for a real commit to ride along with.
+const LAZY_WINDOW: Duration = Duration::from_millis(200);
+
+enum Request {
+    Wait(Waiter),
+    Soon,
+}
+
+/// Handle to the group-commit thread.
 #[derive(Clone)]
 pub struct Committer {
-    tx: mpsc::UnboundedSender<Waiter>,
+    tx: mpsc::Sender<Request>,
 }
 
 impl Committer {
-    /// Starts the commit task for `store`. It ends when every handle is dropped.
+    /// Starts the commit thread for `store`. It ends when every handle is dropped.
     pub fn start(store: Store) -> Committer {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(store, rx));
+        let (tx, rx) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("postern-commit".into())
+            .spawn(move || run(store, rx));
+        if let Err(error) = spawned {
+            // Without the thread every commit fails with "commit thread stopped": the
+            // sessions answer 451 and nothing is acknowledged that is not durable.
+            tracing::error!(%error, "cannot start the group-commit thread");
+        }
         Committer { tx }
     }
 
@@ -25,22 +50,42 @@ impl Committer {
     pub async fn commit(&self) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(done)
-            .map_err(|_| "commit task stopped".to_string())?;
-        wait.await.map_err(|_| "commit task stopped".to_string())?
+            .send(Request::Wait(done))
+            .map_err(|_| "commit thread stopped".to_string())?;
+        wait.await
+            .map_err(|_| "commit thread stopped".to_string())?
+    }
+
+    /// Asks for everything written so far to become durable soon, without waiting.
+    pub fn commit_soon(&self) {
+        let _ = self.tx.send(Request::Soon);
     }
 }
 
-async fn run(store: Store, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+fn run(store: Store, rx: mpsc::Receiver<Request>) {
     let mut batch = Vec::with_capacity(64);
-    while rx.recv_many(&mut batch, 4096).await > 0 {
-        let flusher = store.clone();
-        let result = tokio::task::spawn_blocking(move || flusher.flush())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map(|_| ()).map_err(|e| e.to_string()));
+    while let Ok(first) = rx.recv() {
+        collect(first, &mut batch);
+        rx.try_iter().for_each(|r| collect(r, &mut batch));
+        if batch.is_empty() {
+            // Only lazy writes so far: give a real commit the chance to carry them.
+            if let Ok(next) = rx.recv_timeout(LAZY_WINDOW) {
+                collect(next, &mut batch);
+                rx.try_iter().for_each(|r| collect(r, &mut batch));
+            }
+        }
+        let result = store.flush().map_err(|e| e.to_string());
+        if let Err(error) = &result {
+            tracing::error!(%error, "group commit failed");
+        }
         for waiter in batch.drain(..) {
             let _ = waiter.send(result.clone());
         }
+    }
+}
+
+fn collect(request: Request, batch: &mut Vec<Waiter>) {
+    if let Request::Wait(waiter) = request {
+        batch.push(waiter);
     }
 }

@@ -157,7 +157,8 @@ impl Spool {
     }
 
     /// Records the result of an attempt: moves the due entry from `old_due` to
-    /// `meta.due_at` (or removes the message when nothing is pending), durably.
+    /// `meta.due_at`, durably before returning; or, when nothing is pending any more,
+    /// removes the message and lets the removal become durable with the next commit.
     pub async fn save(&self, old_due: u64, meta: &Meta) -> Result<(), SpoolError> {
         let mut batch = sled::Batch::default();
         batch.remove(&meta::due_key(old_due, meta.id));
@@ -170,11 +171,14 @@ impl Spool {
             batch.insert(&meta::due_key(meta.due_at, meta.id), &[]);
         }
         self.tree.apply_batch(batch)?;
-        self.committer.commit().await.map_err(SpoolError::Flush)?;
         if finished {
+            // Every recipient is delivered: losing this removal in a crash only means one
+            // more delivery (at-least-once), so it rides along with the next commit.
+            self.committer.commit_soon();
             self.metrics.spool_depth.decrement(1.0);
+            return Ok(());
         }
-        Ok(())
+        self.committer.commit().await.map_err(SpoolError::Flush)
     }
 
     /// Messages due at or before `now`, oldest first, at most `limit`.

@@ -143,7 +143,7 @@ fn log_outcomes(upstream: &str, msg: &Outgoing<'_>, outcomes: &[RcptOutcome]) {
             }
         }
     }
-    tracing::info!(
+    tracing::debug!(
         queue_id = msg.id,
         upstream,
         delivered,
