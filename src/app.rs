@@ -103,6 +103,9 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         false => None,
     };
     let grace = Duration::from_secs(config.shutdown_grace_secs);
+    // One cap on argon2 verifications for every listener: about one per core.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let credentials = Credentials::new(store.users().clone(), cores);
     let mut listeners = Vec::new();
     let mut listener_tasks = Vec::new();
     for listener_config in &config.listeners {
@@ -123,7 +126,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             limits: config.limits.clone(),
             hostname: config.hostname.clone(),
             tls: acceptor.clone(),
-            credentials: Credentials::new(store.users().clone()),
+            credentials: credentials.clone(),
             spool: spool.clone(),
             metrics: metrics.clone(),
             policy: policy.clone(),

@@ -7,17 +7,26 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use tokio::sync::Semaphore;
 
 /// Verifies logins against the users tree.
 #[derive(Clone)]
 pub struct Credentials {
     users: Users,
+    /// Caps argon2 verifications in flight: each holds ~19 MiB, so without a cap a flood
+    /// of failing logins is a memory denial of service.
+    hashing: Arc<Semaphore>,
 }
 
 impl Credentials {
-    pub fn new(users: Users) -> Credentials {
-        Credentials { users }
+    /// `parallel_hashes` argon2 verifications may run at once (the rest wait their turn).
+    pub fn new(users: Users, parallel_hashes: usize) -> Credentials {
+        Credentials {
+            users,
+            hashing: Arc::new(Semaphore::new(parallel_hashes.max(1))),
+        }
     }
 
     /// Checks `login`/`secret`; only an active user passes.
@@ -37,6 +46,11 @@ impl Credentials {
             return Err(PolicyError::InvalidCredentials);
         };
         let secret = secret.to_string();
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|e| PolicyError::Hash(e.to_string()))?;
         let ok = tokio::task::spawn_blocking(move || verify_password(&secret, &phc))
             .await
             .map_err(|e| PolicyError::Hash(e.to_string()))?;
