@@ -1,5 +1,6 @@
 //! Credential checks for SMTP AUTH and the API.
 
+use super::hasher::Hasher;
 use super::{PolicyError, Principal};
 use crate::store::{User, UserStatus, Users};
 use argon2::password_hash::{
@@ -7,17 +8,15 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
 use subtle::ConstantTimeEq;
-use tokio::sync::Semaphore;
 
 /// Verifies logins against the users tree.
 #[derive(Clone)]
 pub struct Credentials {
     users: Users,
-    /// Caps argon2 verifications in flight: each holds ~19 MiB, so without a cap a flood
-    /// of failing logins is a memory denial of service.
-    hashing: Arc<Semaphore>,
+    /// Dedicated argon2 threads: each verification holds ~19 MiB, so an unbounded number
+    /// in flight (a flood of failing logins) would be a memory denial of service.
+    hasher: Hasher,
 }
 
 impl Credentials {
@@ -25,7 +24,7 @@ impl Credentials {
     pub fn new(users: Users, parallel_hashes: usize) -> Credentials {
         Credentials {
             users,
-            hashing: Arc::new(Semaphore::new(parallel_hashes.max(1))),
+            hasher: Hasher::new(parallel_hashes),
         }
     }
 
@@ -46,14 +45,10 @@ impl Credentials {
             return Err(PolicyError::InvalidCredentials);
         };
         let secret = secret.to_string();
-        let _permit = self
-            .hashing
-            .acquire()
-            .await
-            .map_err(|e| PolicyError::Hash(e.to_string()))?;
-        let ok = tokio::task::spawn_blocking(move || verify_password(&secret, &phc))
-            .await
-            .map_err(|e| PolicyError::Hash(e.to_string()))?;
+        let ok = self
+            .hasher
+            .run(move || verify_password(&secret, &phc))
+            .await?;
         match ok {
             true => Ok(principal(&user)),
             false => Err(PolicyError::InvalidCredentials),

@@ -12,11 +12,13 @@
 mod credentials;
 mod decide;
 mod explain;
+mod hasher;
 mod snapshot;
 
 pub use credentials::{digest_matches, digest_secret, hash_password, Credentials};
 pub use decide::{check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight};
 pub use explain::{explain, from_display, sender, Explanation};
+pub use hasher::Hasher;
 pub use snapshot::{normalize, Policy, Snapshot};
 
 use crate::store::{StoreError, UserKind};
