@@ -8,8 +8,8 @@
 //!   self-signed development certificate.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), one file per command, every reply text in `reply`.
-//! - `policy`  — principals and credential checks (argon2id off the runtime, SHA-256 digests
-//!   for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
+//! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
+//!   threads, SHA-256 digests for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
 //!   SPEC §3 as pure functions; `explain`.
 //! - `rewrite` — the header block on raw bytes: `inspect` (exactly one From, Sender,
 //!   `X-Postern-Account`, trace fields) and `apply` (From/Sender per send mode, RFC 2047

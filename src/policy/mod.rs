@@ -1,8 +1,9 @@
 //! Policy: who a session is, and what it may send as.
 //!
 //! - `credentials` — principals are looked up in the store and their credentials verified:
-//!   argon2id for human passwords (on a blocking thread, never on the async workers), a
+//!   argon2id for human passwords (on the `hasher` threads, never on the async workers), a
 //!   constant-time compare of SHA-256 digests for high-entropy secrets.
+//! - `hasher` — a fixed pool of threads for argon2, bounding its concurrency and memory.
 //! - `snapshot` — an immutable, atomically swapped picture of users, roles and accounts.
 //! - `decide` — the send-as rules of SPEC §3 as pure functions over a snapshot.
 //! - `explain` — a decision with its rule trail and the rewrite it would apply.
