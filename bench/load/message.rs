@@ -6,8 +6,6 @@
 //! The sequence number in the recipient address (`rcpt+NNNNNNNNNN@sink.bench`) is how the
 //! sink matches an arriving message to its send time. Nothing here does I/O.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 /// Digits of a patched sequence number.
 pub const SEQ_WIDTH: usize = 10;
 /// The trusted principal and the address of the measured account.
@@ -152,40 +150,5 @@ pub fn body(size: usize) -> Vec<u8> {
 
 /// The current time as an RFC 5322 date in UTC.
 pub fn now_rfc5322() -> String {
-    let unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    rfc5322(unix)
-}
-
-fn rfc5322(unix: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let (days, secs) = (unix / 86_400, unix % 86_400);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        MONTHS[month as usize - 1],
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    postern::rewrite::date::now_rfc5322()
 }
