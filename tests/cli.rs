@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_port, http, spawn_binary, wait_ready, Client, TOKEN};
+use common::{free_port, start_with_alice, Client};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -55,16 +55,7 @@ async fn sigterm_lets_the_session_in_flight_finish() {
         ),
     )
     .unwrap();
-    let mut child = spawn_binary(&config);
-    let api_addr: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
-    wait_ready(api_addr).await;
-    let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
-    assert_eq!(
-        http(api_addr, "POST", "/api/v1/users", Some(TOKEN), Some(body))
-            .await
-            .0,
-        201
-    );
+    let mut child = start_with_alice(&config, api).await;
     let smtp_addr: SocketAddr = format!("127.0.0.1:{smtp}").parse().unwrap();
     let mut c = Client::connect(smtp_addr).await;
     c.login("alice@example.com", "alice-password").await;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use common::{free_port, http, spawn_binary, wait_ready, Client, TOKEN};
+use common::{free_port, spawn_binary, start_with_alice, Client};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -48,16 +48,7 @@ async fn accepted_mail_survives_a_hard_kill() {
     let dir = tempfile::tempdir().unwrap();
     let (smtp, api, dead) = (free_port(), free_port(), free_port());
     let config = write_config(dir.path(), smtp, api, dead);
-    let mut child = spawn_binary(&config);
-    let api_addr: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
-    wait_ready(api_addr).await;
-    let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
-    assert_eq!(
-        http(api_addr, "POST", "/api/v1/users", Some(TOKEN), Some(body))
-            .await
-            .0,
-        201
-    );
+    let mut child = start_with_alice(&config, api).await;
 
     let mut c = Client::connect(format!("127.0.0.1:{smtp}").parse().unwrap()).await;
     c.login("alice@example.com", "alice-password").await;
@@ -181,16 +172,7 @@ async fn every_250_survives_kill_9_under_load() {
     .await;
     let (smtp, api) = (free_port(), free_port());
     let config = write_config(dir.path(), smtp, api, first.addr.port());
-    let mut child = spawn_binary(&config);
-    let api_addr: SocketAddr = format!("127.0.0.1:{api}").parse().unwrap();
-    wait_ready(api_addr).await;
-    let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
-    assert_eq!(
-        http(api_addr, "POST", "/api/v1/users", Some(TOKEN), Some(body))
-            .await
-            .0,
-        201
-    );
+    let mut child = start_with_alice(&config, api).await;
 
     // Eight pipelining clients submit while the gateway delivers; then kill -9 mid-stream.
     let smtp_addr: SocketAddr = format!("127.0.0.1:{smtp}").parse().unwrap();

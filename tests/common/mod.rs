@@ -428,3 +428,15 @@ pub fn sink_upstream(port: u16) -> UpstreamConfig {
         timeout_secs: 5,
     })
 }
+
+/// Starts the real binary on `config`, waits for its API on `api_port`, and creates the
+/// staff user alice@example.com (password `alice-password`).
+pub async fn start_with_alice(config: &std::path::Path, api_port: u16) -> std::process::Child {
+    let child = spawn_binary(config);
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    wait_ready(api).await;
+    let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
+    let (status, text) = http(api, "POST", "/api/v1/users", Some(TOKEN), Some(body)).await;
+    assert_eq!(status, 201, "{text}");
+    child
+}
