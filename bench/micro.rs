@@ -103,8 +103,14 @@ fn spool(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("store")).unwrap();
+    let spool_dir = dir.path().join("spool");
     let (spool, _new) = rt
-        .block_on(async { Spool::open(store, Metrics::new(), QueueConfig::default()) })
+        .block_on(Spool::open(
+            store,
+            &spool_dir,
+            Metrics::new(),
+            QueueConfig::default(),
+        ))
         .unwrap();
     let data = message(4096);
     group.bench_function("enqueue_4k_durable", |b| {

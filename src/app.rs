@@ -75,7 +75,14 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     let metrics = Metrics::new();
     let (admin, new_admin_token) = AdminToken::init(&store, admin_token.as_deref())?;
     let policy = Policy::load(store.clone(), &config.default_upstream)?;
-    let (spool, new_ids) = Spool::open(store.clone(), metrics.clone(), config.queue.clone())?;
+    let spool_dir = config.data_dir.join("spool");
+    let (spool, new_ids) = Spool::open(
+        store.clone(),
+        &spool_dir,
+        metrics.clone(),
+        config.queue.clone(),
+    )
+    .await?;
     let stored: Vec<_> = store
         .upstreams()
         .all()?
@@ -92,7 +99,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         config.hostname.clone(),
         config.default_upstream.clone(),
     );
-    let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx));
+    let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
+    tokio::spawn(sync_store(store.clone(), stop_delivery_rx));
 
     let acceptor = match config.listeners.iter().any(|l| l.tls != TlsMode::None) {
         true => Some(tls::acceptor(
@@ -169,6 +177,23 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         api_task,
         store,
     })
+}
+
+/// Once a second, makes the store's unsynced writes (the Message-ID registry) durable.
+async fn sync_store(store: Store, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.sync_if_dirty()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::error!(%error, "store sync failed"),
+            Err(error) => tracing::error!(%error, "store sync task failed"),
+        }
+    }
 }
 
 async fn serve_api(socket: TcpListener, state: ApiState, mut shutdown: watch::Receiver<bool>) {

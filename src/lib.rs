@@ -15,16 +15,18 @@
 //!   `X-Postern-Account`, trace fields) and `apply` (From/Sender per send mode, RFC 2047
 //!   display names, Reply-To, removals, Message-ID/Date, `Received`), written into headroom
 //!   in front of the body, which is never moved, copied or changed.
-//! - `spool`   — durable queue on sled: metadata and body stored apart, due index, group
-//!   commit before every `250`, retry schedule, delivery worker, DSNs.
+//! - `spool`   — durable queue: an append-only journal of segment files (`data_dir/spool`)
+//!   with self-checking records, one writer thread that group-commits (`fdatasync`) before
+//!   every `250`, an in-memory index and due order, segment deletion and compaction; retry
+//!   schedule, delivery worker, DSNs; a one-time move of the older sled spool.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain; problem+json errors.
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
-//!   groups, accounts, upstreams, settings, the Message-ID registry and the spool;
-//!   `flush` = sled's flush + `syncfs`, the durable point of every group commit.
+//!   groups, accounts, upstreams, settings and the Message-ID registry; `flush` = sled's
+//!   flush + `syncfs` (every API change; the registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
@@ -33,7 +35,7 @@
 //! listener → `smtp::Session` (credentials at AUTH, the send-as policy at MAIL FROM, limits
 //! at MAIL/RCPT/DATA) → data receiver (strict CRLF, dot-unstuffing, headroom in front) →
 //! `rewrite::inspect` → `policy::decide` (account, scope, send mode) → `rewrite::apply`
-//! (header block only) → Message-ID recorded → `spool` write + group-commit sync →
+//! (header block only) → Message-ID recorded → `spool` journal append + group `fdatasync` →
 //! `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the account's upstream,
 //! envelope sender = the account address → per-recipient status made durable → DSN on
 //! permanent failure or expiry.

@@ -1,5 +1,5 @@
-//! The spool's records: message metadata (rewritten after every attempt), and the key
-//! layout of the one sled tree that holds metadata, bodies and the due index.
+//! A queued message's metadata (rewritten after every attempt) and the envelope a session
+//! hands to the spool.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,54 +72,5 @@ impl Meta {
         self.rcpts
             .iter()
             .filter(|r| r.status == RcptStatus::Pending)
-    }
-}
-
-/// Key of a message's metadata.
-pub fn meta_key(id: QueueId) -> [u8; 9] {
-    prefixed(b'm', id)
-}
-
-/// Key of a message's bytes.
-pub fn data_key(id: QueueId) -> [u8; 9] {
-    prefixed(b'd', id)
-}
-
-/// Key of a message's entry in the due index: ordered by time, then id.
-pub fn due_key(due_at: u64, id: QueueId) -> [u8; 17] {
-    let mut key = [0u8; 17];
-    key[0] = b'q';
-    key[1..9].copy_from_slice(&due_at.to_be_bytes());
-    key[9..].copy_from_slice(&id.to_be_bytes());
-    key
-}
-
-/// Splits a due-index key into (due_at, id).
-pub fn parse_due_key(key: &[u8]) -> Option<(u64, QueueId)> {
-    if key.len() != 17 || key[0] != b'q' {
-        return None;
-    }
-    let due = u64::from_be_bytes(key[1..9].try_into().ok()?);
-    let id = u64::from_be_bytes(key[9..].try_into().ok()?);
-    Some((due, id))
-}
-
-fn prefixed(prefix: u8, id: QueueId) -> [u8; 9] {
-    let mut key = [0u8; 9];
-    key[0] = prefix;
-    key[1..].copy_from_slice(&id.to_be_bytes());
-    key
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn due_keys_sort_by_time_then_id() {
-        assert!(due_key(5, 9) < due_key(6, 1));
-        assert!(due_key(5, 1) < due_key(5, 2));
-        assert_eq!(parse_due_key(&due_key(7, 42)), Some((7, 42)));
-        assert_eq!(parse_due_key(&meta_key(1)), None);
     }
 }

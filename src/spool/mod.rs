@@ -1,26 +1,27 @@
 //! The spool: every accepted message, durable before its `250`.
 //!
-//! One sled tree holds three kinds of record (see `meta`): metadata (rewritten after each
-//! attempt), the message bytes (written once), and the due index. A message's three records
-//! are written in one atomic batch and made durable by the group committer; a failed write
-//! is undone, so nothing is ever half-written. The `worker` delivers what is due.
+//! Messages live in the `journal` (an append-only log in `data_dir/spool` with group commit
+//! and an in-memory index); `meta` is their metadata, rewritten after each attempt. A failed
+//! write is undone, so nothing is ever half-written. The `worker` delivers what is due.
 //!
 //! The spool never speaks SMTP and never decides policy.
 
 mod attempt;
-mod commit;
 pub mod dsn;
+mod journal;
 mod meta;
+mod migrate;
 pub mod schedule;
 mod worker;
 
-pub use commit::Committer;
 pub use meta::{show_id, Envelope, Meta, QueueId, Rcpt, RcptStatus};
 pub use worker::Worker;
 
 use crate::config::QueueConfig;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use journal::Journal;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -30,9 +31,9 @@ use tokio::sync::mpsc;
 pub enum SpoolError {
     #[error("spool store: {0}")]
     Store(#[from] StoreError),
-    #[error("spool write: {0}")]
-    Write(#[from] sled::Error),
-    #[error("spool flush failed: {0}")]
+    #[error("spool journal: {0}")]
+    Journal(#[from] std::io::Error),
+    #[error("spool write failed: {0}")]
     Flush(String),
     #[error("spool record {0} is corrupt: {1}")]
     Corrupt(String, String),
@@ -40,9 +41,8 @@ pub enum SpoolError {
 
 /// The durable queue.
 pub struct Spool {
-    tree: sled::Tree,
+    journal: Journal,
     store: Store,
-    committer: Committer,
     notify: mpsc::UnboundedSender<QueueId>,
     metrics: Arc<Metrics>,
     queue: QueueConfig,
@@ -57,26 +57,31 @@ pub fn now_ms() -> u64 {
 }
 
 impl Spool {
-    /// Opens the spool in `store`; the receiver yields ids of newly queued messages for the
-    /// worker.
-    pub fn open(
+    /// Opens the spool's journal in `dir` (ids come from `store`); the receiver yields ids
+    /// of newly queued messages for the worker. Messages left in the spool format of
+    /// earlier versions are moved into the journal first.
+    pub async fn open(
         store: Store,
+        dir: &Path,
         metrics: Arc<Metrics>,
         queue: QueueConfig,
     ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<QueueId>), SpoolError> {
-        let tree = store.tree("spool")?;
-        let depth = tree.scan_prefix(b"m").count();
-        metrics.spool_depth.set(depth as f64);
+        let journal = {
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || Journal::open(&dir))
+                .await
+                .map_err(|e| SpoolError::Flush(e.to_string()))??
+        };
         let (notify, rx) = mpsc::unbounded_channel();
-        let committer = Committer::start(store.clone());
         let spool = Spool {
-            tree,
+            journal,
             store,
-            committer,
             notify,
             metrics,
             queue,
         };
+        migrate::from_sled(&spool).await?;
+        spool.metrics.spool_depth.set(spool.journal.len() as f64);
         Ok((Arc::new(spool), rx))
     }
 
@@ -116,93 +121,78 @@ impl Spool {
             due_at: now,
             expires_at: now + self.queue.expire_after_secs * 1000,
         };
-        let mut batch = sled::Batch::default();
-        batch.insert(&meta::meta_key(id), encode(&meta)?);
-        batch.insert(&meta::data_key(id), data);
-        batch.insert(&meta::due_key(now, id), &[]);
-        self.tree.apply_batch(batch)?;
-        if let Err(error) = self.committer.commit().await {
-            self.undo(&meta);
-            return Err(SpoolError::Flush(error));
-        }
-        self.metrics.spool_depth.increment(1.0);
+        self.put(&meta, data).await?;
         let _ = self.notify.send(id);
         Ok(())
     }
 
-    fn undo(&self, meta: &Meta) {
-        let mut batch = sled::Batch::default();
-        batch.remove(&meta::meta_key(meta.id));
-        batch.remove(&meta::data_key(meta.id));
-        batch.remove(&meta::due_key(meta.due_at, meta.id));
-        if let Err(error) = self.tree.apply_batch(batch) {
-            tracing::error!(queue_id = %show_id(meta.id), %error, "cannot undo a failed spool write");
+    /// Writes a whole message durably and makes it due; undone if the write fails.
+    async fn put(&self, meta: &Meta, data: &[u8]) -> Result<(), SpoolError> {
+        let json = encode(meta)?;
+        if let Err(error) = self.journal.enqueue(meta, &json, data).await {
+            self.journal.remove(meta.id);
+            return Err(SpoolError::Flush(error));
         }
+        self.journal.schedule(meta.id);
+        self.metrics.spool_depth.increment(1.0);
+        Ok(())
     }
 
     /// Loads a message's metadata and bytes.
-    pub fn load(&self, id: QueueId) -> Result<Option<(Meta, sled::IVec)>, SpoolError> {
-        let Some(raw) = self.tree.get(meta::meta_key(id))? else {
-            return Ok(None);
-        };
-        let meta: Meta = serde_json::from_slice(&raw)
-            .map_err(|e| SpoolError::Corrupt(show_id(id), e.to_string()))?;
-        let Some(data) = self.tree.get(meta::data_key(id))? else {
-            return Err(SpoolError::Corrupt(
-                show_id(id),
-                "message bytes missing".into(),
-            ));
-        };
-        Ok(Some((meta, data)))
+    pub fn load(&self, id: QueueId) -> Result<Option<(Meta, Vec<u8>)>, SpoolError> {
+        Ok(self.journal.load(id)?)
     }
 
-    /// Records the result of an attempt: moves the due entry from `old_due` to
-    /// `meta.due_at`, durably before returning; or, when nothing is pending any more,
-    /// removes the message and lets the removal become durable with the next commit.
-    pub async fn save(&self, old_due: u64, meta: &Meta) -> Result<(), SpoolError> {
-        let mut batch = sled::Batch::default();
-        batch.remove(&meta::due_key(old_due, meta.id));
-        let finished = meta.pending().next().is_none();
-        if finished {
-            batch.remove(&meta::meta_key(meta.id));
-            batch.remove(&meta::data_key(meta.id));
-        } else {
-            batch.insert(&meta::meta_key(meta.id), encode(meta)?);
-            batch.insert(&meta::due_key(meta.due_at, meta.id), &[]);
-        }
-        self.tree.apply_batch(batch)?;
-        if finished {
-            // Every recipient is delivered: losing this removal in a crash only means one
-            // more delivery (at-least-once), so it rides along with the next commit.
-            self.committer.commit_soon();
-            self.metrics.spool_depth.decrement(1.0);
+    /// Records the result of an attempt durably before returning; or, when nothing is
+    /// pending any more, removes the message and lets the removal reach the disk with the
+    /// next commit: losing it in a crash only means one more delivery (at-least-once).
+    pub async fn save(&self, meta: &Meta) -> Result<(), SpoolError> {
+        if meta.pending().next().is_none() {
+            if self.journal.remove(meta.id) {
+                self.metrics.spool_depth.decrement(1.0);
+            }
             return Ok(());
         }
-        self.committer.commit().await.map_err(SpoolError::Flush)
+        let json = encode(meta)?;
+        self.journal
+            .update(meta, &json)
+            .await
+            .map_err(SpoolError::Flush)
+    }
+
+    /// Makes everything written so far durable (at shutdown).
+    pub async fn sync(&self) -> Result<(), SpoolError> {
+        self.journal.sync().await.map_err(SpoolError::Flush)
+    }
+
+    /// Moves long-waiting messages out of an old journal segment so it can be deleted.
+    pub fn compact(&self) -> Result<usize, SpoolError> {
+        Ok(self.journal.compact()?)
     }
 
     /// Messages due at or before `now`, oldest first, at most `limit`.
     pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
-        let end = meta::due_key(now, u64::MAX);
-        self.tree
-            .range(&[b'q'][..]..=&end[..])
-            .keys()
-            .filter_map(|k| k.ok())
-            .filter_map(|k| meta::parse_due_key(&k))
-            .map(|(_, id)| id)
-            .take(limit)
-            .collect()
+        self.journal.due(now, limit)
     }
 
     /// When the earliest waiting message is due, if any.
     pub fn next_due_at(&self) -> Option<u64> {
-        self.tree
-            .scan_prefix(b"q")
-            .keys()
-            .next()
-            .and_then(|k| k.ok())
-            .and_then(|k| meta::parse_due_key(&k))
-            .map(|(due, _)| due)
+        self.journal.next_due_at()
+    }
+
+    /// Number of messages in the spool.
+    pub fn len(&self) -> usize {
+        self.journal.len()
+    }
+
+    /// Whether the spool is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Number of journal segment files on disk.
+    pub fn segments(&self) -> usize {
+        self.journal.segments()
     }
 
     /// The retry and expiry settings.

@@ -3,7 +3,7 @@
 //!
 //! At start every message in the spool is dispatched at once (recovery after a stop or a
 //! crash); afterwards new messages arrive through a channel and retries through the due
-//! index, scanned once a second.
+//! index, scanned once a second (which also compacts the journal a step).
 
 use super::attempt::{self, Applied};
 use super::meta::{show_id, Envelope, Meta, QueueId};
@@ -64,6 +64,7 @@ impl Worker {
                     for id in this.spool.due(now_ms(), 10_000) {
                         this.dispatch(id, &mut in_flight, &done_tx).await;
                     }
+                    this.compact();
                 }
                 _ = shutdown.changed() => break,
             }
@@ -74,6 +75,17 @@ impl Worker {
         }
         let total = this.spool.queue_config().concurrency as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), this.limit.acquire_many(total)).await;
+        if let Err(error) = this.spool.sync().await {
+            tracing::error!(%error, "cannot sync the spool at shutdown");
+        }
+    }
+
+    fn compact(&self) {
+        match self.spool.compact() {
+            Ok(0) => {}
+            Ok(moved) => tracing::info!(moved, "compacted the spool journal"),
+            Err(error) => tracing::warn!(%error, "spool journal compaction failed"),
+        }
     }
 
     async fn dispatch(
@@ -103,10 +115,9 @@ impl Worker {
         let Some((mut meta, data)) = self.spool.load(id)? else {
             return Ok(());
         };
-        let old_due = meta.due_at;
         let rcpts: Vec<String> = meta.pending().map(|r| r.address.clone()).collect();
         if rcpts.is_empty() {
-            return self.spool.save(old_due, &meta).await;
+            return self.spool.save(&meta).await;
         }
         let result = self.deliver(&meta, &rcpts, &data).await;
         let now = now_ms();
@@ -120,7 +131,7 @@ impl Worker {
         if !applied.failed.is_empty() && !meta.mail_from.is_empty() && !meta.is_dsn {
             self.send_dsn(&meta, &data, &applied).await?;
         }
-        self.spool.save(old_due, &meta).await
+        self.spool.save(&meta).await
     }
 
     async fn deliver(

@@ -1,5 +1,5 @@
-//! The store: sole owner of the `sled::Db`. It hands out typed trees (users, settings, the
-//! spool) and performs the one sync that makes writes durable.
+//! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
+//! settings, the Message-ID registry) and performs the one sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
 //! neither syncs the file size nor flushes the disk cache, and the files sled writes for
@@ -142,9 +142,29 @@ impl Store {
         self.set_setting("org_settings", &raw)
     }
 
-    /// Opens a named tree (the spool keeps its records in one).
+    /// Opens (or creates) a named tree.
     pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         Ok(self.db.open_tree(name)?)
+    }
+
+    /// A named tree, only if it exists (the spool of earlier versions kept its records in
+    /// one).
+    pub fn existing_tree(&self, name: &str) -> Result<Option<sled::Tree>, StoreError> {
+        let exists = self
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == name.as_bytes());
+        match exists {
+            true => Ok(Some(self.db.open_tree(name)?)),
+            false => Ok(None),
+        }
+    }
+
+    /// Drops a named tree and makes that durable.
+    pub fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
+        self.db.drop_tree(name)?;
+        self.flush()
     }
 
     /// Reads a setting.
@@ -156,6 +176,15 @@ impl Store {
     pub fn set_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.settings.insert(key, value)?;
         self.flush()
+    }
+
+    /// Syncs the store if the Message-ID registry was written since the last call.
+    /// Blocking: call it from a blocking thread.
+    pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
+        match self.message_ids.take_dirty() {
+            true => self.flush(),
+            false => Ok(()),
+        }
     }
 
     /// Makes every write so far durable: sled's buffers to the kernel, then one `syncfs`.

@@ -1,0 +1,314 @@
+//! The spool's journal: an append-only log of segment files in `data_dir/spool`, one
+//! writer thread, and an in-memory index of every live message.
+//!
+//! A caller encodes its record, then, under the one lock, reserves the record's place in
+//! the log, applies it to the index and queues it for the writer. The writer thread takes
+//! everything queued, writes it with one `pwrite` per segment, `fdatasync`s, and wakes the
+//! waiters of that batch: many messages, one sync (group commit). Records whose loss in a
+//! crash is harmless (a delivered message's removal: one more delivery, which
+//! at-least-once allows) do not wait and do not wake the writer; they go out with the next
+//! batch, or after `LAZY_WINDOW`.
+//!
+//! Segments rotate at `SEGMENT_BYTES`; a segment is deleted once nothing in it is live
+//! (see `index`), and a closed segment pinned by a few long-deferred messages is compacted
+//! by moving them forward. At start every segment is replayed (`recover`).
+
+mod index;
+mod record;
+mod recover;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+pub use index::Loc;
+
+use super::meta::{Meta, QueueId};
+use index::{Index, Pos};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// A segment is closed once it holds this much (unless one record is bigger).
+const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+/// Longest a record that nobody waits for stays only in memory.
+const LAZY_WINDOW: Duration = Duration::from_millis(200);
+const SEGMENT_EXT: &str = ".log";
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+/// One record waiting for the writer.
+struct Pending {
+    at: Pos,
+    bytes: Vec<u8>,
+    waiter: Option<Waiter>,
+}
+
+struct State {
+    index: Index,
+    /// A segment is closed once it holds this much.
+    segment_bytes: u64,
+    /// Where the next record goes.
+    tail: Pos,
+    /// Everything before this is on disk.
+    durable: Pos,
+    pending: Vec<Pending>,
+    waiting: usize,
+    files: BTreeMap<u32, Arc<File>>,
+    stopping: bool,
+}
+
+struct Shared {
+    dir: PathBuf,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves the index as consistent as the journal on
+        // disk (records are queued only after the index is updated), so go on with it.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Handle to the journal. Dropping the last one stops the writer after it wrote what was
+/// queued.
+pub struct Journal {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shared.lock().stopping = true;
+        self.shared.wake.notify_all();
+    }
+}
+
+/// The path of segment `seg`.
+fn segment_path(dir: &Path, seg: u32) -> PathBuf {
+    dir.join(format!("{seg:08x}{SEGMENT_EXT}"))
+}
+
+impl Journal {
+    /// Opens the journal in `dir` (created if missing), replays it, and starts the writer.
+    pub fn open(dir: &Path) -> io::Result<Journal> {
+        Journal::open_with(dir, SEGMENT_BYTES)
+    }
+
+    fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
+        std::fs::create_dir_all(dir)?;
+        let mut index = Index::default();
+        let mut files = BTreeMap::new();
+        let present = recover::segments(dir)?;
+        for &seg in &present {
+            recover::replay(dir, seg, &mut index)?;
+            files.insert(seg, Arc::new(File::open(segment_path(dir, seg))?));
+        }
+        let tail = (present.last().map_or(0, |s| s + 1), 0);
+        index.add_segment(tail.0);
+        let state = State {
+            index,
+            segment_bytes,
+            tail,
+            durable: tail,
+            pending: Vec::new(),
+            waiting: 0,
+            files,
+            stopping: false,
+        };
+        let shared = Arc::new(Shared {
+            dir: dir.to_path_buf(),
+            state: Mutex::new(state),
+            wake: Condvar::new(),
+        });
+        writer::delete_dead(&shared)?;
+        writer::start(shared.clone())?;
+        Ok(Journal { shared })
+    }
+
+    /// Number of live messages.
+    pub fn len(&self) -> usize {
+        self.shared.lock().index.len()
+    }
+
+    /// Writes a new message; on return it is on disk. It is not due until `schedule`.
+    pub async fn enqueue(&self, meta: &Meta, meta_json: &[u8], body: &[u8]) -> Result<(), String> {
+        let (rec, body_at) = record::enqueue(meta.id, meta_json, body);
+        let wait = {
+            let mut st = self.shared.lock();
+            let len = rec.len() as u64;
+            let (done, wait) = oneshot::channel();
+            let at = append(&mut st, rec, Some(done));
+            let loc = Loc {
+                seg: at.0,
+                offset: at.1 + body_at as u64,
+                len: body.len() as u64,
+            };
+            st.index.put(meta.clone(), loc, len, (at.0, at.1 + len));
+            wait
+        };
+        self.shared.wake.notify_one();
+        wait_for(wait).await
+    }
+
+    /// Makes a durably written message visible to `due`.
+    pub fn schedule(&self, id: QueueId) {
+        self.shared.lock().index.schedule(id);
+    }
+
+    /// Writes new metadata for a live message; on return it is on disk.
+    pub async fn update(&self, meta: &Meta, meta_json: &[u8]) -> Result<(), String> {
+        let rec = record::update(meta.id, meta_json);
+        let wait = {
+            let mut st = self.shared.lock();
+            if st.index.get(meta.id).is_none() {
+                return Ok(());
+            }
+            let len = rec.len() as u64;
+            let (done, wait) = oneshot::channel();
+            let at = append(&mut st, rec, Some(done));
+            st.index.set_meta(meta.clone(), len, (at.0, at.1 + len));
+            wait
+        };
+        self.shared.wake.notify_one();
+        wait_for(wait).await
+    }
+
+    /// Forgets a message at once; the removal reaches the disk with the next batch.
+    pub fn remove(&self, id: QueueId) -> bool {
+        let mut st = self.shared.lock();
+        if st.index.get(id).is_none() {
+            return false;
+        }
+        let rec = record::remove(id);
+        let len = rec.len() as u64;
+        let at = append(&mut st, rec, None);
+        st.index.take(id, (at.0, at.1 + len)).is_some()
+    }
+
+    /// Returns once everything queued so far is on disk.
+    pub async fn sync(&self) -> Result<(), String> {
+        let wait = {
+            let mut st = self.shared.lock();
+            let (done, wait) = oneshot::channel();
+            let at = st.tail;
+            st.pending.push(Pending {
+                at,
+                bytes: Vec::new(),
+                waiter: Some(done),
+            });
+            st.waiting += 1;
+            wait
+        };
+        self.shared.wake.notify_one();
+        wait_for(wait).await
+    }
+
+    /// A live message's metadata and bytes.
+    pub fn load(&self, id: QueueId) -> io::Result<Option<(Meta, Vec<u8>)>> {
+        let (meta, loc, file) = {
+            let st = self.shared.lock();
+            let Some(entry) = st.index.get(id) else {
+                return Ok(None);
+            };
+            let file = st.files.get(&entry.body.seg).cloned();
+            (entry.meta.clone(), entry.body, file)
+        };
+        let file = file.ok_or_else(|| io::Error::other("the message's segment is not open"))?;
+        let mut body = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut body, loc.offset)?;
+        Ok(Some((meta, body)))
+    }
+
+    /// A live message's metadata.
+    pub fn meta(&self, id: QueueId) -> Option<Meta> {
+        self.shared.lock().index.get(id).map(|e| e.meta.clone())
+    }
+
+    /// Scheduled messages due at or before `now`, oldest first, at most `limit`.
+    pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
+        self.shared.lock().index.due(now, limit)
+    }
+
+    /// When the earliest scheduled message is due.
+    pub fn next_due_at(&self) -> Option<u64> {
+        self.shared.lock().index.next_due_at()
+    }
+
+    /// Moves the few live messages out of the oldest closed segment, if that is all that
+    /// keeps it, so it can be deleted. Returns how many were moved.
+    pub fn compact(&self) -> io::Result<usize> {
+        let candidate = {
+            let st = self.shared.lock();
+            st.index.compactable(st.durable, st.segment_bytes / 2)
+        };
+        let Some((seg, ids)) = candidate else {
+            return Ok(0);
+        };
+        let mut moved = 0;
+        for id in ids {
+            moved += usize::from(self.relocate(id, seg)?);
+        }
+        if moved > 0 {
+            self.shared.wake.notify_one();
+        }
+        Ok(moved)
+    }
+
+    fn relocate(&self, id: QueueId, seg: u32) -> io::Result<bool> {
+        let mut st = self.shared.lock();
+        let Some(entry) = st.index.get(id) else {
+            return Ok(false);
+        };
+        let (meta, loc) = (entry.meta.clone(), entry.body);
+        let file = st.files.get(&loc.seg).cloned();
+        let file = file.ok_or_else(|| io::Error::other("segment not open"))?;
+        let mut body = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut body, loc.offset)?;
+        let json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
+        let (rec, body_at) = record::enqueue(id, &json, &body);
+        let len = rec.len() as u64;
+        let at = append(&mut st, rec, None);
+        let new = Loc {
+            seg: at.0,
+            offset: at.1 + body_at as u64,
+            len: loc.len,
+        };
+        st.index.put(meta, new, len, (at.0, at.1 + len));
+        tracing::debug!(queue_id = %crate::spool::show_id(id), from = seg, to = at.0, "moved a message forward in the journal");
+        Ok(true)
+    }
+
+    /// Number of segment files.
+    pub fn segments(&self) -> usize {
+        self.shared.lock().files.len()
+    }
+}
+
+/// Reserves the record's place (rotating to a new segment when the current one is full)
+/// and queues it for the writer. Returns where it starts.
+fn append(st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
+    let len = bytes.len() as u64;
+    if st.tail.1 > 0 && st.tail.1 + len > st.segment_bytes {
+        st.tail = (st.tail.0 + 1, 0);
+        st.index.add_segment(st.tail.0);
+    }
+    let at = st.tail;
+    st.tail.1 += len;
+    st.waiting += usize::from(waiter.is_some());
+    st.pending.push(Pending { at, bytes, waiter });
+    at
+}
+
+async fn wait_for(wait: oneshot::Receiver<Result<(), String>>) -> Result<(), String> {
+    wait.await
+        .map_err(|_| "the journal writer stopped".to_string())?
+}
