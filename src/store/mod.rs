@@ -178,10 +178,10 @@ impl Store {
         self.flush()
     }
 
-    /// Syncs the store if the Message-ID registry was written since the last call.
-    /// Blocking: call it from a blocking thread.
+    /// Writes the Message-ID records waiting in memory and syncs the store, if there are
+    /// any. Blocking: call it from a blocking thread.
     pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
-        match self.message_ids.take_dirty() {
+        match self.message_ids.write_pending()? {
             true => self.flush(),
             false => Ok(()),
         }
@@ -190,6 +190,7 @@ impl Store {
     /// Makes every write so far durable: sled's buffers to the kernel, then one `syncfs`.
     /// Blocking: call it from a blocking thread.
     pub fn flush(&self) -> Result<(), StoreError> {
+        self.message_ids.write_pending()?;
         self.sync.flush()
     }
 }

@@ -61,6 +61,9 @@ struct State {
     waiting: usize,
     files: BTreeMap<u32, Arc<File>>,
     stopping: bool,
+    /// The writer sleeps on the condition variable: a waiter must wake it. (Otherwise it
+    /// is writing and takes the queue when done, so a wake-up syscall would be wasted.)
+    writer_idle: bool,
 }
 
 struct Shared {
@@ -70,6 +73,14 @@ struct Shared {
 }
 
 impl Shared {
+    /// Wakes the writer if it sleeps (called with the lock held).
+    fn wake_writer(&self, st: &mut State) {
+        if st.writer_idle {
+            st.writer_idle = false;
+            self.wake.notify_one();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock leaves the index as consistent as the journal on
         // disk (records are queued only after the index is updated), so go on with it.
@@ -87,7 +98,9 @@ pub struct Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
-        self.shared.lock().stopping = true;
+        let mut st = self.shared.lock();
+        st.stopping = true;
+        st.writer_idle = false;
         self.shared.wake.notify_all();
     }
 }
@@ -123,6 +136,7 @@ impl Journal {
             waiting: 0,
             files,
             stopping: false,
+            writer_idle: false,
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -146,7 +160,7 @@ impl Journal {
             let mut st = self.shared.lock();
             let len = rec.len() as u64;
             let (done, wait) = oneshot::channel();
-            let at = append(&mut st, rec, Some(done));
+            let at = append(&self.shared, &mut st, rec, Some(done));
             let loc = Loc {
                 seg: at.0,
                 offset: at.1 + body_at as u64,
@@ -155,7 +169,6 @@ impl Journal {
             st.index.put(meta.clone(), loc, len, (at.0, at.1 + len));
             wait
         };
-        self.shared.wake.notify_one();
         wait_for(wait).await
     }
 
@@ -174,11 +187,10 @@ impl Journal {
             }
             let len = rec.len() as u64;
             let (done, wait) = oneshot::channel();
-            let at = append(&mut st, rec, Some(done));
+            let at = append(&self.shared, &mut st, rec, Some(done));
             st.index.set_meta(meta.clone(), len, (at.0, at.1 + len));
             wait
         };
-        self.shared.wake.notify_one();
         wait_for(wait).await
     }
 
@@ -190,7 +202,7 @@ impl Journal {
         }
         let rec = record::remove(id);
         let len = rec.len() as u64;
-        let at = append(&mut st, rec, None);
+        let at = append(&self.shared, &mut st, rec, None);
         st.index.take(id, (at.0, at.1 + len)).is_some()
     }
 
@@ -206,9 +218,9 @@ impl Journal {
                 waiter: Some(done),
             });
             st.waiting += 1;
+            self.shared.wake_writer(&mut st);
             wait
         };
-        self.shared.wake.notify_one();
         wait_for(wait).await
     }
 
@@ -258,7 +270,7 @@ impl Journal {
             moved += usize::from(self.relocate(id, seg)?);
         }
         if moved > 0 {
-            self.shared.wake.notify_one();
+            self.shared.wake_writer(&mut self.shared.lock());
         }
         Ok(moved)
     }
@@ -276,7 +288,7 @@ impl Journal {
         let json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let (rec, body_at) = record::enqueue(id, &json, &body);
         let len = rec.len() as u64;
-        let at = append(&mut st, rec, None);
+        let at = append(&self.shared, &mut st, rec, None);
         let new = Loc {
             seg: at.0,
             offset: at.1 + body_at as u64,
@@ -294,8 +306,8 @@ impl Journal {
 }
 
 /// Reserves the record's place (rotating to a new segment when the current one is full)
-/// and queues it for the writer. Returns where it starts.
-fn append(st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
+/// and queues it for the writer, waking it if someone waits. Returns where it starts.
+fn append(shared: &Shared, st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
     let len = bytes.len() as u64;
     if st.tail.1 > 0 && st.tail.1 + len > st.segment_bytes {
         st.tail = (st.tail.0 + 1, 0);
@@ -303,8 +315,12 @@ fn append(st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
     }
     let at = st.tail;
     st.tail.1 += len;
-    st.waiting += usize::from(waiter.is_some());
+    let wake = waiter.is_some();
+    st.waiting += usize::from(wake);
     st.pending.push(Pending { at, bytes, waiter });
+    if wake {
+        shared.wake_writer(st);
+    }
     at
 }
 

@@ -75,14 +75,17 @@ fn next_batch(shared: &Shared) -> Option<Vec<Pending>> {
         if st.stopping {
             return (!st.pending.is_empty()).then(|| take(&mut st));
         }
+        st.writer_idle = true;
         if st.pending.is_empty() {
             st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+            st.writer_idle = false;
         } else {
             let (guard, _) = shared
                 .wake
                 .wait_timeout(st, LAZY_WINDOW)
                 .unwrap_or_else(|p| p.into_inner());
             st = guard;
+            st.writer_idle = false;
             return Some(take(&mut st));
         }
     }
