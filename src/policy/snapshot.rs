@@ -1,12 +1,13 @@
 //! The policy snapshot: an immutable picture of users, roles, accounts and settings with
-//! O(1) lookups, swapped atomically (`ArcSwap`) whenever the store changes. Decisions read
-//! one snapshot and never lock or await.
+//! O(1) lookups, rebuilt after the store changes (lazily, by the first reader) and swapped
+//! atomically (`ArcSwap`). Decisions read one snapshot and never await.
 
 use super::PolicyError;
 use crate::store::{Account, DefaultSendMode, Role, Scope, Settings, Store, User, UserStatus};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Addresses compare with the whole address lower-cased (SPEC §3.1: local parts too).
 pub fn normalize(address: &str) -> String {
@@ -140,9 +141,16 @@ impl Snapshot {
 }
 
 /// The current snapshot and the store it is built from.
+///
+/// A change only marks the snapshot stale; the next reader rebuilds it (one rebuild at a
+/// time, and a change made during a rebuild marks it stale again). So a change is visible
+/// to the very next decision, while a thousand changes in a row (a bulk import) cost one
+/// rebuild instead of a thousand.
 pub struct Policy {
     store: Store,
     current: ArcSwap<Snapshot>,
+    stale: AtomicBool,
+    rebuild: Mutex<()>,
 }
 
 impl Policy {
@@ -153,18 +161,44 @@ impl Policy {
         Ok(Arc::new(Policy {
             store,
             current: ArcSwap::from_pointee(snapshot),
+            stale: AtomicBool::new(false),
+            rebuild: Mutex::new(()),
         }))
     }
 
-    /// The snapshot in force now.
+    /// The snapshot in force now, rebuilt first if the store changed since it was built.
+    /// If the rebuild fails, the previous snapshot stays in force (and the error is
+    /// logged); the next reader tries again.
     pub fn snapshot(&self) -> Arc<Snapshot> {
+        if self.stale.load(Ordering::Acquire) {
+            if let Err(error) = self.refresh() {
+                tracing::error!(%error, "cannot rebuild the policy snapshot; the previous one stays");
+            }
+        }
         self.current.load_full()
     }
 
-    /// Rebuilds the snapshot from the store and swaps it in; call after every change.
+    /// Marks the snapshot stale; call after every change of the store.
     pub fn reload(&self) -> Result<(), PolicyError> {
-        self.current.store(Arc::new(read(&self.store)?));
+        self.stale.store(true, Ordering::Release);
         Ok(())
+    }
+
+    fn refresh(&self) -> Result<(), PolicyError> {
+        let _one_at_a_time = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        if !self.stale.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        match read(&self.store) {
+            Ok(snapshot) => {
+                self.current.store(Arc::new(snapshot));
+                Ok(())
+            }
+            Err(error) => {
+                self.stale.store(true, Ordering::Release);
+                Err(error)
+            }
+        }
     }
 }
 
