@@ -9,13 +9,15 @@
 //! at-least-once allows) do not wait and do not wake the writer; they go out with the next
 //! batch, or after `LAZY_WINDOW`.
 //!
-//! Segments rotate at `SEGMENT_BYTES`; a segment is deleted once nothing in it is live
+//! Segments rotate at `SEGMENT_BYTES` and are made from zero-filled spares (`spare`), so a
+//! commit overwrites allocated blocks instead of growing a file; a segment is deleted once nothing in it is live
 //! (see `index`), and a closed segment pinned by a few long-deferred messages is compacted
 //! by moving them forward. At start every segment is replayed (`recover`).
 
 mod index;
 mod record;
 mod recover;
+mod spare;
 mod writer;
 
 #[cfg(test)]
@@ -68,6 +70,7 @@ struct State {
 
 struct Shared {
     dir: PathBuf,
+    spares: Arc<spare::Spares>,
     state: Mutex<State>,
     wake: Condvar,
 }
@@ -98,6 +101,7 @@ pub struct Journal {
 
 impl Drop for Journal {
     fn drop(&mut self) {
+        self.shared.spares.stop();
         let mut st = self.shared.lock();
         st.stopping = true;
         st.writer_idle = false;
@@ -140,6 +144,7 @@ impl Journal {
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
+            spares: spare::Spares::start(dir, segment_bytes)?,
             state: Mutex::new(state),
             wake: Condvar::new(),
         });

@@ -108,13 +108,16 @@ impl Decoded {
     }
 }
 
-/// Reads the next record: `Ok(None)` at a clean end, `Err` with `InvalidData` for a torn
+/// Reads the next record: `Ok(None)` at a clean end (end of file, or an all-zero header
+/// where the zero-filled part of a segment begins), `Err` with `InvalidData` for a torn
 /// or corrupt record (the caller cuts the segment there).
 pub fn read(input: &mut impl Read) -> io::Result<Option<Decoded>> {
     let mut header = [0u8; HEADER];
     match read_full(input, &mut header)? {
         0 => return Ok(None),
         n if n < HEADER => return Err(invalid("record header cut short")),
+        // The zero-filled rest of a segment made from a spare: its clean end.
+        _ if header == [0u8; HEADER] => return Ok(None),
         _ => {}
     }
     let kind = match (header[0], Kind::from_code(header[1])) {
@@ -187,6 +190,14 @@ mod tests {
             let err = read(&mut &rec[..cut]).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "cut at {cut}");
         }
+        let mut zeros_after = rec.clone();
+        zeros_after.extend([0u8; 100]);
+        let mut input = &zeros_after[..];
+        assert_eq!(read(&mut input).unwrap().unwrap().id, 1);
+        assert!(read(&mut input).unwrap().is_none(), "zeros are a clean end");
+        let mut torn = rec.clone();
+        torn[HEADER..].fill(0);
+        assert!(read(&mut &torn[..]).is_err(), "a header over zeros is torn");
         let mut flipped = rec.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(read(&mut &flipped[..]).is_err());

@@ -119,17 +119,26 @@ fn write(shared: &Shared, batch: &[Pending], scratch: &mut Vec<u8>) -> io::Resul
     touched.iter().try_for_each(|f| f.sync_data())
 }
 
-/// The segment's file, created (and its directory entry synced) on first use.
+/// The segment's file, made from a spare if one is ready (else created empty), its
+/// directory entry synced, on first use.
 fn open_segment(shared: &Shared, seg: u32) -> io::Result<Arc<File>> {
     if let Some(file) = shared.lock().files.get(&seg) {
         return Ok(file.clone());
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(segment_path(&shared.dir, seg))?;
+    let path = segment_path(&shared.dir, seg);
+    let file = match shared.spares.take() {
+        // A zero-filled spare: records overwrite blocks already on disk.
+        Some(spare) => {
+            std::fs::rename(&spare, &path)?;
+            OpenOptions::new().read(true).write(true).open(&path)?
+        }
+        None => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?,
+    };
     File::open(&shared.dir)?.sync_all()?;
     let file = Arc::new(file);
     shared.lock().files.insert(seg, file.clone());

@@ -1,0 +1,136 @@
+//! Spare segment files: zero-filled, synced files made ahead of need by a helper thread, so
+//! that a new segment overwrites blocks already allocated on disk instead of growing a file.
+//!
+//! That is what makes the group commit cheap: an `fdatasync` after an overwrite only
+//! flushes the data (the file's size and block map do not change, so ext4 needs no journal
+//! commit), while one after an append also commits the new size and blocks. Measured on the
+//! benchmark machine with one `pwrite` of 21 KiB + `fdatasync` in a loop: 0.15 ms of wall
+//! time and 0.045 ms of CPU per sync when overwriting, 0.5–1.5 ms and 0.10–0.13 ms when
+//! appending.
+//!
+//! Zeros are also where recovery stops: an all-zero record header is the clean end of a
+//! segment. Spares are named `NNNNNNNN.spare` (never taken for segments); a half-made
+//! `.tmp` left by a crash is deleted at start. If no spare is ready when the writer needs
+//! one, it creates the segment empty and appends as before: slower, never wrong.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+const SPARE_EXT: &str = ".spare";
+const TMP_EXT: &str = ".spare.tmp";
+/// Spares kept ready: one is enough while a segment takes seconds to fill.
+const READY: usize = 1;
+
+struct State {
+    ready: Vec<PathBuf>,
+    next: u64,
+    stopping: bool,
+}
+
+/// The spare files of one journal directory and the thread that makes them.
+pub struct Spares {
+    dir: PathBuf,
+    size: u64,
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl Spares {
+    /// Takes stock of the spares in `dir` (deleting half-made ones) and starts the thread
+    /// that keeps `READY` spares of `size` octets ready.
+    pub fn start(dir: &Path, size: u64) -> io::Result<Arc<Spares>> {
+        let mut ready = Vec::new();
+        let mut next = 0;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if name.ends_with(TMP_EXT) {
+                std::fs::remove_file(&path)?;
+            } else if let Some(stem) = name.strip_suffix(SPARE_EXT) {
+                next = next.max(u64::from_str_radix(stem, 16).map_or(0, |n| n + 1));
+                ready.push(path);
+            }
+        }
+        let spares = Arc::new(Spares {
+            dir: dir.to_path_buf(),
+            size,
+            state: Mutex::new(State {
+                ready,
+                next,
+                stopping: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let worker = spares.clone();
+        std::thread::Builder::new()
+            .name("postern-spares".into())
+            .spawn(move || worker.run())?;
+        Ok(spares)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is a list of paths and a counter: always consistent.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A ready spare, if any; the thread starts on the next one.
+    pub fn take(&self) -> Option<PathBuf> {
+        let mut st = self.lock();
+        let spare = st.ready.pop();
+        self.wake.notify_one();
+        spare
+    }
+
+    /// Stops the thread (after the spare it is making, if any).
+    pub fn stop(&self) {
+        self.lock().stopping = true;
+        self.wake.notify_one();
+    }
+
+    fn run(&self) {
+        loop {
+            let name = {
+                let mut st = self.lock();
+                while st.ready.len() >= READY && !st.stopping {
+                    st = self.wake.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                if st.stopping {
+                    return;
+                }
+                st.next += 1;
+                st.next - 1
+            };
+            match self.make(name) {
+                Ok(path) => self.lock().ready.push(path),
+                Err(error) => {
+                    tracing::warn!(%error, dir = %self.dir.display(), "cannot make a spare journal segment; new segments grow by appending");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Writes a zero-filled file of `size` octets, syncs it and gives it its spare name.
+    fn make(&self, n: u64) -> io::Result<PathBuf> {
+        let tmp = self.dir.join(format!("{n:08x}{TMP_EXT}"));
+        let path = self.dir.join(format!("{n:08x}{SPARE_EXT}"));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        let zeros = vec![0u8; 1 << 20];
+        let mut left = self.size;
+        while left > 0 {
+            let n = left.min(zeros.len() as u64) as usize;
+            file.write_all(&zeros[..n])?;
+            left -= n as u64;
+        }
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        Ok(path)
+    }
+}
