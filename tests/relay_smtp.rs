@@ -23,6 +23,7 @@ fn config(port: u16) -> SmtpConfig {
         ca_file: None,
         pool_size: 4,
         pool_idle_secs: 30,
+        max_connections: 8,
         timeout_secs: 5,
     }
 }
@@ -350,6 +351,26 @@ async fn idle_connections_expire_and_pool_size_zero_keeps_none() {
         send_ok(&up, &to, b"x\r\n").await;
     }
     assert_eq!(server.record().connections, 3);
+}
+
+#[tokio::test]
+async fn concurrent_deliveries_wait_for_a_connection_slot_instead_of_churning() {
+    let (server, up) = start_with(Script::default(), |c| c.max_connections = 2).await;
+    let up = std::sync::Arc::new(up);
+    let mut sends = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let up = up.clone();
+        sends.spawn(async move { send_ok(&up, &rcpts(&["a@example.net"]), b"x\r\n").await });
+    }
+    while let Some(done) = sends.join_next().await {
+        done.expect("delivery task");
+    }
+    let record = server.record();
+    assert_eq!(record.messages.len(), 10);
+    assert_eq!(
+        record.connections, 2,
+        "two slots: two connections, each reused"
+    );
 }
 
 /// A STARTTLS (or implicit TLS) upstream requiring AUTH, and a client trusting its cert.

@@ -284,6 +284,11 @@ pub struct SmtpUpstream {
     /// Seconds an idle pooled connection is kept.
     #[serde(default = "default_pool_idle")]
     pub pool_idle_secs: u64,
+    /// Connections open to this upstream at once; deliveries beyond it wait for one to be
+    /// free (like Postfix's destination concurrency limit) instead of opening a connection
+    /// the pool could not keep.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Seconds allowed to connect, and for each reply.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
@@ -293,6 +298,9 @@ fn default_smtp_port() -> u16 {
     587
 }
 fn default_pool_size() -> usize {
+    32
+}
+fn default_max_connections() -> usize {
     32
 }
 fn default_pool_idle() -> u64 {

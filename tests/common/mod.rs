@@ -425,6 +425,7 @@ pub fn sink_upstream(port: u16) -> UpstreamConfig {
         ca_file: None,
         pool_size: 4,
         pool_idle_secs: 30,
+        max_connections: 8,
         timeout_secs: 5,
     })
 }

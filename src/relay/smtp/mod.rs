@@ -26,15 +26,18 @@ use self::pool::Pool;
 use self::session::Settings;
 use self::stream::TlsTarget;
 use crate::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
-use crate::relay::{BoxFuture, Deliver, Outgoing, RcptOutcome, RelayError, Retry};
+use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
 use std::fmt;
 use std::time::Duration;
+use tokio::sync::Semaphore;
 
 /// One configured SMTP upstream with its pool of idle connections.
 pub struct SmtpUpstream {
     name: String,
     settings: Settings,
     pool: Pool,
+    /// One permit per connection that may be open at once (`max_connections`).
+    slots: Semaphore,
 }
 
 impl SmtpUpstream {
@@ -69,15 +72,26 @@ impl SmtpUpstream {
             name: name.to_string(),
             settings,
             pool: Pool::new(cfg.pool_size, Duration::from_secs(cfg.pool_idle_secs)),
+            slots: Semaphore::new(cfg.max_connections.max(1)),
         })
     }
 
-    /// One delivery: on a pooled connection if there is one (with one retry on a fresh
-    /// connection if that one turns out dead), else on a new connection.
+    /// One delivery, once a connection slot is free: on a pooled connection if there is
+    /// one (with one retry on a fresh connection if that one turns out dead), else on a new
+    /// connection. Holding a slot for the whole delivery keeps the open connections within
+    /// what the pool can take back, so a busy upstream is not met with connection churn.
     async fn deliver_message(&self, msg: &Outgoing<'_>) -> Result<Vec<RcptOutcome>, RelayError> {
         if msg.rcpts.is_empty() {
             return Ok(Vec::new());
         }
+        let _slot = self.slots.acquire().await.map_err(|_| {
+            RelayError::new(
+                ErrorKind::Protocol,
+                Side::Local,
+                Retry::Later,
+                "upstream closed",
+            )
+        })?;
         if let Some(conn) = self.pool.take() {
             match self.attempt(conn, msg, true).await {
                 Err(e) if e.retry == Retry::IfReused => {
