@@ -112,7 +112,7 @@ fn spool(c: &mut Criterion) {
             QueueConfig::default(),
         ))
         .unwrap();
-    let data = message(4096);
+    let data = bytes::Bytes::from(message(4096));
     group.bench_function("enqueue_4k_durable", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -126,7 +126,7 @@ fn spool(c: &mut Criterion) {
                     eight_bit: false,
                     is_dsn: false,
                 };
-                spool.enqueue(id, envelope, &data).await.unwrap()
+                spool.enqueue(id, envelope, data.clone()).await.unwrap()
             })
         })
     });

@@ -111,7 +111,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
         is_dsn: false,
     };
     record_message_id(session, &outcome.message_id, outcome.account, &queue_id);
-    let data = &buf[outcome.start..];
+    // The buffer becomes the message's bytes without a copy (the headroom in front of
+    // the rewritten header block is sliced off).
+    let data = bytes::Bytes::from(buf).slice(outcome.start..);
     let size = data.len();
     let rcpt_count = envelope.rcpts.len();
     let from = envelope.mail_from.clone();

@@ -8,20 +8,25 @@
 
 mod attempt;
 pub mod dsn;
+mod fresh;
 mod journal;
 mod meta;
 mod migrate;
 pub mod schedule;
 mod worker;
 
+pub use fresh::Fresh;
 pub use meta::{show_id, Envelope, Meta, QueueId, Rcpt, RcptStatus};
 pub use worker::Worker;
 
 use crate::config::QueueConfig;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
+use bytes::Bytes;
+use fresh::Held;
 use journal::Journal;
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -43,7 +48,9 @@ pub enum SpoolError {
 pub struct Spool {
     journal: Journal,
     store: Store,
-    notify: mpsc::UnboundedSender<QueueId>,
+    notify: mpsc::UnboundedSender<Fresh>,
+    /// Bytes of fresh messages held in memory for their first attempt (`fresh`).
+    held: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     queue: QueueConfig,
 }
@@ -65,7 +72,7 @@ impl Spool {
         dir: &Path,
         metrics: Arc<Metrics>,
         queue: QueueConfig,
-    ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<QueueId>), SpoolError> {
+    ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<Fresh>), SpoolError> {
         let journal = {
             let dir = dir.to_path_buf();
             tokio::task::spawn_blocking(move || Journal::open(&dir))
@@ -77,6 +84,7 @@ impl Spool {
             journal,
             store,
             notify,
+            held: Arc::new(AtomicUsize::new(0)),
             metrics,
             queue,
         };
@@ -90,12 +98,13 @@ impl Spool {
         Ok(self.store.generate_id()? + 1)
     }
 
-    /// Stores `data` under `id` with its envelope and returns once it is on disk.
+    /// Stores `data` under `id` with its envelope and returns once it is on disk; the
+    /// worker gets the bytes in hand for the first attempt (within the `fresh` budget).
     pub async fn enqueue(
         &self,
         id: QueueId,
         envelope: Envelope,
-        data: &[u8],
+        data: Bytes,
     ) -> Result<(), SpoolError> {
         let now = now_ms();
         let meta = Meta {
@@ -121,8 +130,9 @@ impl Spool {
             due_at: now,
             expires_at: now + self.queue.expire_after_secs * 1000,
         };
-        self.put(&meta, data).await?;
-        let _ = self.notify.send(id);
+        self.put(&meta, &data).await?;
+        let body = Held::try_new(data, &self.held);
+        let _ = self.notify.send(Fresh { id, body });
         Ok(())
     }
 
@@ -141,6 +151,11 @@ impl Spool {
     /// Loads a message's metadata and bytes.
     pub fn load(&self, id: QueueId) -> Result<Option<(Meta, Vec<u8>)>, SpoolError> {
         Ok(self.journal.load(id)?)
+    }
+
+    /// A message's metadata, without its bytes.
+    pub fn meta(&self, id: QueueId) -> Option<Meta> {
+        self.journal.meta(id)
     }
 
     /// Records the result of an attempt durably before returning; or, when nothing is

@@ -6,10 +6,12 @@
 //! index, scanned once a second (which also compacts the journal a step).
 
 use super::attempt::{self, Applied};
+use super::fresh::{Fresh, Held};
 use super::meta::{show_id, Envelope, Meta, QueueId};
 use super::{dsn, now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
+use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,24 +47,24 @@ impl Worker {
     /// (bounded) for attempts in flight.
     pub async fn run(
         self,
-        mut new: mpsc::UnboundedReceiver<QueueId>,
+        mut new: mpsc::UnboundedReceiver<Fresh>,
         mut shutdown: watch::Receiver<bool>,
     ) {
         let this = Arc::new(self);
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<QueueId>();
         let mut in_flight = HashSet::new();
         for id in this.spool.due(u64::MAX, usize::MAX) {
-            this.dispatch(id, &mut in_flight, &done_tx).await;
+            this.dispatch(id, None, &mut in_flight, &done_tx).await;
         }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 biased;
-                Some(id) = new.recv() => this.dispatch(id, &mut in_flight, &done_tx).await,
+                Some(fresh) = new.recv() => this.dispatch(fresh.id, fresh.body, &mut in_flight, &done_tx).await,
                 Some(id) = done_rx.recv() => { in_flight.remove(&id); }
                 _ = tick.tick() => {
                     for id in this.spool.due(now_ms(), 10_000) {
-                        this.dispatch(id, &mut in_flight, &done_tx).await;
+                        this.dispatch(id, None, &mut in_flight, &done_tx).await;
                     }
                     this.compact();
                 }
@@ -70,8 +72,9 @@ impl Worker {
             }
         }
         // Messages accepted while the listeners drained are delivered before we stop.
-        while let Ok(id) = new.try_recv() {
-            this.dispatch(id, &mut in_flight, &done_tx).await;
+        while let Ok(fresh) = new.try_recv() {
+            this.dispatch(fresh.id, fresh.body, &mut in_flight, &done_tx)
+                .await;
         }
         let total = this.spool.queue_config().concurrency as u32;
         let _ = tokio::time::timeout(Duration::from_secs(10), this.limit.acquire_many(total)).await;
@@ -88,9 +91,11 @@ impl Worker {
         }
     }
 
+    /// Starts an attempt for `id` (with its bytes, when in hand) unless one runs already.
     async fn dispatch(
         self: &Arc<Self>,
         id: QueueId,
+        body: Option<Held>,
         in_flight: &mut HashSet<QueueId>,
         done: &mpsc::UnboundedSender<QueueId>,
     ) {
@@ -103,7 +108,7 @@ impl Worker {
         let this = self.clone();
         let done = done.clone();
         tokio::spawn(async move {
-            if let Err(error) = this.attempt(id).await {
+            if let Err(error) = this.attempt(id, body).await {
                 tracing::error!(queue_id = %show_id(id), %error, "delivery attempt not recorded");
             }
             drop(permit);
@@ -111,8 +116,17 @@ impl Worker {
         });
     }
 
-    async fn attempt(&self, id: QueueId) -> Result<(), SpoolError> {
-        let Some((mut meta, data)) = self.spool.load(id)? else {
+    async fn attempt(&self, id: QueueId, body: Option<Held>) -> Result<(), SpoolError> {
+        // The bytes in hand (counted against the budget until this attempt ends), or the
+        // journal's copy.
+        let loaded = match &body {
+            Some(held) => self.spool.meta(id).map(|meta| (meta, held.bytes().clone())),
+            None => self
+                .spool
+                .load(id)?
+                .map(|(meta, data)| (meta, Bytes::from(data))),
+        };
+        let Some((mut meta, data)) = loaded else {
             return Ok(());
         };
         let rcpts: Vec<String> = meta.pending().map(|r| r.address.clone()).collect();
@@ -214,7 +228,9 @@ impl Worker {
             is_dsn: true,
         };
         let dsn_id = self.spool.new_id()?;
-        self.spool.enqueue(dsn_id, envelope, &report).await?;
+        self.spool
+            .enqueue(dsn_id, envelope, Bytes::from(report))
+            .await?;
         self.spool.metrics().dsn_sent.increment(1);
         tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
         Ok(())
