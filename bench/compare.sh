@@ -288,7 +288,7 @@ for system, mode, got, secs, src, ticks, rc in rows:
     ceil = rate.get(("direct", mode))
     vs = "%.2fx" % (r / pf) if pf else "-"
     pct = "%.0f %%" % (100 * r / ceil) if ceil else "-"
-    cpu = "%.2f" % (int(ticks) * 1000.0 / hz / int(got)) if ticks and int(got) else "-"
+    cpu = "%.3f" % (int(ticks) * 1000.0 / hz / int(got)) if ticks and int(got) else "-"
     note = "" if rc == "0" else " (smtp-source exit %s)" % rc
     print("| %s | %s | %s/%d%s | %s | %.0f | %s | %s | %s | %s |"
           % (system, mode, got, sent, note, secs, r, vs, pct, src, cpu))

@@ -16,10 +16,13 @@
 //!   display names, Reply-To, removals, Message-ID/Date, `Received`), written into headroom
 //!   in front of the body, which is never moved, copied or changed.
 //! - `spool`   — durable queue: an append-only journal of segment files (`data_dir/spool`)
-//!   with self-checking records, one writer thread that group-commits (`fdatasync`) before
-//!   every `250`, an in-memory index and due order, segment deletion and compaction; retry
-//!   schedule, delivery worker, DSNs; a one-time move of the older sled spool.
-//! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined);
+//!   made from zero-filled spares (a helper thread prepares the next one), with
+//!   self-checking records, one writer thread that group-commits (`fdatasync`) before every
+//!   `250`, an in-memory index and due order, segment deletion and compaction; fresh
+//!   messages handed to the worker with their bytes in hand (bounded); retry schedule,
+//!   delivery worker, DSNs; a one-time move of the older sled spool.
+//! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
+//!   at most `max_connections` open per upstream);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
