@@ -1,8 +1,8 @@
 //! A newly queued message on its way to the delivery worker, with its bytes kept in memory
 //! for the first attempt while they fit a budget (`BUDGET`, each message counted at its
-//! length plus `OVERHEAD`): the worker then neither reads the journal
-//! back nor allocates and copies the body again. Past the budget (an upstream slower than
-//! the intake) only the id travels and the worker reads the journal as it does for retries.
+//! length plus `OVERHEAD`): the worker then neither reads the journal back nor allocates
+//! and copies the body again. Past the budget (an upstream slower than the intake) only the
+//! id travels and the worker reads the journal as it does for retries.
 //!
 //! The journal stays the only durable copy; this is a cache with a size limit.
 

@@ -10,9 +10,10 @@
 //! batch, or after `LAZY_WINDOW`.
 //!
 //! Segments rotate at `SEGMENT_BYTES` and are made from zero-filled spares (`spare`), so a
-//! commit overwrites allocated blocks instead of growing a file; a segment is deleted once nothing in it is live
-//! (see `index`), and a closed segment pinned by a few long-deferred messages is compacted
-//! by moving them forward. At start every segment is replayed (`recover`).
+//! commit overwrites allocated blocks instead of growing a file. A segment is deleted once
+//! nothing in it is live (see `index`), and a closed segment pinned by a few long-deferred
+//! messages is compacted by moving them forward. At start every segment is replayed
+//! (`recover`).
 
 mod index;
 mod record;
@@ -148,9 +149,11 @@ impl Journal {
             state: Mutex::new(state),
             wake: Condvar::new(),
         });
-        writer::delete_dead(&shared)?;
-        writer::start(shared.clone())?;
-        Ok(Journal { shared })
+        // Built first, so that a failure below drops it and stops the spares thread.
+        let journal = Journal { shared };
+        writer::delete_dead(&journal.shared)?;
+        writer::start(journal.shared.clone())?;
+        Ok(journal)
     }
 
     /// Number of live messages.
