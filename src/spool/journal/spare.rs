@@ -83,6 +83,12 @@ impl Spares {
         spare
     }
 
+    /// How many spares are ready to be taken now (the tests wait for one).
+    #[cfg(test)]
+    pub fn ready(&self) -> usize {
+        self.lock().ready.len()
+    }
+
     /// Stops the thread (after the spare it is making, if any).
     pub fn stop(&self) {
         self.lock().stopping = true;

@@ -156,11 +156,9 @@ async fn a_segment_made_from_a_spare_is_overwritten_in_place_and_reads_back() {
     let size = 64 * 1024;
     {
         let journal = Journal::open_with(dir.path(), size).unwrap();
-        let spare_ready = || {
-            std::fs::read_dir(dir.path())
-                .unwrap()
-                .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "spare"))
-        };
+        // Ready means handed to the writer, not only visible on disk (the file gets its
+        // name a directory sync before the writer may take it).
+        let spare_ready = || journal.shared.spares.ready() > 0;
         for _ in 0..200 {
             if spare_ready() {
                 break;
