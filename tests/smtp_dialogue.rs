@@ -370,7 +370,7 @@ async fn trusted_network_submits_without_auth() {
     c.expect("EHLO app.test", 250).await;
     c.expect("MAIL FROM:<notify@example.com>", 530).await;
     let body = serde_json::json!({"login": "helpdesk-app", "email": "notify@example.com", "kind": "system"});
-    let (status, _) = common::http(
+    let (status, created) = common::http(
         gw.running.api,
         "POST",
         "/api/v1/users",
@@ -379,6 +379,7 @@ async fn trusted_network_submits_without_auth() {
     )
     .await;
     assert_eq!(status, 201);
+    let app: serde_json::Value = serde_json::from_str(&created).unwrap();
     // A system principal cannot use the all_staff default account...
     let mut c = Client::connect(gw.addr("plain")).await;
     c.expect("EHLO app.test", 250).await;
@@ -412,6 +413,21 @@ async fn trusted_network_submits_without_auth() {
     let mut other = Client::connect(gw.addr("starttls")).await;
     other.expect("EHLO app.test", 250).await;
     other.expect("MAIL FROM:<notify@example.com>", 530).await;
+    // A deactivated principal is no longer trusted, from the very next session.
+    let path = format!("/api/v1/users/{}", app["id"]);
+    let deactivate = r#"{"status": "deactivated"}"#;
+    let (status, text) = common::http(
+        gw.running.api,
+        "PATCH",
+        &path,
+        Some(common::TOKEN),
+        Some(deactivate),
+    )
+    .await;
+    assert_eq!(status, 200, "{text}");
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.expect("EHLO app.test", 250).await;
+    c.expect("MAIL FROM:<notify@example.com>", 530).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

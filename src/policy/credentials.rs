@@ -54,18 +54,10 @@ impl Credentials {
             false => Err(PolicyError::InvalidCredentials),
         }
     }
-
-    /// The active user `login`, without a credential check (trusted networks).
-    pub fn trusted(&self, login: &str) -> Result<Option<Principal>, PolicyError> {
-        Ok(self
-            .users
-            .by_login(login)?
-            .filter(|u| u.status == UserStatus::Active)
-            .map(|u| principal(&u)))
-    }
 }
 
-fn principal(user: &User) -> Principal {
+/// The principal a user authenticates as.
+pub fn principal(user: &User) -> Principal {
     Principal {
         id: user.id,
         login: user.login.clone(),

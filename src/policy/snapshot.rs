@@ -3,7 +3,9 @@
 //! atomically (`ArcSwap`). Decisions read one snapshot and never await.
 
 use super::PolicyError;
-use crate::store::{Account, DefaultSendMode, Role, Scope, Settings, Store, User, UserStatus};
+use crate::store::{
+    login_key, Account, DefaultSendMode, Role, Scope, Settings, Store, User, UserStatus,
+};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +24,7 @@ pub fn normalize(address: &str) -> String {
 #[derive(Debug, Default)]
 pub struct Snapshot {
     users: HashMap<u64, User>,
+    by_login: HashMap<String, u64>,
     roles: HashMap<String, Role>,
     accounts: HashMap<u64, Account>,
     by_address: HashMap<String, u64>,
@@ -40,6 +43,7 @@ impl Snapshot {
         settings: Settings,
     ) -> Snapshot {
         let mut snap = Snapshot {
+            by_login: users.iter().map(|u| (login_key(&u.login), u.id)).collect(),
             users: users.into_iter().map(|u| (u.id, u)).collect(),
             roles: roles
                 .into_iter()
@@ -78,6 +82,13 @@ impl Snapshot {
 
     pub fn user(&self, id: u64) -> Option<&User> {
         self.users.get(&id)
+    }
+
+    /// The user whose login is `login` (case-insensitive, as the store compares logins).
+    pub fn user_by_login(&self, login: &str) -> Option<&User> {
+        self.by_login
+            .get(&login_key(login))
+            .and_then(|id| self.user(*id))
     }
 
     /// An active user.

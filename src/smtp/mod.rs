@@ -22,9 +22,9 @@ pub use session::{Next, Session, State, Transaction};
 
 use crate::config::{Limits, ListenerConfig, TlsMode};
 use crate::metrics::Metrics;
-use crate::policy::{Credentials, Policy, Principal};
+use crate::policy::{principal, Credentials, Policy, Principal};
 use crate::spool::Spool;
-use crate::store::{MessageIds, UserKind};
+use crate::store::{MessageIds, UserKind, UserStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,15 +75,14 @@ impl Shared {
         {
             return None;
         }
-        match self.credentials.trusted(&self.listener.trusted_principal) {
-            Ok(Some(p)) if p.kind == UserKind::System => Some(p),
-            Ok(_) => {
-                tracing::warn!(listener = %self.listener.name, principal = %self.listener.trusted_principal,
-                    "trusted_principal is not an active system user; trusted client must authenticate");
-                None
+        let login = &self.listener.trusted_principal;
+        match self.policy.snapshot().user_by_login(login) {
+            Some(user) if user.kind == UserKind::System && user.status == UserStatus::Active => {
+                Some(principal(user))
             }
-            Err(error) => {
-                tracing::error!(%error, "trusted principal lookup failed");
+            _ => {
+                tracing::warn!(listener = %self.listener.name, principal = %login,
+                    "trusted_principal is not an active system user; trusted client must authenticate");
                 None
             }
         }

@@ -21,7 +21,7 @@ pub use accounts::{
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
 pub use settings::Settings;
-pub use users::{CreatedVia, NewUser, User, UserKind, UserStatus, Users};
+pub use users::{login_key, CreatedVia, NewUser, User, UserKind, UserStatus, Users};
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
