@@ -6,6 +6,7 @@
 //! only when the next read would block, which is what makes PIPELINING cheap.
 
 use bytes::{Buf, BytesMut};
+use memchr::{memchr, memchr2};
 use std::io;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -138,38 +139,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         limits: DataLimits,
         timeout: Duration,
     ) -> io::Result<(DataEnd, DataFlags)> {
-        let mut flags = DataFlags::default();
-        let mut overlong = false;
+        let mut scan = DataScan {
+            limits,
+            flags: DataFlags::default(),
+            overlong: false,
+        };
         loop {
-            while let Some(pos) = memchr(b'\n', &self.rbuf) {
-                let line = self.rbuf.split_to(pos + 1);
-                if !is_clean_line(&line) {
-                    return Ok((DataEnd::BareNewline, flags));
-                }
-                if std::mem::take(&mut overlong) {
-                    continue;
-                }
-                if &line[..] == b".\r\n" {
-                    return Ok((DataEnd::Complete, flags));
-                }
-                let content = if line[0] == b'.' {
-                    &line[1..]
-                } else {
-                    &line[..]
-                };
-                append(out, content, line.len(), limits, &mut flags);
+            let (used, end) = scan.lines(&self.rbuf, out);
+            self.rbuf.advance(used);
+            if let Some(end) = end {
+                return Ok((end, scan.flags));
             }
             if self.rbuf.len() > limits.max_line {
+                // Only the last octet may be a CR (the first half of a CRLF split by a read).
                 if memchr(b'\r', &self.rbuf[..self.rbuf.len() - 1]).is_some() {
-                    return Ok((DataEnd::BareNewline, flags));
+                    return Ok((DataEnd::BareNewline, scan.flags));
                 }
-                flags.line_too_long = true;
-                overlong = true;
+                scan.flags.line_too_long = true;
+                scan.overlong = true;
                 let keep = self.rbuf.len() - 1;
                 self.rbuf.advance(keep);
             }
             if self.fill(timeout).await? == 0 {
-                return Ok((DataEnd::Eof, flags));
+                return Ok((DataEnd::Eof, scan.flags));
             }
         }
     }
@@ -199,21 +191,63 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     }
 }
 
-fn append(
-    out: &mut Vec<u8>,
-    content: &[u8],
-    line_len: usize,
+/// The state of reading one DATA payload across reads.
+struct DataScan {
     limits: DataLimits,
-    flags: &mut DataFlags,
-) {
-    if line_len > limits.max_line {
-        flags.line_too_long = true;
+    flags: DataFlags,
+    /// The line in progress was already flagged too long; its rest is dropped.
+    overlong: bool,
+}
+
+impl DataScan {
+    /// Takes every complete line of `buf`: returns how many octets were used and, if the
+    /// payload ended, how. Consecutive lines are copied to `out` in one piece; a line's
+    /// stuffing dot splits the piece.
+    fn lines(&mut self, buf: &[u8], out: &mut Vec<u8>) -> (usize, Option<DataEnd>) {
+        let mut pos = 0;
+        let mut piece = 0;
+        let end = loop {
+            let Some(stop) = memchr2(b'\r', b'\n', &buf[pos..]).map(|i| pos + i) else {
+                break None;
+            };
+            if buf[stop] == b'\n' {
+                break Some(DataEnd::BareNewline);
+            }
+            match buf.get(stop + 1) {
+                None => break None,
+                Some(b'\n') => {}
+                Some(_) => break Some(DataEnd::BareNewline),
+            }
+            let next = stop + 2;
+            if std::mem::take(&mut self.overlong) {
+                self.copy(out, &buf[piece..pos]);
+                piece = next;
+            } else if &buf[pos..next] == b".\r\n" {
+                self.copy(out, &buf[piece..pos]);
+                return (next, Some(DataEnd::Complete));
+            } else {
+                if next - pos > self.limits.max_line {
+                    self.flags.line_too_long = true;
+                }
+                if buf[pos] == b'.' {
+                    self.copy(out, &buf[piece..pos]);
+                    piece = pos + 1;
+                }
+            }
+            pos = next;
+        };
+        self.copy(out, &buf[piece..pos]);
+        (pos, end)
     }
-    if out.len() + content.len() > limits.max_size {
-        flags.too_big = true;
-    }
-    if !flags.too_big && !flags.line_too_long {
-        out.extend_from_slice(content);
+
+    /// Appends clean lines unless the message is already refused (too big, line too long).
+    fn copy(&mut self, out: &mut Vec<u8>, lines: &[u8]) {
+        if out.len() + lines.len() > self.limits.max_size {
+            self.flags.too_big = true;
+        }
+        if !self.flags.too_big && !self.flags.line_too_long {
+            out.extend_from_slice(lines);
+        }
     }
 }
 
@@ -223,7 +257,7 @@ pub fn is_clean_line(line: &[u8]) -> bool {
     n >= 2
         && line[n - 2] == b'\r'
         && line[n - 1] == b'\n'
-        && !line[..n - 2].iter().any(|&b| b == b'\r' || b == b'\n')
+        && memchr2(b'\r', b'\n', &line[..n - 2]).is_none()
 }
 
 /// Checks a whole message (BDAT) line by line; returns (clean, longest line). A last line
@@ -244,10 +278,6 @@ pub fn check_lines(message: &[u8]) -> (bool, usize) {
         start = end;
     }
     (true, longest)
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|&b| b == needle)
 }
 
 #[cfg(test)]
@@ -299,6 +329,63 @@ mod tests {
         let (end, _, out) = data_of(b"a\r\n..b\r\n.\r\n").await;
         assert_eq!(end, DataEnd::Complete);
         assert_eq!(out, b"a\r\n.b\r\n");
+    }
+
+    /// The payload split into two reads at every possible point gives the same result as
+    /// one read: a CRLF or a stuffing dot cut in half by a read is still seen.
+    #[test]
+    fn any_read_boundary_gives_the_same_payload() {
+        let input = b"Subject: x\r\n\r\n..dot\r\nline\r\n.\r\nafter\r\n";
+        let limits = DataLimits {
+            max_size: 1 << 20,
+            max_line: 1000,
+        };
+        for cut in 0..=input.len() {
+            let mut scan = DataScan {
+                limits,
+                flags: DataFlags::default(),
+                overlong: false,
+            };
+            let mut out = Vec::new();
+            let mut rbuf = input[..cut].to_vec();
+            let (used, end) = scan.lines(&rbuf, &mut out);
+            let end = end.or_else(|| {
+                rbuf.drain(..used);
+                rbuf.extend_from_slice(&input[cut..]);
+                scan.lines(&rbuf, &mut out).1
+            });
+            assert_eq!(end, Some(DataEnd::Complete), "cut at {cut}");
+            assert_eq!(out, b"Subject: x\r\n\r\n.dot\r\nline\r\n", "cut at {cut}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bare_cr_before_the_end_of_a_line_is_refused() {
+        let (end, _, _) = data_of(b"a\rb\r\n.\r\n").await;
+        assert_eq!(end, DataEnd::BareNewline);
+        let (end, _, _) = data_of(b"a\r\r\n.\r\n").await;
+        assert_eq!(end, DataEnd::BareNewline);
+    }
+
+    #[tokio::test]
+    async fn oversized_message_is_flagged_not_buffered() {
+        let mut input = b"x\r\n".repeat(400);
+        input.extend_from_slice(b".\r\n");
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        client.write_all(&input).await.unwrap();
+        let mut conn = Conn::new(server);
+        let mut out = Vec::new();
+        let limits = DataLimits {
+            max_size: 1000,
+            max_line: 1000,
+        };
+        let (end, flags) = conn
+            .read_data(&mut out, limits, Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(end, DataEnd::Complete);
+        assert!(flags.too_big);
+        assert!(out.len() <= 1000);
     }
 
     #[tokio::test]
