@@ -58,7 +58,7 @@ pub struct Options {
     /// Cap on messages per second over all sessions.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// After the run, hold this many idle sessions and report memory per 1,000.
+    /// Before the run, hold this many idle sessions and report memory per 1,000.
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
     /// Before the run, leave this many messages queued in Postern's spool.

@@ -1,6 +1,7 @@
 //! The phases of one generator run, in order: the sink (and the blackhole for
-//! `--prefill`), the server, the set-up (principal, policy padding, prefill), the measured
-//! run and its wait for delivery, the idle sessions, and the output.
+//! `--prefill`), the server, the principal, the idle sessions (on a server that has carried
+//! no load yet), the rest of the set-up (prefill, policy padding), the measured run and its
+//! wait for delivery, and the output.
 //!
 //! Each phase lives in its own module; this one only orders them and turns their results
 //! into the [`Report`].
@@ -132,7 +133,7 @@ fn env(
     })
 }
 
-/// Set-up, the measured run, and the idle sessions.
+/// Set-up, the idle sessions, and the measured run.
 async fn phases(
     opts: &Options,
     env: &Env,
@@ -142,6 +143,11 @@ async fn phases(
     let mut report = blank_report(opts, env);
     if let (Target::Started, Some(api)) = (env.target, &env.api) {
         setup::principal(api).await?;
+    }
+    // Before any load: memory a run leaves behind (or gives back) would blur the figure.
+    if opts.idle > 0 {
+        eprintln!("load: opening {} idle sessions", opts.idle);
+        report.idle = Some(idle::measure(env.smtp, opts.idle, env.pid).await);
     }
     if let Some(blackhole) = blackhole {
         report.prefill = Some(prefill(opts, env, &blackhole.counters).await?);
@@ -153,10 +159,6 @@ async fn phases(
     measured(opts, env, &sink.counters, &mut report).await?;
     if let (Some(api), Some(before)) = (&env.api, report.spool_depth_before) {
         report.spool_depth_after = setup::settled_depth(api, before).await.ok();
-    }
-    if opts.idle > 0 {
-        eprintln!("load: opening {} idle sessions", opts.idle);
-        report.idle = Some(idle::measure(env.smtp, opts.idle, env.pid).await);
     }
     Ok(report)
 }
