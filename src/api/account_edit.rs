@@ -61,8 +61,11 @@ pub async fn patch(
             "to change the default flag",
         ));
     }
+    let previous = account.clone();
     apply(&mut account, patch);
-    save(&caller, &api, account).await.map(Json)
+    save(&caller, &api, "account.update", previous, account)
+        .await
+        .map(Json)
 }
 
 /// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
@@ -76,10 +79,13 @@ pub async fn put_grants(
     let _change = api.write_lock().await;
     let mut account = visible(&caller, &api, id)?;
     require_setup(&caller, &account)?;
+    let previous = account.clone();
     account.grants = match list {
         GrantList::Bare(grants) | GrantList::Wrapped { grants } => grants,
     };
-    save(&caller, &api, account).await.map(Json)
+    save(&caller, &api, "account.grants", previous, account)
+        .await
+        .map(Json)
 }
 
 fn apply(account: &mut Account, patch: AccountPatch) {
@@ -117,9 +123,15 @@ fn set<T>(field: &mut T, value: Option<T>) {
     }
 }
 
-/// Validates the changed account as a whole, writes it once, reloads the policy.
-/// The caller holds the write lock.
-async fn save(caller: &Caller, api: &Api, mut account: Account) -> Result<Account, Problem> {
+/// Validates the changed account as a whole, writes it once, reloads the policy, and
+/// records `action` in the audit log. The caller holds the write lock.
+async fn save(
+    caller: &Caller,
+    api: &Api,
+    action: &str,
+    previous: Account,
+    mut account: Account,
+) -> Result<Account, Problem> {
     tidy(&mut account);
     validate(api.store(), &api.state.relays, caller, &account)?;
     let work = api.clone();
@@ -129,6 +141,9 @@ async fn save(caller: &Caller, api: &Api, mut account: Account) -> Result<Accoun
         work.reload()
     })
     .await?;
+    let target = format!("account/{}", account.id);
+    api.audit(caller, action, target, Some(&previous), Some(&account))
+        .await?;
     tracing::info!(account = %account.name, id = account.id, "account changed");
     Ok(account)
 }

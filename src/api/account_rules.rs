@@ -14,7 +14,7 @@ use super::{Caller, Problem};
 use crate::policy::normalize;
 use crate::relay::Relays;
 use crate::smtp::params::check_mailbox;
-use crate::store::{Account, Grantee, Scope, Settings, Store, UserKind};
+use crate::store::{Account, AccountKeys, Grantee, Scope, Settings, Store, UserKind};
 
 /// Longest account name.
 const MAX_NAME: usize = 100;
@@ -126,9 +126,9 @@ pub fn validate(
         ));
     }
     check_references(store, account)?;
-    let others: Vec<Account> = store
+    let others: Vec<AccountKeys> = store
         .accounts()
-        .all()?
+        .keys()?
         .into_iter()
         .filter(|a| a.id != account.id)
         .collect();
@@ -148,7 +148,10 @@ pub fn validate(
         )));
     }
     for address in addresses(account) {
-        if let Some(other) = others.iter().find(|a| addresses(a).any(|o| o == address)) {
+        if let Some(other) = others
+            .iter()
+            .find(|a| a.addresses().any(|o| normalize(o) == address))
+        {
             return Err(Problem::conflict(format!(
                 "address {address} is already used by account {:?}",
                 other.name

@@ -109,7 +109,7 @@ pub async fn create(
         None => api
             .store()
             .accounts()
-            .all()?
+            .keys()?
             .into_iter()
             .find(|a| a.is_default)
             .map(|a| a.upstream)
@@ -141,6 +141,15 @@ pub async fn create(
         Ok(account)
     })
     .await?;
+    let target = format!("account/{}", account.id);
+    api.audit(
+        &caller,
+        "account.create",
+        target,
+        None::<&()>,
+        Some(&account),
+    )
+    .await?;
     tracing::info!(account = %account.name, id = account.id, "account created");
     Ok((StatusCode::CREATED, Json(account)))
 }
@@ -166,6 +175,15 @@ pub async fn remove(
         work.store().accounts().remove(id)?;
         work.reload()
     })
+    .await?;
+    let target = format!("account/{id}");
+    api.audit(
+        &caller,
+        "account.delete",
+        target,
+        Some(&account),
+        None::<&()>,
+    )
     .await?;
     tracing::info!(account = %account.name, id, "account deleted");
     Ok(StatusCode::NO_CONTENT)

@@ -4,11 +4,12 @@
 //! and stands for a synthetic admin with every permission. Any other token is a per-user
 //! token (`tokens`); only an active user's token is accepted.
 //!
-//! Permissions come from the user's roles in the policy snapshot; `admin` implies all.
+//! Permissions come from the user's roles, read from the store per request (a few small
+//! records), so no request waits for a rebuild of the policy snapshot; `admin` implies all.
 //! This module decides who the caller is, never what a resource allows.
 
 use super::{tokens, Api, Problem};
-use crate::policy::{digest_matches, digest_secret, Snapshot};
+use crate::policy::{digest_matches, digest_secret};
 use crate::store::{Store, StoreError, User, UserStatus};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
@@ -16,7 +17,7 @@ use axum::http::request::Parts;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use std::sync::Arc;
+use std::collections::HashSet;
 
 const SETTING: &str = "admin_token_sha256";
 
@@ -74,7 +75,9 @@ pub const PERMISSIONS: &[&str] = &[
 pub struct Caller {
     /// `None` for the bootstrap admin token.
     pub user: Option<User>,
-    snapshot: Arc<Snapshot>,
+    /// What the user's roles grant (empty for the bootstrap token, which holds them all).
+    granted: HashSet<String>,
+    store: Store,
 }
 
 impl Caller {
@@ -83,11 +86,22 @@ impl Caller {
         self.user.as_ref().map(|u| u.id)
     }
 
+    /// The caller's login, or `admin-token` for the bootstrap token (for the audit log).
+    pub fn name(&self) -> &str {
+        self.user
+            .as_ref()
+            .map_or("admin-token", |u| u.login.as_str())
+    }
+
     /// True if the caller holds `permission` (`admin` implies every one).
     pub fn has(&self, permission: &str) -> bool {
         match &self.user {
             None => true,
-            Some(user) => self.snapshot.has_permission(user, permission),
+            Some(user) => {
+                user.is_default_admin
+                    || self.granted.contains("admin")
+                    || self.granted.contains(permission)
+            }
         }
     }
 
@@ -107,12 +121,10 @@ impl Caller {
     /// 403 unless the caller holds every permission `target` holds, so nobody can act
     /// as, or reshape, a user more powerful than itself.
     pub fn require_covers(&self, target: &User) -> Result<(), Problem> {
-        let snapshot = &self.snapshot;
-        let wanted = target
-            .roles
+        let granted = granted_by_roles(&self.store, target)?;
+        let wanted = granted
             .iter()
-            .filter_map(|r| snapshot.role(r))
-            .flat_map(|role| role.permissions.iter().map(String::as_str))
+            .map(String::as_str)
             .chain(target.is_default_admin.then_some("admin"));
         for permission in wanted {
             if !self.has(permission) {
@@ -138,11 +150,12 @@ impl FromRequestParts<Api> for Caller {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(Problem::unauthorized)?;
-        let snapshot = api.state.policy.snapshot();
+        let store = api.state.store.clone();
         if api.state.admin.matches(token) {
             return Ok(Caller {
                 user: None,
-                snapshot,
+                granted: HashSet::new(),
+                store,
             });
         }
         let user_id = tokens::lookup(&api.state.store, token)?.ok_or_else(Problem::unauthorized)?;
@@ -154,8 +167,21 @@ impl FromRequestParts<Api> for Caller {
             .filter(|u| u.status == UserStatus::Active)
             .ok_or_else(Problem::unauthorized)?;
         Ok(Caller {
+            granted: granted_by_roles(&store, &user)?,
             user: Some(user),
-            snapshot,
+            store,
         })
     }
+}
+
+/// Every permission `user`'s roles grant, read from the store (a few small records), so a
+/// request never waits for a rebuild of the policy snapshot after a change.
+fn granted_by_roles(store: &Store, user: &User) -> Result<HashSet<String>, Problem> {
+    let mut granted = HashSet::new();
+    for name in &user.roles {
+        if let Some(role) = store.roles().get(name)? {
+            granted.extend(role.permissions);
+        }
+    }
+    Ok(granted)
 }

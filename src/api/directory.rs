@@ -115,6 +115,10 @@ pub async fn create<T: Kind>(
         work.reload()
     })
     .await?;
+    let target = format!("{}/{}", T::WHAT.replace(' ', "_"), entry.name());
+    let action = format!("{}.create", T::WHAT.replace(' ', "_"));
+    api.audit(&caller, &action, target, None::<&()>, Some(&entry))
+        .await?;
     tracing::info!(name = %entry.name(), kind = T::WHAT, "directory entry created");
     Ok((StatusCode::CREATED, Json(entry)))
 }
@@ -139,10 +143,15 @@ pub async fn remove<T: Kind>(
         )));
     }
     let work = api.clone();
+    let removed = entry.clone();
     blocking(move || {
-        T::directory(work.store()).remove(entry.name())?;
+        T::directory(work.store()).remove(removed.name())?;
         work.reload()
     })
     .await?;
+    let target = format!("{}/{}", T::WHAT.replace(' ', "_"), entry.name());
+    let action = format!("{}.delete", T::WHAT.replace(' ', "_"));
+    api.audit(&caller, &action, target, Some(&entry), None::<&()>)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

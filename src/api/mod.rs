@@ -14,6 +14,7 @@
 mod account_edit;
 mod account_rules;
 mod accounts;
+mod audit;
 mod auth;
 mod directory;
 mod explain;
@@ -138,6 +139,7 @@ fn principals() -> Router<Api> {
             "/api/v1/groups/{name}",
             axum::routing::delete(directory::remove::<Group>),
         )
+        .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/me", get(me::show))
         .route("/api/v1/me/accounts", get(me::accounts))
 }

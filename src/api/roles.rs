@@ -61,6 +61,9 @@ pub async fn create(
         work.reload()
     })
     .await?;
+    let target = format!("role/{}", role.name);
+    api.audit(&caller, "role.create", target, None::<&()>, Some(&role))
+        .await?;
     tracing::info!(role = %role.name, "role created");
     Ok((StatusCode::CREATED, Json(role)))
 }
@@ -88,6 +91,7 @@ pub async fn replace(
         .roles()
         .get(&name)?
         .ok_or_else(|| Problem::not_found(format!("role {name:?}")))?;
+    let previous = role.clone();
     role.permissions = permissions;
     let work = api.clone();
     let saved = role.clone();
@@ -96,6 +100,9 @@ pub async fn replace(
         work.reload()
     })
     .await?;
+    let target = format!("role/{}", role.name);
+    api.audit(&caller, "role.update", target, Some(&previous), Some(&role))
+        .await?;
     tracing::info!(role = %role.name, "role changed");
     Ok(Json(role))
 }
@@ -132,11 +139,15 @@ pub async fn remove(
         )));
     }
     let work = api.clone();
+    let name = role.name.clone();
     blocking(move || {
-        work.store().roles().remove(&role.name)?;
+        work.store().roles().remove(&name)?;
         work.reload()
     })
     .await?;
+    let target = format!("role/{}", role.name);
+    api.audit(&caller, "role.delete", target, Some(&role), None::<&()>)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -36,6 +36,7 @@ pub async fn patch(
     caller.require("admin")?;
     let _change = api.write_lock().await;
     let mut settings = api.store().settings()?;
+    let previous = settings.clone();
     if let Some(allow) = patch.allow_personal_accounts {
         settings.allow_personal_accounts = allow;
     }
@@ -63,6 +64,15 @@ pub async fn patch(
         work.store().save_settings(&saved)?;
         work.reload()
     })
+    .await?;
+    let target = "settings".to_string();
+    api.audit(
+        &caller,
+        "settings.update",
+        target,
+        Some(&previous),
+        Some(&settings),
+    )
     .await?;
     tracing::info!(?settings, "settings changed");
     Ok(Json(settings))

@@ -98,6 +98,9 @@ pub async fn create(
         Ok(store.flush()?)
     })
     .await?;
+    let target = format!("user/{}/tokens", user.id);
+    api.audit(&caller, "token.create", target, None::<&()>, Some(&record))
+        .await?;
     tracing::info!(login = %user.login, "API token issued");
     let issued = IssuedToken {
         token,
@@ -135,6 +138,10 @@ pub async fn revoke_all(
         Ok(count)
     })
     .await?;
+    let target = format!("user/{id}/tokens");
+    let after = serde_json::json!({ "revoked": revoked });
+    api.audit(&caller, "token.revoke", target, None::<&()>, Some(&after))
+        .await?;
     tracing::info!(login = %user.login, revoked, "API tokens revoked");
     Ok(Json(
         serde_json::json!({ "user_id": id, "revoked": revoked }),

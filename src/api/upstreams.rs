@@ -83,8 +83,18 @@ pub async fn create(
         work.reload()
     })
     .await?;
+    let created = view(&name, &config, false)?;
+    let target = format!("upstream/{name}");
+    api.audit(
+        &caller,
+        "upstream.create",
+        target,
+        None::<&()>,
+        Some(&created),
+    )
+    .await?;
     tracing::info!(upstream = %name, "upstream created");
-    Ok((StatusCode::CREATED, Json(view(&name, &config, false)?)))
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// `DELETE /api/v1/upstreams/{name}` — permission `admin`. 409 for an upstream of the
@@ -118,6 +128,7 @@ pub async fn remove(
             entry.name, account.name
         )));
     }
+    let removed = view(&entry.name, &entry.config, false)?;
     let work = api.clone();
     blocking(move || {
         let old = stored(work.store())?;
@@ -136,6 +147,15 @@ pub async fn remove(
         }
         work.reload()
     })
+    .await?;
+    let target = format!("upstream/{name}");
+    api.audit(
+        &caller,
+        "upstream.delete",
+        target,
+        Some(&removed),
+        None::<&()>,
+    )
     .await?;
     tracing::info!(upstream = %name, "upstream removed");
     Ok(StatusCode::NO_CONTENT)

@@ -44,13 +44,14 @@ pub async fn patch(
     Body(patch): Body<UserPatch>,
 ) -> Result<Json<UserView>, Problem> {
     caller.require("manage_users")?;
-    let before = find(api.store(), id)?;
-    caller.require_covers(&before)?;
+    let current = find(api.store(), id)?;
+    caller.require_covers(&current)?;
     check_shape(&patch)?;
-    let credential = credential(before.kind, patch.password.clone()).await?;
+    let credential = credential(current.kind, patch.password.clone()).await?;
     let _change = api.write_lock().await;
     let mut user = find(api.store(), id)?;
     caller.require_covers(&user)?;
+    let previous = user.clone();
     apply(&caller, api.store(), &mut user, patch, credential)?;
     let work = api.clone();
     let saved = user.clone();
@@ -59,6 +60,9 @@ pub async fn patch(
         work.reload()
     })
     .await?;
+    let target = format!("user/{id}");
+    api.audit(&caller, "user.update", target, Some(&previous), Some(&user))
+        .await?;
     tracing::info!(login = %user.login, "user changed");
     Ok(Json(UserView::from(user)))
 }

@@ -153,6 +153,9 @@ pub async fn create(
         Ok(user)
     })
     .await?;
+    let target = format!("user/{}", user.id);
+    api.audit(&caller, "user.create", target, None::<&()>, Some(&user))
+        .await?;
     tracing::info!(login = %user.login, kind = ?user.kind, "user created");
     let mut view = UserView::from(user);
     view.secret = generated;

@@ -139,16 +139,6 @@ impl Snapshot {
     pub fn default_account(&self) -> Option<&Account> {
         self.default_account.and_then(|id| self.account(id))
     }
-
-    /// True if any of `user`'s roles grants `permission` (`admin` grants every one).
-    pub fn has_permission(&self, user: &User, permission: &str) -> bool {
-        user.is_default_admin
-            || user.roles.iter().filter_map(|r| self.role(r)).any(|role| {
-                role.permissions
-                    .iter()
-                    .any(|p| p == permission || p == "admin")
-            })
-    }
 }
 
 /// The current snapshot and the store it is built from.

@@ -140,7 +140,7 @@ impl Accounts {
     /// Stores a new account under a fresh id (its `id` field is ignored); durable on return.
     pub fn create(&self, mut account: Account) -> Result<Account, StoreError> {
         if self
-            .all()?
+            .keys()?
             .iter()
             .any(|a| a.name.eq_ignore_ascii_case(&account.name))
         {
@@ -173,11 +173,50 @@ impl Accounts {
         self.tree.iter().values().map(|raw| decode(&raw?)).collect()
     }
 
+    /// What makes each account unique (name, addresses, the default flag), read without
+    /// decoding scopes and grants: validation of one change scans these, so a bulk import
+    /// of thousands of accounts stays fast.
+    pub fn keys(&self) -> Result<Vec<AccountKeys>, StoreError> {
+        self.tree
+            .iter()
+            .values()
+            .map(|raw| {
+                serde_json::from_slice(&raw?)
+                    .map_err(|e| StoreError::Corrupt(format!("account: {e}")))
+            })
+            .collect()
+    }
+
     /// Removes an account; true if it existed. Durable on return.
     pub fn remove(&self, id: u64) -> Result<bool, StoreError> {
         let existed = self.tree.remove(id.to_be_bytes())?.is_some();
         self.sync.flush()?;
         Ok(existed)
+    }
+}
+
+/// The identifying fields of a stored account (see `Accounts::keys`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccountKeys {
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    #[serde(default)]
+    pub from_address: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub upstream: String,
+    #[serde(default)]
+    pub is_default: bool,
+}
+
+impl AccountKeys {
+    /// The address, `from_address` and aliases, the empty ones left out.
+    pub fn addresses(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.address)
+            .chain(self.from_address.iter())
+            .chain(self.aliases.iter())
+            .filter(|a| !a.is_empty())
     }
 }
 

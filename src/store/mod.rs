@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry) and performs the one sync that makes writes durable.
+//! settings, the Message-ID registry, the audit log) and performs the one sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
 //! neither syncs the file size nor flushes the disk cache, and the files sled writes for
@@ -10,14 +10,17 @@
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
 mod accounts;
+mod audit;
 mod directory;
 mod msgids;
 mod settings;
 mod users;
 
 pub use accounts::{
-    Account, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health, Scope, SendMode,
+    Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health, Scope,
+    SendMode,
 };
+pub use audit::{Audit, AuditEntry, AuditFilter};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
 pub use settings::Settings;
@@ -61,6 +64,7 @@ pub struct Store {
     groups: Directory<Group>,
     upstreams: Directory<StoredUpstream>,
     message_ids: MessageIds,
+    audit: Audit,
 }
 
 impl Store {
@@ -85,10 +89,16 @@ impl Store {
             groups: Directory::open(&db, "groups", sync.clone())?,
             upstreams: Directory::open(&db, "upstreams", sync.clone())?,
             message_ids: MessageIds::open(&db)?,
+            audit: Audit::open(&db, sync.clone())?,
             db,
             sync,
             settings,
         })
+    }
+
+    /// The audit log of API changes.
+    pub fn audit(&self) -> &Audit {
+        &self.audit
     }
 
     /// The users and their credentials.
