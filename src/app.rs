@@ -9,7 +9,7 @@ use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
 use crate::relay::Relays;
 use crate::smtp::Shared;
-use crate::spool::{Spool, Worker};
+use crate::spool::{QueueControl, Spool, Worker};
 use crate::store::Store;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -158,6 +158,11 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         metrics,
         admin: Arc::new(admin),
         ready: ready.clone(),
+        queue: Arc::new(QueueControl::new(
+            spool.clone(),
+            config.hostname.clone(),
+            config.default_upstream.clone(),
+        )),
     };
     let api_socket = TcpListener::bind(config.api.bind)
         .await

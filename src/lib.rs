@@ -20,15 +20,16 @@
 //!   self-checking records, one writer thread that group-commits (`fdatasync`) before every
 //!   `250`, an in-memory index and due order, segment deletion and compaction; fresh
 //!   messages handed to the worker with their bytes in hand (bounded); retry schedule,
-//!   delivery worker, DSNs; a one-time move of the older sled spool.
+//!   delivery worker, DSNs; `control` (list, retry now, delete, bounce for the API); a
+//!   one-time move of the older sled spool.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   at most `max_connections` open per upstream);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
-//!   policy/explain; problem+json errors.
+//!   policy/explain, the queue, the audit log of every change; problem+json errors.
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
-//!   groups, accounts, upstreams, settings and the Message-ID registry; `flush` = sled's
+//!   groups, accounts, upstreams, settings, the Message-ID registry and the audit log; `flush` = sled's
 //!   flush + `syncfs` (every API change; the registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.

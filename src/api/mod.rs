@@ -4,7 +4,8 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`,
-//! `settings`, `me`, `explain`. `auth` says who the caller is, `extract` reads requests.
+//! `settings`, `me`, `explain`, `queue`, `audit`. `auth` says who the caller is, `extract`
+//! reads requests.
 //!
 //! Handlers validate everything first, then write once, then rebuild the policy snapshot
 //! (`Api::reload`) so the next SMTP session sees the change without a restart. Changes are
@@ -22,6 +23,7 @@ mod extract;
 mod health;
 mod me;
 mod problem;
+mod queue;
 mod roles;
 mod settings;
 mod tokens;
@@ -35,6 +37,7 @@ pub use problem::Problem;
 use crate::metrics::Metrics;
 use crate::policy::{Policy, Snapshot};
 use crate::relay::Relays;
+use crate::spool::QueueControl;
 use crate::store::{Group, SkillGroup, Store};
 use axum::extract::FromRef;
 use axum::routing::{get, post, put};
@@ -54,6 +57,8 @@ pub struct ApiState {
     pub admin: Arc<AdminToken>,
     /// Set once every listener is bound and the spool is open.
     pub ready: Arc<AtomicBool>,
+    /// The spool as administrators see it.
+    pub queue: Arc<QueueControl>,
 }
 
 /// The router's state: the app's handles plus the lock that serialises changes.
@@ -144,7 +149,7 @@ fn principals() -> Router<Api> {
         .route("/api/v1/me/accounts", get(me::accounts))
 }
 
-/// Accounts, upstreams, settings and the policy explainer.
+/// Accounts, upstreams, settings, the policy explainer and the queue.
 fn resources() -> Router<Api> {
     Router::new()
         .route(
@@ -175,4 +180,7 @@ fn resources() -> Router<Api> {
             get(settings::show).patch(settings::patch),
         )
         .route("/api/v1/policy/explain", post(explain::explain))
+        .route("/api/v1/queue", get(queue::list))
+        .route("/api/v1/queue/{id}", get(queue::show).delete(queue::delete))
+        .route("/api/v1/queue/{id}/retry", post(queue::retry))
 }

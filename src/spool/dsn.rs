@@ -3,9 +3,37 @@
 //! the null sender or for a DSN itself; the caller checks that.
 
 use super::attempt::Failed;
-use super::meta::{show_id, Meta};
+use super::meta::{show_id, Envelope, Meta, QueueId};
+use super::{Spool, SpoolError};
 use crate::rewrite::{date, header_block_len};
+use bytes::Bytes;
 use std::fmt::Write;
+
+/// Builds the DSN for `failed` recipients of `meta`/`original` and queues it to the
+/// envelope sender through `upstream`; returns the DSN's queue id.
+pub async fn send(
+    spool: &Spool,
+    hostname: &str,
+    upstream: &str,
+    meta: &Meta,
+    original: &[u8],
+    failed: &[Failed],
+) -> Result<QueueId, SpoolError> {
+    let report = build(hostname, meta, original, failed);
+    let envelope = Envelope {
+        mail_from: String::new(),
+        rcpts: vec![meta.mail_from.clone()],
+        upstream: upstream.to_string(),
+        principal: None,
+        smtputf8: meta.smtputf8,
+        eight_bit: false,
+        is_dsn: true,
+    };
+    let dsn_id = spool.new_id()?;
+    spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
+    spool.metrics().dsn_sent.increment(1);
+    Ok(dsn_id)
+}
 
 /// Builds the DSN for `failed` recipients of the message `meta`/`original`.
 pub fn build(hostname: &str, meta: &Meta, original: &[u8], failed: &[Failed]) -> Vec<u8> {

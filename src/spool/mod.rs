@@ -7,6 +7,7 @@
 //! The spool never speaks SMTP and never decides policy.
 
 mod attempt;
+mod control;
 pub mod dsn;
 mod fresh;
 mod journal;
@@ -15,6 +16,7 @@ mod migrate;
 pub mod schedule;
 mod worker;
 
+pub use control::{QueueControl, QueueFilter};
 pub use fresh::Fresh;
 pub use meta::{show_id, Envelope, Meta, QueueId, Rcpt, RcptStatus};
 pub use worker::Worker;

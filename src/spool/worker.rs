@@ -7,7 +7,7 @@
 
 use super::attempt::{self, Applied};
 use super::fresh::{Fresh, Held};
-use super::meta::{show_id, Envelope, Meta, QueueId};
+use super::meta::{show_id, Meta, QueueId};
 use super::{dsn, now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
@@ -217,21 +217,15 @@ impl Worker {
         data: &[u8],
         applied: &Applied,
     ) -> Result<(), SpoolError> {
-        let report = dsn::build(&self.hostname, meta, data, &applied.failed);
-        let envelope = Envelope {
-            mail_from: String::new(),
-            rcpts: vec![meta.mail_from.clone()],
-            upstream: self.dsn_upstream.clone(),
-            principal: None,
-            smtputf8: meta.smtputf8,
-            eight_bit: false,
-            is_dsn: true,
-        };
-        let dsn_id = self.spool.new_id()?;
-        self.spool
-            .enqueue(dsn_id, envelope, Bytes::from(report))
-            .await?;
-        self.spool.metrics().dsn_sent.increment(1);
+        let dsn_id = dsn::send(
+            &self.spool,
+            &self.hostname,
+            &self.dsn_upstream,
+            meta,
+            data,
+            &applied.failed,
+        )
+        .await?;
         tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
         Ok(())
     }

@@ -62,6 +62,11 @@ impl Index {
         self.entries.len()
     }
 
+    /// Every live message's metadata, in no particular order.
+    pub fn metas(&self) -> impl Iterator<Item = &Meta> {
+        self.entries.values().map(|e| &e.meta)
+    }
+
     pub fn get(&self, id: QueueId) -> Option<&Entry> {
         self.entries.get(&id)
     }

@@ -248,6 +248,18 @@ impl Journal {
         Ok(Some((meta, body)))
     }
 
+    /// Live messages that `keep` admits, in id order, at most `limit` after id `after`.
+    pub fn list(&self, after: QueueId, limit: usize, keep: impl Fn(&Meta) -> bool) -> Vec<Meta> {
+        let st = self.shared.lock();
+        let mut found: Vec<&Meta> = st
+            .index
+            .metas()
+            .filter(|m| m.id > after && keep(m))
+            .collect();
+        found.sort_unstable_by_key(|m| m.id);
+        found.into_iter().take(limit).cloned().collect()
+    }
+
     /// A live message's metadata.
     pub fn meta(&self, id: QueueId) -> Option<Meta> {
         self.shared.lock().index.get(id).map(|e| e.meta.clone())

@@ -1,0 +1,189 @@
+//! The queue: `GET /api/v1/queue` (filters: `upstream`, `sender`, `recipient`,
+//! `deferred`; paging with `after` and `limit`) and `GET /api/v1/queue/{id}` need
+//! `view_queue`; `POST /api/v1/queue/{id}/retry` and `DELETE /api/v1/queue/{id}` (with
+//! `?bounce=true` to report the pending recipients to the sender) need `manage_queue`.
+//!
+//! Queue ids are the 16 hex digits of `250 2.0.0 queued as <id>`; times are Unix seconds.
+
+use super::extract::{Param, QueryOf};
+use super::{Api, Caller, Problem};
+use crate::spool::{show_id, Meta, QueueFilter, QueueId, RcptStatus};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 1000;
+
+/// A queued message as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct QueuedView {
+    pub id: String,
+    pub mail_from: String,
+    pub upstream: String,
+    pub principal: Option<String>,
+    pub size: u64,
+    pub received_at: u64,
+    pub attempts: u32,
+    pub next_attempt_at: u64,
+    pub expires_at: u64,
+    pub is_dsn: bool,
+    pub recipients: Vec<RecipientView>,
+}
+
+/// One recipient of a queued message.
+#[derive(Debug, Serialize)]
+pub struct RecipientView {
+    pub address: String,
+    pub status: RcptStatus,
+    pub last_reply: Option<String>,
+}
+
+impl From<Meta> for QueuedView {
+    fn from(meta: Meta) -> QueuedView {
+        QueuedView {
+            id: show_id(meta.id),
+            mail_from: meta.mail_from,
+            upstream: meta.upstream,
+            principal: meta.principal,
+            size: meta.size,
+            received_at: meta.received_at / 1000,
+            attempts: meta.attempts,
+            next_attempt_at: meta.due_at / 1000,
+            expires_at: meta.expires_at / 1000,
+            is_dsn: meta.is_dsn,
+            recipients: meta
+                .rcpts
+                .into_iter()
+                .map(|r| RecipientView {
+                    address: r.address,
+                    status: r.status,
+                    last_reply: r.last_reply,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Query of `GET /api/v1/queue`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    upstream: Option<String>,
+    sender: Option<String>,
+    recipient: Option<String>,
+    #[serde(default)]
+    deferred: bool,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// A queue id from the path or a query (404 for one that cannot be an id).
+fn parse_id(text: &str) -> Result<QueueId, Problem> {
+    QueueId::from_str_radix(text, 16)
+        .map_err(|_| Problem::not_found(format!("queued message {text:?}")))
+}
+
+/// `GET /api/v1/queue` — permission `view_queue`. Oldest first.
+pub async fn list(
+    caller: Caller,
+    State(api): State<Api>,
+    QueryOf(query): QueryOf<ListQuery>,
+) -> Result<Json<Vec<QueuedView>>, Problem> {
+    caller.require("view_queue")?;
+    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(Problem::invalid(
+            "limit",
+            format!("between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let after = match &query.after {
+        Some(text) => QueueId::from_str_radix(text, 16)
+            .map_err(|_| Problem::invalid("after", "a queue id (hex digits)"))?,
+        None => 0,
+    };
+    let filter = QueueFilter {
+        after,
+        upstream: query.upstream,
+        sender: query.sender,
+        recipient: query.recipient,
+        deferred: query.deferred,
+        limit,
+    };
+    let found = api.state.queue.list(&filter);
+    Ok(Json(found.into_iter().map(QueuedView::from).collect()))
+}
+
+/// `GET /api/v1/queue/{id}` — permission `view_queue`: the envelope and where each
+/// recipient stands.
+pub async fn show(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<String>,
+) -> Result<Json<QueuedView>, Problem> {
+    caller.require("view_queue")?;
+    let meta = api
+        .state
+        .queue
+        .show(parse_id(&id)?)
+        .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
+    Ok(Json(meta.into()))
+}
+
+/// `POST /api/v1/queue/{id}/retry` — permission `manage_queue`. 202: the attempt starts
+/// now (or is already under way).
+pub async fn retry(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+    caller.require("manage_queue")?;
+    let queue_id = parse_id(&id)?;
+    if !api.state.queue.retry(queue_id) {
+        return Err(Problem::not_found(format!("queued message {id}")));
+    }
+    let target = format!("queue/{}", show_id(queue_id));
+    api.audit(&caller, "queue.retry", target, None::<&()>, None::<&()>)
+        .await?;
+    let body = serde_json::json!({ "id": show_id(queue_id), "retrying": true });
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+/// Query of `DELETE /api/v1/queue/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteQuery {
+    #[serde(default)]
+    bounce: bool,
+}
+
+/// `DELETE /api/v1/queue/{id}` — permission `manage_queue`. Answers the message as it
+/// was; with `bounce=true` its pending recipients were reported to the sender in a DSN.
+pub async fn delete(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<String>,
+    QueryOf(query): QueryOf<DeleteQuery>,
+) -> Result<Json<QueuedView>, Problem> {
+    caller.require("manage_queue")?;
+    let queue_id = parse_id(&id)?;
+    let meta = api
+        .state
+        .queue
+        .delete(queue_id, query.bounce)
+        .await
+        .map_err(Problem::internal)?
+        .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
+    let view = QueuedView::from(meta);
+    let action = match query.bounce {
+        true => "queue.bounce",
+        false => "queue.delete",
+    };
+    let target = format!("queue/{}", view.id);
+    api.audit(&caller, action, target, Some(&view), None::<&()>)
+        .await?;
+    tracing::info!(queue_id = %view.id, bounce = query.bounce, by = caller.name(), "queued message deleted");
+    Ok(Json(view))
+}

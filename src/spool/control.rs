@@ -1,0 +1,119 @@
+//! What an administrator does to the queue (through the API): list messages with filters,
+//! show one, retry it now, delete it, or bounce it (delete and send its sender a DSN).
+//!
+//! A retry goes through the worker's own channel, so a message already being delivered is
+//! not tried twice at once. A deletion is durable before it is reported; a delivery that
+//! was already under way when it was deleted may still complete (the upstream has the
+//! message by then), which the answer cannot rule out, so the API says so.
+
+use super::attempt::Failed;
+use super::fresh::Fresh;
+use super::meta::{Meta, QueueId, RcptStatus};
+use super::{dsn, Spool, SpoolError};
+use std::sync::Arc;
+
+/// Which queued messages a listing wants.
+#[derive(Debug, Clone, Default)]
+pub struct QueueFilter {
+    /// Only messages with a larger id (paging forward).
+    pub after: QueueId,
+    pub upstream: Option<String>,
+    /// Case-insensitive substring of the envelope sender.
+    pub sender: Option<String>,
+    /// Case-insensitive substring of any recipient.
+    pub recipient: Option<String>,
+    /// Only messages tried at least once (waiting for a retry).
+    pub deferred: bool,
+    pub limit: usize,
+}
+
+impl QueueFilter {
+    fn admits(&self, meta: &Meta) -> bool {
+        let has = |text: &str, part: &Option<String>| {
+            part.as_ref()
+                .is_none_or(|p| text.to_lowercase().contains(&p.to_lowercase()))
+        };
+        self.upstream
+            .as_ref()
+            .is_none_or(|u| meta.upstream.eq_ignore_ascii_case(u))
+            && has(&meta.mail_from, &self.sender)
+            && (self.recipient.is_none()
+                || meta.rcpts.iter().any(|r| has(&r.address, &self.recipient)))
+            && (!self.deferred || meta.attempts > 0)
+    }
+}
+
+/// The queue as an administrator sees it.
+pub struct QueueControl {
+    spool: Arc<Spool>,
+    hostname: String,
+    dsn_upstream: String,
+}
+
+impl QueueControl {
+    /// `hostname` and `dsn_upstream` are those the worker uses for its own DSNs.
+    pub fn new(spool: Arc<Spool>, hostname: String, dsn_upstream: String) -> QueueControl {
+        QueueControl {
+            spool,
+            hostname,
+            dsn_upstream,
+        }
+    }
+
+    /// Queued messages in id order.
+    pub fn list(&self, filter: &QueueFilter) -> Vec<Meta> {
+        self.spool
+            .journal
+            .list(filter.after, filter.limit, |m| filter.admits(m))
+    }
+
+    /// One queued message.
+    pub fn show(&self, id: QueueId) -> Option<Meta> {
+        self.spool.meta(id)
+    }
+
+    /// Hands the message to the worker for an attempt now; false if it is not queued.
+    pub fn retry(&self, id: QueueId) -> bool {
+        if self.spool.meta(id).is_none() {
+            return false;
+        }
+        self.spool.notify.send(Fresh { id, body: None }).is_ok()
+    }
+
+    /// Deletes the message durably; with `bounce`, its pending recipients are reported to
+    /// the envelope sender first (not for the null sender or a DSN). Returns the message as
+    /// it was, or `None` if it is not queued.
+    pub async fn delete(&self, id: QueueId, bounce: bool) -> Result<Option<Meta>, SpoolError> {
+        let Some((meta, data)) = self.spool.load(id)? else {
+            return Ok(None);
+        };
+        if bounce && !meta.mail_from.is_empty() && !meta.is_dsn {
+            let failed: Vec<Failed> = meta
+                .rcpts
+                .iter()
+                .filter(|r| r.status == RcptStatus::Pending)
+                .map(|r| Failed {
+                    address: r.address.clone(),
+                    reply: "5.0.0 deleted from the queue by an administrator".into(),
+                    expired: false,
+                })
+                .collect();
+            if !failed.is_empty() {
+                dsn::send(
+                    &self.spool,
+                    &self.hostname,
+                    &self.dsn_upstream,
+                    &meta,
+                    &data,
+                    &failed,
+                )
+                .await?;
+            }
+        }
+        if self.spool.journal.remove(id) {
+            self.spool.metrics.spool_depth.decrement(1.0);
+        }
+        self.spool.sync().await?;
+        Ok(Some(meta))
+    }
+}
