@@ -8,7 +8,7 @@ use crate::store::{
 };
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Addresses compare with the whole address lower-cased (SPEC §3.1: local parts too).
@@ -143,14 +143,18 @@ impl Snapshot {
 
 /// The current snapshot and the store it is built from.
 ///
-/// A change only marks the snapshot stale; the next reader rebuilds it (one rebuild at a
-/// time, and a change made during a rebuild marks it stale again). So a change is visible
-/// to the very next decision, while a thousand changes in a row (a bulk import) cost one
-/// rebuild instead of a thousand.
+/// A change only counts itself (`changes`); the next reader rebuilds the snapshot (one
+/// rebuild at a time), so a thousand changes in a row (a bulk import) cost one rebuild
+/// instead of a thousand. A reader never gets a snapshot older than the changes made
+/// before it asked: while a rebuild runs, other readers wait for it rather than take the
+/// old one, and a change made during a rebuild is left for the next one.
 pub struct Policy {
     store: Store,
     current: ArcSwap<Snapshot>,
-    stale: AtomicBool,
+    /// Changes made to the store so far.
+    changes: AtomicU64,
+    /// The value of `changes` that `current` reflects.
+    built: AtomicU64,
     rebuild: Mutex<()>,
 }
 
@@ -162,7 +166,8 @@ impl Policy {
         Ok(Arc::new(Policy {
             store,
             current: ArcSwap::from_pointee(snapshot),
-            stale: AtomicBool::new(false),
+            changes: AtomicU64::new(0),
+            built: AtomicU64::new(0),
             rebuild: Mutex::new(()),
         }))
     }
@@ -171,35 +176,33 @@ impl Policy {
     /// If the rebuild fails, the previous snapshot stays in force (and the error is
     /// logged); the next reader tries again.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        if self.stale.load(Ordering::Acquire) {
-            if let Err(error) = self.refresh() {
+        let wanted = self.changes.load(Ordering::Acquire);
+        if self.built.load(Ordering::Acquire) < wanted {
+            if let Err(error) = self.refresh(wanted) {
                 tracing::error!(%error, "cannot rebuild the policy snapshot; the previous one stays");
             }
         }
         self.current.load_full()
     }
 
-    /// Marks the snapshot stale; call after every change of the store.
+    /// Records a change of the store; call after every change.
     pub fn reload(&self) -> Result<(), PolicyError> {
-        self.stale.store(true, Ordering::Release);
+        self.changes.fetch_add(1, Ordering::AcqRel);
         Ok(())
     }
 
-    fn refresh(&self) -> Result<(), PolicyError> {
+    /// Rebuilds unless a rebuild that finished while we waited already covers `wanted`.
+    fn refresh(&self, wanted: u64) -> Result<(), PolicyError> {
         let _one_at_a_time = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
-        if !self.stale.swap(false, Ordering::AcqRel) {
+        if self.built.load(Ordering::Acquire) >= wanted {
             return Ok(());
         }
-        match read(&self.store) {
-            Ok(snapshot) => {
-                self.current.store(Arc::new(snapshot));
-                Ok(())
-            }
-            Err(error) => {
-                self.stale.store(true, Ordering::Release);
-                Err(error)
-            }
-        }
+        // Everything counted so far is in the store; later changes wait for a later rebuild.
+        let covers = self.changes.load(Ordering::Acquire);
+        let snapshot = read(&self.store)?;
+        self.current.store(Arc::new(snapshot));
+        self.built.store(covers, Ordering::Release);
+        Ok(())
     }
 }
 
@@ -236,4 +239,53 @@ fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyErr
     store.accounts().create(account)?;
     tracing::info!(upstream, "created the global default account");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewUser;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn add(store: &Store, policy: &Policy, login: &str) {
+        let new = NewUser {
+            login: login.into(),
+            email: format!("{login}@example.com"),
+            ..NewUser::default()
+        };
+        store.users().create(new, 1).unwrap();
+        policy.reload().unwrap();
+    }
+
+    /// While a rebuild is under way (here: its lock is held), a reader that comes after a
+    /// change waits for a snapshot holding it instead of answering with the old one.
+    #[test]
+    fn a_reader_never_gets_a_snapshot_older_than_the_changes_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let policy = Policy::load(store.clone(), "local").unwrap();
+        add(&store, &policy, "first");
+        assert!(policy.snapshot().user_by_login("FIRST").is_some());
+        let in_progress = policy.rebuild.lock().unwrap();
+        add(&store, &policy, "second");
+        let (tx, rx) = mpsc::channel();
+        let reader = policy.clone();
+        std::thread::spawn(move || {
+            let found = reader.snapshot().user_by_login("second").is_some();
+            tx.send(found).unwrap();
+        });
+        assert!(
+            rx.recv_timeout(Duration::from_millis(200)).is_err(),
+            "answered with the old snapshot during a rebuild"
+        );
+        drop(in_progress);
+        assert!(rx.recv_timeout(Duration::from_secs(5)).unwrap());
+        // Many changes, one rebuild: the next reader sees them all.
+        for i in 0..50 {
+            add(&store, &policy, &format!("bulk{i}"));
+        }
+        let snapshot = policy.snapshot();
+        assert!((0..50).all(|i| snapshot.user_by_login(&format!("bulk{i}")).is_some()));
+    }
 }
