@@ -32,6 +32,8 @@
 //!   groups, accounts, upstreams, settings, the Message-ID registry and the audit log; `flush` = sled's
 //!   flush + `syncfs` (every API change; the registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
+//! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
+//!   client, tables or `--json`).
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
 //! # Flow
@@ -44,6 +46,7 @@
 //! envelope sender = the account address → per-recipient status made durable → DSN on
 //! permanent failure or expiry.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod config;

@@ -1,5 +1,5 @@
 //! The `postern` command: `serve` runs the gateway, `check-config` validates a
-//! configuration file. Sets up logging, loads the config, runs the app until SIGTERM or
+//! configuration file, `admin` drives the control API. Sets up logging, loads the config, runs the app until SIGTERM or
 //! ctrl-c.
 
 use anyhow::Context;
@@ -32,6 +32,8 @@ enum Command {
         #[arg(long, short, env = "POSTERN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Drive the control API (POSTERN_API, POSTERN_TOKEN): users, roles, accounts, queue...
+    Admin(postern::admin::AdminArgs),
     /// Validate a configuration file and print the effective listeners and upstreams.
     CheckConfig {
         #[arg(long, short, env = "POSTERN_CONFIG")]
@@ -50,12 +52,28 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
+        Command::Admin(args) => admin(&args),
         Command::CheckConfig { config } => check_config(config),
         Command::Serve { config } => {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
             runtime.block_on(serve(config))
+        }
+    }
+}
+
+/// Runs one `postern admin` command: its output on stdout, an error on stderr and exit
+/// status 1.
+fn admin(args: &postern::admin::AdminArgs) -> anyhow::Result<()> {
+    match postern::admin::run(args) {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("postern admin: {error}");
+            std::process::exit(1);
         }
     }
 }

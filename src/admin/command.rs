@@ -1,0 +1,477 @@
+//! The subcommands of `postern admin` and the API call each one makes. Anything not
+//! covered here is reachable with `postern admin request METHOD PATH [BODY]`.
+
+use super::{AdminError, Api, Call, View};
+use clap::{Args, Subcommand};
+use serde_json::{json, Map, Value};
+
+/// `postern admin [--api URL] [--token T] [--json] RESOURCE ...`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    /// The control API.
+    #[arg(long, env = "POSTERN_API", default_value = "http://127.0.0.1:8025")]
+    pub api: String,
+    /// Bearer token (the admin token or a user's).
+    #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub resource: Resource,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Resource {
+    /// Users: staff, requesters and system principals.
+    #[command(subcommand)]
+    Users(UserCmd),
+    /// Roles and their permissions.
+    #[command(subcommand)]
+    Roles(RoleCmd),
+    /// Email accounts and their grants.
+    #[command(subcommand)]
+    Accounts(AccountCmd),
+    /// The delivery queue.
+    #[command(subcommand)]
+    Queue(QueueCmd),
+    /// The audit log of API changes.
+    Audit {
+        #[arg(long)]
+        actor: Option<String>,
+        /// An action, or a prefix such as `user.`.
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Why a user may (or may not) send as an address.
+    Explain {
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        from: String,
+    },
+    /// Any API call: `request GET /api/v1/settings`, `request PATCH /api/v1/settings '{...}'`.
+    Request {
+        method: String,
+        path: String,
+        body: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    List {
+        #[arg(long)]
+        kind: Option<String>,
+        #[arg(long)]
+        status: Option<String>,
+    },
+    Show {
+        id: u64,
+    },
+    Create {
+        #[arg(long)]
+        login: String,
+        #[arg(long)]
+        email: String,
+        /// staff, requester or system.
+        #[arg(long, default_value = "staff")]
+        kind: String,
+        /// Omit for a system user to have a secret generated (printed once).
+        #[arg(long)]
+        password: Option<String>,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// Change roles, e-mail address or password.
+    Set {
+        id: u64,
+        /// Comma-separated role names (replaces the list; empty clears it).
+        #[arg(long)]
+        roles: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        password: Option<String>,
+    },
+    Deactivate {
+        id: u64,
+    },
+    Reactivate {
+        id: u64,
+    },
+    /// Issue an API token for the user (printed once).
+    Token {
+        id: u64,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoleCmd {
+    List,
+    /// Create a role, or replace the permissions of an existing one.
+    Set {
+        name: String,
+        /// Comma-separated permissions.
+        #[arg(long, default_value = "")]
+        permissions: String,
+    },
+    Delete {
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    List,
+    Show {
+        id: u64,
+    },
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        address: String,
+        #[arg(long)]
+        upstream: Option<String>,
+        /// everyone, system or all_staff.
+        #[arg(long, default_value = "all_staff")]
+        scope: String,
+        /// send_as, send_on_behalf or none.
+        #[arg(long, default_value = "none")]
+        send_mode: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    Delete {
+        id: u64,
+    },
+    /// Add (or replace) a grant for a user or a role.
+    Grant {
+        id: u64,
+        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
+        user: Option<u64>,
+        #[arg(long)]
+        role: Option<String>,
+        /// send_as or send_on_behalf.
+        #[arg(long)]
+        send: Option<String>,
+        #[arg(long)]
+        access: bool,
+        #[arg(long)]
+        setup: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueueCmd {
+    List {
+        #[arg(long)]
+        deferred: bool,
+        #[arg(long)]
+        sender: Option<String>,
+        #[arg(long)]
+        recipient: Option<String>,
+    },
+    Show {
+        id: String,
+    },
+    Retry {
+        id: String,
+    },
+    Delete {
+        id: String,
+        /// Send the sender a DSN for the recipients still pending.
+        #[arg(long)]
+        bounce: bool,
+    },
+}
+
+const USERS: &[&str] = &["/id", "/login", "/email", "/kind", "/status", "/roles"];
+const ROLES: &[&str] = &["/name", "/permissions"];
+const ACCOUNTS: &[&str] = &[
+    "/id",
+    "/name",
+    "/address",
+    "/upstream",
+    "/scope/kind",
+    "/default_send_mode",
+];
+const QUEUE: &[&str] = &[
+    "/id",
+    "/mail_from",
+    "/recipients",
+    "/attempts",
+    "/next_attempt_at",
+];
+const AUDIT: &[&str] = &["/id", "/at", "/actor", "/action", "/target"];
+
+fn call(method: &'static str, path: impl Into<String>, body: Option<Value>, view: View) -> Call {
+    Call {
+        method,
+        path: path.into(),
+        body,
+        view,
+    }
+}
+
+/// `?a=1&b=2` from the present pairs (values percent-encoded), or "".
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    match parts.is_empty() {
+        true => String::new(),
+        false => format!("?{}", parts.join("&")),
+    }
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The call a command makes (`accounts grant` reads the account first, through `api`).
+pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
+    Ok(match resource {
+        Resource::Users(cmd) => users(cmd),
+        Resource::Roles(cmd) => roles(cmd, api)?,
+        Resource::Accounts(cmd) => accounts(cmd, api)?,
+        Resource::Queue(cmd) => queue(cmd),
+        Resource::Audit {
+            actor,
+            action,
+            limit,
+        } => {
+            let q = query(&[
+                ("actor", actor.clone()),
+                ("action", action.clone()),
+                ("limit", limit.map(|l| l.to_string())),
+            ]);
+            call("GET", format!("/api/v1/audit{q}"), None, View::Table(AUDIT))
+        }
+        Resource::Explain { user, from } => call(
+            "POST",
+            "/api/v1/policy/explain",
+            Some(json!({"user": user, "from": from})),
+            View::Record,
+        ),
+        Resource::Request { method, path, body } => raw(method, path, body.as_deref())?,
+    })
+}
+
+fn raw(method: &str, path: &str, body: Option<&str>) -> Result<Call, AdminError> {
+    let method = match method.to_uppercase().as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        other => return Err(AdminError::Usage(format!("unknown method {other}"))),
+    };
+    let body = body
+        .map(serde_json::from_str)
+        .transpose()
+        .map_err(|e| AdminError::Usage(format!("the body is not JSON: {e}")))?;
+    Ok(call(method, path, body, View::Record))
+}
+
+fn users(cmd: &UserCmd) -> Call {
+    let path = |id: &u64| format!("/api/v1/users/{id}");
+    match cmd {
+        UserCmd::List { kind, status } => {
+            let q = query(&[("kind", kind.clone()), ("status", status.clone())]);
+            call("GET", format!("/api/v1/users{q}"), None, View::Table(USERS))
+        }
+        UserCmd::Show { id } => call("GET", path(id), None, View::Record),
+        UserCmd::Create {
+            login,
+            email,
+            kind,
+            password,
+            display_name,
+        } => {
+            let mut body = json!({"login": login, "email": email, "kind": kind});
+            set(&mut body, "password", password.clone().map(Value::from));
+            set(
+                &mut body,
+                "display_name",
+                display_name.clone().map(Value::from),
+            );
+            call("POST", "/api/v1/users", Some(body), View::Record)
+        }
+        UserCmd::Set {
+            id,
+            roles,
+            email,
+            password,
+        } => {
+            let mut body = json!({});
+            set(&mut body, "roles", roles.as_deref().map(|r| json!(list(r))));
+            set(&mut body, "email", email.clone().map(Value::from));
+            set(&mut body, "password", password.clone().map(Value::from));
+            call("PATCH", path(id), Some(body), View::Record)
+        }
+        UserCmd::Deactivate { id } => call(
+            "PATCH",
+            path(id),
+            Some(json!({"status": "deactivated"})),
+            View::Record,
+        ),
+        UserCmd::Reactivate { id } => call(
+            "PATCH",
+            path(id),
+            Some(json!({"status": "active"})),
+            View::Record,
+        ),
+        UserCmd::Token { id, label } => call(
+            "POST",
+            format!("{}/tokens", path(id)),
+            Some(json!({"label": label})),
+            View::Record,
+        ),
+    }
+}
+
+fn set(body: &mut Value, key: &str, value: Option<Value>) {
+    if let (Some(value), Some(map)) = (value, body.as_object_mut()) {
+        map.insert(key.into(), value);
+    }
+}
+
+fn roles(cmd: &RoleCmd, api: &Api) -> Result<Call, AdminError> {
+    Ok(match cmd {
+        RoleCmd::List => call("GET", "/api/v1/roles", None, View::Table(ROLES)),
+        RoleCmd::Set { name, permissions } => {
+            let body = json!({"name": name, "permissions": list(permissions)});
+            let path = format!("/api/v1/roles/{}", encode(name));
+            match api.call("GET", &path, None) {
+                Ok(_) => call("PUT", path, Some(body), View::Record),
+                Err(AdminError::Api { status: 404, .. }) => {
+                    call("POST", "/api/v1/roles", Some(body), View::Record)
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        RoleCmd::Delete { name } => call(
+            "DELETE",
+            format!("/api/v1/roles/{}", encode(name)),
+            None,
+            View::Done,
+        ),
+    })
+}
+
+fn accounts(cmd: &AccountCmd, api: &Api) -> Result<Call, AdminError> {
+    let path = |id: &u64| format!("/api/v1/accounts/{id}");
+    Ok(match cmd {
+        AccountCmd::List => call("GET", "/api/v1/accounts", None, View::Table(ACCOUNTS)),
+        AccountCmd::Show { id } => call("GET", path(id), None, View::Record),
+        AccountCmd::Create {
+            name,
+            address,
+            upstream,
+            scope,
+            send_mode,
+            display_name,
+        } => {
+            let mut body = json!({"name": name, "address": address, "scope": {"kind": scope},
+                "default_send_mode": send_mode});
+            set(&mut body, "upstream", upstream.clone().map(Value::from));
+            set(
+                &mut body,
+                "display_name",
+                display_name.clone().map(Value::from),
+            );
+            call("POST", "/api/v1/accounts", Some(body), View::Record)
+        }
+        AccountCmd::Delete { id } => call("DELETE", path(id), None, View::Done),
+        AccountCmd::Grant {
+            id,
+            user,
+            role,
+            send,
+            access,
+            setup,
+        } => {
+            let grantee = match (user, role) {
+                (Some(user), _) => json!({"user": user}),
+                (None, Some(role)) => json!({"role": role}),
+                (None, None) => return Err(AdminError::Usage("--user or --role".into())),
+            };
+            let account = api.call("GET", &path(id), None)?;
+            let mut grants: Vec<Value> = account["grants"].as_array().cloned().unwrap_or_default();
+            grants.retain(|g| g["grantee"] != grantee);
+            let mut grant = Map::new();
+            grant.insert("grantee".into(), grantee);
+            grant.insert("access".into(), (*access).into());
+            grant.insert("setup".into(), (*setup).into());
+            grant.insert("send".into(), send.clone().map_or(Value::Null, Value::from));
+            grants.push(Value::Object(grant));
+            call(
+                "PUT",
+                format!("{}/grants", path(id)),
+                Some(json!({"grants": grants})),
+                View::Record,
+            )
+        }
+    })
+}
+
+fn queue(cmd: &QueueCmd) -> Call {
+    let path = |id: &str| format!("/api/v1/queue/{}", encode(id));
+    match cmd {
+        QueueCmd::List {
+            deferred,
+            sender,
+            recipient,
+        } => {
+            let q = query(&[
+                ("deferred", deferred.then(|| "true".to_string())),
+                ("sender", sender.clone()),
+                ("recipient", recipient.clone()),
+            ]);
+            call("GET", format!("/api/v1/queue{q}"), None, View::Table(QUEUE))
+        }
+        QueueCmd::Show { id } => call("GET", path(id), None, View::Record),
+        QueueCmd::Retry { id } => call("POST", format!("{}/retry", path(id)), None, View::Record),
+        QueueCmd::Delete { id, bounce } => {
+            let q = query(&[("bounce", bounce.then(|| "true".to_string()))]);
+            call("DELETE", format!("{}{q}", path(id)), None, View::Record)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_are_encoded_and_skip_absent_values() {
+        assert_eq!(
+            query(&[("a", None), ("b", Some("x y&z".into()))]),
+            "?b=x%20y%26z"
+        );
+        assert_eq!(query(&[("a", None)]), "");
+        assert_eq!(list(" a, b ,,c"), ["a", "b", "c"]);
+    }
+}

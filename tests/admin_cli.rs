@@ -1,0 +1,221 @@
+//! `postern admin` (the real binary) against a running server: a whole scenario — users,
+//! a role, an account with a grant, a message sent through it, the queue inspected and
+//! cleared, the audit log read — plus its errors.
+
+mod common;
+
+use common::upstream::{FakeUpstream, Script};
+use common::{Client, Gateway, TOKEN};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::process::Output;
+
+/// Runs `postern admin ARGS` against `api` with `token`.
+async fn admin(api: SocketAddr, token: Option<&str>, args: &[&str]) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postern"));
+    cmd.arg("admin")
+        .args(args)
+        .env("POSTERN_API", format!("http://{api}"));
+    cmd.env_remove("POSTERN_TOKEN");
+    if let Some(token) = token {
+        cmd.env("POSTERN_TOKEN", token);
+    }
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Runs a command that must succeed; returns its stdout.
+async fn ok(api: SocketAddr, args: &[&str]) -> String {
+    let out = admin(api, Some(TOKEN), args).await;
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "postern admin {args:?}: {}{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+async fn json(api: SocketAddr, args: &[&str]) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(api, &all).await).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_scripts_the_whole_set_up() {
+    let upstream = FakeUpstream::start(Script {
+        pipelining: true,
+        tempfail_first: 1000,
+        ..Script::default()
+    })
+    .await;
+    let port = upstream.addr.port();
+    let gw = Gateway::start(move |c| {
+        c.upstreams
+            .insert("sink".into(), common::sink_upstream(port));
+        c.default_upstream = "sink".into();
+        c.queue.retry_intervals_secs = vec![3600];
+    })
+    .await;
+    let api = gw.running.api;
+
+    let alice = json(
+        api,
+        &[
+            "users",
+            "create",
+            "--login",
+            "alice@example.com",
+            "--email",
+            "alice@example.com",
+            "--password",
+            "alice-password",
+        ],
+    )
+    .await;
+    let alice_id = alice["id"].to_string();
+    ok(
+        api,
+        &["roles", "set", "helpdesk", "--permissions", "view_queue"],
+    )
+    .await;
+    ok(
+        api,
+        &[
+            "roles",
+            "set",
+            "helpdesk",
+            "--permissions",
+            "view_queue,manage_queue",
+        ],
+    )
+    .await;
+    ok(api, &["users", "set", &alice_id, "--roles", "helpdesk"]).await;
+    let table = ok(api, &["users", "list"]).await;
+    let header = table.lines().next().unwrap();
+    assert!(
+        header.starts_with("ID") && header.contains("LOGIN") && header.contains("ROLES"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.contains("alice@example.com") && l.contains("helpdesk")),
+        "{table}"
+    );
+    let roles = ok(api, &["roles", "list"]).await;
+    assert!(roles.contains("view_queue,manage_queue"), "{roles}");
+
+    let account = json(
+        api,
+        &[
+            "accounts",
+            "create",
+            "--name",
+            "support",
+            "--address",
+            "support@example.com",
+            "--display-name",
+            "Support",
+        ],
+    )
+    .await;
+    let account_id = account["id"].to_string();
+    let granted = json(
+        api,
+        &[
+            "accounts",
+            "grant",
+            &account_id,
+            "--user",
+            &alice_id,
+            "--send",
+            "send_as",
+        ],
+    )
+    .await;
+    assert_eq!(granted["grants"][0]["send"], "send_as", "{granted}");
+    let accounts = ok(api, &["accounts", "list"]).await;
+    assert!(
+        accounts
+            .lines()
+            .any(|l| l.contains("support@example.com") && l.contains("all_staff")),
+        "{accounts}"
+    );
+    let explained = ok(
+        api,
+        &[
+            "explain",
+            "--user",
+            "alice@example.com",
+            "--from",
+            "support@example.com",
+        ],
+    )
+    .await;
+    assert!(explained.contains("send_as"), "{explained}");
+
+    // Alice sends as the shared mailbox; the upstream defers, so it waits in the queue.
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.login("alice@example.com", "alice-password").await;
+    c.expect("MAIL FROM:<support@example.com>", 250).await;
+    c.expect("RCPT TO:<customer@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    c.send(b"From: Support <support@example.com>\r\nSubject: hi\r\n\r\nhello\r\n")
+        .await;
+    c.expect(".", 250).await;
+    let mut queued = Value::Null;
+    for _ in 0..100 {
+        queued = json(api, &["queue", "list", "--deferred"]).await;
+        if queued.as_array().is_some_and(|q| !q.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let id = queued[0]["id"]
+        .as_str()
+        .expect("a deferred message")
+        .to_string();
+    assert_eq!(queued[0]["mail_from"], "support@example.com");
+    let listed = ok(api, &["queue", "list"]).await;
+    assert!(
+        listed.contains(&id) && listed.contains("customer@example.net"),
+        "{listed}"
+    );
+    let shown = ok(api, &["queue", "show", &id]).await;
+    assert!(shown.contains("attempts: 1"), "{shown}");
+    ok(api, &["queue", "delete", &id]).await;
+    assert_eq!(json(api, &["queue", "list"]).await, Value::Array(vec![]));
+
+    let audit = ok(api, &["audit", "--action", "account."]).await;
+    assert!(
+        audit.contains("account.create") && audit.contains("account.grants"),
+        "{audit}"
+    );
+    let raw = json(api, &["request", "GET", "/api/v1/settings"]).await;
+    assert!(raw.get("allow_personal_accounts").is_some(), "{raw}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_go_to_stderr_with_a_failing_status() {
+    let gw = Gateway::start(|_| {}).await;
+    let api = gw.running.api;
+    let out = admin(api, Some(TOKEN), &["users", "show", "999"]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("404") && stderr.contains("user 999"),
+        "{stderr}"
+    );
+    let out = admin(api, None, &["users", "list"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("POSTERN_TOKEN"));
+    let out = admin(api, Some("wrong-token"), &["users", "list"]).await;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let bad = r#"{"name": "x", "permissions": ["fly"]}"#;
+    let out = admin(api, Some(TOKEN), &["request", "POST", "/api/v1/roles", bad]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("422"));
+}
