@@ -163,6 +163,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             config.hostname.clone(),
             config.default_upstream.clone(),
         )),
+        hostname: config.hostname.clone(),
     };
     let api_socket = TcpListener::bind(config.api.bind)
         .await

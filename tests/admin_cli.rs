@@ -137,6 +137,15 @@ async fn an_administrator_scripts_the_whole_set_up() {
     )
     .await;
     assert_eq!(granted["grants"][0]["send"], "send_as", "{granted}");
+    let tested = ok(
+        api,
+        &["accounts", "test", &account_id, "--to", "check@example.net"],
+    )
+    .await;
+    assert!(
+        tested.contains("outcome: temporary") && tested.contains("451"),
+        "{tested}"
+    );
     let accounts = ok(api, &["accounts", "list"]).await;
     assert!(
         accounts

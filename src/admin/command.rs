@@ -150,6 +150,12 @@ pub enum AccountCmd {
     Delete {
         id: u64,
     },
+    /// Send a test message through the account's upstream and show its answer.
+    Test {
+        id: u64,
+        #[arg(long)]
+        to: String,
+    },
     /// Add (or replace) a grant for a user or a role.
     Grant {
         id: u64,
@@ -405,6 +411,12 @@ fn accounts(cmd: &AccountCmd, api: &Api) -> Result<Call, AdminError> {
             call("POST", "/api/v1/accounts", Some(body), View::Record)
         }
         AccountCmd::Delete { id } => call("DELETE", path(id), None, View::Done),
+        AccountCmd::Test { id, to } => call(
+            "POST",
+            format!("{}/test", path(id)),
+            Some(json!({ "to": to })),
+            View::Record,
+        ),
         AccountCmd::Grant {
             id,
             user,

@@ -3,9 +3,9 @@
 //! document.
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
-//! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`,
-//! `settings`, `me`, `explain`, `queue`, `audit`. `auth` says who the caller is, `extract`
-//! reads requests.
+//! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
+//! (+ `account_test`), `settings`, `me`, `explain`, `queue`, `audit`. `auth` says who the
+//! caller is, `extract` reads requests.
 //!
 //! Handlers validate everything first, then write once, then rebuild the policy snapshot
 //! (`Api::reload`) so the next SMTP session sees the change without a restart. Changes are
@@ -14,6 +14,7 @@
 
 mod account_edit;
 mod account_rules;
+mod account_test;
 mod accounts;
 mod audit;
 mod auth;
@@ -59,6 +60,8 @@ pub struct ApiState {
     pub ready: Arc<AtomicBool>,
     /// The spool as administrators see it.
     pub queue: Arc<QueueControl>,
+    /// This node's name (Message-IDs of the messages the API sends).
+    pub hostname: String,
 }
 
 /// The router's state: the app's handles plus the lock that serialises changes.
@@ -167,6 +170,7 @@ fn resources() -> Router<Api> {
             put(account_edit::put_grants),
         )
         .route("/api/v1/accounts/{id}/status", get(accounts::status))
+        .route("/api/v1/accounts/{id}/test", post(account_test::test))
         .route(
             "/api/v1/upstreams",
             get(upstreams::list).post(upstreams::create),
