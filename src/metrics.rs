@@ -28,10 +28,11 @@ pub enum Reject {
     Timeout,
     BadHeader,
     PolicyRefused,
+    Blocked,
 }
 
 impl Reject {
-    const ALL: [Reject; 18] = [
+    const ALL: [Reject; 19] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -50,6 +51,7 @@ impl Reject {
         Reject::Timeout,
         Reject::BadHeader,
         Reject::PolicyRefused,
+        Reject::Blocked,
     ];
 
     /// The label value used in `/metrics` and in logs.
@@ -73,6 +75,7 @@ impl Reject {
             Reject::Timeout => "timeout",
             Reject::BadHeader => "bad_header",
             Reject::PolicyRefused => "policy",
+            Reject::Blocked => "blocked",
         }
     }
 }

@@ -203,6 +203,22 @@ async fn an_administrator_scripts_the_whole_set_up() {
         audit.contains("account.create") && audit.contains("account.grants"),
         "{audit}"
     );
+    ok(
+        api,
+        &["blocklist", "add", "spam.example", "--reason", "complaints"],
+    )
+    .await;
+    let blocks = ok(api, &["blocklist", "list"]).await;
+    assert!(
+        blocks
+            .lines()
+            .any(|l| l.contains("spam.example") && l.contains("domain")),
+        "{blocks}"
+    );
+    assert_eq!(
+        ok(api, &["blocklist", "remove", "spam.example"]).await,
+        "ok\n"
+    );
     let raw = json(api, &["request", "GET", "/api/v1/settings"]).await;
     assert!(raw.get("allow_personal_accounts").is_some(), "{raw}");
 }

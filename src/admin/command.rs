@@ -35,6 +35,9 @@ pub enum Resource {
     /// The delivery queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// Blocked addresses and domains.
+    #[command(subcommand)]
+    Blocklist(BlockCmd),
     /// The audit log of API changes.
     Audit {
         #[arg(long)]
@@ -174,6 +177,20 @@ pub enum AccountCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum BlockCmd {
+    List,
+    /// Block an address (someone@example.com) or a domain and its subdomains.
+    Add {
+        entry: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    Remove {
+        entry: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum QueueCmd {
     List {
         #[arg(long)]
@@ -214,6 +231,7 @@ const QUEUE: &[&str] = &[
     "/attempts",
     "/next_attempt_at",
 ];
+const BLOCKS: &[&str] = &["/entry", "/kind", "/reason", "/created_by"];
 const AUDIT: &[&str] = &["/id", "/at", "/actor", "/action", "/target"];
 
 fn call(method: &'static str, path: impl Into<String>, body: Option<Value>, view: View) -> Call {
@@ -263,6 +281,7 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Roles(cmd) => roles(cmd, api)?,
         Resource::Accounts(cmd) => accounts(cmd, api)?,
         Resource::Queue(cmd) => queue(cmd),
+        Resource::Blocklist(cmd) => blocklist(cmd),
         Resource::Audit {
             actor,
             action,
@@ -447,6 +466,24 @@ fn accounts(cmd: &AccountCmd, api: &Api) -> Result<Call, AdminError> {
             )
         }
     })
+}
+
+fn blocklist(cmd: &BlockCmd) -> Call {
+    match cmd {
+        BlockCmd::List => call("GET", "/api/v1/blocklist", None, View::Table(BLOCKS)),
+        BlockCmd::Add { entry, reason } => call(
+            "POST",
+            "/api/v1/blocklist",
+            Some(json!({"entry": entry, "reason": reason})),
+            View::Record,
+        ),
+        BlockCmd::Remove { entry } => call(
+            "DELETE",
+            format!("/api/v1/blocklist/{}", encode(entry)),
+            None,
+            View::Done,
+        ),
+    }
 }
 
 fn queue(cmd: &QueueCmd) -> Call {

@@ -4,8 +4,8 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
-//! (+ `account_test`), `settings`, `me`, `explain`, `queue`, `audit`. `auth` says who the
-//! caller is, `extract` reads requests.
+//! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`. `auth`
+//! says who the caller is, `extract` reads requests.
 //!
 //! Handlers validate everything first, then write once, then rebuild the policy snapshot
 //! (`Api::reload`) so the next SMTP session sees the change without a restart. Changes are
@@ -18,6 +18,7 @@ mod account_test;
 mod accounts;
 mod audit;
 mod auth;
+mod blocklist;
 mod directory;
 mod explain;
 mod extract;
@@ -152,7 +153,7 @@ fn principals() -> Router<Api> {
         .route("/api/v1/me/accounts", get(me::accounts))
 }
 
-/// Accounts, upstreams, settings, the policy explainer and the queue.
+/// Accounts, upstreams, settings, the policy explainer, the blocklist and the queue.
 fn resources() -> Router<Api> {
     Router::new()
         .route(
@@ -184,6 +185,14 @@ fn resources() -> Router<Api> {
             get(settings::show).patch(settings::patch),
         )
         .route("/api/v1/policy/explain", post(explain::explain))
+        .route(
+            "/api/v1/blocklist",
+            get(blocklist::list).post(blocklist::add),
+        )
+        .route(
+            "/api/v1/blocklist/{entry}",
+            axum::routing::delete(blocklist::remove),
+        )
         .route("/api/v1/queue", get(queue::list))
         .route("/api/v1/queue/{id}", get(queue::show).delete(queue::delete))
         .route("/api/v1/queue/{id}/retry", post(queue::retry))

@@ -1,10 +1,11 @@
-//! The policy snapshot: an immutable picture of users, roles, accounts and settings with
-//! O(1) lookups, rebuilt after the store changes (lazily, by the first reader) and swapped
-//! atomically (`ArcSwap`). Decisions read one snapshot and never await.
+//! The policy snapshot: an immutable picture of users, roles, accounts, settings and the
+//! blocklist with O(1) lookups, rebuilt after the store changes (lazily, by the first
+//! reader) and swapped atomically (`ArcSwap`). Decisions read one snapshot and never await.
 
 use super::PolicyError;
 use crate::store::{
-    login_key, Account, DefaultSendMode, Role, Scope, Settings, Store, User, UserStatus,
+    login_key, Account, BlockEntry, BlockKind, DefaultSendMode, Role, Scope, Settings, Store, User,
+    UserStatus,
 };
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -32,6 +33,8 @@ pub struct Snapshot {
     personal: HashMap<u64, Vec<u64>>,
     default_account: Option<u64>,
     pub settings: Settings,
+    blocked_addresses: HashMap<String, BlockEntry>,
+    blocked_domains: HashMap<String, BlockEntry>,
 }
 
 impl Snapshot {
@@ -77,6 +80,34 @@ impl Snapshot {
         }
         if account.is_default && self.default_account.is_none() {
             self.default_account = Some(account.id);
+        }
+    }
+
+    /// The snapshot with `entries` as its blocklist.
+    pub fn with_blocklist(mut self, entries: Vec<BlockEntry>) -> Snapshot {
+        for entry in entries {
+            let map = match entry.kind {
+                BlockKind::Address => &mut self.blocked_addresses,
+                BlockKind::Domain => &mut self.blocked_domains,
+            };
+            map.insert(entry.entry.clone(), entry);
+        }
+        self
+    }
+
+    /// The blocklist entry that covers `address` (the address itself, its domain or a
+    /// parent domain), if any.
+    pub fn blocked(&self, address: &str) -> Option<&BlockEntry> {
+        let address = normalize(address);
+        if let Some(entry) = self.blocked_addresses.get(&address) {
+            return Some(entry);
+        }
+        let (_, mut domain) = address.rsplit_once('@')?;
+        loop {
+            if let Some(entry) = self.blocked_domains.get(domain) {
+                return Some(entry);
+            }
+            domain = domain.split_once('.')?.1;
         }
     }
 
@@ -212,7 +243,8 @@ fn read(store: &Store) -> Result<Snapshot, PolicyError> {
         store.roles().all()?,
         store.accounts().all()?,
         store.settings()?,
-    ))
+    )
+    .with_blocklist(store.blocklist().all()?))
 }
 
 fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyError> {

@@ -1,5 +1,6 @@
 //! MAIL FROM: starts a transaction. On a submission listener the client must have
-//! authenticated (or be on a trusted network) first.
+//! authenticated (or be on a trusted network) first; on an inbound listener a sender on
+//! the blocklist is refused (SPEC §4).
 
 use super::params::{check_mailbox, mail_params, split_path};
 use super::reply;
@@ -42,6 +43,14 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
             return session.refuse(reason, error.reply());
         }
     };
+    if session.shared.listener.purpose == Purpose::Inbound && !mail_from.is_empty() {
+        if let Some(entry) = session.shared.policy.snapshot().blocked(&mail_from) {
+            tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+                from = %mail_from, rule = %format!("blocklist {:?} {}", entry.kind, entry.entry),
+                "MAIL FROM refused: blocked sender");
+            return session.refuse(Reject::Blocked, &reply::blocked(&mail_from));
+        }
+    }
     if session.shared.listener.purpose == Purpose::Submission {
         if let Some(principal) = &session.state.principal {
             let snapshot = session.shared.policy.snapshot();

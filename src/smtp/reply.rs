@@ -73,3 +73,8 @@ pub fn queued(id: &str) -> String {
 pub fn chunk_ok(octets: usize) -> String {
     format!("250 2.0.0 {octets} octets received")
 }
+
+/// MAIL FROM on an inbound listener from a blocked address or domain.
+pub fn blocked(address: &str) -> String {
+    format!("550 5.7.1 <{address}>: sender is blocked")
+}

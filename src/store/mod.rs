@@ -1,5 +1,6 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log) and performs the one sync that makes writes durable.
+//! settings, the Message-ID registry, the audit log, the blocklist) and performs the one
+//! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
 //! neither syncs the file size nor flushes the disk cache, and the files sled writes for
@@ -11,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod blocklist;
 mod directory;
 mod msgids;
 mod settings;
@@ -21,6 +23,7 @@ pub use accounts::{
     SendMode,
 };
 pub use audit::{Audit, AuditEntry, AuditFilter};
+pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
 pub use settings::Settings;
@@ -65,6 +68,7 @@ pub struct Store {
     upstreams: Directory<StoredUpstream>,
     message_ids: MessageIds,
     audit: Audit,
+    blocklist: Blocklist,
 }
 
 impl Store {
@@ -90,6 +94,7 @@ impl Store {
             upstreams: Directory::open(&db, "upstreams", sync.clone())?,
             message_ids: MessageIds::open(&db)?,
             audit: Audit::open(&db, sync.clone())?,
+            blocklist: Blocklist::open(&db, sync.clone())?,
             db,
             sync,
             settings,
@@ -99,6 +104,11 @@ impl Store {
     /// The audit log of API changes.
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// Blocked addresses and domains.
+    pub fn blocklist(&self) -> &Blocklist {
+        &self.blocklist
     }
 
     /// The users and their credentials.

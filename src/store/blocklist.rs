@@ -1,0 +1,117 @@
+//! The blocklist (SPEC §4): addresses and domains whose mail is refused. Keyed by the
+//! lower-cased entry; a domain entry also covers its subdomains (`matches`).
+
+use super::{StoreError, Syncer};
+use serde::{Deserialize, Serialize};
+
+/// What an entry blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlockKind {
+    Address,
+    Domain,
+}
+
+/// One blocked address or domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockEntry {
+    /// Lower-cased address (`someone@example.com`) or domain (`example.com`).
+    pub entry: String,
+    pub kind: BlockKind,
+    #[serde(default)]
+    pub reason: String,
+    pub created_at: u64,
+    /// Login of who added it (`admin-token` for the bootstrap token).
+    pub created_by: String,
+}
+
+impl BlockEntry {
+    /// True if mail from `address` (lower-cased) falls under this entry.
+    pub fn matches(&self, address: &str) -> bool {
+        match self.kind {
+            BlockKind::Address => address == self.entry,
+            BlockKind::Domain => address.rsplit_once('@').is_some_and(|(_, domain)| {
+                domain == self.entry
+                    || domain
+                        .strip_suffix(self.entry.as_str())
+                        .is_some_and(|head| head.ends_with('.'))
+            }),
+        }
+    }
+}
+
+/// The blocklist tree.
+#[derive(Clone)]
+pub struct Blocklist {
+    tree: sled::Tree,
+    sync: Syncer,
+}
+
+impl Blocklist {
+    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Blocklist, StoreError> {
+        Ok(Blocklist {
+            tree: db.open_tree("blocklist")?,
+            sync,
+        })
+    }
+
+    /// Adds `entry`; 409-style conflict if it is already there. Durable on return.
+    pub fn add(&self, entry: &BlockEntry) -> Result<(), StoreError> {
+        let raw = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let added =
+            self.tree
+                .compare_and_swap(entry.entry.as_bytes(), None as Option<&[u8]>, Some(raw))?;
+        if added.is_err() {
+            return Err(StoreError::Conflict(format!(
+                "blocklist entry {:?}",
+                entry.entry
+            )));
+        }
+        self.sync.flush()
+    }
+
+    /// Removes `entry` (any case); the removed entry, if it existed. Durable on return.
+    pub fn remove(&self, entry: &str) -> Result<Option<BlockEntry>, StoreError> {
+        let Some(raw) = self.tree.remove(entry.to_lowercase().as_bytes())? else {
+            return Ok(None);
+        };
+        self.sync.flush()?;
+        decode(&raw).map(Some)
+    }
+
+    /// Every entry, in order.
+    pub fn all(&self) -> Result<Vec<BlockEntry>, StoreError> {
+        self.tree.iter().values().map(|raw| decode(&raw?)).collect()
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<BlockEntry, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("blocklist entry: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(text: &str, kind: BlockKind) -> BlockEntry {
+        BlockEntry {
+            entry: text.into(),
+            kind,
+            reason: String::new(),
+            created_at: 0,
+            created_by: "t".into(),
+        }
+    }
+
+    #[test]
+    fn domains_cover_their_subdomains_addresses_only_themselves() {
+        let domain = entry("spam.example", BlockKind::Domain);
+        assert!(domain.matches("a@spam.example"));
+        assert!(domain.matches("a@mail.spam.example"));
+        assert!(!domain.matches("a@notspam.example"));
+        assert!(!domain.matches("a@spam.example.org"));
+        let address = entry("bad@example.com", BlockKind::Address);
+        assert!(address.matches("bad@example.com"));
+        assert!(!address.matches("good@example.com"));
+    }
+}
