@@ -93,6 +93,26 @@ async fn an_administrator_scripts_the_whole_set_up() {
     )
     .await;
     ok(api, &["users", "set", &alice_id, "--roles", "helpdesk"]).await;
+    let issued = json(api, &["users", "token", &alice_id, "--label", "laptop"]).await;
+    let tokens = ok(api, &["users", "tokens", &alice_id]).await;
+    assert!(
+        tokens.contains("laptop") && tokens.contains(issued["id"].as_str().unwrap()),
+        "{tokens}"
+    );
+    assert!(!tokens.contains(issued["token"].as_str().unwrap()));
+    ok(
+        api,
+        &[
+            "users",
+            "revoke-token",
+            &alice_id,
+            issued["id"].as_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok(api, &["users", "tokens", &alice_id])
+        .await
+        .contains("laptop"));
     let table = ok(api, &["users", "list"]).await;
     let header = table.lines().next().unwrap();
     assert!(

@@ -146,6 +146,40 @@ async fn callers_are_identified_and_missing_permissions_named() {
     ann.expect("GET /api/v1/me", NONE, 401).await;
     root.expect(&user, json!({"status": "active"}), 200).await;
     ann.expect("GET /api/v1/me", NONE, 200).await;
+    // Listed by id and label, never the token; one can be revoked alone.
+    let listed = ann.expect(&format!("GET {tokens}"), NONE, 200).await;
+    let listed = listed.as_array().unwrap().clone();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed
+        .iter()
+        .all(|t| t.get("token").is_none() && t["id"].as_str().unwrap().len() == 16));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let brief = ann
+        .expect(
+            &format!("POST {tokens}"),
+            json!({"label": "brief", "expires_at": now + 2}),
+            201,
+        )
+        .await;
+    assert_eq!(brief["expires_at"], now + 2);
+    let brief_id = brief["id"].as_str().unwrap().to_string();
+    let brief = bearer(&gw, brief["token"].as_str().unwrap());
+    brief.expect("GET /api/v1/me", NONE, 200).await;
+    ann.invalid(
+        &format!("POST {tokens}"),
+        json!({"expires_at": now - 1}),
+        "expires_at",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    brief.expect("GET /api/v1/me", NONE, 401).await;
+    ann.expect(&format!("DELETE {tokens}/{brief_id}"), NONE, 204)
+        .await;
+    ann.expect(&format!("DELETE {tokens}/{brief_id}"), NONE, 404)
+        .await;
     let revoked = root.expect(&format!("DELETE {tokens}"), NONE, 200).await;
     assert_eq!(revoked["revoked"], 2);
     ann.expect("GET /api/v1/me", NONE, 401).await;

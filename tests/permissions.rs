@@ -27,6 +27,13 @@ const MATRIX: &[(&str, &str, &str, &str)] = &[
         "manage_users",
     ),
     ("POST", "/api/v1/users/{T}/tokens", "{}", "manage_users"),
+    ("GET", "/api/v1/users/{T}/tokens", "", "manage_users"),
+    (
+        "DELETE",
+        "/api/v1/users/{T}/tokens/0000000000000000",
+        "",
+        "manage_users",
+    ),
     ("DELETE", "/api/v1/users/{T}/tokens", "", "manage_users"),
     ("GET", "/api/v1/skill-groups", "", "manage_users"),
     (

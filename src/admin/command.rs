@@ -110,6 +110,18 @@ pub enum UserCmd {
         id: u64,
         #[arg(long, default_value = "")]
         label: String,
+        /// Unix seconds after which the token is refused.
+        #[arg(long)]
+        expires_at: Option<u64>,
+    },
+    /// List the user's tokens (ids and labels, never the tokens).
+    Tokens {
+        id: u64,
+    },
+    /// Revoke one token by its id.
+    RevokeToken {
+        id: u64,
+        token_id: String,
     },
 }
 
@@ -215,6 +227,7 @@ pub enum QueueCmd {
 }
 
 const USERS: &[&str] = &["/id", "/login", "/email", "/kind", "/status", "/roles"];
+const TOKENS: &[&str] = &["/id", "/label", "/created_at", "/expires_at"];
 const ROLES: &[&str] = &["/name", "/permissions"];
 const ACCOUNTS: &[&str] = &[
     "/id",
@@ -368,11 +381,31 @@ fn users(cmd: &UserCmd) -> Call {
             Some(json!({"status": "active"})),
             View::Record,
         ),
-        UserCmd::Token { id, label } => call(
-            "POST",
+        UserCmd::Token {
+            id,
+            label,
+            expires_at,
+        } => {
+            let mut body = json!({ "label": label });
+            set(&mut body, "expires_at", expires_at.map(Value::from));
+            call(
+                "POST",
+                format!("{}/tokens", path(id)),
+                Some(body),
+                View::Record,
+            )
+        }
+        UserCmd::Tokens { id } => call(
+            "GET",
             format!("{}/tokens", path(id)),
-            Some(json!({"label": label})),
-            View::Record,
+            None,
+            View::Table(TOKENS),
+        ),
+        UserCmd::RevokeToken { id, token_id } => call(
+            "DELETE",
+            format!("{}/tokens/{}", path(id), encode(token_id)),
+            None,
+            View::Done,
         ),
     }
 }

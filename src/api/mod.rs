@@ -125,7 +125,13 @@ fn principals() -> Router<Api> {
         )
         .route(
             "/api/v1/users/{id}/tokens",
-            post(tokens::create).delete(tokens::revoke_all),
+            get(tokens::list)
+                .post(tokens::create)
+                .delete(tokens::revoke_all),
+        )
+        .route(
+            "/api/v1/users/{id}/tokens/{token}",
+            axum::routing::delete(tokens::revoke),
         )
         .route("/api/v1/roles", get(roles::list).post(roles::create))
         .route(

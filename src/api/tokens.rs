@@ -1,7 +1,9 @@
 //! `/api/v1/users/{id}/tokens`: per-user API bearer tokens. A token is 32 random bytes,
 //! returned once; the store keeps only its SHA-256 digest (tree `api_tokens`: digest →
-//! user id, creation time, label), so a stolen store yields no usable token. High-entropy
-//! tokens need no slow KDF (SPEC §1).
+//! user id, creation time, label, expiry), so a stolen store yields no usable token.
+//! High-entropy tokens need no slow KDF (SPEC §1). A token is listed and revoked by its
+//! id, the first 16 hex digits of that digest; an expired token is refused like an
+//! unknown one.
 //!
 //! It issues, finds and revokes tokens; whether the user may log in is `auth`'s check.
 
@@ -20,6 +22,8 @@ use serde::{Deserialize, Serialize};
 const TREE: &str = "api_tokens";
 /// Longest label accepted.
 const MAX_LABEL: usize = 100;
+/// Longest lifetime a token may be given, in days.
+const MAX_DAYS: u64 = 3650;
 
 /// One stored token (its key is the digest).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,6 +32,9 @@ struct TokenRecord {
     created_at: u64,
     #[serde(default)]
     label: String,
+    /// Unix seconds after which the token is refused; `None`: until revoked.
+    #[serde(default)]
+    expires_at: Option<u64>,
 }
 
 /// Body of `POST /users/{id}/tokens`; may be empty.
@@ -36,15 +43,36 @@ struct TokenRecord {
 pub struct NewToken {
     #[serde(default)]
     label: String,
+    /// Unix seconds after which the token is refused (in the future, at most ten years
+    /// ahead); absent: until revoked.
+    #[serde(default)]
+    expires_at: Option<u64>,
+}
+
+/// A token as listed: never the token itself.
+#[derive(Debug, Serialize)]
+pub struct TokenView {
+    id: String,
+    user_id: u64,
+    created_at: u64,
+    label: String,
+    expires_at: Option<u64>,
+}
+
+/// The public id of the token whose digest is `digest`.
+fn token_id(digest: &str) -> String {
+    digest.chars().take(16).collect()
 }
 
 /// The response that carries a token, the only time it is shown.
 #[derive(Debug, Serialize)]
 pub struct IssuedToken {
     token: String,
+    id: String,
     user_id: u64,
     created_at: u64,
     label: String,
+    expires_at: Option<u64>,
 }
 
 /// The user a token belongs to, if the token is known.
@@ -55,7 +83,11 @@ pub fn lookup(store: &Store, token: &str) -> Result<Option<u64>, StoreError> {
     };
     let record: TokenRecord =
         serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("token: {e}")))?;
-    Ok(Some(record.user_id))
+    let now = crate::spool::now_ms() / 1000;
+    Ok(match record.expires_at {
+        Some(at) if at <= now => None,
+        _ => Some(record.user_id),
+    })
 }
 
 /// `POST /api/v1/users/{id}/tokens` — permission: the user itself, or `manage_users`
@@ -79,16 +111,28 @@ pub async fn create(
             format!("at most {MAX_LABEL} characters, no control characters"),
         ));
     }
+    let now = crate::spool::now_ms() / 1000;
+    if body
+        .expires_at
+        .is_some_and(|at| at <= now || at > now + MAX_DAYS * 86_400)
+    {
+        return Err(Problem::invalid(
+            "expires_at",
+            format!("in the future, at most {MAX_DAYS} days ahead"),
+        ));
+    }
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = format!("pst_{}", URL_SAFE_NO_PAD.encode(bytes));
     let record = TokenRecord {
         user_id: user.id,
-        created_at: crate::spool::now_ms() / 1000,
+        created_at: now,
         label: body.label,
+        expires_at: body.expires_at,
     };
     let raw = serde_json::to_vec(&record).map_err(Problem::internal)?;
     let digest = digest_secret(&token);
+    let id = token_id(&digest);
     let store = api.state.store.clone();
     blocking(move || {
         store
@@ -104,9 +148,11 @@ pub async fn create(
     tracing::info!(login = %user.login, "API token issued");
     let issued = IssuedToken {
         token,
+        id,
         user_id: record.user_id,
         created_at: record.created_at,
         label: record.label,
+        expires_at: record.expires_at,
     };
     Ok((StatusCode::CREATED, Json(issued)))
 }
@@ -146,6 +192,68 @@ pub async fn revoke_all(
     Ok(Json(
         serde_json::json!({ "user_id": id, "revoked": revoked }),
     ))
+}
+
+/// `GET /api/v1/users/{id}/tokens` — permission: as for creating one. The user's tokens
+/// (ids, labels, times), never the tokens themselves.
+pub async fn list(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<u64>,
+) -> Result<Json<Vec<TokenView>>, Problem> {
+    target(&caller, &api, id)?;
+    let store = api.state.store.clone();
+    let tokens = blocking(move || Ok(of_user(&store, id)?)).await?;
+    Ok(Json(tokens.into_iter().map(|(_, view)| view).collect()))
+}
+
+/// `DELETE /api/v1/users/{id}/tokens/{token_id}` — permission: as for creating one.
+pub async fn revoke(
+    caller: Caller,
+    State(api): State<Api>,
+    Param((id, token)): Param<(u64, String)>,
+) -> Result<StatusCode, Problem> {
+    target(&caller, &api, id)?;
+    let store = api.state.store.clone();
+    let wanted = token.clone();
+    let revoked = blocking(move || {
+        let Some((key, view)) = of_user(&store, id)?
+            .into_iter()
+            .find(|(_, v)| v.id == wanted)
+        else {
+            return Ok(None);
+        };
+        store.tree(TREE)?.remove(key).map_err(StoreError::from)?;
+        store.flush()?;
+        Ok(Some(view))
+    })
+    .await?
+    .ok_or_else(|| Problem::not_found(format!("token {token} of user {id}")))?;
+    let target = format!("user/{id}/tokens/{}", revoked.id);
+    api.audit(&caller, "token.revoke", target, Some(&revoked), None::<&()>)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every token of user `id`: its key in the tree and its listing.
+fn of_user(store: &Store, id: u64) -> Result<Vec<(sled::IVec, TokenView)>, StoreError> {
+    let mut found = Vec::new();
+    for entry in store.tree(TREE)?.iter() {
+        let (key, raw) = entry?;
+        let record: TokenRecord =
+            serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("token: {e}")))?;
+        if record.user_id == id {
+            let view = TokenView {
+                id: token_id(&String::from_utf8_lossy(&key)),
+                user_id: id,
+                created_at: record.created_at,
+                label: record.label,
+                expires_at: record.expires_at,
+            };
+            found.push((key, view));
+        }
+    }
+    Ok(found)
 }
 
 /// The user whose tokens are managed, after the permission check.
