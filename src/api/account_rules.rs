@@ -126,12 +126,8 @@ pub fn validate(
         ));
     }
     check_references(store, account)?;
-    let others: Vec<AccountKeys> = store
-        .accounts()
-        .keys()?
-        .into_iter()
-        .filter(|a| a.id != account.id)
-        .collect();
+    let all = store.accounts().keys()?;
+    let others: Vec<&AccountKeys> = all.iter().filter(|a| a.id != account.id).collect();
     if account.is_default && others.iter().any(|a| a.is_default) {
         return Err(Problem::invalid(
             "default",

@@ -110,9 +110,9 @@ pub async fn create(
             .store()
             .accounts()
             .keys()?
-            .into_iter()
+            .iter()
             .find(|a| a.is_default)
-            .map(|a| a.upstream)
+            .map(|a| a.upstream.clone())
             .ok_or_else(|| Problem::invalid("upstream", "is required"))?,
     };
     let mut account = Account {

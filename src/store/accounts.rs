@@ -3,6 +3,7 @@
 
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How a principal sends through an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -126,6 +127,10 @@ pub struct Accounts {
     db: sled::Db,
     tree: sled::Tree,
     sync: Syncer,
+    /// Every account's identifying fields, read from the tree once and then kept in step
+    /// by every write here (the only writer of the tree), so validating one change does
+    /// not decode every account again.
+    keys: Arc<Mutex<Option<Arc<Vec<AccountKeys>>>>>,
 }
 
 impl Accounts {
@@ -134,7 +139,21 @@ impl Accounts {
             db: db.clone(),
             tree: db.open_tree("accounts")?,
             sync,
+            keys: Arc::default(),
         })
+    }
+
+    fn cached(&self) -> MutexGuard<'_, Option<Arc<Vec<AccountKeys>>>> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Applies one write to the cached keys (`None`: account `id` removed).
+    fn note(&self, id: u64, now: Option<&Account>) {
+        if let Some(keys) = self.cached().as_mut() {
+            let keys = Arc::make_mut(keys);
+            keys.retain(|k| k.id != id);
+            keys.extend(now.map(AccountKeys::of));
+        }
     }
 
     /// Stores a new account under a fresh id (its `id` field is ignored); durable on return.
@@ -159,6 +178,7 @@ impl Accounts {
     fn write(&self, account: &Account) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tree.insert(account.id.to_be_bytes(), raw)?;
+        self.note(account.id, Some(account));
         self.sync.flush()
     }
 
@@ -173,44 +193,59 @@ impl Accounts {
         self.tree.iter().values().map(|raw| decode(&raw?)).collect()
     }
 
-    /// What makes each account unique (name, addresses, the default flag), read without
-    /// decoding scopes and grants: validation of one change scans these, so a bulk import
-    /// of thousands of accounts stays fast.
-    pub fn keys(&self) -> Result<Vec<AccountKeys>, StoreError> {
-        self.tree
+    /// What makes each account unique (name, addresses, the default flag, the upstream),
+    /// from memory after the first call: validation of one change scans these, so a bulk
+    /// import of thousands of accounts stays linear.
+    pub fn keys(&self) -> Result<Arc<Vec<AccountKeys>>, StoreError> {
+        let mut cached = self.cached();
+        if let Some(keys) = cached.as_ref() {
+            return Ok(keys.clone());
+        }
+        let keys: Vec<AccountKeys> = self
+            .tree
             .iter()
             .values()
-            .map(|raw| {
-                serde_json::from_slice(&raw?)
-                    .map_err(|e| StoreError::Corrupt(format!("account: {e}")))
-            })
-            .collect()
+            .map(|raw| decode(&raw?).map(|a| AccountKeys::of(&a)))
+            .collect::<Result<_, _>>()?;
+        let keys = Arc::new(keys);
+        *cached = Some(keys.clone());
+        Ok(keys)
     }
 
     /// Removes an account; true if it existed. Durable on return.
     pub fn remove(&self, id: u64) -> Result<bool, StoreError> {
         let existed = self.tree.remove(id.to_be_bytes())?.is_some();
+        self.note(id, None);
         self.sync.flush()?;
         Ok(existed)
     }
 }
 
 /// The identifying fields of a stored account (see `Accounts::keys`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct AccountKeys {
     pub id: u64,
     pub name: String,
     pub address: String,
-    #[serde(default)]
     pub from_address: Option<String>,
-    #[serde(default)]
     pub aliases: Vec<String>,
     pub upstream: String,
-    #[serde(default)]
     pub is_default: bool,
 }
 
 impl AccountKeys {
+    fn of(account: &Account) -> AccountKeys {
+        AccountKeys {
+            id: account.id,
+            name: account.name.clone(),
+            address: account.address.clone(),
+            from_address: account.from_address.clone(),
+            aliases: account.aliases.clone(),
+            upstream: account.upstream.clone(),
+            is_default: account.is_default,
+        }
+    }
+
     /// The address, `from_address` and aliases, the empty ones left out.
     pub fn addresses(&self) -> impl Iterator<Item = &String> {
         std::iter::once(&self.address)
@@ -222,4 +257,74 @@ impl AccountKeys {
 
 fn decode(raw: &[u8]) -> Result<Account, StoreError> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("account: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn account(name: &str) -> Account {
+        Account {
+            id: 0,
+            name: name.into(),
+            description: String::new(),
+            address: format!("{name}@example.com"),
+            from_address: None,
+            display_name: None,
+            reply_to: None,
+            aliases: Vec::new(),
+            upstream: "local".into(),
+            owner: None,
+            is_default: false,
+            scope: Scope::AllStaff,
+            grants: Vec::new(),
+            default_send_mode: DefaultSendMode::None,
+            status: AccountStatus::default(),
+        }
+    }
+
+    fn names(accounts: &Accounts) -> Vec<String> {
+        let mut names: Vec<String> = accounts
+            .keys()
+            .unwrap()
+            .iter()
+            .map(|k| k.name.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// The cached keys follow every create, rename and removal, and match the tree after
+    /// a reopen.
+    #[test]
+    fn cached_keys_follow_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let accounts = store.accounts();
+        let first = accounts.create(account("first")).unwrap();
+        assert_eq!(names(accounts), ["first"]);
+        let second = accounts.create(account("second")).unwrap();
+        assert!(matches!(
+            accounts.create(account("FIRST")),
+            Err(StoreError::Conflict(_))
+        ));
+        let mut renamed = first.clone();
+        renamed.name = "renamed".into();
+        renamed.aliases = vec!["alias@example.com".into()];
+        accounts.update(&renamed).unwrap();
+        assert_eq!(names(accounts), ["renamed", "second"]);
+        let keys = accounts.keys().unwrap();
+        let kept = keys.iter().find(|k| k.id == first.id).unwrap();
+        assert_eq!(
+            kept.addresses().collect::<Vec<_>>(),
+            ["first@example.com", "alias@example.com"]
+        );
+        accounts.create(account("first")).unwrap();
+        assert!(accounts.remove(second.id).unwrap());
+        assert_eq!(names(accounts), ["first", "renamed"]);
+        drop(store);
+        let reopened = Store::open(dir.path()).unwrap();
+        assert_eq!(names(reopened.accounts()), ["first", "renamed"]);
+    }
 }
