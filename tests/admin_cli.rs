@@ -25,6 +25,38 @@ async fn admin(api: SocketAddr, token: Option<&str>, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `postern admin ARGS` with `input` on its standard input; asserts success.
+async fn with_stdin(api: SocketAddr, args: &[&str], input: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_postern"));
+    cmd.arg("admin")
+        .args(args)
+        .env("POSTERN_API", format!("http://{api}"));
+    cmd.env("POSTERN_TOKEN", TOKEN)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let input = input.to_string();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = cmd.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Runs a command that must succeed; returns its stdout.
 async fn ok(api: SocketAddr, args: &[&str]) -> String {
     let out = admin(api, Some(TOKEN), args).await;
@@ -186,9 +218,16 @@ async fn an_administrator_scripts_the_whole_set_up() {
     .await;
     assert!(explained.contains("send_as"), "{explained}");
 
+    // A password from standard input, never on the command line.
+    with_stdin(
+        api,
+        &["users", "set", &alice_id, "--password", "-"],
+        "alice-new-password\n",
+    )
+    .await;
     // Alice sends as the shared mailbox; the upstream defers, so it waits in the queue.
     let mut c = Client::connect(gw.addr("plain")).await;
-    c.login("alice@example.com", "alice-password").await;
+    c.login("alice@example.com", "alice-new-password").await;
     c.expect("MAIL FROM:<support@example.com>", 250).await;
     c.expect("RCPT TO:<customer@example.net>", 250).await;
     c.expect("DATA", 354).await;

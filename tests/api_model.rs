@@ -174,6 +174,21 @@ async fn callers_are_identified_and_missing_permissions_named() {
         "expires_at",
     )
     .await;
+    // A token issued with an expiring token does not outlive it.
+    let (_, child) = brief
+        .call(&format!("POST {tokens}"), json!({"label": "child"}))
+        .await;
+    assert_eq!(child["expires_at"], now + 2, "{child}");
+    brief
+        .invalid(
+            &format!("POST {tokens}"),
+            json!({"expires_at": now + 3600}),
+            "expires_at",
+        )
+        .await;
+    let child_id = child["id"].as_str().unwrap().to_string();
+    ann.expect(&format!("DELETE {tokens}/{child_id}"), NONE, 204)
+        .await;
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     brief.expect("GET /api/v1/me", NONE, 401).await;
     ann.expect(&format!("DELETE {tokens}/{brief_id}"), NONE, 204)

@@ -104,6 +104,10 @@ async fn blocked_senders_are_refused_at_mail_from_on_inbound() {
         .map(|e| e["entry"].as_str().unwrap())
         .collect();
     assert_eq!(entries, ["nuisance@example.com", "spam.example"]);
+    // Removed as it was added: brackets and case do not matter.
+    let path = "/api/v1/blocklist/%3CNuisance@Example.COM%3E";
+    assert_eq!(http(api, "DELETE", path, Some(TOKEN), None).await.0, 204);
+    assert_eq!(mail_from(&gw, "nuisance@example.com").await, 250);
 
     let (status, _) = http(
         api,
@@ -134,7 +138,7 @@ async fn blocked_senders_are_refused_at_mail_from_on_inbound() {
     )
     .await;
     let audit: Value = serde_json::from_str(&audit).unwrap();
-    assert_eq!(audit.as_array().unwrap().len(), 3, "{audit}");
+    assert_eq!(audit.as_array().unwrap().len(), 4, "{audit}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

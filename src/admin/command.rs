@@ -82,7 +82,8 @@ pub enum UserCmd {
         /// staff, requester or system.
         #[arg(long, default_value = "staff")]
         kind: String,
-        /// Omit for a system user to have a secret generated (printed once).
+        /// Omit for a system user to have a secret generated (printed once). `-` reads it
+        /// from standard input, which keeps it out of the process list and shell history.
         #[arg(long)]
         password: Option<String>,
         #[arg(long)]
@@ -96,6 +97,7 @@ pub enum UserCmd {
         roles: Option<String>,
         #[arg(long)]
         email: Option<String>,
+        /// The new password; `-` reads it from standard input.
         #[arg(long)]
         password: Option<String>,
     },
@@ -171,7 +173,8 @@ pub enum AccountCmd {
         #[arg(long)]
         to: String,
     },
-    /// Add (or replace) a grant for a user or a role.
+    /// Add (or replace) a grant for a user or a role. Reads the grants, then writes them
+    /// back whole: do not run two at once for the same account.
     Grant {
         id: u64,
         #[arg(long, conflicts_with = "role", required_unless_present = "role")]
@@ -290,7 +293,7 @@ fn list(text: &str) -> Vec<String> {
 /// The call a command makes (`accounts grant` reads the account first, through `api`).
 pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
     Ok(match resource {
-        Resource::Users(cmd) => users(cmd),
+        Resource::Users(cmd) => users(cmd)?,
         Resource::Roles(cmd) => roles(cmd, api)?,
         Resource::Accounts(cmd) => accounts(cmd, api)?,
         Resource::Queue(cmd) => queue(cmd),
@@ -333,9 +336,23 @@ fn raw(method: &str, path: &str, body: Option<&str>) -> Result<Call, AdminError>
     Ok(call(method, path, body, View::Record))
 }
 
-fn users(cmd: &UserCmd) -> Call {
+/// A password given as `-` is read from the first line of standard input.
+fn secret(given: &Option<String>) -> Result<Option<String>, AdminError> {
+    match given.as_deref() {
+        Some("-") => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| AdminError::Usage(format!("cannot read the password: {e}")))?;
+            Ok(Some(line.trim_end_matches(['\r', '\n']).to_string()))
+        }
+        other => Ok(other.map(str::to_string)),
+    }
+}
+
+fn users(cmd: &UserCmd) -> Result<Call, AdminError> {
     let path = |id: &u64| format!("/api/v1/users/{id}");
-    match cmd {
+    Ok(match cmd {
         UserCmd::List { kind, status } => {
             let q = query(&[("kind", kind.clone()), ("status", status.clone())]);
             call("GET", format!("/api/v1/users{q}"), None, View::Table(USERS))
@@ -349,7 +366,7 @@ fn users(cmd: &UserCmd) -> Call {
             display_name,
         } => {
             let mut body = json!({"login": login, "email": email, "kind": kind});
-            set(&mut body, "password", password.clone().map(Value::from));
+            set(&mut body, "password", secret(password)?.map(Value::from));
             set(
                 &mut body,
                 "display_name",
@@ -366,7 +383,7 @@ fn users(cmd: &UserCmd) -> Call {
             let mut body = json!({});
             set(&mut body, "roles", roles.as_deref().map(|r| json!(list(r))));
             set(&mut body, "email", email.clone().map(Value::from));
-            set(&mut body, "password", password.clone().map(Value::from));
+            set(&mut body, "password", secret(password)?.map(Value::from));
             call("PATCH", path(id), Some(body), View::Record)
         }
         UserCmd::Deactivate { id } => call(
@@ -407,7 +424,7 @@ fn users(cmd: &UserCmd) -> Call {
             None,
             View::Done,
         ),
-    }
+    })
 }
 
 fn set(body: &mut Value, key: &str, value: Option<Value>) {

@@ -3,7 +3,9 @@
 //! `GET /api/v1/audit` lists the entries (permission `admin`).
 //!
 //! An entry is written after its change is durable, so the log never shows a change that
-//! did not happen; a crash between the two loses that one entry.
+//! did not happen; a crash between the two loses that one entry. A failure to write the
+//! entry is logged as an error but does not turn the (done) change into an error answer,
+//! which a client would retry.
 
 use super::extract::{blocking, QueryOf};
 use super::{Api, Caller, Problem};
@@ -52,7 +54,7 @@ fn snapshot_of<T: Serialize>(object: Option<&T>) -> Option<Value> {
 
 impl Api {
     /// Records a change made by `caller`: `action` as `resource.verb`, `target` as
-    /// `resource/id`. Durable on return.
+    /// `resource/id`. Durable on return (or logged as an error if it cannot be written).
     pub(super) async fn audit<B: Serialize, A: Serialize>(
         &self,
         caller: &Caller,
@@ -72,7 +74,15 @@ impl Api {
             after: snapshot_of(after),
         };
         let store = self.store().clone();
-        blocking(move || Ok(store.audit().record(entry)?)).await?;
+        let written = blocking(move || Ok(store.audit().record(entry)?)).await;
+        if let Err(problem) = written {
+            tracing::error!(
+                action,
+                actor = caller.name(),
+                ?problem,
+                "audit entry not written"
+            );
+        }
         Ok(())
     }
 }

@@ -77,6 +77,8 @@ pub struct Caller {
     pub user: Option<User>,
     /// What the user's roles grant (empty for the bootstrap token, which holds them all).
     granted: HashSet<String>,
+    /// When the token of this request expires (`None`: it does not).
+    pub token_expires: Option<u64>,
     store: Store,
 }
 
@@ -155,10 +157,12 @@ impl FromRequestParts<Api> for Caller {
             return Ok(Caller {
                 user: None,
                 granted: HashSet::new(),
+                token_expires: None,
                 store,
             });
         }
-        let user_id = tokens::lookup(&api.state.store, token)?.ok_or_else(Problem::unauthorized)?;
+        let (user_id, token_expires) =
+            tokens::lookup(&api.state.store, token)?.ok_or_else(Problem::unauthorized)?;
         let user = api
             .state
             .store
@@ -168,6 +172,7 @@ impl FromRequestParts<Api> for Caller {
             .ok_or_else(Problem::unauthorized)?;
         Ok(Caller {
             granted: granted_by_roles(&store, &user)?,
+            token_expires,
             user: Some(user),
             store,
         })

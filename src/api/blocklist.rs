@@ -85,7 +85,7 @@ pub async fn remove(
     caller.require(PERMISSION)?;
     let _change = api.write_lock().await;
     let work = api.clone();
-    let key = entry.clone();
+    let key = normalize_entry(&entry);
     let removed = blocking(move || {
         let removed = work.store().blocklist().remove(&key)?;
         work.reload()?;
@@ -106,13 +106,17 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The lower-cased entry and what it blocks.
-fn classify(raw: &str) -> Result<(String, BlockKind), Problem> {
-    let entry = raw
-        .trim()
+/// An entry as stored: trimmed, without angle brackets, lower-cased.
+fn normalize_entry(raw: &str) -> String {
+    raw.trim()
         .trim_start_matches('<')
         .trim_end_matches('>')
-        .to_lowercase();
+        .to_lowercase()
+}
+
+/// The normalized entry and what it blocks.
+fn classify(raw: &str) -> Result<(String, BlockKind), Problem> {
+    let entry = normalize_entry(raw);
     if entry.contains('@') {
         check_mailbox(&entry).map_err(|_| Problem::invalid("entry", "not a valid address"))?;
         return Ok((entry, BlockKind::Address));

@@ -5,7 +5,7 @@
 //!
 //! Queue ids are the 16 hex digits of `250 2.0.0 queued as <id>`; times are Unix seconds.
 
-use super::extract::{Param, QueryOf};
+use super::extract::{blocking, Param, QueryOf};
 use super::{Api, Caller, Problem};
 use crate::spool::{show_id, Meta, QueueFilter, QueueId, RcptStatus};
 use axum::extract::State;
@@ -112,7 +112,8 @@ pub async fn list(
         deferred: query.deferred,
         limit,
     };
-    let found = api.state.queue.list(&filter);
+    let queue = api.state.queue.clone();
+    let found = blocking(move || Ok(queue.list(&filter))).await?;
     Ok(Json(found.into_iter().map(QueuedView::from).collect()))
 }
 

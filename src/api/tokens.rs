@@ -75,8 +75,8 @@ pub struct IssuedToken {
     expires_at: Option<u64>,
 }
 
-/// The user a token belongs to, if the token is known.
-pub fn lookup(store: &Store, token: &str) -> Result<Option<u64>, StoreError> {
+/// The user a token belongs to and when the token expires, if it is known and unexpired.
+pub fn lookup(store: &Store, token: &str) -> Result<Option<(u64, Option<u64>)>, StoreError> {
     let tree = store.tree(TREE)?;
     let Some(raw) = tree.get(digest_secret(token).as_bytes())? else {
         return Ok(None);
@@ -86,12 +86,15 @@ pub fn lookup(store: &Store, token: &str) -> Result<Option<u64>, StoreError> {
     let now = crate::spool::now_ms() / 1000;
     Ok(match record.expires_at {
         Some(at) if at <= now => None,
-        _ => Some(record.user_id),
+        _ => Some((record.user_id, record.expires_at)),
     })
 }
 
 /// `POST /api/v1/users/{id}/tokens` — permission: the user itself, or `manage_users`
 /// (admin implies it) and every permission the user holds. Returns the token once (201).
+/// A token a user issues for itself never outlives the token it was issued with (422 if
+/// asked to; without `expires_at` it gets that token's expiry), so an expiring token
+/// cannot be turned into a lasting one.
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -121,6 +124,20 @@ pub async fn create(
             format!("in the future, at most {MAX_DAYS} days ahead"),
         ));
     }
+    let expires_at = match (
+        caller.id() == Some(id),
+        caller.token_expires,
+        body.expires_at,
+    ) {
+        (true, Some(limit), Some(at)) if at > limit => {
+            return Err(Problem::invalid(
+                "expires_at",
+                "a token may not outlive the token that issues it",
+            ))
+        }
+        (true, Some(limit), None) => Some(limit),
+        (_, _, asked) => asked,
+    };
     let mut bytes = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut bytes);
     let token = format!("pst_{}", URL_SAFE_NO_PAD.encode(bytes));
@@ -128,7 +145,7 @@ pub async fn create(
         user_id: user.id,
         created_at: now,
         label: body.label,
-        expires_at: body.expires_at,
+        expires_at,
     };
     let raw = serde_json::to_vec(&record).map_err(Problem::internal)?;
     let digest = digest_secret(&token);

@@ -290,6 +290,28 @@ mod tests {
         policy.reload().unwrap();
     }
 
+    #[test]
+    fn blocked_covers_addresses_domains_and_subdomains() {
+        let entry = |text: &str, kind| BlockEntry {
+            entry: text.into(),
+            kind,
+            reason: String::new(),
+            created_at: 0,
+            created_by: "t".into(),
+        };
+        let snapshot = Snapshot::default().with_blocklist(vec![
+            entry("spam.example", BlockKind::Domain),
+            entry("bad@example.com", BlockKind::Address),
+        ]);
+        assert!(snapshot.blocked("a@spam.example").is_some());
+        assert!(snapshot.blocked("<A@Mail.SPAM.example>").is_some());
+        assert!(snapshot.blocked("a@notspam.example").is_none());
+        assert!(snapshot.blocked("a@spam.example.org").is_none());
+        assert!(snapshot.blocked("BAD@example.com").is_some());
+        assert!(snapshot.blocked("good@example.com").is_none());
+        assert!(snapshot.blocked("").is_none());
+    }
+
     /// While a rebuild is under way (here: its lock is held), a reader that comes after a
     /// change waits for a snapshot holding it instead of answering with the old one.
     #[test]

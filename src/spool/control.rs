@@ -28,10 +28,11 @@ pub struct QueueFilter {
 }
 
 impl QueueFilter {
+    /// `sender` and `recipient` are lower-cased already (`QueueControl::list`).
     fn admits(&self, meta: &Meta) -> bool {
         let has = |text: &str, part: &Option<String>| {
             part.as_ref()
-                .is_none_or(|p| text.to_lowercase().contains(&p.to_lowercase()))
+                .is_none_or(|p| text.to_lowercase().contains(p.as_str()))
         };
         self.upstream
             .as_ref()
@@ -62,6 +63,11 @@ impl QueueControl {
 
     /// Queued messages in id order.
     pub fn list(&self, filter: &QueueFilter) -> Vec<Meta> {
+        let filter = QueueFilter {
+            sender: filter.sender.as_ref().map(|s| s.to_lowercase()),
+            recipient: filter.recipient.as_ref().map(|r| r.to_lowercase()),
+            ..filter.clone()
+        };
         self.spool
             .journal
             .list(filter.after, filter.limit, |m| filter.admits(m))
@@ -80,40 +86,46 @@ impl QueueControl {
         self.spool.notify.send(Fresh { id, body: None }).is_ok()
     }
 
-    /// Deletes the message durably; with `bounce`, its pending recipients are reported to
-    /// the envelope sender first (not for the null sender or a DSN). Returns the message as
-    /// it was, or `None` if it is not queued.
+    /// Deletes the message durably; with `bounce`, its pending recipients are then reported
+    /// to the envelope sender (not for the null sender or a DSN). Only the caller that
+    /// actually removed the message sends a DSN, so two bounces at once send one. Returns
+    /// the message as it was, or `None` if it is not queued.
     pub async fn delete(&self, id: QueueId, bounce: bool) -> Result<Option<Meta>, SpoolError> {
-        let Some((meta, data)) = self.spool.load(id)? else {
+        let loaded = match bounce {
+            true => self.spool.load(id)?,
+            false => self.spool.meta(id).map(|meta| (meta, Vec::new())),
+        };
+        let Some((meta, data)) = loaded else {
             return Ok(None);
         };
-        if bounce && !meta.mail_from.is_empty() && !meta.is_dsn {
-            let failed: Vec<Failed> = meta
-                .rcpts
-                .iter()
-                .filter(|r| r.status == RcptStatus::Pending)
-                .map(|r| Failed {
-                    address: r.address.clone(),
-                    reply: "5.0.0 deleted from the queue by an administrator".into(),
-                    expired: false,
-                })
-                .collect();
-            if !failed.is_empty() {
-                dsn::send(
-                    &self.spool,
-                    &self.hostname,
-                    &self.dsn_upstream,
-                    &meta,
-                    &data,
-                    &failed,
-                )
-                .await?;
-            }
+        if !self.spool.journal.remove(id) {
+            return Ok(None);
         }
-        if self.spool.journal.remove(id) {
-            self.spool.metrics.spool_depth.decrement(1.0);
+        self.spool.metrics.spool_depth.decrement(1.0);
+        let failed: Vec<Failed> = meta
+            .rcpts
+            .iter()
+            .filter(|r| r.status == RcptStatus::Pending)
+            .map(|r| Failed {
+                address: r.address.clone(),
+                reply: "5.0.0 deleted from the queue by an administrator".into(),
+                expired: false,
+            })
+            .collect();
+        if bounce && !meta.mail_from.is_empty() && !meta.is_dsn && !failed.is_empty() {
+            // The DSN's own commit makes the removal durable with it.
+            dsn::send(
+                &self.spool,
+                &self.hostname,
+                &self.dsn_upstream,
+                &meta,
+                &data,
+                &failed,
+            )
+            .await?;
+        } else {
+            self.spool.sync().await?;
         }
-        self.spool.sync().await?;
         Ok(Some(meta))
     }
 }

@@ -19,7 +19,8 @@ pub async fn send(
     original: &[u8],
     failed: &[Failed],
 ) -> Result<QueueId, SpoolError> {
-    let report = build(hostname, meta, original, failed);
+    let dsn_id = spool.new_id()?;
+    let report = build(hostname, meta, original, failed, dsn_id);
     let envelope = Envelope {
         mail_from: String::new(),
         rcpts: vec![meta.mail_from.clone()],
@@ -29,16 +30,24 @@ pub async fn send(
         eight_bit: false,
         is_dsn: true,
     };
-    let dsn_id = spool.new_id()?;
     spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
     spool.metrics().dsn_sent.increment(1);
     Ok(dsn_id)
 }
 
 /// Builds the DSN for `failed` recipients of the message `meta`/`original`.
-pub fn build(hostname: &str, meta: &Meta, original: &[u8], failed: &[Failed]) -> Vec<u8> {
+/// `dsn_id` (the DSN's own queue id) makes its Message-ID and boundary unique, even for two
+/// DSNs about one message after the same attempt (the worker's and an administrator's).
+pub fn build(
+    hostname: &str,
+    meta: &Meta,
+    original: &[u8],
+    failed: &[Failed],
+    dsn_id: QueueId,
+) -> Vec<u8> {
     let id = show_id(meta.id);
-    let boundary = format!("{id}.{}/{hostname}", meta.attempts);
+    let own = show_id(dsn_id);
+    let boundary = format!("{own}/{hostname}");
     let now = date::now_rfc5322();
     let mut out = String::with_capacity(2048);
     let _ = write!(
@@ -47,7 +56,7 @@ pub fn build(hostname: &str, meta: &Meta, original: &[u8], failed: &[Failed]) ->
          To: <{to}>\r\n\
          Subject: Undelivered Mail Returned to Sender\r\n\
          Date: {now}\r\n\
-         Message-ID: <{id}.{attempts}.dsn@{hostname}>\r\n\
+         Message-ID: <{own}.dsn@{hostname}>\r\n\
          Auto-Submitted: auto-replied\r\n\
          MIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status;\r\n\
@@ -58,7 +67,6 @@ pub fn build(hostname: &str, meta: &Meta, original: &[u8], failed: &[Failed]) ->
          Content-Type: text/plain; charset=us-ascii\r\n\r\n\
          Your message (queue id {id}) could not be delivered to these recipients:\r\n\r\n",
         to = ascii(&meta.mail_from),
-        attempts = meta.attempts,
     );
     for f in failed {
         let _ = write!(out, "<{}>: {}\r\n", ascii(&f.address), ascii(&f.reply));
@@ -162,7 +170,13 @@ mod tests {
             reply: "550 5.1.1 no such user\r\nInjected: x".into(),
             expired: false,
         }];
-        let dsn = build("gw.example", &meta, b"Subject: hi\r\n\r\nbody", &failed);
+        let dsn = build(
+            "gw.example",
+            &meta,
+            b"Subject: hi\r\n\r\nbody",
+            &failed,
+            0x2a,
+        );
         let text = String::from_utf8(dsn).unwrap();
         assert!(text.contains("report-type=delivery-status"));
         assert!(text.contains("Status: 5.1.1\r\n"));

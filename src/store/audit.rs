@@ -5,6 +5,7 @@
 
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
 
 /// One recorded change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub struct Audit {
     db: sled::Db,
     tree: sled::Tree,
     sync: Syncer,
+    /// Held from taking an id to inserting under it, so entries appear in id order and a
+    /// reader paging with `after` never skips one that was still being written.
+    order: Arc<Mutex<()>>,
 }
 
 impl Audit {
@@ -64,14 +68,18 @@ impl Audit {
             db: db.clone(),
             tree: db.open_tree("audit")?,
             sync,
+            order: Arc::default(),
         })
     }
 
     /// Appends `entry` under a fresh id; durable on return.
     pub fn record(&self, mut entry: AuditEntry) -> Result<AuditEntry, StoreError> {
-        entry.id = self.db.generate_id()? + 1;
-        let raw = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.tree.insert(entry.id.to_be_bytes(), raw)?;
+        {
+            let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+            entry.id = self.db.generate_id()? + 1;
+            let raw = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            self.tree.insert(entry.id.to_be_bytes(), raw)?;
+        }
         self.sync.flush()?;
         Ok(entry)
     }

@@ -1,5 +1,6 @@
 //! The blocklist (SPEC §4): addresses and domains whose mail is refused. Keyed by the
-//! lower-cased entry; a domain entry also covers its subdomains (`matches`).
+//! lower-cased entry; a domain entry also covers its subdomains (the lookup is the policy
+//! snapshot's `blocked`).
 
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
@@ -23,21 +24,6 @@ pub struct BlockEntry {
     pub created_at: u64,
     /// Login of who added it (`admin-token` for the bootstrap token).
     pub created_by: String,
-}
-
-impl BlockEntry {
-    /// True if mail from `address` (lower-cased) falls under this entry.
-    pub fn matches(&self, address: &str) -> bool {
-        match self.kind {
-            BlockKind::Address => address == self.entry,
-            BlockKind::Domain => address.rsplit_once('@').is_some_and(|(_, domain)| {
-                domain == self.entry
-                    || domain
-                        .strip_suffix(self.entry.as_str())
-                        .is_some_and(|head| head.ends_with('.'))
-            }),
-        }
-    }
 }
 
 /// The blocklist tree.
@@ -70,9 +56,10 @@ impl Blocklist {
         self.sync.flush()
     }
 
-    /// Removes `entry` (any case); the removed entry, if it existed. Durable on return.
+    /// Removes `entry` (as stored: lower-cased); the removed entry, if it existed. Durable
+    /// on return.
     pub fn remove(&self, entry: &str) -> Result<Option<BlockEntry>, StoreError> {
-        let Some(raw) = self.tree.remove(entry.to_lowercase().as_bytes())? else {
+        let Some(raw) = self.tree.remove(entry.as_bytes())? else {
             return Ok(None);
         };
         self.sync.flush()?;
@@ -87,31 +74,4 @@ impl Blocklist {
 
 fn decode(raw: &[u8]) -> Result<BlockEntry, StoreError> {
     serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("blocklist entry: {e}")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(text: &str, kind: BlockKind) -> BlockEntry {
-        BlockEntry {
-            entry: text.into(),
-            kind,
-            reason: String::new(),
-            created_at: 0,
-            created_by: "t".into(),
-        }
-    }
-
-    #[test]
-    fn domains_cover_their_subdomains_addresses_only_themselves() {
-        let domain = entry("spam.example", BlockKind::Domain);
-        assert!(domain.matches("a@spam.example"));
-        assert!(domain.matches("a@mail.spam.example"));
-        assert!(!domain.matches("a@notspam.example"));
-        assert!(!domain.matches("a@spam.example.org"));
-        let address = entry("bad@example.com", BlockKind::Address);
-        assert!(address.matches("bad@example.com"));
-        assert!(!address.matches("good@example.com"));
-    }
 }
