@@ -14,6 +14,7 @@
 #      upstream = a byte-exact capture server (Python, below) that stores every message
 #      as received after dot-unstuffing, plus its envelope;
 #   B  a trusted-network listener (smtp-source cannot AUTH); upstream = Postfix's smtp-sink.
+# Last, schemathesis (PyPI) checks instance A's OpenAPI document against its answers.
 # The last line is `N passed, M failed`; the exit status is non-zero if anything failed.
 
 set -euo pipefail
@@ -47,6 +48,7 @@ install_missing() {
         || [ -x /usr/sbin/smtp-sink ] || need+=(postfix)
     command -v curl >/dev/null || need+=(curl)
     command -v python3 >/dev/null || need+=(python3)
+    python3 -c 'import ensurepip, venv' 2>/dev/null || need+=(python3-venv)
     [ ${#need[@]} -eq 0 ] && return 0
     say "installing: ${need[*]}"
     if printf '%s\n' "${need[@]}" | grep -qx postfix; then
@@ -599,6 +601,19 @@ run() { # name function args...
 
 captured() { py count "$T/capture"; }
 
+# The OpenAPI document against the live server: schemathesis (from PyPI, in a venv)
+# generates requests from the document and fails on any 5xx or any response that does not
+# match the schema the document gives for its status.
+check_openapi() {
+    python3 -m venv "$T/st-venv"
+    "$T/st-venv/bin/pip" install -q --disable-pip-version-check schemathesis
+    curl -sf "http://127.0.0.1:$A_API/api/v1/openapi.json" | python3 -c \
+        'import json,sys; d=json.load(sys.stdin); assert d["openapi"].startswith("3.1"), d["openapi"]; assert len(d["paths"]) >= 30'
+    "$T/st-venv/bin/schemathesis" run "http://127.0.0.1:$A_API/api/v1/openapi.json" \
+        -H "Authorization: Bearer $TOKEN" --checks not_a_server_error,response_schema_conformance \
+        --max-examples 30 --generation-deterministic --phases examples,coverage,fuzzing
+}
+
 sendas_message() { # id from-header [X-Postern-Account value] -> writes $T/msgs/ID.wire
     local hint=""
     [ -n "${3:-}" ] && hint="X-Postern-Account: $3\r\n"
@@ -779,6 +794,8 @@ run "h3. no right: refused at MAIL FROM, rule named" check_send_as_refused
 run "f. smtp-source x$N_SOURCE -> smtp-sink" check_smtp_source
 run "f2. smtp-source -d x$N_SOURCE -> smtp-sink" check_smtp_source -d
 run "g. capture count = accepted = delivered" check_capture_count 8
+# Last: it creates and changes users, roles and accounts at random.
+run "i. OpenAPI document vs server (schemathesis)" check_openapi
 
 say "($((SECONDS - CHECKS_START)) s of checks, $(($(date +%s) - STARTED)) s in all with the build)"
 if [ "$FAIL" -ne 0 ]; then

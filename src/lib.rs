@@ -27,7 +27,8 @@
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
-//!   policy/explain, the queue, the audit log of every change; problem+json errors.
+//!   policy/explain, the queue, the audit log of every change; problem+json errors; the
+//!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry and the audit log; `flush` = sled's
 //!   flush + `syncfs` (every API change; the registry once a second).

@@ -119,3 +119,52 @@ async fn system_principal_gets_a_generated_secret_once() {
     let mut c = Client::connect(gw.addr("plain")).await;
     c.login("notifier", &secret).await;
 }
+
+/// The OpenAPI document is served without a token, is 3.1, and describes the operations
+/// the permission matrix exercises (schemathesis in `scripts/interop.sh` checks the
+/// answers against it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_describes_the_api() {
+    let gw = Gateway::start(|_| {}).await;
+    let (status, text) = http(gw.running.api, "GET", "/api/v1/openapi.json", None, None).await;
+    assert_eq!(status, 200, "{text}");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let operations = [
+        ("get", "/api/v1/users"),
+        ("patch", "/api/v1/users/{id}"),
+        ("delete", "/api/v1/users/{id}/tokens/{token}"),
+        ("put", "/api/v1/roles/{name}"),
+        ("post", "/api/v1/skill-groups"),
+        ("delete", "/api/v1/groups/{name}"),
+        ("put", "/api/v1/accounts/{id}/grants"),
+        ("post", "/api/v1/accounts/{id}/test"),
+        ("post", "/api/v1/upstreams"),
+        ("patch", "/api/v1/settings"),
+        ("post", "/api/v1/policy/explain"),
+        ("delete", "/api/v1/blocklist/{entry}"),
+        ("post", "/api/v1/queue/{id}/retry"),
+        ("get", "/api/v1/audit"),
+        ("get", "/api/v1/me/accounts"),
+    ];
+    for (method, path) in operations {
+        let op = &doc["paths"][path][method];
+        assert!(op.is_object(), "{method} {path} is not documented");
+        let problem = &op["responses"]["401"]["content"]["application/problem+json"];
+        assert!(
+            problem.is_object(),
+            "{method} {path}: no problem document for 401"
+        );
+    }
+    let count: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert!(count >= 46, "{count} operations");
+}

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 /// Body of `PATCH`: every field optional; `null` (or `""`) clears an optional text. The
 /// owner of an account is fixed at creation.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     name: Option<String>,
@@ -36,7 +36,7 @@ pub struct AccountPatch {
 }
 
 /// Body of `PUT /grants`: the new grant list, bare or as `{"grants": [...]}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum GrantList {
     Bare(Vec<Grant>),
@@ -46,6 +46,7 @@ pub enum GrantList {
 /// `PATCH /api/v1/accounts/{id}` — the account's `setup` right (owner, a `setup` grant,
 /// `admin`, or `shared_account_setup` for a shared account); changing `default` needs
 /// `admin`.
+#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = AccountPatch, responses((status = 200, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,
@@ -70,6 +71,7 @@ pub async fn patch(
 
 /// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
 /// grant list; grantee users and roles must exist (422).
+#[utoipa::path(put, path = "/api/v1/accounts/{id}/grants", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = GrantList, responses((status = 200, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn put_grants(
     caller: Caller,
     State(api): State<Api>,

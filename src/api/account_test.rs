@@ -21,7 +21,7 @@ const DEFAULT_TIMEOUT: u64 = 30;
 const MAX_TIMEOUT: u64 = 120;
 
 /// Body of the request.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestRequest {
     to: String,
@@ -29,7 +29,7 @@ pub struct TestRequest {
 }
 
 /// What the upstream did with the test message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestResult {
     pub account: u64,
     pub upstream: String,
@@ -44,6 +44,7 @@ pub struct TestResult {
 }
 
 /// `POST /api/v1/accounts/{id}/test` — the account's `setup` right.
+#[utoipa::path(post, path = "/api/v1/accounts/{id}/test", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = TestRequest, responses((status = 200, body = TestResult), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn test(
     caller: Caller,
     State(api): State<Api>,

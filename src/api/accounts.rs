@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Body of `POST /api/v1/accounts`. Left out: `scope` is `all_staff`,
 /// `default_send_mode` is `none` (only the owner and explicit grants send), `upstream` is
 /// the default account's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewAccount {
     name: String,
@@ -38,7 +38,7 @@ pub struct NewAccount {
 }
 
 /// `GET /api/v1/accounts/{id}/status`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StatusView {
     id: u64,
     name: String,
@@ -49,6 +49,7 @@ pub struct StatusView {
 
 /// `GET /api/v1/accounts` — any authenticated caller: `admin` and `shared_account_setup`
 /// see every account, others those they own or hold a grant on.
+#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", responses((status = 200, body = [Account]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Account>>, Problem> {
     let accounts = api.store().accounts().all()?;
     Ok(Json(
@@ -60,6 +61,7 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Acc
 }
 
 /// `GET /api/v1/accounts/{id}` — as for the list; an account the caller may not see is 404.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = Account), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -69,6 +71,7 @@ pub async fn show(
 }
 
 /// `GET /api/v1/accounts/{id}/status` — as for showing the account.
+#[utoipa::path(get, path = "/api/v1/accounts/{id}/status", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = StatusView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn status(
     caller: Caller,
     State(api): State<Api>,
@@ -96,6 +99,7 @@ pub fn visible(caller: &Caller, api: &Api, id: u64) -> Result<Account, Problem> 
 /// a personal account is created by its owner while `allow_personal_accounts` is on, or
 /// by an admin; `default: true` needs `admin`. 422 for invalid fields, 409 for a name or
 /// address already in use.
+#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -156,6 +160,7 @@ pub async fn create(
 
 /// `DELETE /api/v1/accounts/{id}` — the account's `setup` right. The default account
 /// cannot be deleted (409).
+#[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

@@ -88,7 +88,8 @@ impl Api {
 }
 
 /// Query of `GET /api/v1/audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     after: Option<u64>,
@@ -100,6 +101,7 @@ pub struct AuditQuery {
 
 /// `GET /api/v1/audit` — permission `admin`. Oldest first; page on with `after` = the last
 /// id seen. `action` is exact, or a resource prefix ending in a dot (`user.`).
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditEntry]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,

@@ -77,7 +77,7 @@ impl Kind for Group {
 }
 
 /// Body of `POST`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEntry {
     name: String,

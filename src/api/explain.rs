@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 
 /// A user named by login or id.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(untagged)]
 pub enum UserRef {
     Id(u64),
@@ -19,7 +19,7 @@ pub enum UserRef {
 }
 
 /// Body of `POST /api/v1/policy/explain`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExplainRequest {
     user: UserRef,
@@ -30,6 +30,7 @@ pub struct ExplainRequest {
 
 /// `POST /api/v1/policy/explain` — permission `shared_account_setup` (admin implies it).
 /// 200 with the explanation even when the verdict is a refusal; 404 for an unknown user.
+#[utoipa::path(post, path = "/api/v1/policy/explain", tag = "policy", request_body = ExplainRequest, responses((status = 200, body = Explanation), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn explain(
     caller: Caller,
     State(api): State<Api>,

@@ -13,9 +13,11 @@ use axum::Json;
 use serde::Serialize;
 
 /// The caller: its user record (none for the bootstrap token) and its permissions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MeView {
+    /// The user's fields, flattened in (absent for the bootstrap token).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
     user: Option<UserView>,
     /// True for the bootstrap admin token, which is not a user.
     bootstrap: bool,
@@ -23,7 +25,7 @@ pub struct MeView {
 }
 
 /// An account the caller may send through, and how.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MyAccount {
     id: u64,
     name: String,
@@ -38,6 +40,7 @@ pub struct MyAccount {
 }
 
 /// `GET /api/v1/me` — any authenticated caller.
+#[utoipa::path(get, path = "/api/v1/me", tag = "me", responses((status = 200, body = MeView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(caller: Caller) -> Json<MeView> {
     let permissions = PERMISSIONS
         .iter()
@@ -53,6 +56,7 @@ pub async fn show(caller: Caller) -> Json<MeView> {
 
 /// `GET /api/v1/me/accounts` — any authenticated user (404 for the bootstrap token, which
 /// sends nothing).
+#[utoipa::path(get, path = "/api/v1/me/accounts", tag = "me", responses((status = 200, body = [MyAccount]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
 pub async fn accounts(
     caller: Caller,
     State(api): State<Api>,

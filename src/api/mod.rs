@@ -5,7 +5,8 @@
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`. `auth`
-//! says who the caller is, `extract` reads requests.
+//! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
+//! generated from the handlers' annotations.
 //!
 //! Handlers validate everything first, then write once, then rebuild the policy snapshot
 //! (`Api::reload`) so the next SMTP session sees the change without a restart. Changes are
@@ -24,6 +25,7 @@ mod explain;
 mod extract;
 mod health;
 mod me;
+mod openapi;
 mod problem;
 mod queue;
 mod roles;
@@ -108,6 +110,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/api/v1/openapi.json", get(openapi::document))
         .merge(principals())
         .merge(resources())
         .fallback(problem::not_found)

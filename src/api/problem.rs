@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// One field that failed validation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub reason: String,
 }
 
 /// An API error as `application/problem+json`.
-#[derive(Debug, Clone, Serialize, thiserror::Error)]
+#[derive(Debug, Clone, Serialize, thiserror::Error, utoipa::ToSchema)]
 #[error("{status} {title}: {detail}")]
 pub struct Problem {
     #[serde(rename = "type")]

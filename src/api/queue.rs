@@ -17,7 +17,7 @@ const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 1000;
 
 /// A queued message as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueuedView {
     pub id: String,
     pub mail_from: String,
@@ -33,7 +33,7 @@ pub struct QueuedView {
 }
 
 /// One recipient of a queued message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RecipientView {
     pub address: String,
     pub status: RcptStatus,
@@ -67,7 +67,8 @@ impl From<Meta> for QueuedView {
 }
 
 /// Query of `GET /api/v1/queue`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     upstream: Option<String>,
@@ -86,6 +87,7 @@ fn parse_id(text: &str) -> Result<QueueId, Problem> {
 }
 
 /// `GET /api/v1/queue` — permission `view_queue`. Oldest first.
+#[utoipa::path(get, path = "/api/v1/queue", tag = "queue", params(ListQuery), responses((status = 200, body = [QueuedView]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -119,6 +121,7 @@ pub async fn list(
 
 /// `GET /api/v1/queue/{id}` — permission `view_queue`: the envelope and where each
 /// recipient stands.
+#[utoipa::path(get, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")), responses((status = 200, body = QueuedView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -135,11 +138,12 @@ pub async fn show(
 
 /// `POST /api/v1/queue/{id}/retry` — permission `manage_queue`. 202: the attempt starts
 /// now (or is already under way).
+#[utoipa::path(post, path = "/api/v1/queue/{id}/retry", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")), responses((status = 202, body = Retrying), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn retry(
     caller: Caller,
     State(api): State<Api>,
     Param(id): Param<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), Problem> {
+) -> Result<(StatusCode, Json<Retrying>), Problem> {
     caller.require("manage_queue")?;
     let queue_id = parse_id(&id)?;
     if !api.state.queue.retry(queue_id) {
@@ -148,12 +152,23 @@ pub async fn retry(
     let target = format!("queue/{}", show_id(queue_id));
     api.audit(&caller, "queue.retry", target, None::<&()>, None::<&()>)
         .await?;
-    let body = serde_json::json!({ "id": show_id(queue_id), "retrying": true });
+    let body = Retrying {
+        id: show_id(queue_id),
+        retrying: true,
+    };
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
+/// The answer of a retry.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Retrying {
+    id: String,
+    retrying: bool,
+}
+
 /// Query of `DELETE /api/v1/queue/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeleteQuery {
     #[serde(default)]
@@ -162,6 +177,7 @@ pub struct DeleteQuery {
 
 /// `DELETE /api/v1/queue/{id}` — permission `manage_queue`. Answers the message as it
 /// was; with `bounce=true` its pending recipients were reported to the sender in a DSN.
+#[utoipa::path(delete, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits"), DeleteQuery), responses((status = 200, body = QueuedView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete(
     caller: Caller,
     State(api): State<Api>,

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 /// Body of `POST /api/v1/roles` and `PUT /api/v1/roles/{name}` (where `name` may be left
 /// out, and must match the path when given).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleBody {
     name: Option<String>,
@@ -22,12 +22,14 @@ pub struct RoleBody {
 }
 
 /// `GET /api/v1/roles` — permission `admin`.
+#[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = [Role]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Role>>, Problem> {
     caller.require("admin")?;
     Ok(Json(api.store().roles().all()?))
 }
 
 /// `GET /api/v1/roles/{name}` — permission `admin`.
+#[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), responses((status = 200, body = Role), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -40,6 +42,7 @@ pub async fn show(
 }
 
 /// `POST /api/v1/roles` — permission `admin`. 409 if the name is taken.
+#[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = RoleBody, responses((status = 201, body = Role), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -70,6 +73,7 @@ pub async fn create(
 
 /// `PUT /api/v1/roles/{name}` — permission `admin`. Replaces the permissions of an
 /// existing role (404 otherwise).
+#[utoipa::path(put, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), request_body = RoleBody, responses((status = 200, body = Role), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn replace(
     caller: Caller,
     State(api): State<Api>,
@@ -108,6 +112,7 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/roles/{name}` — permission `admin`. 409 while anything uses the role.
+#[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json")))]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

@@ -10,7 +10,7 @@ use axum::Json;
 use serde::Deserialize;
 
 /// Body of `PATCH`: every field optional; `max_users: null` removes the limit.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsPatch {
     allow_personal_accounts: Option<bool>,
@@ -21,6 +21,7 @@ pub struct SettingsPatch {
 }
 
 /// `GET /api/v1/settings` — permission `admin`.
+#[utoipa::path(get, path = "/api/v1/settings", tag = "settings", responses((status = 200, body = Settings), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(caller: Caller, State(api): State<Api>) -> Result<Json<Settings>, Problem> {
     caller.require("admin")?;
     Ok(Json(api.store().settings()?))
@@ -28,6 +29,7 @@ pub async fn show(caller: Caller, State(api): State<Api>) -> Result<Json<Setting
 
 /// `PATCH /api/v1/settings` — permission `admin`. 422 for a malformed domain or URL, or a
 /// `max_users` below the number of users already stored.
+#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings", request_body = SettingsPatch, responses((status = 200, body = Settings), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,

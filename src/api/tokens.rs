@@ -26,7 +26,7 @@ const MAX_LABEL: usize = 100;
 const MAX_DAYS: u64 = 3650;
 
 /// One stored token (its key is the digest).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 struct TokenRecord {
     user_id: u64,
     created_at: u64,
@@ -38,7 +38,7 @@ struct TokenRecord {
 }
 
 /// Body of `POST /users/{id}/tokens`; may be empty.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewToken {
     #[serde(default)]
@@ -50,7 +50,7 @@ pub struct NewToken {
 }
 
 /// A token as listed: never the token itself.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
     id: String,
     user_id: u64,
@@ -59,13 +59,20 @@ pub struct TokenView {
     expires_at: Option<u64>,
 }
 
+/// The answer of revoking every token of a user.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Revoked {
+    user_id: u64,
+    revoked: u64,
+}
+
 /// The public id of the token whose digest is `digest`.
 fn token_id(digest: &str) -> String {
     digest.chars().take(16).collect()
 }
 
 /// The response that carries a token, the only time it is shown.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
     token: String,
     id: String,
@@ -95,6 +102,7 @@ pub fn lookup(store: &Store, token: &str) -> Result<Option<(u64, Option<u64>)>, 
 /// A token a user issues for itself never outlives the token it was issued with (422 if
 /// asked to; without `expires_at` it gets that token's expiry), so an expiring token
 /// cannot be turned into a lasting one.
+#[utoipa::path(post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = NewToken, responses((status = 201, body = IssuedToken), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -176,11 +184,12 @@ pub async fn create(
 
 /// `DELETE /api/v1/users/{id}/tokens` — permission: as for creating one. Revokes every
 /// token of the user in one atomic batch; returns how many there were.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = Revoked), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke_all(
     caller: Caller,
     State(api): State<Api>,
     Param(id): Param<u64>,
-) -> Result<Json<serde_json::Value>, Problem> {
+) -> Result<Json<Revoked>, Problem> {
     let user = target(&caller, &api, id)?;
     let store = api.state.store.clone();
     let revoked = blocking(move || {
@@ -206,13 +215,15 @@ pub async fn revoke_all(
     api.audit(&caller, "token.revoke", target, None::<&()>, Some(&after))
         .await?;
     tracing::info!(login = %user.login, revoked, "API tokens revoked");
-    Ok(Json(
-        serde_json::json!({ "user_id": id, "revoked": revoked }),
-    ))
+    Ok(Json(Revoked {
+        user_id: id,
+        revoked,
+    }))
 }
 
 /// `GET /api/v1/users/{id}/tokens` — permission: as for creating one. The user's tokens
 /// (ids, labels, times), never the tokens themselves.
+#[utoipa::path(get, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = [TokenView]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -225,6 +236,7 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/users/{id}/tokens/{token_id}` — permission: as for creating one.
+#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens/{token}", tag = "users", params(("id" = u64, Path, description = "numeric id"), ("token" = String, Path, description = "token id")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn revoke(
     caller: Caller,
     State(api): State<Api>,

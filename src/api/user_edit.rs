@@ -16,7 +16,7 @@ use serde::Deserialize;
 const MAX_DISPLAY: usize = 200;
 
 /// Body of `PATCH /api/v1/users/{id}`: every field optional; `group: null` clears it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     display_name: Option<String>,
@@ -37,6 +37,7 @@ enum Credential {
 
 /// `PATCH /api/v1/users/{id}` — permission `manage_users`, plus every permission the user
 /// holds and every permission of the roles given to it.
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = UserPatch, responses((status = 200, body = UserView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,

@@ -21,7 +21,7 @@ pub const MIN_PASSWORD: usize = 8;
 pub const MIN_SECRET: usize = 32;
 
 /// Body of `POST /api/v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     login: String,
@@ -34,7 +34,7 @@ pub struct CreateUser {
 }
 
 /// A user as the API shows it: never a hash.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     id: u64,
     login: String,
@@ -74,7 +74,8 @@ impl From<User> for UserView {
 }
 
 /// Filters of `GET /api/v1/users`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserFilter {
     kind: Option<UserKind>,
@@ -82,6 +83,7 @@ pub struct UserFilter {
 }
 
 /// `GET /api/v1/users?kind=&status=` — permission `manage_users`.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter), responses((status = 200, body = [UserView]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -100,6 +102,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/users/{id}` — permission `manage_users`.
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = UserView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -116,6 +119,7 @@ pub async fn show(
 
 /// `POST /api/v1/users` — permission `manage_users`. 409 for a taken login or when
 /// `max_users` is reached.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, responses((status = 201, body = UserView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,

@@ -6,7 +6,7 @@ use super::snapshot::{normalize, Snapshot};
 use crate::store::{Account, DefaultSendMode, Grantee, Scope, SendMode, User, UserKind};
 
 /// The right a principal sends with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SendRight {
     SendAs,

@@ -6,7 +6,7 @@ use super::snapshot::Snapshot;
 use serde::Serialize;
 
 /// The account an explanation names.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountRef {
     pub id: u64,
     pub name: String,
@@ -15,7 +15,7 @@ pub struct AccountRef {
 }
 
 /// The header and envelope changes a submission would get.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RewritePreview {
     pub from: String,
     /// `None`: every `Sender` field is removed.
@@ -28,7 +28,7 @@ pub struct RewritePreview {
 }
 
 /// The whole explanation.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub allowed: bool,
     pub account: Option<AccountRef>,

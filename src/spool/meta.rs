@@ -12,7 +12,7 @@ pub fn show_id(id: QueueId) -> String {
 }
 
 /// Where one recipient stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RcptStatus {
     Pending,
@@ -21,7 +21,7 @@ pub enum RcptStatus {
 }
 
 /// One envelope recipient and its delivery state.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rcpt {
     pub address: String,
     pub status: RcptStatus,
@@ -47,7 +47,7 @@ pub struct Envelope {
 }
 
 /// The durable metadata of a queued message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Meta {
     pub id: QueueId,
     pub mail_from: String,

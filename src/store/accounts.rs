@@ -6,7 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// How a principal sends through an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum SendMode {
     /// `From` = the account, `Sender` = the principal.
@@ -16,7 +18,7 @@ pub enum SendMode {
 }
 
 /// The send mode of principals without an explicit grant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultSendMode {
     #[default]
@@ -27,7 +29,7 @@ pub enum DefaultSendMode {
 }
 
 /// Who may use an account at all.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Scope {
     Everyone,
@@ -44,7 +46,7 @@ pub enum Scope {
 }
 
 /// Who a grant is for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Grantee {
     User(u64),
@@ -52,7 +54,7 @@ pub enum Grantee {
 }
 
 /// Shared-mailbox rights given to a user or a role.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Grant {
     pub grantee: Grantee,
     /// May read the mail stored for the account.
@@ -67,7 +69,7 @@ pub struct Grant {
 }
 
 /// Health of the account's upstream, as last seen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Health {
     #[default]
@@ -77,7 +79,7 @@ pub enum Health {
 }
 
 /// An account's status with the last upstream error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct AccountStatus {
     pub health: Health,
     #[serde(default)]
@@ -87,7 +89,7 @@ pub struct AccountStatus {
 }
 
 /// An email account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Account {
     pub id: u64,
     /// Friendly name, shown in lists; unique.

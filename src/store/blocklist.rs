@@ -6,7 +6,7 @@ use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 /// What an entry blocks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BlockKind {
     Address,
@@ -14,7 +14,7 @@ pub enum BlockKind {
 }
 
 /// One blocked address or domain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BlockEntry {
     /// Lower-cased address (`someone@example.com`) or domain (`example.com`).
     pub entry: String,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 
 /// An application security role and the named permissions it grants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Role {
     pub name: String,
     #[serde(default)]
@@ -15,7 +15,7 @@ pub struct Role {
 }
 
 /// A skill group of staff users (used by `permitted` account scopes).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SkillGroup {
     pub name: String,
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct SkillGroup {
 }
 
 /// A group of requesters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Group {
     pub name: String,
     #[serde(default)]

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// The settings record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Users may create personal email accounts.

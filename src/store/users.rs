@@ -7,7 +7,7 @@ use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 /// What kind of principal a user is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserKind {
     Staff,
@@ -16,7 +16,7 @@ pub enum UserKind {
 }
 
 /// Whether a user may log in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,
@@ -25,7 +25,7 @@ pub enum UserStatus {
 }
 
 /// How a user came to exist.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CreatedVia {
     #[default]
@@ -34,7 +34,7 @@ pub enum CreatedVia {
 }
 
 /// A stored principal.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: u64,
     pub login: String,
