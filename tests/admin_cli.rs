@@ -278,6 +278,70 @@ async fn an_administrator_scripts_the_whole_set_up() {
         ok(api, &["blocklist", "remove", "spam.example"]).await,
         "ok\n"
     );
+    // The other resources.
+    ok(
+        api,
+        &[
+            "upstreams",
+            "create",
+            "relay2",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "2999",
+            "--tls",
+            "none",
+        ],
+    )
+    .await;
+    let upstreams = ok(api, &["upstreams", "list"]).await;
+    assert!(
+        upstreams
+            .lines()
+            .any(|l| l.contains("relay2") && l.contains("2999") && l.contains("api")),
+        "{upstreams}"
+    );
+    ok(api, &["upstreams", "delete", "relay2"]).await;
+    ok(
+        api,
+        &[
+            "settings",
+            "set",
+            "--org-domains",
+            "example.com,example.org",
+            "--max-users",
+            "50",
+        ],
+    )
+    .await;
+    let settings = ok(api, &["settings", "show"]).await;
+    assert!(
+        settings.contains("org_domains: example.com,example.org")
+            && settings.contains("max_users: 50"),
+        "{settings}"
+    );
+    ok(api, &["settings", "set", "--max-users", "none"]).await;
+    assert!(ok(api, &["settings", "show"])
+        .await
+        .contains("max_users: -"));
+    ok(
+        api,
+        &[
+            "skill-groups",
+            "create",
+            "billing",
+            "--description",
+            "Invoices",
+        ],
+    )
+    .await;
+    assert!(ok(api, &["skill-groups", "list"])
+        .await
+        .contains("Invoices"));
+    ok(api, &["skill-groups", "delete", "billing"]).await;
+    ok(api, &["groups", "create", "vip"]).await;
+    assert!(ok(api, &["groups", "list"]).await.contains("vip"));
+    assert!(ok(api, &["me"]).await.contains("bootstrap: true"));
     let raw = json(api, &["request", "GET", "/api/v1/settings"]).await;
     assert!(raw.get("allow_personal_accounts").is_some(), "{raw}");
 }

@@ -1,233 +1,12 @@
 //! The subcommands of `postern admin` and the API call each one makes. Anything not
 //! covered here is reachable with `postern admin request METHOD PATH [BODY]`.
 
+use super::args::{
+    AccountCmd, BlockCmd, DirectoryCmd, QueueCmd, Resource, RoleCmd, SettingsCmd, UpstreamCmd,
+    UserCmd,
+};
 use super::{AdminError, Api, Call, View};
-use clap::{Args, Subcommand};
 use serde_json::{json, Map, Value};
-
-/// `postern admin [--api URL] [--token T] [--json] RESOURCE ...`
-#[derive(Debug, Args)]
-pub struct AdminArgs {
-    /// The control API.
-    #[arg(long, env = "POSTERN_API", default_value = "http://127.0.0.1:8025")]
-    pub api: String,
-    /// Bearer token (the admin token or a user's).
-    #[arg(long, env = "POSTERN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
-    /// Print the API's JSON instead of a table.
-    #[arg(long, global = true)]
-    pub json: bool,
-    #[command(subcommand)]
-    pub resource: Resource,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Resource {
-    /// Users: staff, requesters and system principals.
-    #[command(subcommand)]
-    Users(UserCmd),
-    /// Roles and their permissions.
-    #[command(subcommand)]
-    Roles(RoleCmd),
-    /// Email accounts and their grants.
-    #[command(subcommand)]
-    Accounts(AccountCmd),
-    /// The delivery queue.
-    #[command(subcommand)]
-    Queue(QueueCmd),
-    /// Blocked addresses and domains.
-    #[command(subcommand)]
-    Blocklist(BlockCmd),
-    /// The audit log of API changes.
-    Audit {
-        #[arg(long)]
-        actor: Option<String>,
-        /// An action, or a prefix such as `user.`.
-        #[arg(long)]
-        action: Option<String>,
-        #[arg(long)]
-        limit: Option<usize>,
-    },
-    /// Why a user may (or may not) send as an address.
-    Explain {
-        #[arg(long)]
-        user: String,
-        #[arg(long)]
-        from: String,
-    },
-    /// Any API call: `request GET /api/v1/settings`, `request PATCH /api/v1/settings '{...}'`.
-    Request {
-        method: String,
-        path: String,
-        body: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum UserCmd {
-    List {
-        #[arg(long)]
-        kind: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-    },
-    Show {
-        id: u64,
-    },
-    Create {
-        #[arg(long)]
-        login: String,
-        #[arg(long)]
-        email: String,
-        /// staff, requester or system.
-        #[arg(long, default_value = "staff")]
-        kind: String,
-        /// Omit for a system user to have a secret generated (printed once). `-` reads it
-        /// from standard input, which keeps it out of the process list and shell history.
-        #[arg(long)]
-        password: Option<String>,
-        #[arg(long)]
-        display_name: Option<String>,
-    },
-    /// Change roles, e-mail address or password.
-    Set {
-        id: u64,
-        /// Comma-separated role names (replaces the list; empty clears it).
-        #[arg(long)]
-        roles: Option<String>,
-        #[arg(long)]
-        email: Option<String>,
-        /// The new password; `-` reads it from standard input.
-        #[arg(long)]
-        password: Option<String>,
-    },
-    Deactivate {
-        id: u64,
-    },
-    Reactivate {
-        id: u64,
-    },
-    /// Issue an API token for the user (printed once).
-    Token {
-        id: u64,
-        #[arg(long, default_value = "")]
-        label: String,
-        /// Unix seconds after which the token is refused.
-        #[arg(long)]
-        expires_at: Option<u64>,
-    },
-    /// List the user's tokens (ids and labels, never the tokens).
-    Tokens {
-        id: u64,
-    },
-    /// Revoke one token by its id.
-    RevokeToken {
-        id: u64,
-        token_id: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum RoleCmd {
-    List,
-    /// Create a role, or replace the permissions of an existing one.
-    Set {
-        name: String,
-        /// Comma-separated permissions.
-        #[arg(long, default_value = "")]
-        permissions: String,
-    },
-    Delete {
-        name: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum AccountCmd {
-    List,
-    Show {
-        id: u64,
-    },
-    Create {
-        #[arg(long)]
-        name: String,
-        #[arg(long)]
-        address: String,
-        #[arg(long)]
-        upstream: Option<String>,
-        /// everyone, system or all_staff.
-        #[arg(long, default_value = "all_staff")]
-        scope: String,
-        /// send_as, send_on_behalf or none.
-        #[arg(long, default_value = "none")]
-        send_mode: String,
-        #[arg(long)]
-        display_name: Option<String>,
-    },
-    Delete {
-        id: u64,
-    },
-    /// Send a test message through the account's upstream and show its answer.
-    Test {
-        id: u64,
-        #[arg(long)]
-        to: String,
-    },
-    /// Add (or replace) a grant for a user or a role. Reads the grants, then writes them
-    /// back whole: do not run two at once for the same account.
-    Grant {
-        id: u64,
-        #[arg(long, conflicts_with = "role", required_unless_present = "role")]
-        user: Option<u64>,
-        #[arg(long)]
-        role: Option<String>,
-        /// send_as or send_on_behalf.
-        #[arg(long)]
-        send: Option<String>,
-        #[arg(long)]
-        access: bool,
-        #[arg(long)]
-        setup: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BlockCmd {
-    List,
-    /// Block an address (someone@example.com) or a domain and its subdomains.
-    Add {
-        entry: String,
-        #[arg(long, default_value = "")]
-        reason: String,
-    },
-    Remove {
-        entry: String,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum QueueCmd {
-    List {
-        #[arg(long)]
-        deferred: bool,
-        #[arg(long)]
-        sender: Option<String>,
-        #[arg(long)]
-        recipient: Option<String>,
-    },
-    Show {
-        id: String,
-    },
-    Retry {
-        id: String,
-    },
-    Delete {
-        id: String,
-        /// Send the sender a DSN for the recipients still pending.
-        #[arg(long)]
-        bounce: bool,
-    },
-}
 
 const USERS: &[&str] = &["/id", "/login", "/email", "/kind", "/status", "/roles"];
 const TOKENS: &[&str] = &["/id", "/label", "/created_at", "/expires_at"];
@@ -247,6 +26,8 @@ const QUEUE: &[&str] = &[
     "/attempts",
     "/next_attempt_at",
 ];
+const UPSTREAMS: &[&str] = &["/name", "/kind", "/host", "/port", "/source"];
+const DIRECTORY: &[&str] = &["/name", "/description"];
 const BLOCKS: &[&str] = &["/entry", "/kind", "/reason", "/created_by"];
 const AUDIT: &[&str] = &["/id", "/at", "/actor", "/action", "/target"];
 
@@ -298,6 +79,11 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Accounts(cmd) => accounts(cmd, api)?,
         Resource::Queue(cmd) => queue(cmd),
         Resource::Blocklist(cmd) => blocklist(cmd),
+        Resource::Upstreams(cmd) => upstreams(cmd)?,
+        Resource::Settings(cmd) => settings(cmd)?,
+        Resource::SkillGroups(cmd) => directory(cmd, "/api/v1/skill-groups"),
+        Resource::Groups(cmd) => directory(cmd, "/api/v1/groups"),
+        Resource::Me => call("GET", "/api/v1/me", None, View::Record),
         Resource::Audit {
             actor,
             action,
@@ -516,6 +302,84 @@ fn accounts(cmd: &AccountCmd, api: &Api) -> Result<Call, AdminError> {
             )
         }
     })
+}
+
+fn upstreams(cmd: &UpstreamCmd) -> Result<Call, AdminError> {
+    Ok(match cmd {
+        UpstreamCmd::List => call("GET", "/api/v1/upstreams", None, View::Table(UPSTREAMS)),
+        UpstreamCmd::Create {
+            name,
+            host,
+            port,
+            tls,
+            auth,
+            username,
+            password,
+        } => {
+            let mut body = json!({"name": name, "kind": "smtp", "host": host, "port": port,
+                "tls": tls, "auth": auth, "username": username});
+            set(&mut body, "password", secret(password)?.map(Value::from));
+            call("POST", "/api/v1/upstreams", Some(body), View::Record)
+        }
+        UpstreamCmd::Delete { name } => call(
+            "DELETE",
+            format!("/api/v1/upstreams/{}", encode(name)),
+            None,
+            View::Done,
+        ),
+    })
+}
+
+fn settings(cmd: &SettingsCmd) -> Result<Call, AdminError> {
+    Ok(match cmd {
+        SettingsCmd::Show => call("GET", "/api/v1/settings", None, View::Record),
+        SettingsCmd::Set {
+            allow_personal_accounts,
+            org_domains,
+            public_url,
+            max_users,
+        } => {
+            let mut body = json!({});
+            set(
+                &mut body,
+                "allow_personal_accounts",
+                allow_personal_accounts.map(Value::from),
+            );
+            set(
+                &mut body,
+                "org_domains",
+                org_domains.as_deref().map(|d| json!(list(d))),
+            );
+            set(&mut body, "public_url", public_url.clone().map(Value::from));
+            let max = match max_users.as_deref() {
+                None => None,
+                Some("none") => Some(Value::Null),
+                Some(n) => Some(Value::from(n.parse::<u64>().map_err(|_| {
+                    AdminError::Usage(format!("--max-users {n:?}: a number or none"))
+                })?)),
+            };
+            set(&mut body, "max_users", max);
+            call("PATCH", "/api/v1/settings", Some(body), View::Record)
+        }
+    })
+}
+
+fn directory(cmd: &DirectoryCmd, base: &'static str) -> Call {
+    match cmd {
+        DirectoryCmd::List => call("GET", base, None, View::Table(DIRECTORY)),
+        DirectoryCmd::Create { name, description } => call(
+            "POST",
+            base,
+            Some(json!({"name": name, "description": description})),
+            View::Record,
+        ),
+        DirectoryCmd::Delete { name } => call(
+            "DELETE",
+            format!("{base}/{}", encode(name)),
+            None,
+            View::Done,
+        ),
+    }
 }
 
 fn blocklist(cmd: &BlockCmd) -> Call {

@@ -4,15 +4,17 @@
 //! `--json` prints the API's JSON as it came. An API error prints its problem document on
 //! stderr and exits with status 1.
 //!
+//! - `args`    — the command line (clap).
 //! - `http`    — one HTTP/1.1 request over TCP.
 //! - `table`   — the text output.
 //! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls.
 
+mod args;
 mod command;
 mod http;
 mod table;
 
-pub use command::{AdminArgs, Resource};
+pub use args::{AdminArgs, Resource};
 pub use http::HttpError;
 
 use serde_json::Value;
