@@ -6,6 +6,7 @@
 use super::account_rules::{require_setup, tidy, validate};
 use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::{Account, DefaultSendMode, Grant, Scope};
 use axum::extract::State;
@@ -46,7 +47,10 @@ pub enum GrantList {
 /// `PATCH /api/v1/accounts/{id}` — the account's `setup` right (owner, a `setup` grant,
 /// `admin`, or `shared_account_setup` for a shared account); changing `default` needs
 /// `admin`.
-#[utoipa::path(patch, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = AccountPatch, responses((status = 200, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    patch, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = AccountPatch,
+    responses((status = 200, body = Account), Problems)
+)]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,
@@ -71,7 +75,10 @@ pub async fn patch(
 
 /// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
 /// grant list; grantee users and roles must exist (422).
-#[utoipa::path(put, path = "/api/v1/accounts/{id}/grants", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = GrantList, responses((status = 200, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put, path = "/api/v1/accounts/{id}/grants", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = GrantList,
+    responses((status = 200, body = Account), Problems)
+)]
 pub async fn put_grants(
     caller: Caller,
     State(api): State<Api>,

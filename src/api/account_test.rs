@@ -7,6 +7,7 @@
 use super::account_rules::require_setup;
 use super::accounts::visible;
 use super::extract::{Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::relay::{Outgoing, RcptOutcome};
 use crate::rewrite::date;
@@ -44,7 +45,10 @@ pub struct TestResult {
 }
 
 /// `POST /api/v1/accounts/{id}/test` — the account's `setup` right.
-#[utoipa::path(post, path = "/api/v1/accounts/{id}/test", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = TestRequest, responses((status = 200, body = TestResult), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/accounts/{id}/test", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = TestRequest,
+    responses((status = 200, body = TestResult), Problems)
+)]
 pub async fn test(
     caller: Caller,
     State(api): State<Api>,

@@ -4,6 +4,7 @@
 
 use super::account_rules::{may_see, require_create, require_setup, tidy, validate};
 use super::extract::{blocking, Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::{Account, AccountStatus, DefaultSendMode, Grant, Scope};
 use axum::extract::State;
@@ -49,7 +50,10 @@ pub struct StatusView {
 
 /// `GET /api/v1/accounts` — any authenticated caller: `admin` and `shared_account_setup`
 /// see every account, others those they own or hold a grant on.
-#[utoipa::path(get, path = "/api/v1/accounts", tag = "accounts", responses((status = 200, body = [Account]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/accounts", tag = "accounts",
+    responses((status = 200, body = [Account]), Problems)
+)]
 pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Account>>, Problem> {
     let accounts = api.store().accounts().all()?;
     Ok(Json(
@@ -61,7 +65,10 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Acc
 }
 
 /// `GET /api/v1/accounts/{id}` — as for the list; an account the caller may not see is 404.
-#[utoipa::path(get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = Account), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 200, body = Account), Problems)
+)]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -71,7 +78,10 @@ pub async fn show(
 }
 
 /// `GET /api/v1/accounts/{id}/status` — as for showing the account.
-#[utoipa::path(get, path = "/api/v1/accounts/{id}/status", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = StatusView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/accounts/{id}/status", tag = "accounts", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 200, body = StatusView), Problems)
+)]
 pub async fn status(
     caller: Caller,
     State(api): State<Api>,
@@ -99,7 +109,10 @@ pub fn visible(caller: &Caller, api: &Api, id: u64) -> Result<Account, Problem> 
 /// a personal account is created by its owner while `allow_personal_accounts` is on, or
 /// by an admin; `default: true` needs `admin`. 422 for invalid fields, 409 for a name or
 /// address already in use.
-#[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount, responses((status = 201, body = Account), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/accounts", tag = "accounts", request_body = NewAccount,
+    responses((status = 201, body = Account), Problems)
+)]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -160,7 +173,10 @@ pub async fn create(
 
 /// `DELETE /api/v1/accounts/{id}` — the account's `setup` right. The default account
 /// cannot be deleted (409).
-#[utoipa::path(delete, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/accounts/{id}", tag = "accounts", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 204), Problems)
+)]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

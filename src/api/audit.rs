@@ -7,7 +7,8 @@
 //! entry is logged as an error but does not turn the (done) change into an error answer,
 //! which a client would retry.
 
-use super::extract::{blocking, QueryOf};
+use super::extract::{blocking, page_limit, QueryOf};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::{AuditEntry, AuditFilter};
 use axum::extract::State;
@@ -101,20 +102,17 @@ pub struct AuditQuery {
 
 /// `GET /api/v1/audit` — permission `admin`. Oldest first; page on with `after` = the last
 /// id seen. `action` is exact, or a resource prefix ending in a dot (`user.`).
-#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery), responses((status = 200, body = [AuditEntry]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = [AuditEntry]), Problems)
+)]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
     QueryOf(query): QueryOf<AuditQuery>,
 ) -> Result<Json<Vec<AuditEntry>>, Problem> {
     caller.require("admin")?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(Problem::invalid(
-            "limit",
-            format!("between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = AuditFilter {
         after: query.after,
         actor: query.actor,

@@ -4,6 +4,7 @@
 //! are audited and reach the policy snapshot, where the SMTP side looks them up.
 
 use super::extract::{blocking, Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::smtp::params::check_mailbox;
 use crate::store::{BlockEntry, BlockKind};
@@ -25,7 +26,10 @@ pub struct NewBlock {
 }
 
 /// `GET /api/v1/blocklist` — permission `block_unwanted_email`.
-#[utoipa::path(get, path = "/api/v1/blocklist", tag = "blocklist", responses((status = 200, body = [BlockEntry]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/blocklist", tag = "blocklist",
+    responses((status = 200, body = [BlockEntry]), Problems)
+)]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -36,7 +40,10 @@ pub async fn list(
 
 /// `POST /api/v1/blocklist` — permission `block_unwanted_email`. 422 for something that
 /// is neither an address nor a domain, 409 if already blocked.
-#[utoipa::path(post, path = "/api/v1/blocklist", tag = "blocklist", request_body = NewBlock, responses((status = 201, body = BlockEntry), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/blocklist", tag = "blocklist", request_body = NewBlock,
+    responses((status = 201, body = BlockEntry), Problems)
+)]
 pub async fn add(
     caller: Caller,
     State(api): State<Api>,
@@ -79,7 +86,10 @@ pub async fn add(
 }
 
 /// `DELETE /api/v1/blocklist/{entry}` — permission `block_unwanted_email`.
-#[utoipa::path(delete, path = "/api/v1/blocklist/{entry}", tag = "blocklist", params(("entry" = String, Path, description = "address or domain")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/blocklist/{entry}", tag = "blocklist", params(("entry" = String, Path, description = "address or domain")),
+    responses((status = 204), Problems)
+)]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

@@ -4,6 +4,7 @@
 //! policy snapshot in force, the same one the next SMTP session uses.
 
 use super::extract::Body;
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::{explain as policy_explain, Explanation};
 use axum::extract::State;
@@ -30,7 +31,10 @@ pub struct ExplainRequest {
 
 /// `POST /api/v1/policy/explain` — permission `shared_account_setup` (admin implies it).
 /// 200 with the explanation even when the verdict is a refusal; 404 for an unknown user.
-#[utoipa::path(post, path = "/api/v1/policy/explain", tag = "policy", request_body = ExplainRequest, responses((status = 200, body = Explanation), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/policy/explain", tag = "policy", request_body = ExplainRequest,
+    responses((status = 200, body = Explanation), Problems)
+)]
 pub async fn explain(
     caller: Caller,
     State(api): State<Api>,

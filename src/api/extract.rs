@@ -79,3 +79,11 @@ where
         .await
         .map_err(Problem::internal)?
 }
+
+/// The page size a listing asked for: `default` when absent, 422 outside 1..=`max`.
+pub fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Result<usize, Problem> {
+    match asked.unwrap_or(default) {
+        limit @ 1.. if limit <= max => Ok(limit),
+        _ => Err(Problem::invalid("limit", format!("between 1 and {max}"))),
+    }
+}

@@ -3,6 +3,7 @@
 //! and SMTP submission can never disagree. Accounts with scope `system` are never listed
 //! for a staff member (SPEC §2).
 
+use super::problem::Problems;
 use super::users::UserView;
 use super::{Api, Caller, Problem, PERMISSIONS};
 use crate::policy::{decide, right_name};
@@ -40,7 +41,10 @@ pub struct MyAccount {
 }
 
 /// `GET /api/v1/me` — any authenticated caller.
-#[utoipa::path(get, path = "/api/v1/me", tag = "me", responses((status = 200, body = MeView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/me", tag = "me",
+    responses((status = 200, body = MeView), Problems)
+)]
 pub async fn show(caller: Caller) -> Json<MeView> {
     let permissions = PERMISSIONS
         .iter()
@@ -56,7 +60,10 @@ pub async fn show(caller: Caller) -> Json<MeView> {
 
 /// `GET /api/v1/me/accounts` — any authenticated user (404 for the bootstrap token, which
 /// sends nothing).
-#[utoipa::path(get, path = "/api/v1/me/accounts", tag = "me", responses((status = 200, body = [MyAccount]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/me/accounts", tag = "me",
+    responses((status = 200, body = [MyAccount]), Problems)
+)]
 pub async fn accounts(
     caller: Caller,
     State(api): State<Api>,

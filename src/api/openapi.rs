@@ -6,7 +6,7 @@
 //! operations are described by the `*_doc` functions here.
 
 use super::directory::NewEntry;
-use super::problem::Problem;
+use super::problem::Problems;
 use super::{
     account_edit, account_test, accounts, audit, blocklist, explain, health, me, queue, roles,
     settings, tokens, upstreams, user_edit, users,
@@ -67,29 +67,18 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
 macro_rules! directory_doc {
     ($list:ident, $create:ident, $remove:ident, $path:literal, $one:literal, $ty:ty) => {
         #[utoipa::path(get, path = $path, tag = "directory",
-                    responses((status = 200, body = [$ty]),
-                        (status = 401, body = Problem, content_type = "application/problem+json"),
-                        (status = 403, body = Problem, content_type = "application/problem+json")))]
+                            responses((status = 200, body = [$ty]), Problems))]
         #[allow(dead_code)]
         fn $list() {}
 
         #[utoipa::path(post, path = $path, tag = "directory", request_body = NewEntry,
-                    responses((status = 201, body = $ty),
-                        (status = 400, body = Problem, content_type = "application/problem+json"),
-                        (status = 401, body = Problem, content_type = "application/problem+json"),
-                        (status = 403, body = Problem, content_type = "application/problem+json"),
-                        (status = 409, body = Problem, content_type = "application/problem+json"),
-                        (status = 422, body = Problem, content_type = "application/problem+json")))]
+                            responses((status = 201, body = $ty), Problems))]
         #[allow(dead_code)]
         fn $create() {}
 
         #[utoipa::path(delete, path = $one, tag = "directory",
-                    params(("name" = String, Path, description = "name")),
-                    responses((status = 204),
-                        (status = 401, body = Problem, content_type = "application/problem+json"),
-                        (status = 403, body = Problem, content_type = "application/problem+json"),
-                        (status = 404, body = Problem, content_type = "application/problem+json"),
-                        (status = 409, body = Problem, content_type = "application/problem+json")))]
+                            params(("name" = String, Path, description = "name")),
+                            responses((status = 204), Problems))]
         #[allow(dead_code)]
         fn $remove() {}
     };

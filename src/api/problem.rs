@@ -27,6 +27,31 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
 }
 
+/// The error answers of the API's operations, for the OpenAPI document: each one a problem
+/// document. Every operation lists them all (`responses(..., Problems)`).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum Problems {
+    /// Malformed request: a body that is not the expected JSON, or a bad query string.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No bearer token, or an unknown or expired one.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller lacks the permission the problem names.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such resource (or one the caller may not see).
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The change conflicts with what exists (a name taken, a resource in use).
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// A field is invalid; `errors` names it.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
 impl Problem {
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Problem {
         Problem {

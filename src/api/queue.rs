@@ -5,7 +5,8 @@
 //!
 //! Queue ids are the 16 hex digits of `250 2.0.0 queued as <id>`; times are Unix seconds.
 
-use super::extract::{blocking, Param, QueryOf};
+use super::extract::{blocking, page_limit, Param, QueryOf};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::spool::{show_id, Meta, QueueFilter, QueueId, RcptStatus};
 use axum::extract::State;
@@ -87,20 +88,17 @@ fn parse_id(text: &str) -> Result<QueueId, Problem> {
 }
 
 /// `GET /api/v1/queue` — permission `view_queue`. Oldest first.
-#[utoipa::path(get, path = "/api/v1/queue", tag = "queue", params(ListQuery), responses((status = 200, body = [QueuedView]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/queue", tag = "queue", params(ListQuery),
+    responses((status = 200, body = [QueuedView]), Problems)
+)]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
     QueryOf(query): QueryOf<ListQuery>,
 ) -> Result<Json<Vec<QueuedView>>, Problem> {
     caller.require("view_queue")?;
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(Problem::invalid(
-            "limit",
-            format!("between 1 and {MAX_LIMIT}"),
-        ));
-    }
+    let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let after = match &query.after {
         Some(text) => QueueId::from_str_radix(text, 16)
             .map_err(|_| Problem::invalid("after", "a queue id (hex digits)"))?,
@@ -121,7 +119,10 @@ pub async fn list(
 
 /// `GET /api/v1/queue/{id}` — permission `view_queue`: the envelope and where each
 /// recipient stands.
-#[utoipa::path(get, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")), responses((status = 200, body = QueuedView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")),
+    responses((status = 200, body = QueuedView), Problems)
+)]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -138,7 +139,10 @@ pub async fn show(
 
 /// `POST /api/v1/queue/{id}/retry` — permission `manage_queue`. 202: the attempt starts
 /// now (or is already under way).
-#[utoipa::path(post, path = "/api/v1/queue/{id}/retry", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")), responses((status = 202, body = Retrying), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/queue/{id}/retry", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits")),
+    responses((status = 202, body = Retrying), Problems)
+)]
 pub async fn retry(
     caller: Caller,
     State(api): State<Api>,
@@ -177,7 +181,10 @@ pub struct DeleteQuery {
 
 /// `DELETE /api/v1/queue/{id}` — permission `manage_queue`. Answers the message as it
 /// was; with `bounce=true` its pending recipients were reported to the sender in a DSN.
-#[utoipa::path(delete, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits"), DeleteQuery), responses((status = 200, body = QueuedView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/queue/{id}", tag = "queue", params(("id" = String, Path, description = "queue id, 16 hex digits"), DeleteQuery),
+    responses((status = 200, body = QueuedView), Problems)
+)]
 pub async fn delete(
     caller: Caller,
     State(api): State<Api>,

@@ -4,6 +4,7 @@
 //! reference ever dangles.
 
 use super::extract::{blocking, Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem, PERMISSIONS};
 use crate::store::{Grantee, Role, Scope, Store};
 use axum::extract::State;
@@ -22,14 +23,20 @@ pub struct RoleBody {
 }
 
 /// `GET /api/v1/roles` — permission `admin`.
-#[utoipa::path(get, path = "/api/v1/roles", tag = "roles", responses((status = 200, body = [Role]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/roles", tag = "roles",
+    responses((status = 200, body = [Role]), Problems)
+)]
 pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Role>>, Problem> {
     caller.require("admin")?;
     Ok(Json(api.store().roles().all()?))
 }
 
 /// `GET /api/v1/roles/{name}` — permission `admin`.
-#[utoipa::path(get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), responses((status = 200, body = Role), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")),
+    responses((status = 200, body = Role), Problems)
+)]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -42,7 +49,10 @@ pub async fn show(
 }
 
 /// `POST /api/v1/roles` — permission `admin`. 409 if the name is taken.
-#[utoipa::path(post, path = "/api/v1/roles", tag = "roles", request_body = RoleBody, responses((status = 201, body = Role), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/roles", tag = "roles", request_body = RoleBody,
+    responses((status = 201, body = Role), Problems)
+)]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -73,7 +83,10 @@ pub async fn create(
 
 /// `PUT /api/v1/roles/{name}` — permission `admin`. Replaces the permissions of an
 /// existing role (404 otherwise).
-#[utoipa::path(put, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), request_body = RoleBody, responses((status = 200, body = Role), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    put, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), request_body = RoleBody,
+    responses((status = 200, body = Role), Problems)
+)]
 pub async fn replace(
     caller: Caller,
     State(api): State<Api>,
@@ -112,7 +125,10 @@ pub async fn replace(
 }
 
 /// `DELETE /api/v1/roles/{name}` — permission `admin`. 409 while anything uses the role.
-#[utoipa::path(delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/roles/{name}", tag = "roles", params(("name" = String, Path, description = "name")),
+    responses((status = 204), Problems)
+)]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

@@ -3,6 +3,7 @@
 //! in one write; the policy snapshot (which carries the settings) is rebuilt after it.
 
 use super::extract::{blocking, nullable, Body};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::Settings;
 use axum::extract::State;
@@ -21,7 +22,10 @@ pub struct SettingsPatch {
 }
 
 /// `GET /api/v1/settings` — permission `admin`.
-#[utoipa::path(get, path = "/api/v1/settings", tag = "settings", responses((status = 200, body = Settings), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/settings", tag = "settings",
+    responses((status = 200, body = Settings), Problems)
+)]
 pub async fn show(caller: Caller, State(api): State<Api>) -> Result<Json<Settings>, Problem> {
     caller.require("admin")?;
     Ok(Json(api.store().settings()?))
@@ -29,7 +33,10 @@ pub async fn show(caller: Caller, State(api): State<Api>) -> Result<Json<Setting
 
 /// `PATCH /api/v1/settings` — permission `admin`. 422 for a malformed domain or URL, or a
 /// `max_users` below the number of users already stored.
-#[utoipa::path(patch, path = "/api/v1/settings", tag = "settings", request_body = SettingsPatch, responses((status = 200, body = Settings), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    patch, path = "/api/v1/settings", tag = "settings", request_body = SettingsPatch,
+    responses((status = 200, body = Settings), Problems)
+)]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,

@@ -8,6 +8,7 @@
 //! It issues, finds and revokes tokens; whether the user may log in is `auth`'s check.
 
 use super::extract::{blocking, Body, Param};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::digest_secret;
 use crate::store::{Store, StoreError, User, UserStatus};
@@ -102,7 +103,10 @@ pub fn lookup(store: &Store, token: &str) -> Result<Option<(u64, Option<u64>)>, 
 /// A token a user issues for itself never outlives the token it was issued with (422 if
 /// asked to; without `expires_at` it gets that token's expiry), so an expiring token
 /// cannot be turned into a lasting one.
-#[utoipa::path(post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = NewToken, responses((status = 201, body = IssuedToken), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = NewToken,
+    responses((status = 201, body = IssuedToken), Problems)
+)]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -184,7 +188,10 @@ pub async fn create(
 
 /// `DELETE /api/v1/users/{id}/tokens` — permission: as for creating one. Revokes every
 /// token of the user in one atomic batch; returns how many there were.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = Revoked), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 200, body = Revoked), Problems)
+)]
 pub async fn revoke_all(
     caller: Caller,
     State(api): State<Api>,
@@ -223,7 +230,10 @@ pub async fn revoke_all(
 
 /// `GET /api/v1/users/{id}/tokens` — permission: as for creating one. The user's tokens
 /// (ids, labels, times), never the tokens themselves.
-#[utoipa::path(get, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = [TokenView]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/users/{id}/tokens", tag = "users", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 200, body = [TokenView]), Problems)
+)]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -236,7 +246,10 @@ pub async fn list(
 }
 
 /// `DELETE /api/v1/users/{id}/tokens/{token_id}` — permission: as for creating one.
-#[utoipa::path(delete, path = "/api/v1/users/{id}/tokens/{token}", tag = "users", params(("id" = u64, Path, description = "numeric id"), ("token" = String, Path, description = "token id")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/users/{id}/tokens/{token}", tag = "users", params(("id" = u64, Path, description = "numeric id"), ("token" = String, Path, description = "token id")),
+    responses((status = 204), Problems)
+)]
 pub async fn revoke(
     caller: Caller,
     State(api): State<Api>,

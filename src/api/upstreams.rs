@@ -5,6 +5,7 @@
 //! change the relays and then the policy snapshot are reloaded.
 
 use super::extract::{blocking, Param};
+use super::problem::Problems;
 use super::roles::check_name;
 use super::{Api, Caller, Problem};
 use crate::config::{UpstreamAuth, UpstreamConfig};
@@ -15,7 +16,10 @@ use axum::Json;
 use serde_json::{Map, Value};
 
 /// `GET /api/v1/upstreams` — permission `admin`.
-#[utoipa::path(get, path = "/api/v1/upstreams", tag = "upstreams", responses((status = 200, body = [Object]), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/upstreams", tag = "upstreams",
+    responses((status = 200, body = [Object]), Problems)
+)]
 pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Value>>, Problem> {
     caller.require("admin")?;
     let relays = &api.state.relays;
@@ -45,7 +49,10 @@ fn view(name: &str, config: &UpstreamConfig, from_config: bool) -> Result<Value,
 
 /// `POST /api/v1/upstreams` `{name, kind, ...settings}` — permission `admin`. 422 for bad
 /// settings (an smtp upstream needs `host`), 409 for a name already in use.
-#[utoipa::path(post, path = "/api/v1/upstreams", tag = "upstreams", request_body = Object, responses((status = 201, body = Object), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/upstreams", tag = "upstreams", request_body = Object,
+    responses((status = 201, body = Object), Problems)
+)]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
@@ -101,7 +108,10 @@ pub async fn create(
 
 /// `DELETE /api/v1/upstreams/{name}` — permission `admin`. 409 for an upstream of the
 /// config file or one an account still uses.
-#[utoipa::path(delete, path = "/api/v1/upstreams/{name}", tag = "upstreams", params(("name" = String, Path, description = "name")), responses((status = 204), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    delete, path = "/api/v1/upstreams/{name}", tag = "upstreams", params(("name" = String, Path, description = "name")),
+    responses((status = 204), Problems)
+)]
 pub async fn remove(
     caller: Caller,
     State(api): State<Api>,

@@ -4,6 +4,7 @@
 //! New passwords are hashed (argon2id) on a blocking thread before the change is locked in.
 
 use super::extract::{blocking, nullable, Body, Param};
+use super::problem::Problems;
 use super::users::{check_email, UserView, MIN_PASSWORD, MIN_SECRET};
 use super::{Api, Caller, Problem};
 use crate::policy::{digest_secret, hash_password};
@@ -37,7 +38,10 @@ enum Credential {
 
 /// `PATCH /api/v1/users/{id}` — permission `manage_users`, plus every permission the user
 /// holds and every permission of the roles given to it.
-#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = UserPatch, responses((status = 200, body = UserView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    patch, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")), request_body = UserPatch,
+    responses((status = 200, body = UserView), Problems)
+)]
 pub async fn patch(
     caller: Caller,
     State(api): State<Api>,

@@ -4,6 +4,7 @@
 //! generated and returned once when none is given. No response ever carries a hash.
 
 use super::extract::{blocking, Body, Param, QueryOf};
+use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::{digest_secret, hash_password};
 use crate::store::{CreatedVia, NewUser, User, UserKind, UserStatus};
@@ -83,7 +84,10 @@ pub struct UserFilter {
 }
 
 /// `GET /api/v1/users?kind=&status=` — permission `manage_users`.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(UserFilter), responses((status = 200, body = [UserView]), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users", params(UserFilter),
+    responses((status = 200, body = [UserView]), Problems)
+)]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
@@ -102,7 +106,10 @@ pub async fn list(
 }
 
 /// `GET /api/v1/users/{id}` — permission `manage_users`.
-#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")), responses((status = 200, body = UserView), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 404, description = "not found", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    get, path = "/api/v1/users/{id}", tag = "users", params(("id" = u64, Path, description = "numeric id")),
+    responses((status = 200, body = UserView), Problems)
+)]
 pub async fn show(
     caller: Caller,
     State(api): State<Api>,
@@ -119,7 +126,10 @@ pub async fn show(
 
 /// `POST /api/v1/users` — permission `manage_users`. 409 for a taken login or when
 /// `max_users` is reached.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser, responses((status = 201, body = UserView), (status = 400, description = "malformed request", body = Problem, content_type = "application/problem+json"), (status = 401, description = "no or unknown token", body = Problem, content_type = "application/problem+json"), (status = 403, description = "permission missing", body = Problem, content_type = "application/problem+json"), (status = 409, description = "conflict", body = Problem, content_type = "application/problem+json"), (status = 422, description = "invalid field", body = Problem, content_type = "application/problem+json")))]
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
+    responses((status = 201, body = UserView), Problems)
+)]
 pub async fn create(
     caller: Caller,
     State(api): State<Api>,
