@@ -66,19 +66,15 @@ pub async fn document() -> Json<utoipa::openapi::OpenApi> {
 
 macro_rules! directory_doc {
     ($list:ident, $create:ident, $remove:ident, $path:literal, $one:literal, $ty:ty) => {
-        #[utoipa::path(get, path = $path, tag = "directory",
-                            responses((status = 200, body = [$ty]), Problems))]
+        #[utoipa::path(get, path = $path, tag = "directory", responses((status = 200, body = [$ty]), Problems))]
         #[allow(dead_code)]
         fn $list() {}
 
-        #[utoipa::path(post, path = $path, tag = "directory", request_body = NewEntry,
-                            responses((status = 201, body = $ty), Problems))]
+        #[utoipa::path(post, path = $path, tag = "directory", request_body = NewEntry, responses((status = 201, body = $ty), Problems))]
         #[allow(dead_code)]
         fn $create() {}
 
-        #[utoipa::path(delete, path = $one, tag = "directory",
-                            params(("name" = String, Path, description = "name")),
-                            responses((status = 204), Problems))]
+        #[utoipa::path(delete, path = $one, tag = "directory", params(("name" = String, Path, description = "name")), responses((status = 204), Problems))]
         #[allow(dead_code)]
         fn $remove() {}
     };
