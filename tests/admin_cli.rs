@@ -4,7 +4,6 @@
 
 mod common;
 
-use common::upstream::{FakeUpstream, Script};
 use common::{Client, Gateway, TOKEN};
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -77,20 +76,7 @@ async fn json(api: SocketAddr, args: &[&str]) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_scripts_the_whole_set_up() {
-    let upstream = FakeUpstream::start(Script {
-        pipelining: true,
-        tempfail_first: 1000,
-        ..Script::default()
-    })
-    .await;
-    let port = upstream.addr.port();
-    let gw = Gateway::start(move |c| {
-        c.upstreams
-            .insert("sink".into(), common::sink_upstream(port));
-        c.default_upstream = "sink".into();
-        c.queue.retry_intervals_secs = vec![3600];
-    })
-    .await;
+    let (_upstream, gw) = common::gateway_with_deferring_upstream().await;
     let api = gw.running.api;
 
     let alice = json(

@@ -3,7 +3,6 @@
 
 mod common;
 
-use common::upstream::{FakeUpstream, Script};
 use common::{http, Client, Gateway, TOKEN};
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -79,20 +78,7 @@ async fn user_with(gw: &Gateway, login: &str, permissions: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queue_list_show_retry_delete_and_bounce() {
-    let upstream = FakeUpstream::start(Script {
-        pipelining: true,
-        tempfail_first: 1000,
-        ..Script::default()
-    })
-    .await;
-    let port = upstream.addr.port();
-    let gw = Gateway::start(move |c| {
-        c.upstreams
-            .insert("sink".into(), common::sink_upstream(port));
-        c.default_upstream = "sink".into();
-        c.queue.retry_intervals_secs = vec![3600];
-    })
-    .await;
+    let (upstream, gw) = common::gateway_with_deferring_upstream().await;
     gw.create_user("alice@example.com", "staff", "alice-password")
         .await;
     let api = gw.running.api;

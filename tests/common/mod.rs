@@ -53,6 +53,25 @@ pub fn test_config(dir: &std::path::Path) -> Config {
     }
 }
 
+/// A gateway whose default upstream, `sink`, is an SMTP upstream that answers every
+/// message `451` (so messages wait in the queue); retries come only after an hour.
+pub async fn gateway_with_deferring_upstream() -> (upstream::FakeUpstream, Gateway) {
+    let upstream = upstream::FakeUpstream::start(upstream::Script {
+        pipelining: true,
+        tempfail_first: usize::MAX,
+        ..upstream::Script::default()
+    })
+    .await;
+    let port = upstream.addr.port();
+    let gw = Gateway::start(move |c| {
+        c.upstreams.insert("sink".into(), sink_upstream(port));
+        c.default_upstream = "sink".into();
+        c.queue.retry_intervals_secs = vec![3600];
+    })
+    .await;
+    (upstream, gw)
+}
+
 impl Gateway {
     /// Starts a gateway on the test configuration after `configure` has adjusted it.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> Gateway {
