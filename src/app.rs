@@ -4,6 +4,7 @@
 
 use crate::api::{self, AdminToken, ApiState};
 use crate::config::{Config, TlsMode};
+use crate::inbound::Hook;
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
@@ -90,6 +91,11 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         .map(|u| (u.name, u.config))
         .collect();
     let upstreams = Arc::new(Relays::new(&config, &stored)?);
+    upstreams.set_inbound(Arc::new(Hook::new(
+        store.clone(),
+        policy.clone(),
+        config.hostname.clone(),
+    )));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
 

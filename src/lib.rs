@@ -24,14 +24,21 @@
 //!   one-time move of the older sled spool.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   at most `max_connections` open per upstream);
-//!   `Relays`, the upstreams of the config file and the API, swapped when one changes.
+//!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
+//!   the inbound hook under the reserved name `@inbound`.
+//! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
+//!   mail to), message parsing (mail-parser, cleaned text), loop detection, requester
+//!   lookup and auto-creation, threading, one atomic ticket-store change per message.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
-//!   policy/explain, the queue, the audit log of every change; problem+json errors; the
+//!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
+//!   (block/unblock), the audit log of every change; problem+json errors; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
-//!   groups, accounts, upstreams, settings, the Message-ID registry and the audit log; `flush` = sled's
-//!   flush + `syncfs` (every API change; the registry once a second).
+//!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
+//!   blocklist and the ticket store (tickets, articles, attachments, knowledge items,
+//!   idempotence marks); `flush` = sled's flush + `syncfs` (every API change; the registry
+//!   once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).
@@ -46,11 +53,18 @@
 //! `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the account's upstream,
 //! envelope sender = the account address → per-recipient status made durable → DSN on
 //! permanent failure or expiry.
+//!
+//! Inbound: listener (purpose `inbound`) → blocklist and blocked users at MAIL FROM → RCPT
+//! must be a helpdesk mailbox → data → header From against the blocklist → `Received` →
+//! spool (upstream `@inbound`, same `fdatasync` before `250`) → spool worker →
+//! `inbound::Hook` → requester (found or created), loop check, threading → ticket store
+//! (one batch + sync, marked done per message and mailbox) → per-recipient status.
 
 pub mod admin;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod inbound;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -29,10 +29,12 @@ pub enum Reject {
     BadHeader,
     PolicyRefused,
     Blocked,
+    RelayDenied,
+    AuthVerdict,
 }
 
 impl Reject {
-    const ALL: [Reject; 19] = [
+    const ALL: [Reject; 21] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -52,6 +54,8 @@ impl Reject {
         Reject::BadHeader,
         Reject::PolicyRefused,
         Reject::Blocked,
+        Reject::RelayDenied,
+        Reject::AuthVerdict,
     ];
 
     /// The label value used in `/metrics` and in logs.
@@ -76,6 +80,8 @@ impl Reject {
             Reject::BadHeader => "bad_header",
             Reject::PolicyRefused => "policy",
             Reject::Blocked => "blocked",
+            Reject::RelayDenied => "relay_denied",
+            Reject::AuthVerdict => "auth_verdict",
         }
     }
 }

@@ -51,6 +51,7 @@ fn account(
         scope,
         grants,
         default_send_mode: mode,
+        inbound: None,
         status: Default::default(),
     }
 }

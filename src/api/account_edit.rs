@@ -8,7 +8,7 @@ use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::{Account, DefaultSendMode, Grant, Scope};
+use crate::store::{Account, DefaultSendMode, Grant, Inbound, Scope};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -34,6 +34,9 @@ pub struct AccountPatch {
     scope: Option<Scope>,
     grants: Option<Vec<Grant>>,
     default_send_mode: Option<DefaultSendMode>,
+    /// `null` turns the helpdesk mailbox off.
+    #[serde(default, deserialize_with = "nullable")]
+    inbound: Option<Option<Inbound>>,
 }
 
 /// Body of `PUT /grants`: the new grant list, bare or as `{"grants": [...]}`.
@@ -111,6 +114,7 @@ fn apply(account: &mut Account, patch: AccountPatch) {
         scope,
         grants,
         default_send_mode,
+        inbound,
     } = patch;
     set(&mut account.name, name);
     set(&mut account.description, description);
@@ -124,6 +128,7 @@ fn apply(account: &mut Account, patch: AccountPatch) {
     set(&mut account.scope, scope);
     set(&mut account.grants, grants);
     set(&mut account.default_send_mode, default_send_mode);
+    set(&mut account.inbound, inbound);
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {

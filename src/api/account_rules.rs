@@ -47,6 +47,14 @@ pub fn may_see(caller: &Caller, account: &Account) -> bool {
         || granted(caller, account, |_| true)
 }
 
+/// Whether `caller` may read the mail stored for `account` (its tickets): admin, the
+/// owner, or an `access` grant.
+pub fn may_access(caller: &Caller, account: &Account) -> bool {
+    caller.is_admin()
+        || (account.owner.is_some() && account.owner == caller.id())
+        || granted(caller, account, |g| g.access)
+}
+
 /// 403 unless `caller` holds the account's `setup` right.
 pub fn require_setup(caller: &Caller, account: &Account) -> Result<(), Problem> {
     let owner = account.owner.is_some() && account.owner == caller.id();
@@ -264,6 +272,25 @@ fn check_references(store: &Store, account: &Account) -> Result<(), Problem> {
                     format!("no skill group {group:?}"),
                 ));
             }
+        }
+    }
+    check_inbound(store, account)
+}
+
+/// An inbound mailbox needs an address to receive at; its default group must exist.
+fn check_inbound(store: &Store, account: &Account) -> Result<(), Problem> {
+    let Some(inbound) = &account.inbound else {
+        return Ok(());
+    };
+    if account.address.is_empty() {
+        return Err(Problem::invalid(
+            "inbound",
+            "an inbound mailbox needs an address",
+        ));
+    }
+    if let Some(group) = &inbound.default_group {
+        if store.groups().get(group)?.is_none() {
+            return Err(Problem::invalid("inbound", format!("no group {group:?}")));
         }
     }
     Ok(())

@@ -6,7 +6,7 @@ use super::account_rules::{may_see, require_create, require_setup, tidy, validat
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::{Account, AccountStatus, DefaultSendMode, Grant, Scope};
+use crate::store::{Account, AccountStatus, DefaultSendMode, Grant, Inbound, Scope};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -36,6 +36,8 @@ pub struct NewAccount {
     #[serde(default)]
     grants: Vec<Grant>,
     default_send_mode: Option<DefaultSendMode>,
+    /// Set: a helpdesk mailbox (SPEC §7).
+    inbound: Option<Inbound>,
 }
 
 /// `GET /api/v1/accounts/{id}/status`.
@@ -148,6 +150,7 @@ pub async fn create(
         grants: body.grants,
         default_send_mode: body.default_send_mode.unwrap_or(DefaultSendMode::None),
         status: AccountStatus::default(),
+        inbound: body.inbound,
     };
     tidy(&mut account);
     validate(api.store(), &api.state.relays, &caller, &account)?;

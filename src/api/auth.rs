@@ -68,6 +68,7 @@ pub const PERMISSIONS: &[&str] = &[
     "manage_users",
     "view_queue",
     "manage_queue",
+    "create_knowledge",
 ];
 
 /// Extractor: who sent the request. A missing or unknown token, or the token of a user

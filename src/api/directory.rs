@@ -16,7 +16,8 @@ pub trait Kind: Named + Send + Sync + 'static {
     /// How a problem names it ("skill group").
     const WHAT: &'static str;
     fn directory(store: &Store) -> &Directory<Self>;
-    fn build(name: String, description: String) -> Self;
+    /// The object from a request's fields; 422 for a field this kind does not have.
+    fn build(name: String, description: String, max_users: Option<u64>) -> Result<Self, Problem>;
     /// Who still uses the object `name`, if anyone.
     fn used_by(store: &Store, name: &str) -> Result<Option<String>, Problem>;
 }
@@ -28,8 +29,14 @@ impl Kind for SkillGroup {
         store.skill_groups()
     }
 
-    fn build(name: String, description: String) -> Self {
-        SkillGroup { name, description }
+    fn build(name: String, description: String, max_users: Option<u64>) -> Result<Self, Problem> {
+        match max_users {
+            Some(_) => Err(Problem::invalid(
+                "max_users",
+                "only groups have a member limit",
+            )),
+            None => Ok(SkillGroup { name, description }),
+        }
     }
 
     fn used_by(store: &Store, name: &str) -> Result<Option<String>, Problem> {
@@ -58,8 +65,12 @@ impl Kind for Group {
         store.groups()
     }
 
-    fn build(name: String, description: String) -> Self {
-        Group { name, description }
+    fn build(name: String, description: String, max_users: Option<u64>) -> Result<Self, Problem> {
+        Ok(Group {
+            name,
+            description,
+            max_users,
+        })
     }
 
     fn used_by(store: &Store, name: &str) -> Result<Option<String>, Problem> {
@@ -83,6 +94,8 @@ pub struct NewEntry {
     name: String,
     #[serde(default)]
     description: String,
+    /// Groups only: most members (requesters created from mail beyond it join no group).
+    max_users: Option<u64>,
 }
 
 /// `GET /api/v1/skill-groups`, `GET /api/v1/groups` — permission `manage_users`.
@@ -106,7 +119,7 @@ pub async fn create<T: Kind>(
     if body.description.chars().count() > 1000 {
         return Err(Problem::invalid("description", "at most 1000 characters"));
     }
-    let entry = T::build(name, body.description);
+    let entry = T::build(name, body.description, body.max_users)?;
     let _change = api.write_lock().await;
     let work = api.clone();
     let saved = entry.clone();

@@ -4,7 +4,8 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
-//! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`. `auth`
+//! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
+//! `tickets` (the built-in ticket store), `requesters` (block and unblock). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
@@ -28,8 +29,10 @@ mod me;
 mod openapi;
 mod problem;
 mod queue;
+mod requesters;
 mod roles;
 mod settings;
+mod tickets;
 mod tokens;
 mod upstreams;
 mod user_edit;
@@ -205,4 +208,17 @@ fn resources() -> Router<Api> {
         .route("/api/v1/queue", get(queue::list))
         .route("/api/v1/queue/{id}", get(queue::show).delete(queue::delete))
         .route("/api/v1/queue/{id}/retry", post(queue::retry))
+        .route("/api/v1/tickets", get(tickets::list).post(tickets::create))
+        .route(
+            "/api/v1/tickets/{id}",
+            get(tickets::show).delete(tickets::remove),
+        )
+        .route(
+            "/api/v1/tickets/{id}/articles/{article}/attachments/{n}",
+            get(tickets::attachment),
+        )
+        .route("/api/v1/knowledge", get(tickets::knowledge))
+        .route("/api/v1/requesters", get(requesters::list))
+        .route("/api/v1/requesters/{id}/block", post(requesters::block))
+        .route("/api/v1/requesters/{id}/unblock", post(requesters::unblock))
 }

@@ -180,6 +180,12 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
         Some(Value::String(name)) => check_name("name", &name)?,
         _ => return Err(Problem::invalid("name", "is required")),
     };
+    if name.contains('@') {
+        return Err(Problem::invalid(
+            "name",
+            "may not contain '@' (reserved for the inbound hook)",
+        ));
+    }
     if !body.contains_key("kind") {
         return Err(Problem::invalid("kind", "is required (maildir or smtp)"));
     }

@@ -124,6 +124,12 @@ fn validate_limits(config: &Config) -> Result<(), ConfigError> {
 
 fn validate_upstreams(config: &Config) -> Result<(), ConfigError> {
     for (name, upstream) in &config.upstreams {
+        if name.contains('@') {
+            return Err(ConfigError::invalid(
+                format!("upstream.{name}"),
+                "an upstream name may not contain '@' (reserved for the inbound hook)",
+            ));
+        }
         if let UpstreamConfig::Smtp(smtp) = upstream {
             if smtp.host.is_empty() {
                 return Err(ConfigError::invalid(
@@ -153,6 +159,7 @@ fn system_hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Purpose;
 
     #[test]
     fn unknown_key_is_named() {
@@ -176,9 +183,11 @@ mod tests {
     #[test]
     fn defaults_match_spec() {
         let config = parse("").unwrap();
-        assert_eq!(config.listeners.len(), 2);
+        assert_eq!(config.listeners.len(), 3);
         assert_eq!(config.listeners[0].bind.port(), 2525);
         assert_eq!(config.listeners[1].bind.port(), 2587);
+        assert_eq!(config.listeners[2].bind.port(), 2526);
+        assert_eq!(config.listeners[2].purpose, Purpose::Inbound);
         assert_eq!(config.api.bind.port(), 8025);
         assert_eq!(config.limits.command_line, 512);
     }

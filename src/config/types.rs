@@ -57,6 +57,13 @@ impl Default for Config {
                     tls: TlsMode::Starttls,
                     ..ListenerConfig::default()
                 },
+                ListenerConfig {
+                    name: "inbound".into(),
+                    bind: "127.0.0.1:2526".parse().expect("literal address"),
+                    purpose: Purpose::Inbound,
+                    tls: TlsMode::Starttls,
+                    ..ListenerConfig::default()
+                },
             ],
             limits: Limits::default(),
             queue: QueueConfig::default(),

@@ -20,7 +20,7 @@ pub use credentials::{digest_matches, digest_secret, hash_password, principal, C
 pub use decide::{check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight};
 pub use explain::{explain, from_display, sender, Explanation};
 pub use hasher::Hasher;
-pub use snapshot::{normalize, Policy, Snapshot};
+pub use snapshot::{normalize, Blocked, Policy, Snapshot};
 
 use crate::store::{StoreError, UserKind};
 

@@ -26,6 +26,8 @@ pub fn normalize(address: &str) -> String {
 pub struct Snapshot {
     users: HashMap<u64, User>,
     by_login: HashMap<String, u64>,
+    /// Users by normalised e-mail address; the lowest id wins a shared address.
+    by_email: HashMap<String, u64>,
     roles: HashMap<String, Role>,
     accounts: HashMap<u64, Account>,
     by_address: HashMap<String, u64>,
@@ -35,6 +37,27 @@ pub struct Snapshot {
     pub settings: Settings,
     blocked_addresses: HashMap<String, BlockEntry>,
     blocked_domains: HashMap<String, BlockEntry>,
+    /// Users with status `blocked`, by normalised address (e-mail and login).
+    blocked_users: HashMap<String, u64>,
+}
+
+/// Why an address is refused (SPEC §4).
+#[derive(Debug, Clone, Copy)]
+pub enum Blocked<'a> {
+    /// It is on the blocklist, as an address or under a blocked domain.
+    Listed(&'a BlockEntry),
+    /// It belongs to a user whose status is `blocked`.
+    User(&'a User),
+}
+
+impl std::fmt::Display for Blocked<'_> {
+    /// The rule, for the warning logged with every refusal.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Blocked::Listed(entry) => write!(f, "blocklist {:?} {}", entry.kind, entry.entry),
+            Blocked::User(user) => write!(f, "blocked user {} (id {})", user.login, user.id),
+        }
+    }
 }
 
 impl Snapshot {
@@ -47,6 +70,11 @@ impl Snapshot {
     ) -> Snapshot {
         let mut snap = Snapshot {
             by_login: users.iter().map(|u| (login_key(&u.login), u.id)).collect(),
+            blocked_users: users
+                .iter()
+                .filter(|u| u.status == UserStatus::Blocked)
+                .flat_map(|u| [(normalize(&u.email), u.id), (normalize(&u.login), u.id)])
+                .collect(),
             users: users.into_iter().map(|u| (u.id, u)).collect(),
             roles: roles
                 .into_iter()
@@ -55,6 +83,15 @@ impl Snapshot {
             settings,
             ..Snapshot::default()
         };
+        let mut ids: Vec<(u64, String)> = snap
+            .users
+            .values()
+            .map(|u| (u.id, normalize(&u.email)))
+            .collect();
+        ids.sort();
+        for (id, email) in ids {
+            snap.by_email.entry(email).or_insert(id);
+        }
         let mut ordered: Vec<&Account> = accounts.iter().collect();
         ordered.sort_by_key(|a| a.id);
         for account in ordered {
@@ -95,11 +132,22 @@ impl Snapshot {
         self
     }
 
-    /// The blocklist entry that covers `address` (the address itself, its domain or a
-    /// parent domain), if any.
-    pub fn blocked(&self, address: &str) -> Option<&BlockEntry> {
+    /// Why mail from `address` is refused: a blocked user's address, or a blocklist entry
+    /// for the address itself, its domain or a parent domain.
+    pub fn blocked(&self, address: &str) -> Option<Blocked<'_>> {
         let address = normalize(address);
-        if let Some(entry) = self.blocked_addresses.get(&address) {
+        if let Some(user) = self
+            .blocked_users
+            .get(&address)
+            .and_then(|id| self.user(*id))
+        {
+            return Some(Blocked::User(user));
+        }
+        self.blocklisted(&address).map(Blocked::Listed)
+    }
+
+    fn blocklisted(&self, address: &str) -> Option<&BlockEntry> {
+        if let Some(entry) = self.blocked_addresses.get(address) {
             return Some(entry);
         }
         let (_, mut domain) = address.rsplit_once('@')?;
@@ -122,6 +170,14 @@ impl Snapshot {
             .and_then(|id| self.user(*id))
     }
 
+    /// The user whose e-mail address is `address`, else whose login is.
+    pub fn user_by_address(&self, address: &str) -> Option<&User> {
+        self.by_email
+            .get(&normalize(address))
+            .and_then(|id| self.user(*id))
+            .or_else(|| self.user_by_login(address))
+    }
+
     /// An active user.
     pub fn active_user(&self, id: u64) -> Option<&User> {
         self.user(id).filter(|u| u.status == UserStatus::Active)
@@ -140,6 +196,12 @@ impl Snapshot {
         let mut all: Vec<&Account> = self.accounts.values().collect();
         all.sort_by_key(|a| a.id);
         all
+    }
+
+    /// The inbound (helpdesk) mailbox that receives mail for `address`.
+    pub fn inbound_mailbox(&self, address: &str) -> Option<&Account> {
+        self.account_by_address(address)
+            .filter(|a| a.inbound.is_some())
     }
 
     /// The account whose address, `from_address` or alias is `address`.
@@ -266,6 +328,7 @@ fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyErr
         scope: Scope::AllStaff,
         grants: Vec::new(),
         default_send_mode: DefaultSendMode::SendAs,
+        inbound: None,
         status: Default::default(),
     };
     store.accounts().create(account)?;

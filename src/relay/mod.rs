@@ -120,6 +120,8 @@ pub type Upstreams = HashMap<String, Arc<dyn Deliver>>;
 pub struct Relays {
     config: Config,
     current: ArcSwap<(Upstreams, BTreeMap<String, UpstreamConfig>)>,
+    /// The inbound hook, under the reserved name `inbound::UPSTREAM`.
+    inbound: std::sync::OnceLock<Arc<dyn Deliver>>,
 }
 
 impl Relays {
@@ -128,14 +130,23 @@ impl Relays {
         let relays = Relays {
             config: config.clone(),
             current: ArcSwap::from_pointee((HashMap::new(), BTreeMap::new())),
+            inbound: std::sync::OnceLock::new(),
         };
         relays.reload(stored)?;
         Ok(relays)
     }
 
-    /// The upstream called `name`.
+    /// The upstream called `name` (the inbound hook for `inbound::UPSTREAM`).
     pub fn get(&self, name: &str) -> Option<Arc<dyn Deliver>> {
+        if name == crate::inbound::UPSTREAM {
+            return self.inbound.get().cloned();
+        }
         self.current.load().0.get(name).cloned()
+    }
+
+    /// Installs the inbound hook (once, at start).
+    pub fn set_inbound(&self, hook: Arc<dyn Deliver>) {
+        let _ = self.inbound.set(hook);
     }
 
     /// Every upstream's name and settings.

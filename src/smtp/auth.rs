@@ -5,7 +5,8 @@ use super::io::Line;
 use super::reply;
 use super::session::{Next, Session};
 use crate::metrics::Reject;
-use crate::policy::PolicyError;
+use crate::policy::{Blocked, PolicyError};
+use crate::store::UserStatus;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN};
@@ -66,7 +67,21 @@ async fn verify<S: AsyncRead + AsyncWrite + Unpin + Send>(
         }
         Err(PolicyError::InvalidCredentials) => {
             session.state.auth_failures += 1;
-            tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, login, "authentication failed");
+            let snapshot = session.shared.policy.snapshot();
+            let blocked = snapshot
+                .user_by_login(login)
+                .filter(|u| u.status == UserStatus::Blocked)
+                .map(Blocked::User);
+            match blocked {
+                // The same 535 as any failure (no hint to the client); the log says why.
+                Some(rule) => {
+                    session.shared.metrics.reject(Reject::Blocked);
+                    tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, login, %rule, "authentication refused: blocked user");
+                }
+                None => {
+                    tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, login, "authentication failed")
+                }
+            }
             if session.state.auth_failures >= session.shared.limits.auth_failures {
                 session.shared.metrics.reject(Reject::AuthFailed);
                 return session

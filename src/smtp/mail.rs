@@ -44,10 +44,9 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
         }
     };
     if session.shared.listener.purpose == Purpose::Inbound && !mail_from.is_empty() {
-        if let Some(entry) = session.shared.policy.snapshot().blocked(&mail_from) {
+        if let Some(rule) = session.shared.policy.snapshot().blocked(&mail_from) {
             tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
-                from = %mail_from, rule = %format!("blocklist {:?} {}", entry.kind, entry.entry),
-                "MAIL FROM refused: blocked sender");
+                from = %mail_from, %rule, "MAIL FROM refused: blocked sender");
             return session.refuse(Reject::Blocked, &reply::blocked(&mail_from));
         }
     }

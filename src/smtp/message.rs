@@ -82,16 +82,20 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         }
         Purpose::Inbound => {
-            // Inbound mail is not held to the submission rules of its From (SPEC §7 is
-            // another path); only the trace field is added.
-            let scan = rewrite::received_count(&buf[start..]);
-            if let Some(refusal) = check_limits(session, scan.len, scan.received) {
+            let inspected = match rewrite::inspect(&buf[start..]) {
+                Ok(inspected) => inspected,
+                Err(error) => return Ok(session.refuse(Reject::BadHeader, error.reply())),
+            };
+            if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
+                return Ok(refusal);
+            }
+            if let Some(refusal) = super::inbound::check_from(session, &inspected) {
                 return Ok(refusal);
             }
             Outcome {
                 start: prepend(&mut buf, start, trace.as_bytes()),
                 mail_from: tx.mail_from.clone(),
-                upstream: session.shared.upstream.clone(),
+                upstream: crate::inbound::UPSTREAM.to_string(),
                 message_id: String::new(),
                 account: None,
             }
@@ -207,8 +211,9 @@ fn plan<'a>(
 }
 
 /// Writes `field` into the headroom just before `start` (inbound mail only gets a trace
-/// field); returns the new start. The message itself is not moved.
-fn prepend(buf: &mut [u8], start: usize, field: &[u8]) -> usize {
+/// field and its authentication results); returns the new start. The message itself is
+/// not moved.
+pub(super) fn prepend(buf: &mut [u8], start: usize, field: &[u8]) -> usize {
     // A trace field is a few hundred octets (the HELO name in it is capped): it always fits.
     let new_start = start - field.len();
     buf[new_start..start].copy_from_slice(field);

@@ -10,6 +10,7 @@ mod auth;
 mod bdat;
 mod data;
 mod ehlo;
+mod inbound;
 pub mod io;
 mod mail;
 mod message;

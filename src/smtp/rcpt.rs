@@ -1,8 +1,10 @@
-//! RCPT TO: adds a recipient, within the per-message limit.
+//! RCPT TO: adds a recipient, within the per-message limit. On an inbound listener only
+//! helpdesk mailboxes (accounts with inbound settings) are recipients (SPEC §6).
 
 use super::params::{check_mailbox, rcpt_params, split_path, ParamError};
 use super::reply;
 use super::session::{Next, Session};
+use crate::config::Purpose;
 use crate::metrics::Reject;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -34,6 +36,18 @@ pub fn rcpt<S: AsyncRead + AsyncWrite + Unpin + Send>(
         Ok(address) => address,
         Err(error) => return session.refuse(Reject::InvalidParameter, error.reply()),
     };
+    if session.shared.listener.purpose == Purpose::Inbound
+        && session
+            .shared
+            .policy
+            .snapshot()
+            .inbound_mailbox(&address)
+            .is_none()
+    {
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+            rcpt = %address, rule = "not a helpdesk mailbox", "RCPT TO refused: relaying denied");
+        return session.refuse(Reject::RelayDenied, reply::RELAY_DENIED);
+    }
     let Some(tx) = session.state.tx.as_mut() else {
         return Next::Continue;
     };

@@ -74,7 +74,15 @@ pub fn chunk_ok(octets: usize) -> String {
     format!("250 2.0.0 {octets} octets received")
 }
 
-/// MAIL FROM on an inbound listener from a blocked address or domain.
+/// MAIL FROM (or the header From at end of data) on an inbound listener from a blocked
+/// address, domain or user.
 pub fn blocked(address: &str) -> String {
     format!("550 5.7.1 <{address}>: sender is blocked")
 }
+
+/// RCPT TO on an inbound listener for anything but a helpdesk mailbox.
+pub const RELAY_DENIED: &str = "550 5.7.1 relaying denied";
+
+/// End of data on an inbound listener: DMARC failed under `p=reject` and the mailbox
+/// refuses such mail.
+pub const DMARC_REJECT: &str = "550 5.7.1 message refused: DMARC policy of the From domain";

@@ -121,6 +121,42 @@ pub struct Account {
     pub default_send_mode: DefaultSendMode,
     #[serde(default)]
     pub status: AccountStatus,
+    /// Set: a helpdesk mailbox that receives mail on the inbound listeners (SPEC §7).
+    #[serde(default)]
+    pub inbound: Option<Inbound>,
+}
+
+/// What an inbound mailbox turns its mail into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum InboundPurpose {
+    /// A new ticket, or a message on the ticket it threads to.
+    #[default]
+    Ticket,
+    /// A comment on the ticket it threads to (a new ticket when none matches).
+    Comment,
+    /// A knowledge item (needs the sender to hold `create_knowledge`).
+    Knowledge,
+}
+
+/// The helpdesk settings of an inbound mailbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Inbound {
+    #[serde(default)]
+    pub purpose: InboundPurpose,
+    /// Unknown senders become requesters (`created_via = email`).
+    #[serde(default)]
+    pub auto_create_requesters: bool,
+    /// The requester group new requesters join.
+    #[serde(default)]
+    pub default_group: Option<String>,
+    /// Refuse mail whose DMARC check failed under a `p=reject` policy (`550 5.7.1`).
+    #[serde(default)]
+    pub refuse_dmarc_reject: bool,
+    /// Ids of the webhooks every event of this mailbox is posted to.
+    #[serde(default)]
+    pub webhooks: Vec<u64>,
 }
 
 /// The accounts tree.
@@ -282,6 +318,7 @@ mod tests {
             scope: Scope::AllStaff,
             grants: Vec::new(),
             default_send_mode: DefaultSendMode::None,
+            inbound: None,
             status: AccountStatus::default(),
         }
     }

@@ -28,6 +28,10 @@ pub struct Group {
     pub name: String,
     #[serde(default)]
     pub description: String,
+    /// Most members the group takes; a requester created from mail when it is full joins
+    /// no group (SPEC §7). `None` = no limit.
+    #[serde(default)]
+    pub max_users: Option<u64>,
 }
 
 /// An upstream defined through the API (config-file upstreams are not stored).

@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -16,17 +16,22 @@ mod blocklist;
 mod directory;
 mod msgids;
 mod settings;
+mod tickets;
 mod users;
 
 pub use accounts::{
-    Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health, Scope,
-    SendMode,
+    Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health,
+    Inbound, InboundPurpose, Scope, SendMode,
 };
 pub use audit::{Audit, AuditEntry, AuditFilter};
 pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
 pub use settings::Settings;
+pub use tickets::{
+    ref_key, Article, ArticleKind, AttachmentInfo, Change, Done, KnowledgeItem, Origin, Ticket,
+    TicketStatus, Tickets, Verdicts,
+};
 pub use users::{login_key, CreatedVia, NewUser, User, UserKind, UserStatus, Users};
 
 use std::fs::File;
@@ -69,6 +74,7 @@ pub struct Store {
     message_ids: MessageIds,
     audit: Audit,
     blocklist: Blocklist,
+    tickets: Tickets,
 }
 
 impl Store {
@@ -95,6 +101,7 @@ impl Store {
             message_ids: MessageIds::open(&db)?,
             audit: Audit::open(&db, sync.clone())?,
             blocklist: Blocklist::open(&db, sync.clone())?,
+            tickets: Tickets::open(&db, sync.clone())?,
             db,
             sync,
             settings,
@@ -109,6 +116,11 @@ impl Store {
     /// Blocked addresses and domains.
     pub fn blocklist(&self) -> &Blocklist {
         &self.blocklist
+    }
+
+    /// The built-in ticket store.
+    pub fn tickets(&self) -> &Tickets {
+        &self.tickets
     }
 
     /// The users and their credentials.

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod logs;
 pub mod upstream;
 
 use postern::app::{self, Running};
@@ -24,7 +25,8 @@ pub struct Gateway {
 }
 
 /// The test configuration: three submission listeners (plain with plaintext AUTH,
-/// STARTTLS, implicit TLS), API on port 0, maildir upstream `local`.
+/// STARTTLS, implicit TLS), a plain-text `inbound` listener, API on port 0, maildir
+/// upstream `local`.
 pub fn test_config(dir: &std::path::Path) -> Config {
     let listener = |name: &str, tls: TlsMode, plain_auth: bool| ListenerConfig {
         name: name.into(),
@@ -48,6 +50,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             listener("plain", TlsMode::None, true),
             listener("starttls", TlsMode::Starttls, false),
             listener("implicit", TlsMode::Implicit, false),
+            ListenerConfig {
+                purpose: postern::config::Purpose::Inbound,
+                ..listener("inbound", TlsMode::None, false)
+            },
         ],
         ..Config::default()
     }

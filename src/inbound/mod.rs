@@ -1,0 +1,147 @@
+//! The helpdesk path (SPEC §7). Inbound mail is accepted by the SMTP server (blocklist at
+//! MAIL FROM and on the header From, helpdesk mailboxes only at RCPT), made durable by the
+//! spool like any other message, and then delivered by the spool worker to the `Hook`: a
+//! `relay::Deliver` under the reserved upstream name `UPSTREAM`, so inbound mail gets the
+//! spool's guarantees (durable before `250`, retried after a crash or a store failure)
+//! without a second queue.
+//!
+//! - `parse`     — what the hook reads from a message (mail-parser, cleaned text).
+//! - `loops`     — auto-reply and loop detection.
+//! - `requester` — sender lookup and auto-creation.
+//! - `thread`    — which ticket a message joins.
+//! - `process`   — one message for one mailbox → one atomic change of the ticket store.
+//!
+//! The hook never sends mail back for automatic mail, and records each (message, mailbox)
+//! once: a redelivery finds its idempotence mark.
+
+mod loops;
+mod parse;
+mod process;
+mod requester;
+mod thread;
+
+pub use loops::marker as loop_marker;
+pub use parse::{clean, Parsed};
+pub use process::{process, Context, Incoming, Processed, Recorded};
+pub use requester::login_for;
+pub use thread::subject_tag;
+
+use crate::policy::{Policy, PolicyError};
+use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
+use crate::store::{Store, StoreError};
+use std::sync::Arc;
+
+/// The upstream name inbound messages are queued for. Not a valid upstream name in the
+/// config or the API (`@` is refused there), so it cannot be shadowed.
+pub const UPSTREAM: &str = "@inbound";
+
+/// Why processing an inbound message failed.
+#[derive(Debug, thiserror::Error)]
+pub enum InboundError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Policy(#[from] PolicyError),
+    #[error("unreadable message: {0}")]
+    Parse(String),
+    /// Nothing to record, on purpose (the reason).
+    #[error("skipped: {0}")]
+    Skip(String),
+}
+
+/// The ticketing hook: turns queued inbound messages into tickets.
+#[derive(Clone)]
+pub struct Hook {
+    store: Store,
+    policy: Arc<Policy>,
+    hostname: String,
+}
+
+impl Hook {
+    pub fn new(store: Store, policy: Arc<Policy>, hostname: String) -> Hook {
+        Hook {
+            store,
+            policy,
+            hostname,
+        }
+    }
+
+    /// Processes one message for each of its recipients. Blocking.
+    fn run(
+        &self,
+        queue_id: &str,
+        mail_from: &str,
+        rcpts: &[String],
+        data: &[u8],
+    ) -> Vec<RcptOutcome> {
+        let ctx = Context {
+            store: &self.store,
+            policy: &self.policy,
+            hostname: &self.hostname,
+        };
+        rcpts
+            .iter()
+            .map(|rcpt| {
+                let incoming = Incoming {
+                    queue_id,
+                    mail_from,
+                    rcpt,
+                    data,
+                    verdicts: None,
+                };
+                outcome(queue_id, rcpt, process(&ctx, &incoming))
+            })
+            .collect()
+    }
+}
+
+/// The spool's view of what processing did.
+fn outcome(queue_id: &str, rcpt: &str, result: Result<Processed, InboundError>) -> RcptOutcome {
+    match result {
+        Ok(Processed::Recorded(recorded)) => {
+            let done = recorded
+                .change
+                .done
+                .map(|(_, done)| done)
+                .unwrap_or_default();
+            tracing::info!(queue_id, rcpt, ticket = ?done.ticket, article = ?done.article,
+                knowledge = ?done.knowledge, "inbound message recorded");
+            RcptOutcome::Delivered(format!("recorded {done:?}"))
+        }
+        Ok(Processed::AlreadyDone) => RcptOutcome::Delivered("recorded before".into()),
+        Ok(Processed::Dropped(why)) => {
+            tracing::info!(queue_id, rcpt, reason = %why, "inbound message not recorded");
+            RcptOutcome::Delivered(format!("not recorded: {why}"))
+        }
+        Ok(Processed::Refused(reply)) => {
+            tracing::warn!(queue_id, rcpt, reply = %reply, "inbound message refused");
+            RcptOutcome::Permanent(reply)
+        }
+        Err(error) => {
+            tracing::error!(queue_id, rcpt, %error, "inbound message not processed; will retry");
+            RcptOutcome::Temporary(format!("451 4.3.0 {error}"))
+        }
+    }
+}
+
+impl Deliver for Hook {
+    fn deliver<'a>(
+        &'a self,
+        msg: &'a Outgoing<'a>,
+    ) -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>> {
+        Box::pin(async move {
+            let (hook, id, from, rcpts, data) = (
+                self.clone(),
+                msg.id.to_string(),
+                msg.mail_from.to_string(),
+                msg.rcpts.to_vec(),
+                msg.data.to_vec(),
+            );
+            tokio::task::spawn_blocking(move || hook.run(&id, &from, &rcpts, &data))
+                .await
+                .map_err(|e| {
+                    RelayError::new(ErrorKind::Io, Side::Local, Retry::Later, e.to_string())
+                })
+        })
+    }
+}

@@ -1,0 +1,328 @@
+//! The built-in ticket store (SPEC §7): tickets with their articles (messages, comments,
+//! notes) and attachments, knowledge items, the Message-ID → ticket index threading reads,
+//! and the marks that make the inbound hook idempotent (a message redelivered after a crash
+//! finds its mark and creates nothing twice).
+//!
+//! Everything lives in one tree under key prefixes, so one change — ticket, article,
+//! attachments, index entries and the mark — is one atomic `sled::Batch` and one sync.
+//! Writers are serialised by a mutex (a ticket is read, changed and written back); reads
+//! take no lock. It decides nothing: the `inbound` module says what a message becomes.
+
+use super::{StoreError, Syncer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, Mutex};
+
+const TICKET: &[u8] = b"t/";
+const ARTICLE: &[u8] = b"a/";
+const FILE: &[u8] = b"f/";
+const REF: &[u8] = b"r/";
+const KNOWLEDGE: &[u8] = b"k/";
+const DONE: &[u8] = b"d/";
+
+/// How a ticket came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    Email,
+    Api,
+}
+
+/// Whether a ticket is being worked on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TicketStatus {
+    Open,
+    Closed,
+}
+
+/// A ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Ticket {
+    pub id: u64,
+    /// The inbound mailbox (account id) it belongs to.
+    pub mailbox: u64,
+    pub subject: String,
+    /// The requester's user id.
+    pub requester: u64,
+    /// Lower-cased addresses of the other people on the conversation.
+    #[serde(default)]
+    pub participants: Vec<String>,
+    pub origin: Origin,
+    pub status: TicketStatus,
+    /// Every Message-ID recorded for it (inbound and outbound).
+    #[serde(default)]
+    pub message_ids: Vec<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// What an article of a ticket is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ArticleKind {
+    /// A message that opened or joined the ticket.
+    Message,
+    /// A comment (from a `comment` mailbox).
+    Comment,
+    /// An automatic reply kept as a note (never answered).
+    Note,
+}
+
+/// An attachment's description; the bytes are fetched separately.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AttachmentInfo {
+    pub name: String,
+    pub content_type: String,
+    pub size: u64,
+}
+
+/// The authentication verdicts of an inbound message (`pass`, `fail`, `none`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, utoipa::ToSchema)]
+pub struct Verdicts {
+    pub spf: String,
+    pub dkim: String,
+    pub dmarc: String,
+    pub arc: String,
+}
+
+/// One message, comment or note of a ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Article {
+    pub id: u64,
+    pub ticket: u64,
+    pub kind: ArticleKind,
+    /// The sender's user id.
+    pub author: u64,
+    pub from: String,
+    #[serde(default)]
+    pub to: Vec<String>,
+    #[serde(default)]
+    pub cc: Vec<String>,
+    pub subject: String,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    #[serde(default)]
+    pub text: String,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<AttachmentInfo>,
+    #[serde(default)]
+    pub verdicts: Option<Verdicts>,
+    pub created_at: u64,
+}
+
+/// A knowledge item (from a `knowledge` mailbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KnowledgeItem {
+    pub id: u64,
+    pub mailbox: u64,
+    pub author: u64,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub html: Option<String>,
+    #[serde(default)]
+    pub message_id: Option<String>,
+    pub created_at: u64,
+}
+
+/// What the hook did with one (message, mailbox): kept so a redelivery repeats nothing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Done {
+    #[serde(default)]
+    pub ticket: Option<u64>,
+    #[serde(default)]
+    pub article: Option<u64>,
+    #[serde(default)]
+    pub knowledge: Option<u64>,
+}
+
+/// One atomic change: what the hook decided for one message (or the API for one request).
+#[derive(Debug, Default)]
+pub struct Change {
+    /// The ticket as it is to be stored (new or updated).
+    pub ticket: Option<Ticket>,
+    /// A new article and its attachments' bytes, in the order of `attachments`.
+    pub article: Option<(Article, Vec<Vec<u8>>)>,
+    pub knowledge: Option<KnowledgeItem>,
+    /// Message-IDs to index for `ticket`.
+    pub refs: Vec<String>,
+    /// The idempotence mark: key and what was done.
+    pub done: Option<(String, Done)>,
+}
+
+/// The ticket store.
+#[derive(Clone)]
+pub struct Tickets {
+    db: sled::Db,
+    tree: sled::Tree,
+    sync: Syncer,
+    writer: Arc<Mutex<()>>,
+}
+
+fn key(prefix: &[u8], parts: &[u64]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    for part in parts {
+        key.extend_from_slice(&part.to_be_bytes());
+    }
+    key
+}
+
+fn text_key(prefix: &[u8], text: &str) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(text.as_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("ticket store: {e}")))
+}
+
+/// The index key of a Message-ID: without angle brackets, lower-cased.
+pub fn ref_key(message_id: &str) -> String {
+    message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_ascii_lowercase()
+}
+
+impl Tickets {
+    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Tickets, StoreError> {
+        Ok(Tickets {
+            db: db.clone(),
+            tree: db.open_tree("tickets")?,
+            sync,
+            writer: Arc::default(),
+        })
+    }
+
+    /// A fresh id for a ticket, article or knowledge item.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Runs `build` and writes the change it returns as one batch, made durable before
+    /// return. `build` sees the store as it is (no other writer runs meanwhile), so a
+    /// read-modify-write of a ticket is never lost. Blocking.
+    pub fn change<E: From<StoreError>>(
+        &self,
+        build: impl FnOnce(&Tickets) -> Result<Change, E>,
+    ) -> Result<Change, E> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let change = build(self)?;
+        self.write(&change)?;
+        Ok(change)
+    }
+
+    fn write(&self, change: &Change) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        if let Some(ticket) = &change.ticket {
+            batch.insert(key(TICKET, &[ticket.id]), encode(ticket)?);
+            for id in &change.refs {
+                batch.insert(text_key(REF, &ref_key(id)), &ticket.id.to_be_bytes());
+            }
+        }
+        if let Some((article, files)) = &change.article {
+            batch.insert(
+                key(ARTICLE, &[article.ticket, article.id]),
+                encode(article)?,
+            );
+            for (n, bytes) in files.iter().enumerate() {
+                batch.insert(key(FILE, &[article.id, n as u64]), bytes.as_slice());
+            }
+        }
+        if let Some(item) = &change.knowledge {
+            batch.insert(key(KNOWLEDGE, &[item.id]), encode(item)?);
+        }
+        if let Some((mark, done)) = &change.done {
+            batch.insert(text_key(DONE, mark), encode(done)?);
+        }
+        self.tree.apply_batch(batch)?;
+        self.sync.flush()
+    }
+
+    /// What was done for the idempotence mark `mark`, if anything.
+    pub fn done(&self, mark: &str) -> Result<Option<Done>, StoreError> {
+        self.tree
+            .get(text_key(DONE, mark))?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    /// The ticket a Message-ID was recorded for.
+    pub fn ticket_of(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
+        let Some(raw) = self.tree.get(text_key(REF, &ref_key(message_id)))? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = raw
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("ticket reference".into()))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
+        self.tree
+            .get(key(TICKET, &[id]))?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    /// Every ticket, oldest first.
+    pub fn all(&self) -> Result<Vec<Ticket>, StoreError> {
+        self.scan(TICKET)
+    }
+
+    /// The articles of ticket `id`, oldest first.
+    pub fn articles(&self, id: u64) -> Result<Vec<Article>, StoreError> {
+        self.scan(&key(ARTICLE, &[id]))
+    }
+
+    /// The bytes of attachment `n` of article `article`.
+    pub fn attachment(&self, article: u64, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key(FILE, &[article, n]))?.map(|v| v.to_vec()))
+    }
+
+    /// Every knowledge item, oldest first.
+    pub fn knowledge(&self) -> Result<Vec<KnowledgeItem>, StoreError> {
+        self.scan(KNOWLEDGE)
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .values()
+            .map(|raw| decode(&raw?))
+            .collect()
+    }
+
+    /// Deletes tickets with everything recorded for them; durable on return.
+    pub fn delete(&self, ids: &[u64]) -> Result<(), StoreError> {
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut batch = sled::Batch::default();
+        for &id in ids {
+            let Some(ticket) = self.get(id)? else {
+                continue;
+            };
+            for article in self.articles(id)? {
+                for n in 0..article.attachments.len() as u64 {
+                    batch.remove(key(FILE, &[article.id, n]));
+                }
+                batch.remove(key(ARTICLE, &[id, article.id]));
+            }
+            for message_id in &ticket.message_ids {
+                batch.remove(text_key(REF, &ref_key(message_id)));
+            }
+            batch.remove(key(TICKET, &[id]));
+        }
+        self.tree.apply_batch(batch)?;
+        self.sync.flush()
+    }
+}
