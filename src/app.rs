@@ -4,7 +4,7 @@
 
 use crate::api::{self, AdminToken, ApiState};
 use crate::config::{Config, TlsMode};
-use crate::inbound::Hook;
+use crate::inbound::{Dispatcher, Hook};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
@@ -91,10 +91,12 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         .map(|u| (u.name, u.config))
         .collect();
     let upstreams = Arc::new(Relays::new(&config, &stored)?);
+    let webhooks = Arc::new(tokio::sync::Notify::new());
     upstreams.set_inbound(Arc::new(Hook::new(
         store.clone(),
         policy.clone(),
         config.hostname.clone(),
+        webhooks.clone(),
     )));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
@@ -106,6 +108,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         config.default_upstream.clone(),
     );
     let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
+    let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
+    tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
     tokio::spawn(sync_store(store.clone(), stop_delivery_rx));
 
     let acceptor = match config.listeners.iter().any(|l| l.tls != TlsMode::None) {

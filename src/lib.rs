@@ -5,7 +5,7 @@
 //!
 //! - `config`  — serde structs for `postern.toml` (unknown keys refused), defaults, validation.
 //! - `net`     — TCP accept loop with connection and per-IP limits; rustls server/client setup,
-//!   self-signed development certificate.
+//!   self-signed development certificate; a small HTTP/1.1 client (webhooks).
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), one file per command, every reply text in `reply`.
 //! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
@@ -28,7 +28,9 @@
 //!   the inbound hook under the reserved name `@inbound`.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
 //!   mail to), message parsing (mail-parser, cleaned text), loop detection, requester
-//!   lookup and auto-creation, threading, one atomic ticket-store change per message.
+//!   lookup and auto-creation, threading, one atomic ticket-store change per message (with
+//!   the webhook deliveries of its event); the `Dispatcher` that calls webhooks, signed
+//!   (HMAC-SHA256), with durable retries.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
@@ -36,8 +38,8 @@
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
-//!   blocklist and the ticket store (tickets, articles, attachments, knowledge items,
-//!   idempotence marks); `flush` = sled's flush + `syncfs` (every API change; the registry
+//!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
+//!   idempotence marks) and webhooks with their deliveries (due index); `flush` = sled's flush + `syncfs` (every API change; the registry
 //!   once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
@@ -58,7 +60,8 @@
 //! must be a helpdesk mailbox → data → header From against the blocklist → `Received` →
 //! spool (upstream `@inbound`, same `fdatasync` before `250`) → spool worker →
 //! `inbound::Hook` → requester (found or created), loop check, threading → ticket store
-//! (one batch + sync, marked done per message and mailbox) → per-recipient status.
+//! and webhook deliveries (one transaction + sync, marked done per message and mailbox) →
+//! per-recipient status; `inbound::Dispatcher` → webhook POSTs, outcome made durable.
 
 pub mod admin;
 pub mod api;

@@ -277,7 +277,8 @@ fn check_references(store: &Store, account: &Account) -> Result<(), Problem> {
     check_inbound(store, account)
 }
 
-/// An inbound mailbox needs an address to receive at; its default group must exist.
+/// An inbound mailbox needs an address to receive at; its default group and webhooks must
+/// exist.
 fn check_inbound(store: &Store, account: &Account) -> Result<(), Problem> {
     let Some(inbound) = &account.inbound else {
         return Ok(());
@@ -291,6 +292,11 @@ fn check_inbound(store: &Store, account: &Account) -> Result<(), Problem> {
     if let Some(group) = &inbound.default_group {
         if store.groups().get(group)?.is_none() {
             return Err(Problem::invalid("inbound", format!("no group {group:?}")));
+        }
+    }
+    for id in &inbound.webhooks {
+        if store.webhooks().get(*id)?.is_none() {
+            return Err(Problem::invalid("inbound", format!("no webhook {id}")));
         }
     }
     Ok(())

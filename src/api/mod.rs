@@ -5,7 +5,8 @@
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
-//! `tickets` (the built-in ticket store), `requesters` (block and unblock). `auth`
+//! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
+//! (+ deliveries). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
@@ -37,6 +38,7 @@ mod tokens;
 mod upstreams;
 mod user_edit;
 mod users;
+mod webhooks;
 
 pub use auth::{AdminToken, Caller, PERMISSIONS};
 pub use problem::Problem;
@@ -218,6 +220,22 @@ fn resources() -> Router<Api> {
             get(tickets::attachment),
         )
         .route("/api/v1/knowledge", get(tickets::knowledge))
+        .route(
+            "/api/v1/webhooks",
+            get(webhooks::list).post(webhooks::create),
+        )
+        .route(
+            "/api/v1/webhooks/{id}",
+            axum::routing::delete(webhooks::remove),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
+        .route(
+            "/api/v1/webhooks/{id}/deliveries/{delivery}/retry",
+            post(webhooks::retry),
+        )
         .route("/api/v1/requesters", get(requesters::list))
         .route("/api/v1/requesters/{id}/block", post(requesters::block))
         .route("/api/v1/requesters/{id}/unblock", post(requesters::unblock))

@@ -9,7 +9,7 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_edit, account_test, accounts, audit, blocklist, explain, health, me, queue, requesters,
-    roles, settings, tickets, tokens, upstreams, user_edit, users,
+    roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Postern control API",
-        description = "Users, roles, accounts and grants, upstreams, settings, the queue, the blocklist, tickets, requesters and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
+        description = "Users, roles, accounts and grants, upstreams, settings, the queue, the blocklist, tickets, requesters, webhooks and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
         version = "1"
     ),
     modifiers(&Bearer),
@@ -45,6 +45,7 @@ use utoipa::{Modify, OpenApi};
         tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::remove,
         tickets::knowledge,
         requesters::list, requesters::block, requesters::unblock,
+        webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries, webhooks::retry,
     )
 )]
 pub struct ApiDoc;

@@ -51,6 +51,23 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "must be at least 1",
         ));
     }
+    validate_webhooks(config)
+}
+
+fn validate_webhooks(config: &Config) -> Result<(), ConfigError> {
+    let hooks = &config.webhooks;
+    if hooks.retry_intervals_secs.is_empty() || hooks.retry_intervals_secs.contains(&0) {
+        return Err(ConfigError::invalid(
+            "webhooks.retry_intervals_secs",
+            "needs at least one interval, each at least 1",
+        ));
+    }
+    if hooks.timeout_secs == 0 || hooks.concurrency == 0 {
+        return Err(ConfigError::invalid(
+            "webhooks",
+            "timeout_secs and concurrency must be at least 1",
+        ));
+    }
     Ok(())
 }
 

@@ -25,6 +25,7 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub limits: Limits,
     pub queue: QueueConfig,
+    pub webhooks: WebhookConfig,
     #[serde(rename = "upstream")]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
 }
@@ -67,6 +68,7 @@ impl Default for Config {
             ],
             limits: Limits::default(),
             queue: QueueConfig::default(),
+            webhooks: WebhookConfig::default(),
             upstreams,
         }
     }
@@ -227,6 +229,29 @@ impl Default for QueueConfig {
             retry_intervals_secs: vec![60, 300, 900, 1800, 3600],
             expire_after_secs: 5 * 24 * 3600,
             concurrency: 64,
+        }
+    }
+}
+
+/// How webhook calls of the inbound hook are made and retried (SPEC §7).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookConfig {
+    /// Delay before each retry of a failed call, in seconds; the last one repeats until the
+    /// webhook's `max_attempts` is reached and the delivery is dead.
+    pub retry_intervals_secs: Vec<u64>,
+    /// Longest wait for an answer, connection included.
+    pub timeout_secs: u64,
+    /// Calls in flight at once.
+    pub concurrency: usize,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        WebhookConfig {
+            retry_intervals_secs: vec![10, 60, 300, 900, 3600],
+            timeout_secs: 10,
+            concurrency: 16,
         }
     }
 }

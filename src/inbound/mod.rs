@@ -9,22 +9,27 @@
 //! - `loops`     — auto-reply and loop detection.
 //! - `requester` — sender lookup and auto-creation.
 //! - `thread`    — which ticket a message joins.
-//! - `process`   — one message for one mailbox → one atomic change of the ticket store.
+//! - `process`   — one message for one mailbox → one atomic change of the ticket store,
+//!   with the webhook deliveries of its event (`event`).
+//! - `webhook`   — the `Dispatcher` that calls webhooks, signed, with durable retries.
 //!
 //! The hook never sends mail back for automatic mail, and records each (message, mailbox)
 //! once: a redelivery finds its idempotence mark.
 
+mod event;
 mod loops;
 mod parse;
 mod process;
 mod requester;
 mod thread;
+mod webhook;
 
 pub use loops::marker as loop_marker;
 pub use parse::{clean, Parsed};
 pub use process::{process, Context, Incoming, Processed, Recorded};
 pub use requester::login_for;
 pub use thread::subject_tag;
+pub use webhook::{sign, Dispatcher};
 
 use crate::policy::{Policy, PolicyError};
 use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
@@ -55,14 +60,22 @@ pub struct Hook {
     store: Store,
     policy: Arc<Policy>,
     hostname: String,
+    /// Woken when webhook deliveries were queued.
+    webhooks: Arc<tokio::sync::Notify>,
 }
 
 impl Hook {
-    pub fn new(store: Store, policy: Arc<Policy>, hostname: String) -> Hook {
+    pub fn new(
+        store: Store,
+        policy: Arc<Policy>,
+        hostname: String,
+        webhooks: Arc<tokio::sync::Notify>,
+    ) -> Hook {
         Hook {
             store,
             policy,
             hostname,
+            webhooks,
         }
     }
 
@@ -89,7 +102,13 @@ impl Hook {
                     data,
                     verdicts: None,
                 };
-                outcome(queue_id, rcpt, process(&ctx, &incoming))
+                let result = process(&ctx, &incoming);
+                if let Ok(Processed::Recorded(recorded)) = &result {
+                    if !recorded.change.deliveries.is_empty() {
+                        self.webhooks.notify_one();
+                    }
+                }
+                outcome(queue_id, rcpt, result)
             })
             .collect()
     }

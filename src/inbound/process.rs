@@ -2,6 +2,7 @@
 //! or creation, loop detection, threading, then one atomic change of the ticket store
 //! (ticket, article, attachments, Message-ID index, idempotence mark).
 
+use super::event::{self, Event};
 use super::loops;
 use super::parse::{parse, Parsed};
 use super::requester::{find_or_create, Requester};
@@ -151,6 +152,7 @@ impl Plan<'_> {
                 let store = self.ctx.store;
                 let joined = thread::find(store, self.parsed, &self.requester.user)?;
                 let now = crate::spool::now_ms() / 1000;
+                let new_ticket = joined.is_none();
                 let (mut ticket, kind) = match (joined, self.automatic) {
                     (Some(ticket), Some(_)) => (ticket, ArticleKind::Note),
                     (Some(ticket), None) => {
@@ -189,12 +191,17 @@ impl Plan<'_> {
                     article: Some(article.id),
                     knowledge: None,
                 };
+                let deliveries = self
+                    .event(event::name(new_ticket, Some(&article)))
+                    .with(Some(&ticket), Some(&article), None)
+                    .deliveries(store)?;
                 Ok(Change {
                     refs: self.parsed.message_id.iter().cloned().collect(),
                     ticket: Some(ticket),
                     article: Some((article, files)),
                     knowledge: None,
                     done: Some((self.mark.clone(), done)),
+                    deliveries,
                 })
             })
             .map(Ok)
@@ -202,6 +209,21 @@ impl Plan<'_> {
                 InboundError::Skip(why) => Ok(Err(why)),
                 other => Err(other),
             })
+    }
+
+    /// The event `name` about this message (without its ticket, article or item yet).
+    fn event<'b>(&'b self, name: &'b str) -> Event<'b> {
+        Event {
+            name,
+            queue_id: self.msg.queue_id,
+            mailbox: self.mailbox,
+            requester: self.requester,
+            parsed: self.parsed,
+            verdicts: self.msg.verdicts.as_ref(),
+            ticket: None,
+            article: None,
+            knowledge: None,
+        }
     }
 
     fn new_ticket(&self, id: u64, now: u64) -> Ticket {
@@ -303,9 +325,14 @@ impl Plan<'_> {
                 knowledge: Some(item.id),
                 ..Done::default()
             };
+            let deliveries = self
+                .event("knowledge.created")
+                .with(None, None, Some(&item))
+                .deliveries(self.ctx.store)?;
             Ok::<_, InboundError>(Change {
                 knowledge: Some(item),
                 done: Some((self.mark.clone(), done)),
+                deliveries,
                 ..Change::default()
             })
         })?;

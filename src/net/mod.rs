@@ -1,6 +1,8 @@
 //! Networking shared by every listener: the accept loop with its connection limits, and
-//! TLS configuration (the server certificate, generated for development when missing).
+//! TLS configuration (the server certificate, generated for development when missing), and
+//! the small HTTP client for outgoing calls (webhooks).
 
+pub mod http;
 pub mod listener;
 pub mod tls;
 

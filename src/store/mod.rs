@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -18,6 +18,7 @@ mod msgids;
 mod settings;
 mod tickets;
 mod users;
+mod webhooks;
 
 pub use accounts::{
     Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health,
@@ -33,6 +34,7 @@ pub use tickets::{
     TicketStatus, Tickets, Verdicts,
 };
 pub use users::{login_key, CreatedVia, NewUser, User, UserKind, UserStatus, Users};
+pub use webhooks::{Delivery, DeliveryStatus, Webhook, Webhooks, DEFAULT_MAX_ATTEMPTS};
 
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
@@ -75,6 +77,7 @@ pub struct Store {
     audit: Audit,
     blocklist: Blocklist,
     tickets: Tickets,
+    webhooks: Webhooks,
 }
 
 impl Store {
@@ -91,6 +94,7 @@ impl Store {
             db: db.clone(),
             dir: Arc::new(File::open(dir)?),
         };
+        let webhooks = Webhooks::open(&db, sync.clone())?;
         Ok(Store {
             users: Users::open(&db, sync.clone())?,
             accounts: Accounts::open(&db, sync.clone())?,
@@ -101,7 +105,8 @@ impl Store {
             message_ids: MessageIds::open(&db)?,
             audit: Audit::open(&db, sync.clone())?,
             blocklist: Blocklist::open(&db, sync.clone())?,
-            tickets: Tickets::open(&db, sync.clone())?,
+            tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone())?,
+            webhooks,
             db,
             sync,
             settings,
@@ -121,6 +126,11 @@ impl Store {
     /// The built-in ticket store.
     pub fn tickets(&self) -> &Tickets {
         &self.tickets
+    }
+
+    /// Webhooks and their deliveries.
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
     }
 
     /// The users and their credentials.

@@ -8,9 +8,11 @@
 //! Writers are serialised by a mutex (a ticket is read, changed and written back); reads
 //! take no lock. It decides nothing: the `inbound` module says what a message becomes.
 
+use super::webhooks::{write_into, Delivery};
 use super::{StoreError, Syncer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sled::transaction::{TransactionError, Transactional};
 use std::sync::{Arc, Mutex};
 
 const TICKET: &[u8] = b"t/";
@@ -151,6 +153,9 @@ pub struct Change {
     pub refs: Vec<String>,
     /// The idempotence mark: key and what was done.
     pub done: Option<(String, Done)>,
+    /// Webhook deliveries of the events this change causes (written in the same
+    /// transaction, so an event is never lost nor sent for a change that was not made).
+    pub deliveries: Vec<Delivery>,
 }
 
 /// The ticket store.
@@ -158,6 +163,8 @@ pub struct Change {
 pub struct Tickets {
     db: sled::Db,
     tree: sled::Tree,
+    /// The webhooks tree, for deliveries queued with a change.
+    hooks: sled::Tree,
     sync: Syncer,
     writer: Arc<Mutex<()>>,
 }
@@ -194,10 +201,15 @@ pub fn ref_key(message_id: &str) -> String {
 }
 
 impl Tickets {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Tickets, StoreError> {
+    pub(super) fn open(
+        db: &sled::Db,
+        hooks: sled::Tree,
+        sync: Syncer,
+    ) -> Result<Tickets, StoreError> {
         Ok(Tickets {
             db: db.clone(),
             tree: db.open_tree("tickets")?,
+            hooks,
             sync,
             writer: Arc::default(),
         })
@@ -244,7 +256,20 @@ impl Tickets {
         if let Some((mark, done)) = &change.done {
             batch.insert(text_key(DONE, mark), encode(done)?);
         }
-        self.tree.apply_batch(batch)?;
+        let mut queued = sled::Batch::default();
+        for delivery in &change.deliveries {
+            write_into(&mut queued, delivery)?;
+        }
+        (&self.tree, &self.hooks)
+            .transaction(|(tickets, hooks)| {
+                tickets.apply_batch(&batch)?;
+                hooks.apply_batch(&queued)?;
+                Ok(())
+            })
+            .map_err(|error: TransactionError<()>| match error {
+                TransactionError::Storage(error) => StoreError::Sled(error),
+                TransactionError::Abort(()) => StoreError::Task("ticket change aborted".into()),
+            })?;
         self.sync.flush()
     }
 

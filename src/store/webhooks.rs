@@ -1,0 +1,211 @@
+//! Webhooks and their deliveries (SPEC §7): each webhook is a URL with a signing secret; each
+//! event the hook posts to it is a delivery kept here until it is delivered or dead, so a
+//! restart or a receiver that is down loses nothing.
+//!
+//! One tree under key prefixes: `h/` webhooks, `d/` deliveries, and `q/` the due index of
+//! pending deliveries (`next_at` then id, so a scan from the start finds the earliest).
+//! New deliveries are written in the same transaction as the ticket change that caused
+//! them (`Tickets::change`), through `write_into`.
+
+use super::{StoreError, Syncer};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+const HOOK: &[u8] = b"h/";
+const DELIVERY: &[u8] = b"d/";
+const DUE: &[u8] = b"q/";
+
+/// Attempts before a delivery is dead, unless the webhook says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+
+/// A webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Webhook {
+    pub id: u64,
+    pub name: String,
+    /// `http://` or `https://` URL the events are POSTed to.
+    pub url: String,
+    /// The HMAC-SHA256 key of `X-Postern-Signature`.
+    pub secret: String,
+    /// Attempts before a delivery is given up (dead).
+    pub max_attempts: u32,
+    pub created_at: u64,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+/// One event for one webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub id: u64,
+    pub webhook: u64,
+    pub event: String,
+    /// The exact JSON body that is signed and sent.
+    pub payload: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// When the next attempt is due (Unix milliseconds).
+    pub next_at: u64,
+    /// HTTP status of the last answer, if there was one.
+    #[serde(default)]
+    pub last_status: Option<u16>,
+    /// The start of the last answer's body, or why there was none.
+    #[serde(default)]
+    pub last_response: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+/// The webhooks tree.
+#[derive(Clone)]
+pub struct Webhooks {
+    db: sled::Db,
+    pub(super) tree: sled::Tree,
+    sync: Syncer,
+}
+
+fn key(prefix: &[u8], parts: &[u64]) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    for part in parts {
+        key.extend_from_slice(&part.to_be_bytes());
+    }
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("webhooks: {e}")))
+}
+
+/// Adds the entries that store `delivery` (and index it while pending) to `batch`.
+pub(super) fn write_into(batch: &mut sled::Batch, delivery: &Delivery) -> Result<(), StoreError> {
+    batch.insert(key(DELIVERY, &[delivery.id]), encode(delivery)?);
+    if delivery.status == DeliveryStatus::Pending {
+        batch.insert(key(DUE, &[delivery.next_at, delivery.id]), Vec::new());
+    }
+    Ok(())
+}
+
+impl Webhooks {
+    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Webhooks, StoreError> {
+        Ok(Webhooks {
+            db: db.clone(),
+            tree: db.open_tree("webhooks")?,
+            sync,
+        })
+    }
+
+    /// A fresh id.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()? + 1)
+    }
+
+    /// Stores a new webhook under a fresh id; durable on return.
+    pub fn create(&self, mut hook: Webhook) -> Result<Webhook, StoreError> {
+        hook.id = self.next_id()?;
+        self.tree.insert(key(HOOK, &[hook.id]), encode(&hook)?)?;
+        self.sync.flush()?;
+        Ok(hook)
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<Webhook>, StoreError> {
+        self.tree
+            .get(key(HOOK, &[id]))?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    pub fn all(&self) -> Result<Vec<Webhook>, StoreError> {
+        self.scan(HOOK)
+    }
+
+    /// Removes a webhook and its pending deliveries (delivered and dead ones stay listed
+    /// until then); true if it existed. Durable on return.
+    pub fn remove(&self, id: u64) -> Result<bool, StoreError> {
+        let existed = self.tree.remove(key(HOOK, &[id]))?.is_some();
+        for delivery in self.deliveries(id)? {
+            if delivery.status == DeliveryStatus::Pending {
+                self.tree
+                    .remove(key(DUE, &[delivery.next_at, delivery.id]))?;
+            }
+            self.tree.remove(key(DELIVERY, &[delivery.id]))?;
+        }
+        self.sync.flush()?;
+        Ok(existed)
+    }
+
+    pub fn delivery(&self, id: u64) -> Result<Option<Delivery>, StoreError> {
+        self.tree
+            .get(key(DELIVERY, &[id]))?
+            .map(|raw| decode(&raw))
+            .transpose()
+    }
+
+    /// The deliveries of webhook `id`, oldest first.
+    pub fn deliveries(&self, id: u64) -> Result<Vec<Delivery>, StoreError> {
+        let all: Vec<Delivery> = self.scan(DELIVERY)?;
+        Ok(all.into_iter().filter(|d| d.webhook == id).collect())
+    }
+
+    /// Up to `limit` pending deliveries due at `now` (Unix ms), earliest first.
+    pub fn due(&self, now: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.tree.scan_prefix(DUE) {
+            let (index, _) = entry?;
+            let at = u64::from_be_bytes(index[2..10].try_into().map_err(|_| corrupt())?);
+            let id = u64::from_be_bytes(index[10..18].try_into().map_err(|_| corrupt())?);
+            if at > now || out.len() >= limit {
+                break;
+            }
+            if let Some(delivery) = self.delivery(id)? {
+                out.push(delivery);
+            }
+        }
+        Ok(out)
+    }
+
+    /// When the earliest pending delivery is due (Unix ms), if any is pending.
+    pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
+        let Some(entry) = self.tree.scan_prefix(DUE).next() else {
+            return Ok(None);
+        };
+        let (index, _) = entry?;
+        Ok(Some(u64::from_be_bytes(
+            index[2..10].try_into().map_err(|_| corrupt())?,
+        )))
+    }
+
+    /// Replaces `before` by `after` (an attempt's outcome), keeping the due index right;
+    /// durable on return.
+    pub fn update(&self, before: &Delivery, after: &Delivery) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        if before.status == DeliveryStatus::Pending {
+            batch.remove(key(DUE, &[before.next_at, before.id]));
+        }
+        write_into(&mut batch, after)?;
+        self.tree.apply_batch(batch)?;
+        self.sync.flush()
+    }
+
+    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
+        self.tree
+            .scan_prefix(prefix)
+            .values()
+            .map(|raw| decode(&raw?))
+            .collect()
+    }
+}
+
+fn corrupt() -> StoreError {
+    StoreError::Corrupt("webhook due index".into())
+}
