@@ -3,8 +3,8 @@
 //! delivery worker, then a final store flush).
 
 use crate::api::{self, AdminToken, ApiState};
-use crate::config::{Config, TlsMode};
-use crate::inbound::{Dispatcher, Hook};
+use crate::config::{Config, Purpose, TlsMode};
+use crate::inbound::{Dispatcher, Hook, Verifier};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
@@ -124,6 +124,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     // One cap on argon2 verifications for every listener: about one per core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let credentials = Credentials::new(store.users().clone(), cores);
+    let verifier = verifier(&config)?;
     let mut listeners = Vec::new();
     let mut listener_tasks = Vec::new();
     for listener_config in &config.listeners {
@@ -150,6 +151,10 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             policy: policy.clone(),
             message_ids: store.message_ids().clone(),
             upstream: config.default_upstream.clone(),
+            verifier: match listener_config.purpose {
+                Purpose::Inbound => verifier.clone(),
+                Purpose::Submission => None,
+            },
         });
         listeners.push((listener_config.name.clone(), addr));
         listener_tasks.push(tokio::spawn(listener::run(
@@ -193,6 +198,21 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         api_task,
         store,
     })
+}
+
+/// The authentication checker of inbound listeners, when they check.
+fn verifier(config: &Config) -> anyhow::Result<Option<Arc<Verifier>>> {
+    let inbound = config
+        .listeners
+        .iter()
+        .any(|l| l.purpose == Purpose::Inbound);
+    if !inbound || !config.inbound.authenticate {
+        return Ok(None);
+    }
+    let verifier = Verifier::new(&config.dns, &config.hostname).context(
+        "inbound authentication checks (set [dns] nameservers, or [inbound] authenticate = false)",
+    )?;
+    Ok(Some(Arc::new(verifier)))
 }
 
 /// Once a second, makes the store's unsynced writes (the Message-ID registry) durable.

@@ -27,7 +27,8 @@
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
 //!   the inbound hook under the reserved name `@inbound`.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
-//!   mail to), message parsing (mail-parser, cleaned text), loop detection, requester
+//!   mail to), the `Verifier` (SPF, DKIM, DMARC, ARC with mail-auth on hickory; the
+//!   `Authentication-Results` field), message parsing (mail-parser, cleaned text), loop detection, requester
 //!   lookup and auto-creation, threading, one atomic ticket-store change per message (with
 //!   the webhook deliveries of its event); the `Dispatcher` that calls webhooks, signed
 //!   (HMAC-SHA256), with durable retries.
@@ -57,7 +58,9 @@
 //! permanent failure or expiry.
 //!
 //! Inbound: listener (purpose `inbound`) → blocklist and blocked users at MAIL FROM → RCPT
-//! must be a helpdesk mailbox → data → header From against the blocklist → `Received` →
+//! must be a helpdesk mailbox (SPF check started at MAIL FROM) → data → header From against
+//! the blocklist → DKIM/ARC/DMARC (a mailbox may refuse DMARC `reject` failures) →
+//! `Received` + `Authentication-Results` →
 //! spool (upstream `@inbound`, same `fdatasync` before `250`) → spool worker →
 //! `inbound::Hook` → requester (found or created), loop check, threading → ticket store
 //! and webhook deliveries (one transaction + sync, marked done per message and mailbox) →

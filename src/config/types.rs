@@ -26,6 +26,8 @@ pub struct Config {
     pub limits: Limits,
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,
+    pub inbound: InboundConfig,
+    pub dns: DnsConfig,
     #[serde(rename = "upstream")]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
 }
@@ -69,6 +71,8 @@ impl Default for Config {
             limits: Limits::default(),
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
+            inbound: InboundConfig::default(),
+            dns: DnsConfig::default(),
             upstreams,
         }
     }
@@ -252,6 +256,39 @@ impl Default for WebhookConfig {
             retry_intervals_secs: vec![10, 60, 300, 900, 3600],
             timeout_secs: 10,
             concurrency: 16,
+        }
+    }
+}
+
+/// Inbound (helpdesk) mail.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundConfig {
+    /// Check SPF, DKIM, DMARC and ARC of inbound mail and record the verdicts.
+    pub authenticate: bool,
+}
+
+impl Default for InboundConfig {
+    fn default() -> Self {
+        InboundConfig { authenticate: true }
+    }
+}
+
+/// DNS for the authentication checks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DnsConfig {
+    /// Name servers (`ip:port`); empty: the system's `/etc/resolv.conf`.
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Longest wait for one answer.
+    pub timeout_secs: u64,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            nameservers: Vec::new(),
+            timeout_secs: 5,
         }
     }
 }

@@ -5,6 +5,8 @@
 //! spool's guarantees (durable before `250`, retried after a crash or a store failure)
 //! without a second queue.
 //!
+//! - `verdicts`  — SPF, DKIM, DMARC and ARC (the SMTP session runs them; the hook reads
+//!   the verdicts back from the `Authentication-Results` field under our `Received`).
 //! - `parse`     — what the hook reads from a message (mail-parser, cleaned text).
 //! - `loops`     — auto-reply and loop detection.
 //! - `requester` — sender lookup and auto-creation.
@@ -22,6 +24,7 @@ mod parse;
 mod process;
 mod requester;
 mod thread;
+mod verdicts;
 mod webhook;
 
 pub use loops::marker as loop_marker;
@@ -29,6 +32,7 @@ pub use parse::{clean, Parsed};
 pub use process::{process, Context, Incoming, Processed, Recorded};
 pub use requester::login_for;
 pub use thread::subject_tag;
+pub use verdicts::{read_back, Checked, Verifier};
 pub use webhook::{sign, Dispatcher};
 
 use crate::policy::{Policy, PolicyError};
@@ -47,6 +51,8 @@ pub enum InboundError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Policy(#[from] PolicyError),
+    #[error("DNS resolver: {0}")]
+    Dns(String),
     #[error("unreadable message: {0}")]
     Parse(String),
     /// Nothing to record, on purpose (the reason).
@@ -100,7 +106,7 @@ impl Hook {
                     mail_from,
                     rcpt,
                     data,
-                    verdicts: None,
+                    verdicts: read_back(data, &self.hostname),
                 };
                 let result = process(&ctx, &incoming);
                 if let Ok(Processed::Recorded(recorded)) = &result {

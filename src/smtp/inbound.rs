@@ -1,12 +1,42 @@
-//! The end of an inbound message (SPEC §4, §6): the header `From` checked against the
-//! blocklist and blocked users, as the envelope sender was at MAIL FROM. What the message
-//! becomes is the hook's business, after the spool has made it durable.
+//! The inbound parts of a transaction (SPEC §4, §6): SPF started at MAIL FROM; at the end
+//! of data the header `From` checked against the blocklist and blocked users (as the
+//! envelope sender was at MAIL FROM), then DKIM, ARC and DMARC, with the mailboxes' choice
+//! to refuse DMARC `reject` failures. What the message becomes is the hook's business,
+//! after the spool has made it durable.
 
 use super::reply;
-use super::session::{Next, Session};
+use super::session::{Next, Session, Transaction};
+use crate::inbound::Checked;
 use crate::metrics::Reject;
 use crate::rewrite::Inspected;
+use mail_auth::SpfOutput;
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::task::JoinHandle;
+
+/// An SPF check running since MAIL FROM; dropped with its transaction (RSET, a new
+/// session after STARTTLS), it is cancelled.
+#[derive(Debug)]
+pub struct SpfCheck(JoinHandle<SpfOutput>);
+
+impl Drop for SpfCheck {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Starts the SPF check of `mail_from` when the listener verifies inbound mail.
+pub fn start_spf<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &Session<S>,
+    mail_from: &str,
+) -> Option<SpfCheck> {
+    let verifier = session.shared.verifier.clone()?;
+    let ip = session.peer.ip();
+    let helo = session.state.helo.clone().unwrap_or_default();
+    let mail_from = mail_from.to_string();
+    Some(SpfCheck(tokio::spawn(async move {
+        verifier.spf(ip, &helo, &mail_from).await
+    })))
+}
 
 /// The refusal of a message whose header `From` is blocked; logged as a warning with the
 /// address, listener and rule.
@@ -20,4 +50,40 @@ pub fn check_from<S: AsyncRead + AsyncWrite + Unpin + Send>(
     tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
         from, %rule, "message refused: blocked header From");
     Some(session.refuse(Reject::Blocked, &reply::blocked(from)))
+}
+
+/// DKIM, ARC and DMARC of `message` (with the SPF result of MAIL FROM): the checks, or the
+/// refusal when DMARC failed under `p=reject` and a recipient mailbox refuses that.
+pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    tx: &mut Transaction,
+    message: &[u8],
+) -> Result<Option<Checked>, Next> {
+    let (Some(verifier), Some(spf)) = (session.shared.verifier.clone(), tx.spf.take()) else {
+        return Ok(None);
+    };
+    let ip = session.peer.ip();
+    let helo = session.state.helo.clone().unwrap_or_default();
+    let mut spf = spf;
+    let spf = match (&mut spf.0).await {
+        Ok(spf) => spf,
+        Err(_) => verifier.spf(ip, &helo, &tx.mail_from).await,
+    };
+    let checked = verifier
+        .check(message, ip, &helo, &tx.mail_from, &spf)
+        .await;
+    let snapshot = session.shared.policy.snapshot();
+    let refusing = tx.rcpts.iter().find(|rcpt| {
+        snapshot
+            .inbound_mailbox(rcpt)
+            .and_then(|a| a.inbound.as_ref())
+            .is_some_and(|i| i.refuse_dmarc_reject)
+    });
+    if let (true, Some(rcpt)) = (checked.dmarc_reject, refusing) {
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+            from = %tx.mail_from, rcpt = %rcpt, rule = "DMARC fail with p=reject",
+            "message refused: DMARC");
+        return Err(session.refuse(Reject::AuthVerdict, reply::DMARC_REJECT));
+    }
+    Ok(Some(checked))
 }

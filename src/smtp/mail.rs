@@ -61,10 +61,12 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         }
     }
+    let spf = super::inbound::start_spf(session, &mail_from);
     session.state.tx = Some(Transaction {
         mail_from,
         smtputf8: params.smtputf8,
         eight_bit: params.eight_bit,
+        spf,
         ..Transaction::default()
     });
     session.conn.reply(reply::SENDER_OK);

@@ -63,7 +63,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
 ) -> io::Result<Next> {
     let started = Instant::now();
     let trace = trace_field(session, id);
-    let Some(tx) = session.state.tx.take() else {
+    let Some(mut tx) = session.state.tx.take() else {
         return Ok(session.refuse(Reject::BadSequence, reply::BAD_SEQUENCE));
     };
     let queue_id = show_id(id);
@@ -92,8 +92,21 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             if let Some(refusal) = super::inbound::check_from(session, &inspected) {
                 return Ok(refusal);
             }
+            let checked = match super::inbound::authenticate(session, &mut tx, &buf[start..]).await
+            {
+                Ok(checked) => checked,
+                Err(refusal) => return Ok(refusal),
+            };
+            // Authentication-Results right under our Received field (the hook reads it
+            // back from there); both always fit the headroom, the field being bounded.
+            let begin = match &checked {
+                Some(checked) if checked.field.len() + trace.len() < start => {
+                    prepend(&mut buf, start, checked.field.as_bytes())
+                }
+                _ => start,
+            };
             Outcome {
-                start: prepend(&mut buf, start, trace.as_bytes()),
+                start: prepend(&mut buf, begin, trace.as_bytes()),
                 mail_from: tx.mail_from.clone(),
                 upstream: crate::inbound::UPSTREAM.to_string(),
                 message_id: String::new(),

@@ -58,6 +58,8 @@ pub struct Shared {
     pub message_ids: MessageIds,
     /// Upstream for mail no account routes (inbound, for now).
     pub upstream: String,
+    /// SPF, DKIM, DMARC and ARC checks of an inbound listener (`None`: not checked).
+    pub verifier: Option<Arc<crate::inbound::Verifier>>,
 }
 
 impl Shared {

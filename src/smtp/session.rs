@@ -32,6 +32,8 @@ pub struct Transaction {
     pub eight_bit: bool,
     /// BDAT chunks received so far, if the message is sent with BDAT.
     pub bdat: Option<bdat::Chunks>,
+    /// The SPF check started at MAIL FROM (inbound listeners).
+    pub spf: Option<super::inbound::SpfCheck>,
 }
 
 /// Everything a session knows about its client.

@@ -86,6 +86,9 @@ pub struct Verdicts {
     pub dkim: String,
     pub dmarc: String,
     pub arc: String,
+    /// The `Authentication-Results` field's value, unfolded.
+    #[serde(default)]
+    pub results: String,
 }
 
 /// One message, comment or note of a ticket.

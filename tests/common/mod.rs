@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod dns;
 pub mod logs;
 pub mod upstream;
 
@@ -46,6 +47,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
             key: dir.join("certs/key.pem"),
         },
         shutdown_grace_secs: 2,
+        // No lookups against the machine's resolver; the authentication test runs its own.
+        inbound: postern::config::InboundConfig {
+            authenticate: false,
+        },
         listeners: vec![
             listener("plain", TlsMode::None, true),
             listener("starttls", TlsMode::Starttls, false),

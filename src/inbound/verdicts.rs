@@ -1,0 +1,268 @@
+//! Authentication verdicts of inbound mail (SPEC §6): SPF of the MAIL FROM identity (started
+//! at MAIL FROM, so its lookups overlap the rest of the transaction), then DKIM, ARC and
+//! DMARC at the end of data — mail-auth on a hickory resolver (`[dns] nameservers`, or the
+//! system's `resolv.conf`).
+//!
+//! The outcome is an `Authentication-Results` field (RFC 8601) placed right under
+//! Postern's own `Received` field, where no client text can be; the hook reads the verdicts
+//! back from exactly that position (`read_back`), so a forged field further down is never
+//! believed.
+
+use super::InboundError;
+use crate::config::DnsConfig;
+use crate::store::Verdicts;
+use mail_auth::dmarc::verify::DmarcParameters;
+use mail_auth::dmarc::Policy;
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
+};
+use mail_auth::spf::verify::SpfParameters;
+use mail_auth::{
+    AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult,
+    MessageAuthenticator, SpfOutput, SpfResult,
+};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// DKIM signatures reported in the field (a message may carry any number).
+const MAX_DKIM_REPORTED: usize = 5;
+
+/// The checker: one resolver (with its cache) for every inbound session.
+pub struct Verifier {
+    auth: MessageAuthenticator,
+    hostname: String,
+}
+
+/// What the end-of-data checks found.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub verdicts: Verdicts,
+    /// The `Authentication-Results` field, CRLF included.
+    pub field: String,
+    /// DMARC failed and the From domain's policy is `reject`.
+    pub dmarc_reject: bool,
+}
+
+impl Verifier {
+    /// A verifier resolving through `dns`.
+    pub fn new(dns: &DnsConfig, hostname: &str) -> Result<Verifier, InboundError> {
+        let mut options = ResolverOpts::default();
+        options.timeout = Duration::from_secs(dns.timeout_secs);
+        options.attempts = 1;
+        let auth = match dns.nameservers.is_empty() {
+            true => MessageAuthenticator::new_system_conf(),
+            false => {
+                let servers = dns
+                    .nameservers
+                    .iter()
+                    .map(|addr| {
+                        let mut udp = ConnectionConfig::new(ProtocolConfig::Udp);
+                        udp.port = addr.port();
+                        let mut tcp = ConnectionConfig::new(ProtocolConfig::Tcp);
+                        tcp.port = addr.port();
+                        NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
+                    })
+                    .collect();
+                MessageAuthenticator::new(
+                    ResolverConfig::from_parts(None, vec![], servers),
+                    options,
+                )
+            }
+        }
+        .map_err(|e| InboundError::Dns(e.to_string()))?;
+        Ok(Verifier {
+            auth,
+            hostname: hostname.to_string(),
+        })
+    }
+
+    /// SPF of `mail_from` (the HELO identity for the null sender) sent from `ip`.
+    pub async fn spf(&self, ip: IpAddr, helo: &str, mail_from: &str) -> SpfOutput {
+        self.auth
+            .verify_spf(SpfParameters::verify(ip, helo, &self.hostname, mail_from))
+            .await
+    }
+
+    /// DKIM, ARC and DMARC of `message`, with the SPF result found at MAIL FROM.
+    pub async fn check(
+        &self,
+        message: &[u8],
+        ip: IpAddr,
+        helo: &str,
+        mail_from: &str,
+        spf: &SpfOutput,
+    ) -> Checked {
+        let Some(parsed) = AuthenticatedMessage::parse(message) else {
+            let field = AuthenticationResults::new(&self.hostname)
+                .with_spf_mailfrom_result(spf, ip, mail_from, helo);
+            return Checked {
+                verdicts: Verdicts {
+                    spf: spf_word(spf.result()).into(),
+                    dkim: "permerror".into(),
+                    dmarc: "none".into(),
+                    arc: "none".into(),
+                    results: field.to_string(),
+                },
+                field: mail_auth::common::headers::HeaderWriter::to_header(&field),
+                dmarc_reject: false,
+            };
+        };
+        let dkim = self.auth.verify_dkim(&parsed).await;
+        let arc = self.auth.verify_arc(&parsed).await;
+        let domain = mail_from.rsplit_once('@').map_or(helo, |(_, d)| d);
+        let dmarc = self
+            .auth
+            .verify_dmarc(DmarcParameters::new(&parsed, &dkim, domain, spf))
+            .await;
+        let from = parsed.from.first().map_or("", String::as_str);
+        let reported = &dkim[..dkim.len().min(MAX_DKIM_REPORTED)];
+        let results = AuthenticationResults::new(&self.hostname)
+            .with_spf_mailfrom_result(spf, ip, mail_from, helo)
+            .with_dkim_results(reported, from)
+            .with_arc_result(&arc, ip)
+            .with_dmarc_result(&dmarc);
+        let dmarc_word = dmarc_word(&dmarc.result());
+        Checked {
+            verdicts: Verdicts {
+                spf: spf_word(spf.result()).into(),
+                dkim: dkim_word(&dkim).into(),
+                dmarc: dmarc_word.into(),
+                arc: dkim_result_word(arc.result()).into(),
+                results: results.to_string(),
+            },
+            field: mail_auth::common::headers::HeaderWriter::to_header(&results),
+            dmarc_reject: dmarc_word == "fail" && dmarc.policy() == Policy::Reject,
+        }
+    }
+}
+
+fn spf_word(result: SpfResult) -> &'static str {
+    match result {
+        SpfResult::Pass => "pass",
+        SpfResult::Fail => "fail",
+        SpfResult::SoftFail => "softfail",
+        SpfResult::Neutral => "neutral",
+        SpfResult::TempError => "temperror",
+        SpfResult::PermError => "permerror",
+        SpfResult::None => "none",
+    }
+}
+
+fn dkim_result_word(result: &DkimResult) -> &'static str {
+    match result {
+        DkimResult::Pass => "pass",
+        DkimResult::Neutral(_) => "neutral",
+        DkimResult::Fail(_) => "fail",
+        DkimResult::PermError(_) => "permerror",
+        DkimResult::TempError(_) => "temperror",
+        DkimResult::None => "none",
+    }
+}
+
+/// `pass` if any signature passes; else the first signature's result; `none` unsigned.
+fn dkim_word(outputs: &[DkimOutput<'_>]) -> &'static str {
+    if outputs.iter().any(|o| o.result() == &DkimResult::Pass) {
+        return "pass";
+    }
+    outputs
+        .first()
+        .map_or("none", |o| dkim_result_word(o.result()))
+}
+
+fn dmarc_word(result: &DmarcResult) -> &'static str {
+    match result {
+        DmarcResult::Pass => "pass",
+        DmarcResult::Fail(_) => "fail",
+        DmarcResult::TempError(_) => "temperror",
+        DmarcResult::PermError(_) => "permerror",
+        DmarcResult::None => "none",
+    }
+}
+
+/// The verdicts in the `Authentication-Results` field that Postern put right under its own
+/// `Received` field at the top of `message`, if there is one for `hostname`.
+pub fn read_back(message: &[u8], hostname: &str) -> Option<Verdicts> {
+    let mut fields = top_fields(message);
+    let received = fields.next()?;
+    if !received.to_ascii_lowercase().starts_with("received:") {
+        return None;
+    }
+    let field = fields.next()?;
+    let value = field
+        .get(..23)
+        .filter(|name| name.eq_ignore_ascii_case("authentication-results:"))
+        .map(|_| &field[23..])?;
+    let mut parts = value.split(';');
+    if parts.next()?.trim() != hostname {
+        return None;
+    }
+    let mut verdicts = Verdicts {
+        spf: "none".into(),
+        dkim: "none".into(),
+        dmarc: "none".into(),
+        arc: "none".into(),
+        results: value.trim().to_string(),
+    };
+    let mut dkim_seen = false;
+    for part in parts {
+        let part = part.trim();
+        let Some((method, rest)) = part.split_once('=') else {
+            continue;
+        };
+        let result = rest.split([' ', '(']).next().unwrap_or("").to_string();
+        match method {
+            "spf" => verdicts.spf = result,
+            "dmarc" => verdicts.dmarc = result,
+            "arc" => verdicts.arc = result,
+            "dkim" if !dkim_seen || result == "pass" => {
+                dkim_seen = true;
+                verdicts.dkim = result;
+            }
+            _ => {}
+        }
+    }
+    Some(verdicts)
+}
+
+/// The first header fields of `message`, unfolded.
+fn top_fields(message: &[u8]) -> impl Iterator<Item = String> + '_ {
+    let text = String::from_utf8_lossy(&message[..message.len().min(16 * 1024)]).into_owned();
+    let mut fields: Vec<String> = Vec::new();
+    for line in text.split("\r\n") {
+        if line.is_empty() {
+            break;
+        }
+        match (line.starts_with([' ', '\t']), fields.last_mut()) {
+            (true, Some(last)) => {
+                last.push(' ');
+                last.push_str(line.trim());
+            }
+            _ => fields.push(line.to_string()),
+        }
+    }
+    fields.into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_back;
+
+    #[test]
+    fn only_the_field_right_under_our_received_is_believed() {
+        let ours = b"Received: from x by gw.test\r\nAuthentication-Results: gw.test;\r\n\tspf=pass smtp.mailfrom=a@b;\r\n\tdkim=fail (bad) header.d=b;\r\n\tdkim=pass header.d=c;\r\n\tdmarc=pass header.from=b\r\nFrom: a@b\r\n\r\nx";
+        let v = read_back(ours, "gw.test").unwrap();
+        assert_eq!(
+            (
+                v.spf.as_str(),
+                v.dkim.as_str(),
+                v.dmarc.as_str(),
+                v.arc.as_str()
+            ),
+            ("pass", "pass", "pass", "none")
+        );
+        let forged = b"Received: from x by gw.test\r\nFrom: a@b\r\nAuthentication-Results: gw.test; spf=pass\r\n\r\nx";
+        assert_eq!(read_back(forged, "gw.test"), None);
+        let other_host = b"Received: from x by gw.test\r\nAuthentication-Results: evil.example; spf=pass\r\n\r\nx";
+        assert_eq!(read_back(other_host, "gw.test"), None);
+    }
+}
