@@ -97,6 +97,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         policy.clone(),
         config.hostname.clone(),
         webhooks.clone(),
+        spool.clone(),
     )));
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);

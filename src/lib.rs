@@ -27,21 +27,24 @@
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
 //!   the inbound hook under the reserved name `@inbound`.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
-//!   mail to), the `Verifier` (SPF, DKIM, DMARC, ARC with mail-auth on hickory; the
-//!   `Authentication-Results` field), message parsing (mail-parser, cleaned text), loop detection, requester
-//!   lookup and auto-creation, threading, one atomic ticket-store change per message (with
-//!   the webhook deliveries of its event); the `Dispatcher` that calls webhooks, signed
-//!   (HMAC-SHA256), with durable retries.
+//!   mail to); the `Verifier` (SPF, DKIM, DMARC, ARC with mail-auth on hickory; the
+//!   `Authentication-Results` field); message parsing (mail-parser, cleaned text); loop
+//!   detection; requester lookup and auto-creation with the "set your password" link;
+//!   threading; one atomic ticket-store change per message, with the webhook deliveries of
+//!   its event; the `Dispatcher` that calls webhooks, signed (HMAC-SHA256), with durable
+//!   retries.
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
-//!   (block/unblock), the audit log of every change; problem+json errors; the
-//!   OpenAPI 3.1 document generated from the handlers (utoipa).
+//!   (block/unblock), webhooks, the "set your password" page, the audit log of every
+//!   change; problem+json errors; the OpenAPI 3.1 document generated from the handlers
+//!   (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
-//!   idempotence marks) and webhooks with their deliveries (due index); `flush` = sled's flush + `syncfs` (every API change; the registry
-//!   once a second).
+//!   idempotence marks), webhooks with their deliveries (due index) and password links
+//!   (hashed); `flush` = sled's flush + `syncfs` (every API change; the registry once a
+//!   second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).

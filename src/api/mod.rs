@@ -6,7 +6,7 @@
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
-//! (+ deliveries). `auth`
+//! (+ deliveries), `password` (the HTML page of a "set your password" link). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
@@ -28,6 +28,7 @@ mod extract;
 mod health;
 mod me;
 mod openapi;
+mod password;
 mod problem;
 mod queue;
 mod requesters;
@@ -116,6 +117,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/password/{token}", get(password::show).post(password::set))
         .merge(principals())
         .merge(resources())
         .fallback(problem::not_found)

@@ -20,6 +20,7 @@
 
 mod event;
 mod loops;
+mod notice;
 mod parse;
 mod process;
 mod requester;
@@ -28,6 +29,7 @@ mod verdicts;
 mod webhook;
 
 pub use loops::marker as loop_marker;
+pub use notice::{send_password_link, LINK_LIFETIME_SECS};
 pub use parse::{clean, Parsed};
 pub use process::{process, Context, Incoming, Processed, Recorded};
 pub use requester::login_for;
@@ -37,7 +39,8 @@ pub use webhook::{sign, Dispatcher};
 
 use crate::policy::{Policy, PolicyError};
 use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
-use crate::store::{Store, StoreError};
+use crate::spool::Spool;
+use crate::store::{Store, StoreError, User};
 use std::sync::Arc;
 
 /// The upstream name inbound messages are queued for. Not a valid upstream name in the
@@ -53,6 +56,12 @@ pub enum InboundError {
     Policy(#[from] PolicyError),
     #[error("DNS resolver: {0}")]
     Dns(String),
+    #[error("{0}")]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("no system or default account to send notices from")]
+    NoSender,
+    #[error("task failed: {0}")]
+    Task(String),
     #[error("unreadable message: {0}")]
     Parse(String),
     /// Nothing to record, on purpose (the reason).
@@ -68,6 +77,8 @@ pub struct Hook {
     hostname: String,
     /// Woken when webhook deliveries were queued.
     webhooks: Arc<tokio::sync::Notify>,
+    /// Where notices to new requesters are queued.
+    spool: Arc<Spool>,
 }
 
 impl Hook {
@@ -76,29 +87,51 @@ impl Hook {
         policy: Arc<Policy>,
         hostname: String,
         webhooks: Arc<tokio::sync::Notify>,
+        spool: Arc<Spool>,
     ) -> Hook {
         Hook {
             store,
             policy,
             hostname,
             webhooks,
+            spool,
         }
     }
 
-    /// Processes one message for each of its recipients. Blocking.
+    /// Sends each requester created for this message its "set your password" link. A
+    /// failure is logged: the requester exists, and an administrator can set a password.
+    async fn welcome(&self, created: Vec<User>) {
+        for user in created {
+            let sent = send_password_link(
+                &self.store,
+                &self.policy,
+                &self.spool,
+                &self.hostname,
+                &user,
+            )
+            .await;
+            if let Err(error) = sent {
+                tracing::error!(login = %user.login, %error, "password link not sent");
+            }
+        }
+    }
+
+    /// Processes one message for each of its recipients; the outcomes and the requesters
+    /// created. Blocking.
     fn run(
         &self,
         queue_id: &str,
         mail_from: &str,
         rcpts: &[String],
         data: &[u8],
-    ) -> Vec<RcptOutcome> {
+    ) -> (Vec<RcptOutcome>, Vec<User>) {
         let ctx = Context {
             store: &self.store,
             policy: &self.policy,
             hostname: &self.hostname,
         };
-        rcpts
+        let mut created = Vec::new();
+        let outcomes = rcpts
             .iter()
             .map(|rcpt| {
                 let incoming = Incoming {
@@ -113,10 +146,14 @@ impl Hook {
                     if !recorded.change.deliveries.is_empty() {
                         self.webhooks.notify_one();
                     }
+                    if recorded.requester.created {
+                        created.push(recorded.requester.user.clone());
+                    }
                 }
                 outcome(queue_id, rcpt, result)
             })
-            .collect()
+            .collect();
+        (outcomes, created)
     }
 }
 
@@ -162,11 +199,14 @@ impl Deliver for Hook {
                 msg.rcpts.to_vec(),
                 msg.data.to_vec(),
             );
-            tokio::task::spawn_blocking(move || hook.run(&id, &from, &rcpts, &data))
-                .await
-                .map_err(|e| {
-                    RelayError::new(ErrorKind::Io, Side::Local, Retry::Later, e.to_string())
-                })
+            let (outcomes, created) =
+                tokio::task::spawn_blocking(move || hook.run(&id, &from, &rcpts, &data))
+                    .await
+                    .map_err(|e| {
+                        RelayError::new(ErrorKind::Io, Side::Local, Retry::Later, e.to_string())
+                    })?;
+            self.welcome(created).await;
+            Ok(outcomes)
         })
     }
 }

@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -15,6 +15,7 @@ mod audit;
 mod blocklist;
 mod directory;
 mod msgids;
+mod password_links;
 mod settings;
 mod tickets;
 mod users;
@@ -28,6 +29,7 @@ pub use audit::{Audit, AuditEntry, AuditFilter};
 pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use msgids::{MessageIds, MessageRecord};
+pub use password_links::{PasswordLink, PasswordLinks};
 pub use settings::Settings;
 pub use tickets::{
     ref_key, Article, ArticleKind, AttachmentInfo, Change, Done, KnowledgeItem, Origin, Ticket,
@@ -78,6 +80,7 @@ pub struct Store {
     blocklist: Blocklist,
     tickets: Tickets,
     webhooks: Webhooks,
+    password_links: PasswordLinks,
 }
 
 impl Store {
@@ -107,6 +110,7 @@ impl Store {
             blocklist: Blocklist::open(&db, sync.clone())?,
             tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone())?,
             webhooks,
+            password_links: PasswordLinks::open(&db, sync.clone())?,
             db,
             sync,
             settings,
@@ -126,6 +130,11 @@ impl Store {
     /// The built-in ticket store.
     pub fn tickets(&self) -> &Tickets {
         &self.tickets
+    }
+
+    /// "Set your password" links.
+    pub fn password_links(&self) -> &PasswordLinks {
+        &self.password_links
     }
 
     /// Webhooks and their deliveries.
