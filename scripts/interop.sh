@@ -10,7 +10,8 @@
 #   INTEROP_N=200      messages for the smtp-source → Postern → smtp-sink checks
 #
 # Two Postern instances run on free loopback ports in a temporary directory:
-#   A  plain (AUTH allowed on loopback), STARTTLS and implicit-TLS submission listeners;
+#   A  plain (AUTH allowed on loopback), STARTTLS and implicit-TLS submission listeners,
+#      and an inbound listener for a helpdesk mailbox whose webhook is a Python HTTP server;
 #      upstream = a byte-exact capture server (Python, below) that stores every message
 #      as received after dot-unstuffing, plus its envelope;
 #   B  a trusted-network listener (smtp-source cannot AUTH); upstream = Postfix's smtp-sink.
@@ -444,13 +445,51 @@ def metric(url, name, label=""):
             total += float(line.rsplit(" ", 1)[1])
     print(int(total))
 
+# ---- webhook receiver: stores each POST's body and headers as OUTDIR/N.json
+def webhook_server(port, outdir):
+    import http.server
+    os.makedirs(outdir, exist_ok=True)
+    count = [0]
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            count[0] += 1
+            record = {"path": self.path, "headers": dict(self.headers.items()),
+                      "body": body.decode("utf-8")}
+            with open(os.path.join(outdir, "%d.json" % count[0]), "w") as f:
+                json.dump(record, f)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http.server.HTTPServer(("127.0.0.1", int(port)), Hook).serve_forever()
+
+def verify_webhook(outdir, secret, subject):
+    """One call arrived, its signature is the HMAC-SHA256 of its body, and it is about SUBJECT."""
+    import hashlib, hmac
+    files = sorted(glob.glob(os.path.join(outdir, "*.json")))
+    assert files, "no webhook call arrived"
+    record = json.load(open(files[0]))
+    body = record["body"].encode("utf-8")
+    want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    got = record["headers"].get("X-Postern-Signature")
+    assert got == want, "signature %r, want %r" % (got, want)
+    payload = json.loads(body)
+    assert payload["event"] == "ticket.created", payload["event"]
+    assert payload["message"]["subject"] == subject, payload["message"]["subject"]
+    print("webhook %s: %s, ticket %s, signature verified" % (
+        record["headers"].get("X-Postern-Delivery"), payload["event"], payload["ticket"]["id"]))
+
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
 PY
 py() { python3 "$T/helpers.py" "$@"; }
 
 # ---------------------------------------------------------------- processes
-read -r A_API A_PLAIN A_STARTTLS A_IMPLICIT B_API B_TRUSTED CAPTURE SINK <<<"$(py freeports 8)"
+read -r A_API A_PLAIN A_STARTTLS A_IMPLICIT A_INBOUND B_API B_TRUSTED CAPTURE SINK HOOK <<<"$(py freeports 10)"
 HOST=postern.interop.test
 TOKEN=interop-admin-token-$(date +%s)-$$
 USER_LOGIN=alice@example.com
@@ -459,6 +498,8 @@ RELAY_LOGIN=relay@interop.test
 RELAY_SECRET=interop-relay-secret-0123456789abcdefghijklmnop
 
 python3 "$T/helpers.py" capture-server "$CAPTURE" "$T/capture" >"$T/capture.log" 2>&1 &
+PIDS+=($!)
+python3 "$T/helpers.py" webhook-server "$HOOK" "$T/webhook" >"$T/webhook.log" 2>&1 &
 PIDS+=($!)
 SINK_USER=()
 [ "$(id -u)" -eq 0 ] && SINK_USER=(-u nobody)   # smtp-sink refuses to run as root without -u
@@ -500,6 +541,17 @@ tls = "starttls"
 name = "implicit"
 bind = "127.0.0.1:$A_IMPLICIT"
 tls = "implicit"
+
+[[listener]]
+name = "inbound"
+bind = "127.0.0.1:$A_INBOUND"
+purpose = "inbound"
+tls = "starttls"
+
+# No resolver here reaches the internet: the SPF/DKIM/DMARC checks have their own test
+# (tests/authentication.rs, against a DNS server in the test).
+[inbound]
+authenticate = false
 
 [queue]
 retry_intervals_secs = [1, 2]
@@ -580,6 +632,7 @@ write_config a
 write_config b
 wait_port "$CAPTURE"
 wait_port "$SINK"
+wait_port "$HOOK"
 
 # ---------------------------------------------------------------- checks
 
@@ -773,6 +826,46 @@ FAIL=0
 FAILED=()
 run "check-config" check_config_ok
 
+# Inbound: swaks delivers to a helpdesk mailbox; a ticket appears in the API and a signed
+# webhook call reaches a Python HTTP server; any other recipient is refused in the dialogue.
+HOOK_SECRET=interop-webhook-secret-0123456789
+check_inbound_ticket() {
+    api_post "$A_API" /api/v1/webhooks "{\"name\":\"crm\",\"url\":\"http://127.0.0.1:$HOOK/events\",\"secret\":\"$HOOK_SECRET\"}"
+    local hook
+    hook=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$T/api.out")
+    api_post "$A_API" /api/v1/accounts "{\"name\":\"helpdesk\",\"address\":\"help@example.com\",\"upstream\":\"capture\",\"inbound\":{\"auto_create_requesters\":true,\"webhooks\":[$hook]}}"
+    local out=$T/msgs/inbound.swaks
+    timeout 60 swaks --server 127.0.0.1 --port "$A_INBOUND" --helo mx.customer.example -tls \
+        --from carol@customer.example --to help@example.com \
+        --header 'Subject: interop ticket' --body 'The printer is on fire.' >"$out" 2>&1 \
+        || { cat "$out"; return 1; }
+    grep -q '^<~  250 2.0.0 queued as' "$out" || { cat "$out"; return 1; }
+    if timeout 60 swaks --server 127.0.0.1 --port "$A_INBOUND" --from carol@customer.example \
+        --to someone@elsewhere.example >"$T/msgs/inbound-relay.swaks" 2>&1; then
+        cat "$T/msgs/inbound-relay.swaks"; echo "relayed to a non-helpdesk recipient"; return 1
+    fi
+    grep -q '^<\*\* *550 5.7.1 relaying denied' "$T/msgs/inbound-relay.swaks" \
+        || { cat "$T/msgs/inbound-relay.swaks"; return 1; }
+    for _ in $(seq 100); do
+        curl -s -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$A_API/api/v1/tickets" >"$T/tickets.json"
+        if python3 - "$T/tickets.json" <<'PY'
+import json, sys
+tickets = json.load(open(sys.argv[1]))
+sys.exit(0 if any(t["subject"] == "interop ticket" and t["origin"] == "email" for t in tickets) else 1)
+PY
+        then
+            cat "$T/tickets.json"; echo; break
+        fi
+        sleep 0.1
+    done
+    grep -q '"interop ticket"' "$T/tickets.json" || { cat "$T/tickets.json"; echo "no ticket appeared"; return 1; }
+    for _ in $(seq 100); do
+        ls "$T/webhook/"*.json >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    py verify-webhook "$T/webhook" "$HOOK_SECRET" "interop ticket"
+}
+
 start_postern a "$A_API"
 start_postern b "$B_API"
 api_user "$A_API" "{\"login\":\"$USER_LOGIN\",\"email\":\"$USER_LOGIN\",\"kind\":\"staff\",\"password\":\"$USER_PASS\"}"
@@ -794,6 +887,7 @@ run "h3. no right: refused at MAIL FROM, rule named" check_send_as_refused
 run "f. smtp-source x$N_SOURCE -> smtp-sink" check_smtp_source
 run "f2. smtp-source -d x$N_SOURCE -> smtp-sink" check_smtp_source -d
 run "g. capture count = accepted = delivered" check_capture_count 8
+run "j. swaks -> inbound -> ticket + signed webhook" check_inbound_ticket
 # Last: it creates and changes users, roles and accounts at random.
 run "i. OpenAPI document vs server (schemathesis)" check_openapi
 

@@ -151,6 +151,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             metrics: metrics.clone(),
             policy: policy.clone(),
             message_ids: store.message_ids().clone(),
+            tickets: store.tickets().clone(),
             upstream: config.default_upstream.clone(),
             verifier: match listener_config.purpose {
                 Purpose::Inbound => verifier.clone(),

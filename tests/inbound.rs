@@ -690,3 +690,76 @@ async fn blocking_a_requester_follows_every_rule_and_refuses_its_next_mail() {
 fn text_again() -> String {
     message("pest@c.example", "Buy again", "", "spam")
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_sent_through_postern_threads_the_customers_answer_to_it() {
+    let gw = helpdesk().await;
+    let first = message(
+        "ann@customer.example",
+        "Invoice",
+        "Message-ID: <inv1@customer.example>\r\n",
+        "wrong amount",
+    );
+    assert_eq!(
+        send(&gw, "ann@customer.example", SUPPORT, &first)
+            .await
+            .code,
+        250
+    );
+    settle(&gw).await;
+    let ticket = tickets(&gw).await[0]["id"].clone();
+
+    // An agent answers through the Support account on the submission listener.
+    let agent = gw
+        .create_user("agent@help.example", "staff", "agent-password-1")
+        .await;
+    let (_, accounts) = api(&gw, "GET", "/api/v1/accounts", None).await;
+    let support = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["address"] == SUPPORT)
+        .unwrap()["id"]
+        .clone();
+    let grants = json!([{"grantee": {"user": agent["id"]}, "send": "send_as"}]);
+    let (status, body) = api(
+        &gw,
+        "PUT",
+        &format!("/api/v1/accounts/{support}/grants"),
+        Some(grants),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.expect("EHLO desk.help.example", 250).await;
+    c.login("agent@help.example", "agent-password-1").await;
+    c.expect(&format!("MAIL FROM:<{SUPPORT}>"), 250).await;
+    c.expect("RCPT TO:<ann@customer.example>", 250).await;
+    c.expect("DATA", 354).await;
+    let reply = format!(
+        "From: Support <{SUPPORT}>\r\nTo: ann@customer.example\r\nSubject: Re: Invoice [#{ticket}]\r\n\
+         Message-ID: <Agent-Reply.1@help.example>\r\nIn-Reply-To: <inv1@customer.example>\r\n\r\nFixed.\r\n.\r\n"
+    );
+    c.send(reply.as_bytes()).await;
+    assert_eq!(c.reply().await.code, 250);
+    c.expect("QUIT", 221).await;
+
+    // Her answer names only the agent's message (no References, no tag).
+    let answer = message(
+        "ann@customer.example",
+        "Thanks",
+        "In-Reply-To: <Agent-Reply.1@help.example>\r\n",
+        "great",
+    );
+    assert_eq!(
+        send(&gw, "ann@customer.example", SUPPORT, &answer)
+            .await
+            .code,
+        250
+    );
+    settle(&gw).await;
+    let all = tickets(&gw).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    let (_, shown) = api(&gw, "GET", &format!("/api/v1/tickets/{ticket}"), None).await;
+    assert_eq!(shown["articles"].as_array().unwrap().len(), 2, "{shown}");
+}

@@ -40,11 +40,12 @@ pub fn find(store: &Store, parsed: &Parsed, sender: &User) -> Result<Option<Tick
 /// The ticket a Message-ID belongs to: the ticket store's index, else the registry of
 /// mail sent through the gateway.
 fn by_message_id(store: &Store, id: &str) -> Result<Option<Ticket>, InboundError> {
+    let bare = id.trim().trim_start_matches('<').trim_end_matches('>');
     let ticket = match store.tickets().ticket_of(id)? {
         Some(ticket) => Some(ticket),
         None => store
             .message_ids()
-            .get(&format!("<{}>", crate::store::ref_key(id)))?
+            .get(&format!("<{bare}>"))?
             .and_then(|record| record.ticket),
     };
     match ticket {

@@ -35,6 +35,9 @@ pub struct Inspected {
     pub has_date: bool,
     /// Number of `Received` fields (loop detection).
     pub received: usize,
+    /// The Message-IDs of `In-Reply-To` then `References` (with angle brackets, as
+    /// written): what a reply threads to.
+    pub thread_refs: Vec<String>,
 }
 
 /// The fields `inspect` cares about, gathered in one pass.
@@ -49,6 +52,8 @@ struct Seen<'a> {
     has_message_id: bool,
     has_date: bool,
     received: usize,
+    in_reply_to: Option<Field<'a>>,
+    references: Option<Field<'a>>,
 }
 
 /// Scans the header block of `message` (CRLF lines). Checks, in this order: NUL octets,
@@ -77,6 +82,7 @@ pub fn inspect(message: &[u8]) -> Result<Inspected, RewriteError> {
         has_message_id: seen.has_message_id,
         has_date: seen.has_date,
         received: seen.received,
+        thread_refs: thread_refs(&[seen.in_reply_to, seen.references]),
     })
 }
 
@@ -97,8 +103,37 @@ impl<'a> Seen<'a> {
             self.has_date = true;
         } else if field.is("received") {
             self.received += 1;
+        } else if field.is("in-reply-to") {
+            self.in_reply_to.get_or_insert(field);
+        } else if field.is("references") {
+            self.references.get_or_insert(field);
         }
     }
+}
+
+/// Most Message-IDs taken from the threading fields.
+const MAX_THREAD_REFS: usize = 20;
+
+/// Every `<...>` token of the given fields, in order, at most `MAX_THREAD_REFS`.
+fn thread_refs(fields: &[Option<Field<'_>>]) -> Vec<String> {
+    let mut refs = Vec::new();
+    for field in fields.iter().flatten() {
+        let mut rest = field.value;
+        while let Some(open) = rest.iter().position(|&b| b == b'<') {
+            let Some(len) = rest[open..].iter().position(|&b| b == b'>') else {
+                break;
+            };
+            let id = &rest[open..open + len + 1];
+            if refs.len() < MAX_THREAD_REFS
+                && id.len() > 2
+                && !id.iter().any(u8::is_ascii_whitespace)
+            {
+                refs.push(String::from_utf8_lossy(id).into_owned());
+            }
+            rest = &rest[open + len + 1..];
+        }
+    }
+    refs
 }
 
 /// The single mailbox of an address field, or why there is not exactly one.

@@ -51,6 +51,8 @@ struct Outcome {
     upstream: String,
     message_id: String,
     account: Option<u64>,
+    /// Message-IDs the message replies to (submission only).
+    thread_refs: Vec<String>,
 }
 
 /// Checks, decides, rewrites and spools a complete message: `buf[start..]` is the client's
@@ -111,9 +113,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 upstream: crate::inbound::UPSTREAM.to_string(),
                 message_id: String::new(),
                 account: None,
+                thread_refs: Vec::new(),
             }
         }
     };
+    record_message_id(session, &outcome, &queue_id);
     let mail_from = match tx.mail_from.is_empty() {
         true => String::new(),
         false => outcome.mail_from,
@@ -127,7 +131,6 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
         eight_bit: tx.eight_bit,
         is_dsn: false,
     };
-    record_message_id(session, &outcome.message_id, outcome.account, &queue_id);
     // The buffer becomes the message's bytes without a copy (the headroom in front of
     // the rewritten header block is sliced off).
     let data = bytes::Bytes::from(buf).slice(outcome.start..);
@@ -196,6 +199,7 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
         upstream: decision.account.upstream.clone(),
         message_id,
         account: Some(decision.account.id),
+        thread_refs: inspected.thread_refs.clone(),
     })
 }
 
@@ -235,21 +239,40 @@ pub(super) fn prepend(buf: &mut [u8], start: usize, field: &[u8]) -> usize {
 
 fn record_message_id<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &Session<S>,
-    message_id: &str,
-    account: Option<u64>,
+    outcome: &Outcome,
     queue_id: &str,
 ) {
-    let (Some(account), false) = (account, message_id.is_empty()) else {
+    let (Some(account), false) = (outcome.account, outcome.message_id.is_empty()) else {
         return;
     };
     let record = MessageRecord {
         account,
         queue_id: queue_id.to_string(),
         direction: "outbound".into(),
-        ticket: None,
+        ticket: ticket_of(session, &outcome.thread_refs),
         at: now_ms() / 1000,
     };
-    if let Err(error) = session.shared.message_ids.record(message_id, &record) {
+    if let Err(error) = session
+        .shared
+        .message_ids
+        .record(&outcome.message_id, &record)
+    {
         tracing::warn!(queue_id, %error, "Message-ID not recorded");
     }
+}
+
+/// The ticket a reply belongs to: the first of its referenced Message-IDs the ticket store
+/// knows (so the requester's answer to it threads to that ticket too).
+fn ticket_of<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &Session<S>,
+    refs: &[String],
+) -> Option<u64> {
+    refs.iter()
+        .find_map(|id| match session.shared.tickets.ticket_of(id) {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                tracing::warn!(%error, "ticket store not read");
+                None
+            }
+        })
 }

@@ -25,7 +25,7 @@ use crate::config::{Limits, ListenerConfig, TlsMode};
 use crate::metrics::Metrics;
 use crate::policy::{principal, Credentials, Policy, Principal};
 use crate::spool::Spool;
-use crate::store::{MessageIds, UserKind, UserStatus};
+use crate::store::{MessageIds, Tickets, UserKind, UserStatus};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,6 +56,8 @@ pub struct Shared {
     pub policy: Arc<Policy>,
     /// Where Message-IDs of sent mail are recorded.
     pub message_ids: MessageIds,
+    /// The ticket store (a reply sent through Postern is recorded for its ticket).
+    pub tickets: Tickets,
     /// Upstream for mail no account routes (inbound, for now).
     pub upstream: String,
     /// SPF, DKIM, DMARC and ARC checks of an inbound listener (`None`: not checked).
