@@ -353,3 +353,74 @@ async fn errors_go_to_stderr_with_a_failing_status() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("422"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_helpdesk_is_scripted_too() {
+    let gw = Gateway::start(|_| {}).await;
+    let api = gw.running.api;
+    let hook = json(
+        api,
+        &[
+            "webhooks",
+            "create",
+            "crm",
+            "http://127.0.0.1:9/in",
+            "--max-attempts",
+            "1",
+        ],
+    )
+    .await;
+    assert!(
+        hook["secret"].as_str().unwrap().starts_with("whs_"),
+        "{hook}"
+    );
+    let hook_id = hook["id"].to_string();
+    assert!(ok(api, &["webhooks", "list"])
+        .await
+        .contains("http://127.0.0.1:9/in"));
+    let mailbox = format!(
+        r#"{{"name":"Help","address":"help@example.com","inbound":{{"auto_create_requesters":true,"webhooks":[{hook_id}]}}}}"#
+    );
+    ok(api, &["request", "POST", "/api/v1/accounts", &mailbox]).await;
+
+    let mut c = Client::connect(gw.addr("inbound")).await;
+    c.expect("EHLO mx.example.net", 250).await;
+    c.expect("MAIL FROM:<pest@spam.example>", 250).await;
+    c.expect("RCPT TO:<help@example.com>", 250).await;
+    c.expect("DATA", 354).await;
+    c.send(b"From: pest@spam.example\r\nSubject: cheap pills\r\n\r\nbuy\r\n.\r\n")
+        .await;
+    assert_eq!(c.reply().await.code, 250);
+    c.expect("QUIT", 221).await;
+
+    let mut listed = String::new();
+    for _ in 0..100 {
+        listed = ok(api, &["tickets", "list", "--status", "open"]).await;
+        if listed.contains("cheap pills") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        listed.contains("cheap pills") && listed.contains("email"),
+        "{listed}"
+    );
+    let ticket = json(api, &["tickets", "list"]).await[0]["id"].to_string();
+    assert!(ok(api, &["tickets", "close", &ticket])
+        .await
+        .contains("status: closed"));
+    assert!(ok(api, &["tickets", "show", &ticket])
+        .await
+        .contains("cheap pills"));
+    let deliveries = ok(api, &["webhooks", "deliveries", &hook_id]).await;
+    assert!(deliveries.contains("ticket.created"), "{deliveries}");
+
+    let requesters = json(api, &["requesters", "list"]).await;
+    let pest = requesters[0]["id"].to_string();
+    let blocked = ok(api, &["requesters", "block", &pest, "--delete-tickets"]).await;
+    assert!(blocked.contains("blocked"), "{blocked}");
+    assert_eq!(json(api, &["tickets", "list"]).await, Value::Array(vec![]));
+    assert!(ok(api, &["requesters", "unblock", &pest])
+        .await
+        .contains("status: active"));
+}

@@ -309,6 +309,18 @@ async fn replies_thread_by_message_id_references_and_subject_tag_but_not_for_str
     );
     settle(&gw).await;
     let id = tickets(&gw).await[0]["id"].as_u64().unwrap();
+    let (status, closed) = api(
+        &gw,
+        "PATCH",
+        &format!("/api/v1/tickets/{id}"),
+        Some(json!({"status": "closed"})),
+    )
+    .await;
+    assert_eq!(
+        (status, closed["status"].as_str()),
+        (200, Some("closed")),
+        "{closed}"
+    );
 
     let by_reply = message(
         "ann@customer.example",
@@ -332,6 +344,7 @@ async fn replies_thread_by_message_id_references_and_subject_tag_but_not_for_str
     }
     let all = tickets(&gw).await;
     assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"], "open", "a reply reopens a closed ticket");
     let (_, shown) = api(&gw, "GET", &format!("/api/v1/tickets/{id}"), None).await;
     assert_eq!(shown["articles"].as_array().unwrap().len(), 4, "{shown}");
 

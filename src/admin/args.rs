@@ -48,6 +48,15 @@ pub enum Resource {
     /// Groups of requesters.
     #[command(subcommand)]
     Groups(DirectoryCmd),
+    /// Tickets of the built-in ticket store.
+    #[command(subcommand)]
+    Tickets(TicketCmd),
+    /// Webhooks of the inbound hook and their deliveries.
+    #[command(subcommand)]
+    Webhooks(WebhookCmd),
+    /// Requesters, and blocking one that sends unwanted mail.
+    #[command(subcommand)]
+    Requesters(RequesterCmd),
     /// Who the token belongs to, and its permissions.
     Me,
     /// The audit log of API changes.
@@ -296,5 +305,70 @@ pub enum DirectoryCmd {
     },
     Delete {
         name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TicketCmd {
+    List {
+        /// Account id of the mailbox.
+        #[arg(long)]
+        mailbox: Option<u64>,
+        /// `open` or `closed`.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// The ticket with its articles.
+    Show {
+        id: u64,
+    },
+    Close {
+        id: u64,
+    },
+    Reopen {
+        id: u64,
+    },
+    Delete {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhookCmd {
+    List,
+    /// Prints the signing secret once (generated unless given).
+    Create {
+        name: String,
+        url: String,
+        #[arg(long)]
+        secret: Option<String>,
+        #[arg(long)]
+        max_attempts: Option<u32>,
+    },
+    Delete {
+        id: u64,
+    },
+    /// Each delivery with its status, attempts and last answer.
+    Deliveries {
+        id: u64,
+    },
+    /// Sends a dead delivery again.
+    Retry {
+        id: u64,
+        delivery: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequesterCmd {
+    List,
+    Block {
+        id: u64,
+        /// Also delete every ticket it opened.
+        #[arg(long)]
+        delete_tickets: bool,
+    },
+    Unblock {
+        id: u64,
     },
 }

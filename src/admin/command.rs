@@ -52,7 +52,7 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     }
 }
 
-fn encode(text: &str) -> String {
+pub(super) fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'@' => {
@@ -83,6 +83,9 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Settings(cmd) => settings(cmd)?,
         Resource::SkillGroups(cmd) => directory(cmd, "/api/v1/skill-groups"),
         Resource::Groups(cmd) => directory(cmd, "/api/v1/groups"),
+        Resource::Tickets(cmd) => super::helpdesk::tickets(cmd),
+        Resource::Webhooks(cmd) => super::helpdesk::webhooks(cmd),
+        Resource::Requesters(cmd) => super::helpdesk::requesters(cmd),
         Resource::Me => call("GET", "/api/v1/me", None, View::Record),
         Resource::Audit {
             actor,

@@ -7,10 +7,12 @@
 //! - `args`    — the command line (clap).
 //! - `http`    — one HTTP/1.1 request over TCP.
 //! - `table`   — the text output.
-//! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls.
+//! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls;
+//!   `helpdesk` — those of tickets, webhooks and requesters.
 
 mod args;
 mod command;
+mod helpdesk;
 mod http;
 mod table;
 

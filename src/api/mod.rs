@@ -215,7 +215,9 @@ fn resources() -> Router<Api> {
         .route("/api/v1/tickets", get(tickets::list).post(tickets::create))
         .route(
             "/api/v1/tickets/{id}",
-            get(tickets::show).delete(tickets::remove),
+            get(tickets::show)
+                .patch(tickets::patch)
+                .delete(tickets::remove),
         )
         .route(
             "/api/v1/tickets/{id}/articles/{article}/attachments/{n}",

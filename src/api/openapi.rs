@@ -42,7 +42,7 @@ use utoipa::{Modify, OpenApi};
         blocklist::list, blocklist::add, blocklist::remove,
         queue::list, queue::show, queue::retry, queue::delete,
         audit::list,
-        tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::remove,
+        tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::patch, tickets::remove,
         tickets::knowledge,
         requesters::list, requesters::block, requesters::unblock,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries, webhooks::retry,

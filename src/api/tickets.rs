@@ -1,6 +1,7 @@
 //! The built-in ticket store (SPEC §7): `GET /api/v1/tickets` (filters `mailbox`,
 //! `requester`, `status`), `GET /api/v1/tickets/{id}` with its articles, an attachment's
-//! bytes, `POST /api/v1/tickets` (origin `api`), `DELETE /api/v1/tickets/{id}`
+//! bytes, `POST /api/v1/tickets` (origin `api`), `PATCH /api/v1/tickets/{id}` (close or
+//! reopen), `DELETE /api/v1/tickets/{id}`
 //! (`delete_tickets`), and `GET /api/v1/knowledge`.
 //!
 //! A ticket is visible to admins, to whoever may read its mailbox (owner or an `access`
@@ -232,6 +233,66 @@ pub async fn create(
     api.audit(&caller, "ticket.create", target, None::<&()>, Some(&ticket))
         .await?;
     Ok((StatusCode::CREATED, Json(ticket)))
+}
+
+/// Body of `PATCH /api/v1/tickets/{id}`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TicketPatch {
+    status: TicketStatus,
+}
+
+/// `PATCH /api/v1/tickets/{id}` — closes or reopens a ticket; for whoever may read its
+/// mailbox (not its requester alone).
+#[utoipa::path(
+    patch, path = "/api/v1/tickets/{id}", tag = "tickets", params(("id" = u64, Path, description = "ticket id")), request_body = TicketPatch,
+    responses((status = 200, body = Ticket), Problems)
+)]
+pub async fn patch(
+    caller: Caller,
+    State(api): State<Api>,
+    Param(id): Param<u64>,
+    Body(body): Body<TicketPatch>,
+) -> Result<Json<Ticket>, Problem> {
+    let ticket = visible(&caller, &api, id)?;
+    let may_work = api
+        .snapshot()
+        .account(ticket.mailbox)
+        .is_some_and(|a| may_access(&caller, a));
+    if !may_work {
+        return Err(Problem::forbidden_for(
+            "admin",
+            "(or an access grant on the mailbox) to change a ticket",
+        ));
+    }
+    let work = api.clone();
+    let change = blocking(move || {
+        work.store().tickets().change(|tickets| {
+            let mut ticket = tickets
+                .get(id)?
+                .ok_or_else(|| Problem::not_found(format!("ticket {id}")))?;
+            ticket.status = body.status;
+            ticket.updated_at = crate::spool::now_ms() / 1000;
+            Ok::<_, Problem>(Change {
+                ticket: Some(ticket),
+                ..Change::default()
+            })
+        })
+    })
+    .await?;
+    let after = change
+        .ticket
+        .ok_or_else(|| Problem::internal("ticket not changed"))?;
+    let target = format!("ticket/{id}");
+    api.audit(
+        &caller,
+        "ticket.update",
+        target,
+        Some(&ticket),
+        Some(&after),
+    )
+    .await?;
+    Ok(Json(after))
 }
 
 /// `DELETE /api/v1/tickets/{id}` — permission `delete_tickets`.

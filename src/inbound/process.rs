@@ -172,6 +172,10 @@ impl Plan<'_> {
                         ArticleKind::Message,
                     ),
                 };
+                // A closed ticket the customer writes to again is open again (a note is not).
+                if kind != ArticleKind::Note {
+                    ticket.status = TicketStatus::Open;
+                }
                 self.add_participants(&mut ticket);
                 if let Some(id) = &self.parsed.message_id {
                     if !ticket.message_ids.contains(id) {

@@ -1,0 +1,130 @@
+//! The helpdesk subcommands of `postern admin`: tickets, webhooks (and their deliveries),
+//! requesters (block and unblock).
+
+use super::args::{RequesterCmd, TicketCmd, WebhookCmd};
+use super::{Call, View};
+use serde_json::json;
+
+const TICKETS: &[&str] = &[
+    "/id",
+    "/mailbox",
+    "/subject",
+    "/requester",
+    "/status",
+    "/origin",
+];
+const WEBHOOKS: &[&str] = &["/id", "/name", "/url", "/max_attempts"];
+const DELIVERIES: &[&str] = &["/id", "/event", "/status", "/attempts", "/last_status"];
+const REQUESTERS: &[&str] = &["/id", "/login", "/status", "/group", "/created_via"];
+
+fn call(method: &'static str, path: String, body: Option<serde_json::Value>, view: View) -> Call {
+    Call {
+        method,
+        path,
+        body,
+        view,
+    }
+}
+
+pub fn tickets(cmd: &TicketCmd) -> Call {
+    let one = |id: &u64| format!("/api/v1/tickets/{id}");
+    match cmd {
+        TicketCmd::List { mailbox, status } => {
+            let mut pairs = Vec::new();
+            if let Some(mailbox) = mailbox {
+                pairs.push(format!("mailbox={mailbox}"));
+            }
+            if let Some(status) = status {
+                pairs.push(format!("status={}", super::command::encode(status)));
+            }
+            let q = match pairs.is_empty() {
+                true => String::new(),
+                false => format!("?{}", pairs.join("&")),
+            };
+            call(
+                "GET",
+                format!("/api/v1/tickets{q}"),
+                None,
+                View::Table(TICKETS),
+            )
+        }
+        TicketCmd::Show { id } => call("GET", one(id), None, View::Record),
+        TicketCmd::Close { id } => call(
+            "PATCH",
+            one(id),
+            Some(json!({"status": "closed"})),
+            View::Record,
+        ),
+        TicketCmd::Reopen { id } => call(
+            "PATCH",
+            one(id),
+            Some(json!({"status": "open"})),
+            View::Record,
+        ),
+        TicketCmd::Delete { id } => call("DELETE", one(id), None, View::Done),
+    }
+}
+
+pub fn webhooks(cmd: &WebhookCmd) -> Call {
+    match cmd {
+        WebhookCmd::List => call(
+            "GET",
+            "/api/v1/webhooks".into(),
+            None,
+            View::Table(WEBHOOKS),
+        ),
+        WebhookCmd::Create {
+            name,
+            url,
+            secret,
+            max_attempts,
+        } => {
+            let mut body = json!({"name": name, "url": url});
+            if let Some(secret) = secret {
+                body["secret"] = json!(secret);
+            }
+            if let Some(max) = max_attempts {
+                body["max_attempts"] = json!(max);
+            }
+            call("POST", "/api/v1/webhooks".into(), Some(body), View::Record)
+        }
+        WebhookCmd::Delete { id } => {
+            call("DELETE", format!("/api/v1/webhooks/{id}"), None, View::Done)
+        }
+        WebhookCmd::Deliveries { id } => call(
+            "GET",
+            format!("/api/v1/webhooks/{id}/deliveries"),
+            None,
+            View::Table(DELIVERIES),
+        ),
+        WebhookCmd::Retry { id, delivery } => call(
+            "POST",
+            format!("/api/v1/webhooks/{id}/deliveries/{delivery}/retry"),
+            None,
+            View::Record,
+        ),
+    }
+}
+
+pub fn requesters(cmd: &RequesterCmd) -> Call {
+    match cmd {
+        RequesterCmd::List => call(
+            "GET",
+            "/api/v1/requesters".into(),
+            None,
+            View::Table(REQUESTERS),
+        ),
+        RequesterCmd::Block { id, delete_tickets } => call(
+            "POST",
+            format!("/api/v1/requesters/{id}/block"),
+            Some(json!({"delete_tickets": delete_tickets})),
+            View::Record,
+        ),
+        RequesterCmd::Unblock { id } => call(
+            "POST",
+            format!("/api/v1/requesters/{id}/unblock"),
+            Some(json!({})),
+            View::Record,
+        ),
+    }
+}
