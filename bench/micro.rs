@@ -125,6 +125,7 @@ fn spool(c: &mut Criterion) {
                     smtputf8: false,
                     eight_bit: false,
                     is_dsn: false,
+                    verdicts: None,
                 };
                 spool.enqueue(id, envelope, data.clone()).await.unwrap()
             })

@@ -41,6 +41,7 @@ fn run(store: &Store, policy: &Policy) -> Processed {
         store,
         policy,
         hostname: "gw.test",
+        creating: &std::sync::Mutex::new(()),
     };
     let incoming = Incoming {
         queue_id: "00000000000000aa",

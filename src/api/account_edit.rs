@@ -3,7 +3,7 @@
 //! account is validated as a whole (`account_rules::validate`) before the one write, and
 //! the policy snapshot is rebuilt after it, so the next SMTP command sees the change.
 
-use super::account_rules::{require_setup, tidy, validate};
+use super::account_rules::{require_inbound, require_setup, tidy, validate};
 use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
 use super::problem::Problems;
@@ -68,6 +68,13 @@ pub async fn patch(
             "admin",
             "to change the default flag",
         ));
+    }
+    if patch
+        .inbound
+        .as_ref()
+        .is_some_and(|i| *i != account.inbound)
+    {
+        require_inbound(&caller)?;
     }
     let previous = account.clone();
     apply(&mut account, patch);

@@ -103,6 +103,19 @@ pub fn require_create(
     Ok(())
 }
 
+/// 403 unless `caller` may make an account a helpdesk mailbox (or change its inbound
+/// settings): one open to the internet, creating users and posting to webhooks, is for
+/// holders of `shared_account_setup` (and admins) only.
+pub fn require_inbound(caller: &Caller) -> Result<(), Problem> {
+    match caller.has("shared_account_setup") {
+        true => Ok(()),
+        false => Err(Problem::forbidden_for(
+            "shared_account_setup",
+            "to change a helpdesk mailbox's inbound settings",
+        )),
+    }
+}
+
 /// Empty optional strings mean "not set".
 pub fn tidy(account: &mut Account) {
     for field in [

@@ -2,7 +2,9 @@
 //! and the status of one. Changes to an existing account are in `account_edit`; the
 //! rules (who may see, create, change; what is valid) are in `account_rules`.
 
-use super::account_rules::{may_see, require_create, require_setup, tidy, validate};
+use super::account_rules::{
+    may_see, require_create, require_inbound, require_setup, tidy, validate,
+};
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
@@ -123,6 +125,9 @@ pub async fn create(
     let _change = api.write_lock().await;
     let settings = api.store().settings()?;
     require_create(&caller, &settings, body.owner, body.is_default)?;
+    if body.inbound.is_some() {
+        require_inbound(&caller)?;
+    }
     let upstream = match body.upstream {
         Some(upstream) => upstream,
         None => api

@@ -131,15 +131,27 @@ pub async fn set(
         let body = form(&user.login, Some(refusal));
         return page(StatusCode::UNPROCESSABLE_ENTITY, "Set your password", &body);
     }
-    let work = api.clone();
     let password = fields.password;
+    let hash = match blocking(move || Ok(hash_password(&password)?)).await {
+        Ok(hash) => hash,
+        Err(problem) => return problem.into_response(),
+    };
+    // Under the API's write lock, with the user read again: a block (or any change) made
+    // while the password was hashed is kept, and a user blocked meanwhile gets nothing.
+    let _change = api.write_lock().await;
+    let work = api.clone();
+    let id = user.id;
     let result = blocking(move || {
-        let hash = hash_password(&password)?;
         // Used up first: a link never sets two passwords, even when two posts race.
         if work.store().password_links().take(&digest, now)?.is_none() {
             return Ok(false);
         }
-        let mut user = user;
+        let Some(mut user) = work.store().users().by_id(id)? else {
+            return Ok(false);
+        };
+        if user.status != UserStatus::Active {
+            return Ok(false);
+        }
         user.password_hash = Some(hash);
         work.store().users().update(&user)?;
         work.reload()?;

@@ -138,6 +138,8 @@ pub async fn attachment(
         [
             (header::CONTENT_TYPE, info.content_type),
             (header::CONTENT_DISPOSITION, disposition),
+            // The sender chose the type: never let a browser guess another.
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
         ],
         bytes,
     ))

@@ -5,23 +5,27 @@
 //! spool's guarantees (durable before `250`, retried after a crash or a store failure)
 //! without a second queue.
 //!
-//! - `verdicts`  — SPF, DKIM, DMARC and ARC (the SMTP session runs them; the hook reads
-//!   the verdicts back from the `Authentication-Results` field under our `Received`).
+//! - `verdicts`  — SPF, DKIM, DMARC and ARC (the SMTP session runs them; the verdicts
+//!   reach the hook in the spool's metadata).
 //! - `parse`     — what the hook reads from a message (mail-parser, cleaned text).
 //! - `loops`     — auto-reply and loop detection.
 //! - `requester` — sender lookup and auto-creation.
 //! - `thread`    — which ticket a message joins.
-//! - `process`   — one message for one mailbox → one atomic change of the ticket store,
-//!   with the webhook deliveries of its event (`event`).
+//! - `process`   — one message for one mailbox: marks, requester, loops; `plan` decides the
+//!   one atomic change of the ticket store, with the webhook deliveries of its event
+//!   (`event`).
+//! - `notice`    — the "set your password" message to a new requester.
 //! - `webhook`   — the `Dispatcher` that calls webhooks, signed, with durable retries.
 //!
-//! The hook never sends mail back for automatic mail, and records each (message, mailbox)
-//! once: a redelivery finds its idempotence mark.
+//! The hook never bounces (refusals that need an answer happen in the SMTP dialogue), never
+//! sends mail back for automatic mail, and records each (message, mailbox) once: a
+//! redelivery or a resend finds its idempotence mark.
 
 mod event;
 mod loops;
 mod notice;
 mod parse;
+mod plan;
 mod process;
 mod requester;
 mod thread;
@@ -34,13 +38,13 @@ pub use parse::{clean, Parsed};
 pub use process::{process, Context, Incoming, Processed, Recorded};
 pub use requester::login_for;
 pub use thread::subject_tag;
-pub use verdicts::{read_back, Checked, Verifier};
+pub use verdicts::{Checked, Verifier};
 pub use webhook::{sign, Dispatcher};
 
 use crate::policy::{Policy, PolicyError};
 use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
 use crate::spool::Spool;
-use crate::store::{Store, StoreError, User};
+use crate::store::{Store, StoreError, User, Verdicts};
 use std::sync::Arc;
 
 /// The upstream name inbound messages are queued for. Not a valid upstream name in the
@@ -67,6 +71,9 @@ pub enum InboundError {
     /// Nothing to record, on purpose (the reason).
     #[error("skipped: {0}")]
     Skip(String),
+    /// Recorded before (found under the store's writer lock).
+    #[error("recorded before")]
+    Duplicate,
 }
 
 /// The ticketing hook: turns queued inbound messages into tickets.
@@ -79,6 +86,8 @@ pub struct Hook {
     webhooks: Arc<tokio::sync::Notify>,
     /// Where notices to new requesters are queued.
     spool: Arc<Spool>,
+    /// Serialises requester creation (see `Context::creating`).
+    creating: Arc<std::sync::Mutex<()>>,
 }
 
 impl Hook {
@@ -95,6 +104,7 @@ impl Hook {
             hostname,
             webhooks,
             spool,
+            creating: Arc::default(),
         }
     }
 
@@ -120,6 +130,7 @@ impl Hook {
     /// created. Blocking.
     fn run(
         &self,
+        verdicts: Option<Verdicts>,
         queue_id: &str,
         mail_from: &str,
         rcpts: &[String],
@@ -129,6 +140,7 @@ impl Hook {
             store: &self.store,
             policy: &self.policy,
             hostname: &self.hostname,
+            creating: &self.creating,
         };
         let mut created = Vec::new();
         let outcomes = rcpts
@@ -139,16 +151,23 @@ impl Hook {
                     mail_from,
                     rcpt,
                     data,
-                    verdicts: read_back(data, &self.hostname),
+                    verdicts: verdicts.clone(),
                 };
                 let result = process(&ctx, &incoming);
-                if let Ok(Processed::Recorded(recorded)) = &result {
-                    if !recorded.change.deliveries.is_empty() {
-                        self.webhooks.notify_one();
+                match &result {
+                    Ok(Processed::Recorded(recorded)) => {
+                        if !recorded.change.deliveries.is_empty() {
+                            self.webhooks.notify_one();
+                        }
+                        if recorded.requester.created {
+                            created.push(recorded.requester.user.clone());
+                        }
                     }
-                    if recorded.requester.created {
-                        created.push(recorded.requester.user.clone());
-                    }
+                    Ok(Processed::Dropped {
+                        created: Some(user),
+                        ..
+                    }) => created.push(User::clone(user)),
+                    _ => {}
                 }
                 outcome(queue_id, rcpt, result)
             })
@@ -163,21 +182,18 @@ fn outcome(queue_id: &str, rcpt: &str, result: Result<Processed, InboundError>) 
         Ok(Processed::Recorded(recorded)) => {
             let done = recorded
                 .change
-                .done
-                .map(|(_, done)| done)
+                .marks
+                .first()
+                .map(|(_, done)| done.clone())
                 .unwrap_or_default();
             tracing::info!(queue_id, rcpt, ticket = ?done.ticket, article = ?done.article,
                 knowledge = ?done.knowledge, "inbound message recorded");
             RcptOutcome::Delivered(format!("recorded {done:?}"))
         }
         Ok(Processed::AlreadyDone) => RcptOutcome::Delivered("recorded before".into()),
-        Ok(Processed::Dropped(why)) => {
+        Ok(Processed::Dropped { why, .. }) => {
             tracing::info!(queue_id, rcpt, reason = %why, "inbound message not recorded");
             RcptOutcome::Delivered(format!("not recorded: {why}"))
-        }
-        Ok(Processed::Refused(reply)) => {
-            tracing::warn!(queue_id, rcpt, reply = %reply, "inbound message refused");
-            RcptOutcome::Permanent(reply)
         }
         Err(error) => {
             tracing::error!(queue_id, rcpt, %error, "inbound message not processed; will retry");
@@ -199,8 +215,13 @@ impl Deliver for Hook {
                 msg.rcpts.to_vec(),
                 msg.data.to_vec(),
             );
+            // The verdicts found before the 250 are in the message's spool metadata.
+            let verdicts = u64::from_str_radix(&id, 16)
+                .ok()
+                .and_then(|queue_id| self.spool.meta(queue_id))
+                .and_then(|meta| meta.verdicts);
             let (outcomes, created) =
-                tokio::task::spawn_blocking(move || hook.run(&id, &from, &rcpts, &data))
+                tokio::task::spawn_blocking(move || hook.run(verdicts, &id, &from, &rcpts, &data))
                     .await
                     .map_err(|e| {
                         RelayError::new(ErrorKind::Io, Side::Local, Retry::Later, e.to_string())

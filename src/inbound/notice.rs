@@ -77,6 +77,7 @@ pub async fn send_password_link(
         smtputf8: !user.email.is_ascii(),
         eight_bit: false,
         is_dsn: false,
+        verdicts: None,
     };
     spool
         .enqueue(id, envelope, message.into_bytes().into())

@@ -1,18 +1,22 @@
 //! What one inbound message becomes for one helpdesk mailbox (SPEC §7): requester lookup
-//! or creation, loop detection, threading, then one atomic change of the ticket store
-//! (ticket, article, attachments, Message-ID index, idempotence mark).
+//! or creation, loop detection, then the change `plan` decides — written as one atomic
+//! change of the ticket store (ticket, article, attachments, Message-ID index, webhook
+//! deliveries, idempotence marks).
+//!
+//! Each (message, mailbox) is recorded once: a mark per queue id and mailbox (a redelivery
+//! after a crash, or the mailbox's address and alias both in the envelope) and a mark per
+//! Message-ID and mailbox (the sending server's resend after a lost `250`). Nothing here
+//! bounces: what the hook will not record is dropped with its reason logged (refusals that
+//! need an answer happen in the SMTP dialogue, before the `250`).
 
-use super::event::{self, Event};
 use super::loops;
 use super::parse::{parse, Parsed};
+use super::plan::{Plan, DUPLICATE};
 use super::requester::{find_or_create, Requester};
-use super::thread;
 use super::InboundError;
-use crate::policy::{normalize, Policy};
-use crate::store::{
-    Account, Article, ArticleKind, Change, Done, Inbound, InboundPurpose, KnowledgeItem, Origin,
-    Store, Ticket, TicketStatus, UserKind, UserStatus, Verdicts,
-};
+use crate::policy::Policy;
+use crate::store::{ref_key, Account, Change, Store, User, UserStatus, Verdicts};
+use std::sync::Mutex;
 
 /// One message for one mailbox, as the spool hands it over.
 pub struct Incoming<'a> {
@@ -37,76 +41,71 @@ pub struct Recorded {
 pub enum Processed {
     /// Recorded now.
     Recorded(Box<Recorded>),
-    /// Done earlier (a redelivery); nothing repeated.
+    /// Recorded before (a redelivery or a resend); nothing repeated.
     AlreadyDone,
-    /// Nothing recorded, on purpose; the reason is logged.
-    Dropped(String),
-    /// Refused for good (bounced to the sender): the SMTP-style reply.
-    Refused(String),
+    /// Nothing recorded, on purpose: why (logged), and the requester created on the way,
+    /// if any (it still gets its password link).
+    Dropped {
+        why: String,
+        created: Option<Box<User>>,
+    },
 }
 
-/// The knobs the hook runs with.
+/// The handles the hook runs with.
 pub struct Context<'a> {
     pub store: &'a Store,
     pub policy: &'a Policy,
     pub hostname: &'a str,
+    /// Held while a requester is looked up and created, so two messages from one new
+    /// sender create one user and the user limits hold.
+    pub creating: &'a Mutex<()>,
+}
+
+fn dropped(why: impl Into<String>) -> Processed {
+    Processed::Dropped {
+        why: why.into(),
+        created: None,
+    }
 }
 
 /// Processes `msg`. Blocking (store writes end in a sync).
 pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, InboundError> {
-    let snapshot = ctx.policy.snapshot();
-    let Some(mailbox) = snapshot.inbound_mailbox(msg.rcpt).cloned() else {
-        return Ok(Processed::Refused(format!(
-            "550 5.1.1 <{}>: no longer a helpdesk mailbox",
-            msg.rcpt
-        )));
+    let Some(mailbox) = ctx.policy.snapshot().inbound_mailbox(msg.rcpt).cloned() else {
+        tracing::warn!(
+            rcpt = msg.rcpt,
+            queue_id = msg.queue_id,
+            "inbound message dropped: the recipient is no longer a helpdesk mailbox"
+        );
+        return Ok(dropped("no longer a helpdesk mailbox"));
     };
-    drop(snapshot);
-    let inbound = mailbox.inbound.clone().unwrap_or_default();
-    let mark = format!("{}/{}", msg.queue_id, normalize(msg.rcpt));
-    if ctx.store.tickets().done(&mark)?.is_some() {
-        return Ok(Processed::AlreadyDone);
-    }
     let parsed = match parse(msg.data) {
         Ok(parsed) => parsed,
-        Err(error) => return Ok(Processed::Refused(format!("550 5.6.0 {error}"))),
+        Err(error) => {
+            tracing::warn!(queue_id = msg.queue_id, %error, "inbound message dropped: unreadable");
+            return Ok(dropped(error.to_string()));
+        }
     };
+    let mut marks = vec![format!("q/{}/{}", msg.queue_id, mailbox.id)];
+    if let Some(id) = &parsed.message_id {
+        marks.push(format!("m/{}/{}", mailbox.id, ref_key(id)));
+    }
+    for mark in &marks {
+        if ctx.store.tickets().done(mark)?.is_some() {
+            return Ok(Processed::AlreadyDone);
+        }
+    }
     let automatic = loops::automatic(&parsed, msg.mail_from, ctx.hostname);
-    let requester = match &automatic {
-        // Automatic mail never creates anyone.
-        Some(_) => ctx
-            .policy
-            .snapshot()
-            .user_by_address(&parsed.from)
-            .map(|user| Requester {
-                user: user.clone(),
-                created: false,
-            }),
-        None => find_or_create(
-            ctx.store,
-            ctx.policy,
-            &inbound,
-            &parsed.from,
-            parsed.from_name.as_deref(),
-        )?,
+    let Some(requester) = requester(ctx, &mailbox, &parsed, automatic.as_deref())? else {
+        return Ok(dropped("unknown sender, not created"));
     };
-    let Some(requester) = requester else {
-        return Ok(match automatic {
-            Some(why) => {
-                Processed::Dropped(format!("automatic mail ({why}) from an unknown sender"))
-            }
-            None => Processed::Refused(format!(
-                "550 5.7.1 <{}>: unknown sender; this helpdesk does not create requesters",
-                parsed.from
-            )),
-        });
-    };
+    let created = requester.created.then(|| Box::new(requester.user.clone()));
     if requester.user.status == UserStatus::Blocked {
-        return Ok(Processed::Dropped(format!(
+        return Ok(dropped(format!(
             "sender {} is blocked",
             requester.user.login
         )));
     }
+    let inbound = mailbox.inbound.clone().unwrap_or_default();
     let plan = Plan {
         ctx,
         msg,
@@ -115,7 +114,7 @@ pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, Inbou
         parsed: &parsed,
         requester: &requester,
         automatic: automatic.as_deref(),
-        mark,
+        marks,
     };
     match plan.change()? {
         Ok(change) => Ok(Processed::Recorded(Box::new(Recorded {
@@ -124,222 +123,41 @@ pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, Inbou
             mailbox,
             parsed,
         }))),
-        Err(why) => Ok(Processed::Dropped(why)),
+        Err(why) if why == DUPLICATE => Ok(Processed::AlreadyDone),
+        Err(why) => Ok(Processed::Dropped { why, created }),
     }
 }
 
-/// Everything decided so far about one message.
-struct Plan<'a> {
-    ctx: &'a Context<'a>,
-    msg: &'a Incoming<'a>,
-    mailbox: &'a Account,
-    inbound: &'a Inbound,
-    parsed: &'a Parsed,
-    requester: &'a Requester,
-    automatic: Option<&'a str>,
-    mark: String,
-}
-
-impl Plan<'_> {
-    /// The change written, or why nothing was.
-    fn change(&self) -> Result<Result<Change, String>, InboundError> {
-        let tickets = self.ctx.store.tickets();
-        if self.inbound.purpose == InboundPurpose::Knowledge {
-            return self.knowledge();
+/// The sender as a user: found, or created when the mailbox allows it — never for
+/// automatic mail. `None` (with the reason logged) when neither.
+fn requester(
+    ctx: &Context<'_>,
+    mailbox: &Account,
+    parsed: &Parsed,
+    automatic: Option<&str>,
+) -> Result<Option<Requester>, InboundError> {
+    if let Some(why) = automatic {
+        let found = ctx.policy.snapshot().user_by_address(&parsed.from).cloned();
+        if found.is_none() {
+            tracing::info!(from = %parsed.from, reason = why, "automatic mail from an unknown sender dropped");
         }
-        tickets
-            .change(|tickets| {
-                let store = self.ctx.store;
-                let joined = thread::find(store, self.parsed, &self.requester.user)?;
-                let now = crate::spool::now_ms() / 1000;
-                let new_ticket = joined.is_none();
-                let (mut ticket, kind) = match (joined, self.automatic) {
-                    (Some(ticket), Some(_)) => (ticket, ArticleKind::Note),
-                    (Some(ticket), None) => {
-                        let kind = match self.inbound.purpose {
-                            InboundPurpose::Comment => ArticleKind::Comment,
-                            _ => ArticleKind::Message,
-                        };
-                        (ticket, kind)
-                    }
-                    (None, Some(why)) => {
-                        return Err(InboundError::Skip(format!(
-                            "automatic mail ({why}) opens no ticket"
-                        )));
-                    }
-                    (None, None) => (
-                        self.new_ticket(tickets.next_id()?, now),
-                        ArticleKind::Message,
-                    ),
-                };
-                // A closed ticket the customer writes to again is open again (a note is not).
-                if kind != ArticleKind::Note {
-                    ticket.status = TicketStatus::Open;
-                }
-                self.add_participants(&mut ticket);
-                if let Some(id) = &self.parsed.message_id {
-                    if !ticket.message_ids.contains(id) {
-                        ticket.message_ids.push(id.clone());
-                    }
-                }
-                ticket.updated_at = now;
-                let article = self.article(tickets.next_id()?, ticket.id, kind, now);
-                let files = self
-                    .parsed
-                    .attachments
-                    .iter()
-                    .map(|(_, b)| b.clone())
-                    .collect();
-                let done = Done {
-                    ticket: Some(ticket.id),
-                    article: Some(article.id),
-                    knowledge: None,
-                };
-                let deliveries = self
-                    .event(event::name(new_ticket, Some(&article)))
-                    .with(Some(&ticket), Some(&article), None)
-                    .deliveries(store)?;
-                Ok(Change {
-                    refs: self.parsed.message_id.iter().cloned().collect(),
-                    ticket: Some(ticket),
-                    article: Some((article, files)),
-                    knowledge: None,
-                    done: Some((self.mark.clone(), done)),
-                    deliveries,
-                })
-            })
-            .map(Ok)
-            .or_else(|error| match error {
-                InboundError::Skip(why) => Ok(Err(why)),
-                other => Err(other),
-            })
+        return Ok(found.map(|user| Requester {
+            user,
+            created: false,
+        }));
     }
-
-    /// The event `name` about this message (without its ticket, article or item yet).
-    fn event<'b>(&'b self, name: &'b str) -> Event<'b> {
-        Event {
-            name,
-            queue_id: self.msg.queue_id,
-            mailbox: self.mailbox,
-            requester: self.requester,
-            parsed: self.parsed,
-            verdicts: self.msg.verdicts.as_ref(),
-            ticket: None,
-            article: None,
-            knowledge: None,
-        }
+    let inbound = mailbox.inbound.clone().unwrap_or_default();
+    let _one_at_a_time = ctx.creating.lock().unwrap_or_else(|p| p.into_inner());
+    let found = find_or_create(
+        ctx.store,
+        ctx.policy,
+        &inbound,
+        &parsed.from,
+        parsed.from_name.as_deref(),
+    )?;
+    if found.is_none() {
+        tracing::warn!(from = %parsed.from, mailbox = %mailbox.name,
+            "inbound message dropped: unknown sender and no requester created");
     }
-
-    fn new_ticket(&self, id: u64, now: u64) -> Ticket {
-        Ticket {
-            id,
-            mailbox: self.mailbox.id,
-            subject: self.parsed.subject.clone(),
-            requester: self.requester.user.id,
-            participants: Vec::new(),
-            origin: Origin::Email,
-            status: TicketStatus::Open,
-            message_ids: Vec::new(),
-            created_at: now,
-            updated_at: now,
-        }
-    }
-
-    /// Everyone on the conversation but the mailbox and the requester.
-    fn add_participants(&self, ticket: &mut Ticket) {
-        let snapshot = self.ctx.policy.snapshot();
-        let requester = normalize(&self.requester.user.email);
-        let people = std::iter::once(&self.parsed.from)
-            .chain(self.parsed.to.iter())
-            .chain(self.parsed.cc.iter())
-            .map(|a| normalize(a));
-        for address in people {
-            let ours = snapshot.inbound_mailbox(&address).is_some();
-            if !ours && address != requester && !ticket.participants.contains(&address) {
-                ticket.participants.push(address);
-            }
-        }
-    }
-
-    fn article(&self, id: u64, ticket: u64, kind: ArticleKind, now: u64) -> Article {
-        let parsed = self.parsed;
-        Article {
-            id,
-            ticket,
-            kind,
-            author: self.requester.user.id,
-            from: parsed.from.clone(),
-            to: parsed.to.clone(),
-            cc: parsed.cc.clone(),
-            subject: parsed.subject.clone(),
-            message_id: parsed.message_id.clone(),
-            text: parsed.text.clone(),
-            html: parsed.html.clone(),
-            attachments: parsed
-                .attachments
-                .iter()
-                .map(|(info, _)| info.clone())
-                .collect(),
-            verdicts: self.msg.verdicts.clone(),
-            created_at: now,
-        }
-    }
-
-    /// A knowledge item, if the sender may write one (staff, or a role granting
-    /// `create_knowledge`); otherwise the action is skipped with a warning.
-    fn knowledge(&self) -> Result<Result<Change, String>, InboundError> {
-        if let Some(why) = self.automatic {
-            return Ok(Err(format!(
-                "automatic mail ({why}) writes no knowledge item"
-            )));
-        }
-        let user = &self.requester.user;
-        let snapshot = self.ctx.policy.snapshot();
-        let allowed = user.kind == UserKind::Staff
-            || user
-                .roles
-                .iter()
-                .filter_map(|r| snapshot.role(r))
-                .any(|role| {
-                    role.permissions
-                        .iter()
-                        .any(|p| p == "create_knowledge" || p == "admin")
-                });
-        if !allowed {
-            tracing::warn!(login = %user.login, mailbox = %self.mailbox.name,
-                "knowledge item not created: the sender lacks create_knowledge (the user is kept)");
-            return Ok(Err(format!(
-                "{} may not create knowledge items",
-                user.login
-            )));
-        }
-        let tickets = self.ctx.store.tickets();
-        let change = tickets.change(|tickets| {
-            let item = KnowledgeItem {
-                id: tickets.next_id()?,
-                mailbox: self.mailbox.id,
-                author: user.id,
-                title: self.parsed.subject.clone(),
-                body: self.parsed.text.clone(),
-                html: self.parsed.html.clone(),
-                message_id: self.parsed.message_id.clone(),
-                created_at: crate::spool::now_ms() / 1000,
-            };
-            let done = Done {
-                knowledge: Some(item.id),
-                ..Done::default()
-            };
-            let deliveries = self
-                .event("knowledge.created")
-                .with(None, None, Some(&item))
-                .deliveries(self.ctx.store)?;
-            Ok::<_, InboundError>(Change {
-                knowledge: Some(item),
-                done: Some((self.mark.clone(), done)),
-                deliveries,
-                ..Change::default()
-            })
-        })?;
-        Ok(Ok(change))
-    }
+    Ok(found)
 }

@@ -73,11 +73,15 @@ pub fn find_or_create(
                 created: true,
             }))
         }
-        // Another message from the same sender created it meanwhile.
-        Err(StoreError::Conflict(_)) => Ok(store.users().by_login(&login)?.map(|user| Requester {
-            user,
-            created: false,
-        })),
+        // Created meanwhile through the API: found, or (its record not written yet) a
+        // temporary failure, so the spool tries again.
+        Err(StoreError::Conflict(_)) => match store.users().by_login(&login)? {
+            Some(user) => Ok(Some(Requester {
+                user,
+                created: false,
+            })),
+            None => Err(InboundError::Task(format!("user {login} is being created"))),
+        },
         Err(error) => Err(error.into()),
     }
 }

@@ -4,9 +4,8 @@
 //! system's `resolv.conf`).
 //!
 //! The outcome is an `Authentication-Results` field (RFC 8601) placed right under
-//! Postern's own `Received` field, where no client text can be; the hook reads the verdicts
-//! back from exactly that position (`read_back`), so a forged field further down is never
-//! believed.
+//! Postern's own `Received` field, and the `Verdicts`, which travel with the message in the
+//! spool's metadata to the hook: nothing the client wrote is ever read back as a verdict.
 
 use super::InboundError;
 use crate::config::DnsConfig;
@@ -176,93 +175,5 @@ fn dmarc_word(result: &DmarcResult) -> &'static str {
         DmarcResult::TempError(_) => "temperror",
         DmarcResult::PermError(_) => "permerror",
         DmarcResult::None => "none",
-    }
-}
-
-/// The verdicts in the `Authentication-Results` field that Postern put right under its own
-/// `Received` field at the top of `message`, if there is one for `hostname`.
-pub fn read_back(message: &[u8], hostname: &str) -> Option<Verdicts> {
-    let mut fields = top_fields(message);
-    let received = fields.next()?;
-    if !received.to_ascii_lowercase().starts_with("received:") {
-        return None;
-    }
-    let field = fields.next()?;
-    let value = field
-        .get(..23)
-        .filter(|name| name.eq_ignore_ascii_case("authentication-results:"))
-        .map(|_| &field[23..])?;
-    let mut parts = value.split(';');
-    if parts.next()?.trim() != hostname {
-        return None;
-    }
-    let mut verdicts = Verdicts {
-        spf: "none".into(),
-        dkim: "none".into(),
-        dmarc: "none".into(),
-        arc: "none".into(),
-        results: value.trim().to_string(),
-    };
-    let mut dkim_seen = false;
-    for part in parts {
-        let part = part.trim();
-        let Some((method, rest)) = part.split_once('=') else {
-            continue;
-        };
-        let result = rest.split([' ', '(']).next().unwrap_or("").to_string();
-        match method {
-            "spf" => verdicts.spf = result,
-            "dmarc" => verdicts.dmarc = result,
-            "arc" => verdicts.arc = result,
-            "dkim" if !dkim_seen || result == "pass" => {
-                dkim_seen = true;
-                verdicts.dkim = result;
-            }
-            _ => {}
-        }
-    }
-    Some(verdicts)
-}
-
-/// The first header fields of `message`, unfolded.
-fn top_fields(message: &[u8]) -> impl Iterator<Item = String> + '_ {
-    let text = String::from_utf8_lossy(&message[..message.len().min(16 * 1024)]).into_owned();
-    let mut fields: Vec<String> = Vec::new();
-    for line in text.split("\r\n") {
-        if line.is_empty() {
-            break;
-        }
-        match (line.starts_with([' ', '\t']), fields.last_mut()) {
-            (true, Some(last)) => {
-                last.push(' ');
-                last.push_str(line.trim());
-            }
-            _ => fields.push(line.to_string()),
-        }
-    }
-    fields.into_iter()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::read_back;
-
-    #[test]
-    fn only_the_field_right_under_our_received_is_believed() {
-        let ours = b"Received: from x by gw.test\r\nAuthentication-Results: gw.test;\r\n\tspf=pass smtp.mailfrom=a@b;\r\n\tdkim=fail (bad) header.d=b;\r\n\tdkim=pass header.d=c;\r\n\tdmarc=pass header.from=b\r\nFrom: a@b\r\n\r\nx";
-        let v = read_back(ours, "gw.test").unwrap();
-        assert_eq!(
-            (
-                v.spf.as_str(),
-                v.dkim.as_str(),
-                v.dmarc.as_str(),
-                v.arc.as_str()
-            ),
-            ("pass", "pass", "pass", "none")
-        );
-        let forged = b"Received: from x by gw.test\r\nFrom: a@b\r\nAuthentication-Results: gw.test; spf=pass\r\n\r\nx";
-        assert_eq!(read_back(forged, "gw.test"), None);
-        let other_host = b"Received: from x by gw.test\r\nAuthentication-Results: evil.example; spf=pass\r\n\r\nx";
-        assert_eq!(read_back(other_host, "gw.test"), None);
     }
 }

@@ -129,10 +129,14 @@ impl Client {
         let tcp = TcpStream::connect((url.host.as_str(), url.port))
             .await
             .map_err(|e| HttpError::Connect(peer.clone(), e.to_string()))?;
+        let default_port = if url.https { 443 } else { 80 };
+        let host = match url.port == default_port {
+            true => url.host.clone(),
+            false => format!("{}:{}", url.host, url.port),
+        };
         let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
+            "POST {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
             url.path,
-            url.host,
             body.len()
         );
         for (name, value) in headers {

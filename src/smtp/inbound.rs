@@ -1,8 +1,9 @@
 //! The inbound parts of a transaction (SPEC §4, §6): SPF started at MAIL FROM; at the end
 //! of data the header `From` checked against the blocklist and blocked users (as the
-//! envelope sender was at MAIL FROM), then DKIM, ARC and DMARC, with the mailboxes' choice
-//! to refuse DMARC `reject` failures. What the message becomes is the hook's business,
-//! after the spool has made it durable.
+//! envelope sender was at MAIL FROM) and against mailboxes that take mail from known
+//! requesters only, then DKIM, ARC and DMARC, with the mailboxes' choice to refuse DMARC
+//! `reject` failures. What the message becomes is the hook's business, after the spool has
+//! made it durable; the verdicts travel with it in the spool's metadata.
 
 use super::reply;
 use super::session::{Next, Session, Transaction};
@@ -38,9 +39,54 @@ pub fn start_spf<S: AsyncRead + AsyncWrite + Unpin + Send>(
     })))
 }
 
+/// The end-of-data checks of an inbound message: its header `From` (blocked; unknown to
+/// mailboxes that take mail from known requesters only), then its authentication.
+pub async fn end_of_data<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    tx: &mut Transaction,
+    message: &[u8],
+    inspected: &Inspected,
+) -> Result<Option<Checked>, Next> {
+    if let Some(refusal) = check_from(session, inspected) {
+        return Err(refusal);
+    }
+    if let Some(refusal) = check_known(session, tx, inspected) {
+        return Err(refusal);
+    }
+    authenticate(session, tx, message).await
+}
+
+/// Refuses a sender no recipient mailbox would take: unknown, and every mailbox creates no
+/// requesters. Refused here rather than bounced later, so a forged sender gets no
+/// backscatter.
+fn check_known<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    tx: &Transaction,
+    inspected: &Inspected,
+) -> Option<Next> {
+    let from = inspected.from.address.as_str();
+    let snapshot = session.shared.policy.snapshot();
+    if snapshot.user_by_address(from).is_some() {
+        return None;
+    }
+    let creates = tx.rcpts.iter().any(|rcpt| {
+        snapshot
+            .inbound_mailbox(rcpt)
+            .and_then(|a| a.inbound.as_ref())
+            .is_some_and(|i| i.auto_create_requesters)
+    });
+    if creates {
+        return None;
+    }
+    tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+        from, rule = "unknown sender; no recipient mailbox creates requesters",
+        "message refused: unknown sender");
+    Some(session.refuse(Reject::PolicyRefused, &reply::unknown_sender(from)))
+}
+
 /// The refusal of a message whose header `From` is blocked; logged as a warning with the
 /// address, listener and rule.
-pub fn check_from<S: AsyncRead + AsyncWrite + Unpin + Send>(
+fn check_from<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &mut Session<S>,
     inspected: &Inspected,
 ) -> Option<Next> {
@@ -54,7 +100,7 @@ pub fn check_from<S: AsyncRead + AsyncWrite + Unpin + Send>(
 
 /// DKIM, ARC and DMARC of `message` (with the SPF result of MAIL FROM): the checks, or the
 /// refusal when DMARC failed under `p=reject` and a recipient mailbox refuses that.
-pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
+async fn authenticate<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &mut Session<S>,
     tx: &mut Transaction,
     message: &[u8],

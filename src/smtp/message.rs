@@ -10,7 +10,7 @@ use crate::metrics::Reject;
 use crate::policy::{self, Decision};
 use crate::rewrite::{self, date, received_field, Inspected, Plan, ReceivedInfo};
 use crate::spool::{now_ms, show_id, Envelope, QueueId};
-use crate::store::MessageRecord;
+use crate::store::{MessageRecord, Verdicts};
 use std::io;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,6 +53,8 @@ struct Outcome {
     account: Option<u64>,
     /// Message-IDs the message replies to (submission only).
     thread_refs: Vec<String>,
+    /// Authentication verdicts (inbound only).
+    verdicts: Option<Verdicts>,
 }
 
 /// Checks, decides, rewrites and spools a complete message: `buf[start..]` is the client's
@@ -91,16 +93,13 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
                 return Ok(refusal);
             }
-            if let Some(refusal) = super::inbound::check_from(session, &inspected) {
-                return Ok(refusal);
-            }
-            let checked = match super::inbound::authenticate(session, &mut tx, &buf[start..]).await
-            {
+            let checked = super::inbound::end_of_data(session, &mut tx, &buf[start..], &inspected);
+            let checked = match checked.await {
                 Ok(checked) => checked,
                 Err(refusal) => return Ok(refusal),
             };
-            // Authentication-Results right under our Received field (the hook reads it
-            // back from there); both always fit the headroom, the field being bounded.
+            // Authentication-Results right under our Received field; both always fit the
+            // headroom (the field is bounded).
             let begin = match &checked {
                 Some(checked) if checked.field.len() + trace.len() < start => {
                     prepend(&mut buf, start, checked.field.as_bytes())
@@ -114,6 +113,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 message_id: String::new(),
                 account: None,
                 thread_refs: Vec::new(),
+                verdicts: checked.map(|c| c.verdicts),
             }
         }
     };
@@ -130,6 +130,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
         smtputf8: tx.smtputf8,
         eight_bit: tx.eight_bit,
         is_dsn: false,
+        verdicts: outcome.verdicts,
     };
     // The buffer becomes the message's bytes without a copy (the headroom in front of
     // the rewritten header block is sliced off).
@@ -200,6 +201,7 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
         message_id,
         account: Some(decision.account.id),
         thread_refs: inspected.thread_refs.clone(),
+        verdicts: None,
     })
 }
 

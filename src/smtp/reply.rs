@@ -80,6 +80,13 @@ pub fn blocked(address: &str) -> String {
     format!("550 5.7.1 <{address}>: sender is blocked")
 }
 
+/// End of data on an inbound listener: a sender no recipient mailbox takes mail from.
+pub fn unknown_sender(address: &str) -> String {
+    format!(
+        "550 5.7.1 <{address}>: unknown sender; this helpdesk takes mail from its requesters only"
+    )
+}
+
 /// RCPT TO on an inbound listener for anything but a helpdesk mailbox.
 pub const RELAY_DENIED: &str = "550 5.7.1 relaying denied";
 

@@ -114,6 +114,7 @@ mod tests {
             attempts: 0,
             due_at: 0,
             expires_at: 1_000_000,
+            verdicts: None,
         }
     }
 

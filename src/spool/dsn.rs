@@ -29,6 +29,7 @@ pub async fn send(
         smtputf8: meta.smtputf8,
         eight_bit: false,
         is_dsn: true,
+        verdicts: None,
     };
     spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
     spool.metrics().dsn_sent.increment(1);
@@ -164,6 +165,7 @@ mod tests {
             attempts: 1,
             due_at: 0,
             expires_at: 0,
+            verdicts: None,
         };
         let failed = vec![Failed {
             address: "bob@example.net".into(),

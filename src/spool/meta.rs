@@ -1,6 +1,7 @@
 //! A queued message's metadata (rewritten after every attempt) and the envelope a session
 //! hands to the spool.
 
+use crate::store::Verdicts;
 use serde::{Deserialize, Serialize};
 
 /// A queue id: unique and increasing, shown as 16 upper-case hex digits.
@@ -44,6 +45,8 @@ pub struct Envelope {
     pub eight_bit: bool,
     /// This message is itself a delivery status notification.
     pub is_dsn: bool,
+    /// Authentication verdicts of an inbound message, found before its `250`.
+    pub verdicts: Option<Verdicts>,
 }
 
 /// The durable metadata of a queued message.
@@ -64,6 +67,9 @@ pub struct Meta {
     /// Unix milliseconds of the next attempt (the due-index key).
     pub due_at: u64,
     pub expires_at: u64,
+    /// Authentication verdicts of an inbound message (what the hook's payload carries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdicts: Option<Verdicts>,
 }
 
 impl Meta {

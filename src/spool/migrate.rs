@@ -73,6 +73,7 @@ mod tests {
             attempts: 3,
             due_at: 7,
             expires_at: u64::MAX,
+            verdicts: None,
         };
         tree.insert(legacy_key(b'm', 42), serde_json::to_vec(&meta).unwrap())
             .unwrap();

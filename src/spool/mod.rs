@@ -126,6 +126,7 @@ impl Spool {
             smtputf8: envelope.smtputf8,
             eight_bit: envelope.eight_bit,
             is_dsn: envelope.is_dsn,
+            verdicts: envelope.verdicts,
             size: data.len() as u64,
             received_at: now,
             attempts: 0,

@@ -154,8 +154,9 @@ pub struct Change {
     pub knowledge: Option<KnowledgeItem>,
     /// Message-IDs to index for `ticket`.
     pub refs: Vec<String>,
-    /// The idempotence mark: key and what was done.
-    pub done: Option<(String, Done)>,
+    /// Idempotence marks (the message's queue id and mailbox; its Message-ID and mailbox)
+    /// and what was done.
+    pub marks: Vec<(String, Done)>,
     /// Webhook deliveries of the events this change causes (written in the same
     /// transaction, so an event is never lost nor sent for a change that was not made).
     pub deliveries: Vec<Delivery>,
@@ -223,8 +224,8 @@ impl Tickets {
         Ok(self.db.generate_id()? + 1)
     }
 
-    /// Runs `build` and writes the change it returns as one batch, made durable before
-    /// return. `build` sees the store as it is (no other writer runs meanwhile), so a
+    /// Runs `build` and writes the change it returns in one transaction, made durable
+    /// before return. `build` sees the store as it is (no other writer runs meanwhile), so a
     /// read-modify-write of a ticket is never lost. Blocking.
     pub fn change<E: From<StoreError>>(
         &self,
@@ -240,8 +241,13 @@ impl Tickets {
         let mut batch = sled::Batch::default();
         if let Some(ticket) = &change.ticket {
             batch.insert(key(TICKET, &[ticket.id]), encode(ticket)?);
+            // A Message-ID keeps the ticket it was first recorded for: a later message that
+            // reuses it cannot take the thread over.
             for id in &change.refs {
-                batch.insert(text_key(REF, &ref_key(id)), &ticket.id.to_be_bytes());
+                let index = text_key(REF, &ref_key(id));
+                if !self.tree.contains_key(&index)? {
+                    batch.insert(index, &ticket.id.to_be_bytes());
+                }
             }
         }
         if let Some((article, files)) = &change.article {
@@ -256,7 +262,7 @@ impl Tickets {
         if let Some(item) = &change.knowledge {
             batch.insert(key(KNOWLEDGE, &[item.id]), encode(item)?);
         }
-        if let Some((mark, done)) = &change.done {
+        for (mark, done) in &change.marks {
             batch.insert(text_key(DONE, mark), encode(done)?);
         }
         let mut queued = sled::Batch::default();
@@ -346,7 +352,10 @@ impl Tickets {
                 batch.remove(key(ARTICLE, &[id, article.id]));
             }
             for message_id in &ticket.message_ids {
-                batch.remove(text_key(REF, &ref_key(message_id)));
+                let index = text_key(REF, &ref_key(message_id));
+                if self.tree.get(&index)?.as_deref() == Some(&id.to_be_bytes()[..]) {
+                    batch.remove(index);
+                }
             }
             batch.remove(key(TICKET, &[id]));
         }

@@ -157,18 +157,22 @@ impl Webhooks {
         Ok(all.into_iter().filter(|d| d.webhook == id).collect())
     }
 
-    /// Up to `limit` pending deliveries due at `now` (Unix ms), earliest first.
+    /// Up to `limit` pending deliveries due at `now` (Unix ms), earliest first. An index
+    /// entry that no longer matches its delivery (left by two changes that raced) is
+    /// removed instead of being returned.
     pub fn due(&self, now: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
         for entry in self.tree.scan_prefix(DUE) {
             let (index, _) = entry?;
-            let at = u64::from_be_bytes(index[2..10].try_into().map_err(|_| corrupt())?);
-            let id = u64::from_be_bytes(index[10..18].try_into().map_err(|_| corrupt())?);
+            let (at, id) = (number(&index, 2)?, number(&index, 10)?);
             if at > now || out.len() >= limit {
                 break;
             }
-            if let Some(delivery) = self.delivery(id)? {
-                out.push(delivery);
+            match self.delivery(id)? {
+                Some(d) if d.status == DeliveryStatus::Pending && d.next_at == at => out.push(d),
+                _ => {
+                    self.tree.remove(&index)?;
+                }
             }
         }
         Ok(out)
@@ -180,9 +184,7 @@ impl Webhooks {
             return Ok(None);
         };
         let (index, _) = entry?;
-        Ok(Some(u64::from_be_bytes(
-            index[2..10].try_into().map_err(|_| corrupt())?,
-        )))
+        Ok(Some(number(&index, 2)?))
     }
 
     /// Replaces `before` by `after` (an attempt's outcome), keeping the due index right;
@@ -206,6 +208,51 @@ impl Webhooks {
     }
 }
 
-fn corrupt() -> StoreError {
-    StoreError::Corrupt("webhook due index".into())
+/// The big-endian number at `at` in a due-index key.
+fn number(index: &[u8], at: usize) -> Result<u64, StoreError> {
+    index
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or_else(|| StoreError::Corrupt("webhook due index".into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn pending(id: u64, next_at: u64) -> Delivery {
+        Delivery {
+            id,
+            webhook: 1,
+            event: "ticket.created".into(),
+            payload: "{}".into(),
+            status: DeliveryStatus::Pending,
+            attempts: 0,
+            next_at,
+            last_status: None,
+            last_response: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_stale_due_entry_left_by_racing_updates_is_dropped_not_sent_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let hooks = store.webhooks();
+        let first = pending(7, 100);
+        let mut batch = sled::Batch::default();
+        write_into(&mut batch, &first).unwrap();
+        hooks.tree.apply_batch(batch).unwrap();
+        // Two retries raced from the same `before`: the second left the first's entry.
+        hooks.update(&first, &pending(7, 200)).unwrap();
+        let mut delivered = pending(7, 300);
+        delivered.status = DeliveryStatus::Delivered;
+        hooks.update(&first, &delivered).unwrap();
+        assert_eq!(hooks.due(1_000, 10).unwrap(), Vec::<Delivery>::new());
+        assert_eq!(hooks.next_due().unwrap(), None, "the stale entry is gone");
+    }
 }

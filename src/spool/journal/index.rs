@@ -230,6 +230,7 @@ mod tests {
             attempts: 0,
             due_at,
             expires_at: u64::MAX,
+            verdicts: None,
         }
     }
 

@@ -24,6 +24,7 @@ fn meta(id: QueueId) -> Meta {
         attempts: 0,
         due_at: id,
         expires_at: u64::MAX,
+        verdicts: None,
     }
 }
 
