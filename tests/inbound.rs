@@ -196,6 +196,31 @@ async fn unknown_senders_are_refused_in_the_dialogue_when_no_mailbox_creates_req
         ["hi", "both"],
         "the closed mailbox drops the stranger's copy"
     );
+    // With the installation full, a new sender is deferred (4xx), not lost or bounced.
+    let (_, users) = api(&gw, "GET", "/api/v1/users", None).await;
+    let count = users.as_array().unwrap().len();
+    let (status, _) = api(
+        &gw,
+        "PATCH",
+        "/api/v1/settings",
+        Some(json!({"max_users": count})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let text = "From: late@c.example\r\nTo: open@help.example\r\nSubject: hi\r\n\r\nhi";
+    let reply = send(&gw, "late@c.example", "open@help.example", text).await;
+    assert_eq!(reply.code, 451, "{reply:?}");
+    assert!(logs
+        .find(&["WARN", "late@c.example", "max_users reached"])
+        .await
+        .is_some());
+    let text = "From: known@c.example\r\nTo: open@help.example\r\nSubject: hi again\r\n\r\nhi";
+    assert_eq!(
+        send(&gw, "known@c.example", "open@help.example", text)
+            .await
+            .code,
+        250
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -178,6 +178,13 @@ impl Snapshot {
             .or_else(|| self.user_by_login(address))
     }
 
+    /// True if the installation holds its `max_users` (no user may be created).
+    pub fn user_limit_reached(&self) -> bool {
+        self.settings
+            .max_users
+            .is_some_and(|max| self.users.len() as u64 >= max)
+    }
+
     /// An active user.
     pub fn active_user(&self, id: u64) -> Option<&User> {
         self.user(id).filter(|u| u.status == UserStatus::Active)

@@ -57,7 +57,8 @@ pub async fn end_of_data<S: AsyncRead + AsyncWrite + Unpin + Send>(
 }
 
 /// Refuses a sender no recipient mailbox would take: unknown, and every mailbox creates no
-/// requesters. Refused here rather than bounced later, so a forged sender gets no
+/// requesters (or none can be created: the installation holds its `max_users`, a temporary
+/// refusal). Refused here rather than bounced later, so a forged sender gets no
 /// backscatter.
 fn check_known<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &mut Session<S>,
@@ -75,13 +76,20 @@ fn check_known<S: AsyncRead + AsyncWrite + Unpin + Send>(
             .and_then(|a| a.inbound.as_ref())
             .is_some_and(|i| i.auto_create_requesters)
     });
-    if creates {
-        return None;
+    if !creates {
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+            from, rule = "unknown sender; no recipient mailbox creates requesters",
+            "message refused: unknown sender");
+        return Some(session.refuse(Reject::PolicyRefused, &reply::unknown_sender(from)));
     }
-    tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
-        from, rule = "unknown sender; no recipient mailbox creates requesters",
-        "message refused: unknown sender");
-    Some(session.refuse(Reject::PolicyRefused, &reply::unknown_sender(from)))
+    if snapshot.user_limit_reached() {
+        // Not lost and not bounced: the sender's server tries again, and the mail comes in
+        // once an administrator raises the limit.
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+            from, rule = "max_users reached", "message deferred: no requester can be created");
+        return Some(session.refuse(Reject::PolicyRefused, reply::USER_LIMIT));
+    }
+    None
 }
 
 /// The refusal of a message whose header `From` is blocked; logged as a warning with the

@@ -87,6 +87,10 @@ pub fn unknown_sender(address: &str) -> String {
     )
 }
 
+/// End of data on an inbound listener: an unknown sender while no user can be created.
+pub const USER_LIMIT: &str =
+    "451 4.7.1 this helpdesk cannot take mail from new senders right now; try again later";
+
 /// RCPT TO on an inbound listener for anything but a helpdesk mailbox.
 pub const RELAY_DENIED: &str = "550 5.7.1 relaying denied";
 
