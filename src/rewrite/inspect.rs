@@ -35,9 +35,9 @@ pub struct Inspected {
     pub has_date: bool,
     /// Number of `Received` fields (loop detection).
     pub received: usize,
-    /// The Message-IDs of `In-Reply-To` then `References` (with angle brackets, as
-    /// written): what a reply threads to.
-    pub thread_refs: Vec<String>,
+    /// Where the values of `In-Reply-To` and `References` are in the message (what a reply
+    /// threads to; read with `thread_refs` only when needed).
+    pub threading: [Option<std::ops::Range<usize>>; 2],
 }
 
 /// The fields `inspect` cares about, gathered in one pass.
@@ -82,43 +82,62 @@ pub fn inspect(message: &[u8]) -> Result<Inspected, RewriteError> {
         has_message_id: seen.has_message_id,
         has_date: seen.has_date,
         received: seen.received,
-        thread_refs: thread_refs(&[seen.in_reply_to, seen.references]),
+        threading: [
+            seen.in_reply_to.map(|f| span(message, f.value)),
+            seen.references.map(|f| span(message, f.value)),
+        ],
     })
 }
 
 impl<'a> Seen<'a> {
+    /// Dispatches on the name's first letter, so most fields cost one comparison.
     fn note(&mut self, field: Field<'a>) {
-        if field.is("from") {
-            self.froms += 1;
-            self.from.get_or_insert(field);
-        } else if field.is("sender") {
-            self.senders += 1;
-            self.sender.get_or_insert(field);
-        } else if field.is("x-postern-account") {
-            self.hints += 1;
-            self.hint.get_or_insert(field);
-        } else if field.is("message-id") {
-            self.has_message_id = true;
-        } else if field.is("date") {
-            self.has_date = true;
-        } else if field.is("received") {
-            self.received += 1;
-        } else if field.is("in-reply-to") {
-            self.in_reply_to.get_or_insert(field);
-        } else if field.is("references") {
-            self.references.get_or_insert(field);
+        let first = field.name.first().map(u8::to_ascii_lowercase);
+        match first {
+            Some(b'f') if field.is("from") => {
+                self.froms += 1;
+                self.from.get_or_insert(field);
+            }
+            Some(b's') if field.is("sender") => {
+                self.senders += 1;
+                self.sender.get_or_insert(field);
+            }
+            Some(b'x') if field.is("x-postern-account") => {
+                self.hints += 1;
+                self.hint.get_or_insert(field);
+            }
+            Some(b'm') if field.is("message-id") => self.has_message_id = true,
+            Some(b'd') if field.is("date") => self.has_date = true,
+            Some(b'r') if field.is("received") => self.received += 1,
+            Some(b'r') if field.is("references") => {
+                self.references.get_or_insert(field);
+            }
+            Some(b'i') if field.is("in-reply-to") => {
+                self.in_reply_to.get_or_insert(field);
+            }
+            _ => {}
         }
     }
+}
+
+/// The position of `part` (a slice of `whole`) in `whole`.
+fn span(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
 }
 
 /// Most Message-IDs taken from the threading fields.
 const MAX_THREAD_REFS: usize = 20;
 
-/// Every `<...>` token of the given fields, in order, at most `MAX_THREAD_REFS`.
-fn thread_refs(fields: &[Option<Field<'_>>]) -> Vec<String> {
+/// The Message-IDs of `In-Reply-To` then `References` of `message` (the bytes `inspect`
+/// read, before any rewrite): every `<...>` token, with its angle brackets, as written, at
+/// most `MAX_THREAD_REFS`.
+pub fn thread_refs(message: &[u8], inspected: &Inspected) -> Vec<String> {
     let mut refs = Vec::new();
-    for field in fields.iter().flatten() {
-        let mut rest = field.value;
+    for range in inspected.threading.iter().flatten() {
+        let Some(mut rest) = message.get(range.clone()) else {
+            continue;
+        };
         while let Some(open) = rest.iter().position(|&b| b == b'<') {
             let Some(len) = rest[open..].iter().position(|&b| b == b'>') else {
                 break;

@@ -22,7 +22,7 @@ mod received;
 
 pub use apply::{apply, Plan};
 pub use header::{header_block_len, received_count, HeaderScan};
-pub use inspect::{inspect, Inspected, Mailbox};
+pub use inspect::{inspect, thread_refs, Inspected, Mailbox};
 pub use received::{received_field, ReceivedInfo};
 
 /// Why a message's header block is refused. Postern never guesses which `From` a client

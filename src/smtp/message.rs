@@ -190,6 +190,12 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 from, rule = %refusal.rule, "submission refused");
             refusal.reply
         })?;
+    // Read before the rewrite (which may overwrite the client's header block); only where a
+    // helpdesk exists.
+    let thread_refs = match session.shared.tickets.any() {
+        true => rewrite::thread_refs(&buf[start..], inspected),
+        false => Vec::new(),
+    };
     let now = date::now_rfc5322();
     let plan = plan(&decision, inspected, queue_id, trace, &now);
     let (new_start, message_id) = rewrite::apply(buf, start, inspected, &plan);
@@ -200,7 +206,7 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
         upstream: decision.account.upstream.clone(),
         message_id,
         account: Some(decision.account.id),
-        thread_refs: inspected.thread_refs.clone(),
+        thread_refs,
         verdicts: None,
     })
 }

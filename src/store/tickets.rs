@@ -13,6 +13,7 @@ use super::{StoreError, Syncer};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{TransactionError, Transactional};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 const TICKET: &[u8] = b"t/";
@@ -171,6 +172,9 @@ pub struct Tickets {
     hooks: sled::Tree,
     sync: Syncer,
     writer: Arc<Mutex<()>>,
+    /// Set once any ticket exists (never cleared): lets the submission path skip threading
+    /// work on installations without a helpdesk.
+    any: Arc<AtomicBool>,
 }
 
 fn key(prefix: &[u8], parts: &[u64]) -> Vec<u8> {
@@ -210,13 +214,21 @@ impl Tickets {
         hooks: sled::Tree,
         sync: Syncer,
     ) -> Result<Tickets, StoreError> {
+        let tree = db.open_tree("tickets")?;
+        let any = tree.scan_prefix(TICKET).next().is_some();
         Ok(Tickets {
             db: db.clone(),
-            tree: db.open_tree("tickets")?,
+            tree,
             hooks,
             sync,
             writer: Arc::default(),
+            any: Arc::new(AtomicBool::new(any)),
         })
+    }
+
+    /// True if a ticket was ever stored here.
+    pub fn any(&self) -> bool {
+        self.any.load(Ordering::Acquire)
     }
 
     /// A fresh id for a ticket, article or knowledge item.
@@ -240,6 +252,7 @@ impl Tickets {
     fn write(&self, change: &Change) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         if let Some(ticket) = &change.ticket {
+            self.any.store(true, Ordering::Release);
             batch.insert(key(TICKET, &[ticket.id]), encode(ticket)?);
             // A Message-ID keeps the ticket it was first recorded for: a later message that
             // reuses it cannot take the thread over.
