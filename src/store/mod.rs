@@ -16,6 +16,7 @@ mod blocklist;
 mod directory;
 mod msgids;
 mod password_links;
+mod records;
 mod settings;
 mod tickets;
 mod users;

@@ -8,9 +8,9 @@
 //! Writers are serialised by a mutex (a ticket is read, changed and written back); reads
 //! take no lock. It decides nothing: the `inbound` module says what a message becomes.
 
+use super::records::{encode, get, key, scan, text_key};
 use super::webhooks::{write_into, Delivery};
 use super::{StoreError, Syncer};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sled::transaction::{TransactionError, Transactional};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +22,8 @@ const FILE: &[u8] = b"f/";
 const REF: &[u8] = b"r/";
 const KNOWLEDGE: &[u8] = b"k/";
 const DONE: &[u8] = b"d/";
+/// How a record that does not decode is named.
+const WHAT: &str = "ticket store";
 
 /// How a ticket came to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -177,28 +179,6 @@ pub struct Tickets {
     any: Arc<AtomicBool>,
 }
 
-fn key(prefix: &[u8], parts: &[u64]) -> Vec<u8> {
-    let mut key = prefix.to_vec();
-    for part in parts {
-        key.extend_from_slice(&part.to_be_bytes());
-    }
-    key
-}
-
-fn text_key(prefix: &[u8], text: &str) -> Vec<u8> {
-    let mut key = prefix.to_vec();
-    key.extend_from_slice(text.as_bytes());
-    key
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("ticket store: {e}")))
-}
-
 /// The index key of a Message-ID: without angle brackets, lower-cased.
 pub fn ref_key(message_id: &str) -> String {
     message_id
@@ -297,10 +277,7 @@ impl Tickets {
 
     /// What was done for the idempotence mark `mark`, if anything.
     pub fn done(&self, mark: &str) -> Result<Option<Done>, StoreError> {
-        self.tree
-            .get(text_key(DONE, mark))?
-            .map(|raw| decode(&raw))
-            .transpose()
+        get(&self.tree, &text_key(DONE, mark), WHAT)
     }
 
     /// The ticket a Message-ID was recorded for.
@@ -316,20 +293,17 @@ impl Tickets {
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
-        self.tree
-            .get(key(TICKET, &[id]))?
-            .map(|raw| decode(&raw))
-            .transpose()
+        get(&self.tree, &key(TICKET, &[id]), WHAT)
     }
 
     /// Every ticket, oldest first.
     pub fn all(&self) -> Result<Vec<Ticket>, StoreError> {
-        self.scan(TICKET)
+        scan(&self.tree, TICKET, WHAT)
     }
 
     /// The articles of ticket `id`, oldest first.
     pub fn articles(&self, id: u64) -> Result<Vec<Article>, StoreError> {
-        self.scan(&key(ARTICLE, &[id]))
+        scan(&self.tree, &key(ARTICLE, &[id]), WHAT)
     }
 
     /// The bytes of attachment `n` of article `article`.
@@ -339,15 +313,7 @@ impl Tickets {
 
     /// Every knowledge item, oldest first.
     pub fn knowledge(&self) -> Result<Vec<KnowledgeItem>, StoreError> {
-        self.scan(KNOWLEDGE)
-    }
-
-    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .values()
-            .map(|raw| decode(&raw?))
-            .collect()
+        scan(&self.tree, KNOWLEDGE, WHAT)
     }
 
     /// Deletes tickets with everything recorded for them; durable on return.

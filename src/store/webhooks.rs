@@ -7,13 +7,15 @@
 //! New deliveries are written in the same transaction as the ticket change that caused
 //! them (`Tickets::change`), through `write_into`.
 
+use super::records::{encode, get, key, scan};
 use super::{StoreError, Syncer};
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 const HOOK: &[u8] = b"h/";
 const DELIVERY: &[u8] = b"d/";
 const DUE: &[u8] = b"q/";
+/// How a record that does not decode is named.
+const WHAT: &str = "webhooks";
 
 /// Attempts before a delivery is dead, unless the webhook says otherwise.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
@@ -71,22 +73,6 @@ pub struct Webhooks {
     sync: Syncer,
 }
 
-fn key(prefix: &[u8], parts: &[u64]) -> Vec<u8> {
-    let mut key = prefix.to_vec();
-    for part in parts {
-        key.extend_from_slice(&part.to_be_bytes());
-    }
-    key
-}
-
-fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(value).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode<T: DeserializeOwned>(raw: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(raw).map_err(|e| StoreError::Corrupt(format!("webhooks: {e}")))
-}
-
 /// Adds the entries that store `delivery` (and index it while pending) to `batch`.
 pub(super) fn write_into(batch: &mut sled::Batch, delivery: &Delivery) -> Result<(), StoreError> {
     batch.insert(key(DELIVERY, &[delivery.id]), encode(delivery)?);
@@ -119,14 +105,11 @@ impl Webhooks {
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Webhook>, StoreError> {
-        self.tree
-            .get(key(HOOK, &[id]))?
-            .map(|raw| decode(&raw))
-            .transpose()
+        get(&self.tree, &key(HOOK, &[id]), WHAT)
     }
 
     pub fn all(&self) -> Result<Vec<Webhook>, StoreError> {
-        self.scan(HOOK)
+        scan(&self.tree, HOOK, WHAT)
     }
 
     /// Removes a webhook and its pending deliveries (delivered and dead ones stay listed
@@ -145,15 +128,12 @@ impl Webhooks {
     }
 
     pub fn delivery(&self, id: u64) -> Result<Option<Delivery>, StoreError> {
-        self.tree
-            .get(key(DELIVERY, &[id]))?
-            .map(|raw| decode(&raw))
-            .transpose()
+        get(&self.tree, &key(DELIVERY, &[id]), WHAT)
     }
 
     /// The deliveries of webhook `id`, oldest first.
     pub fn deliveries(&self, id: u64) -> Result<Vec<Delivery>, StoreError> {
-        let all: Vec<Delivery> = self.scan(DELIVERY)?;
+        let all: Vec<Delivery> = scan(&self.tree, DELIVERY, WHAT)?;
         Ok(all.into_iter().filter(|d| d.webhook == id).collect())
     }
 
@@ -197,14 +177,6 @@ impl Webhooks {
         write_into(&mut batch, after)?;
         self.tree.apply_batch(batch)?;
         self.sync.flush()
-    }
-
-    fn scan<T: DeserializeOwned>(&self, prefix: &[u8]) -> Result<Vec<T>, StoreError> {
-        self.tree
-            .scan_prefix(prefix)
-            .values()
-            .map(|raw| decode(&raw?))
-            .collect()
     }
 }
 
