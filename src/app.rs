@@ -202,7 +202,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     })
 }
 
-/// The authentication checker of inbound listeners, when they check.
+/// The authentication checker of inbound listeners, when they check (and a resolver can
+/// be had).
 fn verifier(config: &Config) -> anyhow::Result<Option<Arc<Verifier>>> {
     let inbound = config
         .listeners
@@ -211,10 +212,16 @@ fn verifier(config: &Config) -> anyhow::Result<Option<Arc<Verifier>>> {
     if !inbound || !config.inbound.authenticate {
         return Ok(None);
     }
-    let verifier = Verifier::new(&config.dns, &config.hostname).context(
-        "inbound authentication checks (set [dns] nameservers, or [inbound] authenticate = false)",
-    )?;
-    Ok(Some(Arc::new(verifier)))
+    match Verifier::new(&config.dns, &config.hostname) {
+        Ok(verifier) => Ok(Some(Arc::new(verifier))),
+        // The built-in defaults must start anywhere: without a readable resolv.conf the
+        // checks are off, loudly. Name servers given explicitly must work.
+        Err(error) if config.dns.nameservers.is_empty() => {
+            tracing::warn!(%error, "no system resolver: inbound mail is not authenticated (set [dns] nameservers)");
+            Ok(None)
+        }
+        Err(error) => Err(error).context("inbound authentication checks ([dns] nameservers)"),
+    }
 }
 
 /// Once a second, makes the store's unsynced writes (the Message-ID registry) durable.
