@@ -36,15 +36,16 @@
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
-//!   (block/unblock), webhooks, the "set your password" page, the audit log of every
-//!   change; problem+json errors; the OpenAPI 3.1 document generated from the handlers
-//!   (utoipa).
+//!   (block/unblock), webhooks, the "set your password" page, staff users' mail
+//!   configuration and its lock, the audit log of every change; problem+json errors; the
+//!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
-//!   idempotence marks), webhooks with their deliveries (due index) and password links
-//!   (hashed); `flush` = sled's flush + `syncfs` (every API change; the registry once a
-//!   second).
+//!   idempotence marks), webhooks with their deliveries (due index), password links
+//!   (hashed) and mail configurations; `records` is the prefixed-JSON layout the ticket
+//!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change; the
+//!   registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).

@@ -423,4 +423,44 @@ async fn the_helpdesk_is_scripted_too() {
     assert!(ok(api, &["requesters", "unblock", &pest])
         .await
         .contains("status: active"));
+
+    // A staff user's mail configuration, saved by the user and locked by an admin.
+    let body = r#"{"login":"sam@corp.example","email":"sam@corp.example","kind":"staff","password":"sam-password-1"}"#;
+    let sam = json(api, &["request", "POST", "/api/v1/users", body]).await["id"].to_string();
+    let token = json(
+        api,
+        &[
+            "request",
+            "POST",
+            &format!("/api/v1/users/{sam}/tokens"),
+            "{}",
+        ],
+    )
+    .await;
+    let token = token["token"].as_str().unwrap();
+    let set = [
+        "mail-config",
+        "set",
+        "--type",
+        "complete",
+        "--mailbox",
+        "sam@corp.example",
+    ];
+    assert!(admin(api, Some(token), &set).await.status.success());
+    assert!(ok(api, &["mail-config", "show", &sam])
+        .await
+        .contains("account_type: complete"));
+    assert!(ok(api, &["mail-config", "lock", &sam])
+        .await
+        .contains("locked: true"));
+    let refused = admin(api, Some(token), &set).await;
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("423") && stderr.contains("locked"),
+        "{stderr}"
+    );
+    assert!(ok(api, &["mail-config", "unlock", &sam])
+        .await
+        .contains("locked: false"));
 }

@@ -57,6 +57,9 @@ pub enum Resource {
     /// Requesters, and blocking one that sends unwanted mail.
     #[command(subcommand)]
     Requesters(RequesterCmd),
+    /// Staff users' mail configuration (account type, mailbox) and its lock.
+    #[command(subcommand, name = "mail-config")]
+    MailConfig(MailConfigCmd),
     /// Who the token belongs to, and its permissions.
     Me,
     /// The audit log of API changes.
@@ -369,6 +372,28 @@ pub enum RequesterCmd {
         delete_tickets: bool,
     },
     Unblock {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MailConfigCmd {
+    /// The caller's own configuration, or user ID's (admins).
+    Show {
+        id: Option<u64>,
+    },
+    /// Saves the caller's own configuration.
+    Set {
+        /// `private`, `record_level` or `complete`.
+        #[arg(long = "type")]
+        account_type: String,
+        #[arg(long)]
+        mailbox: String,
+    },
+    Lock {
+        id: u64,
+    },
+    Unlock {
         id: u64,
     },
 }

@@ -1,7 +1,7 @@
 //! The helpdesk subcommands of `postern admin`: tickets, webhooks (and their deliveries),
-//! requesters (block and unblock).
+//! requesters (block and unblock), and staff users' mail configuration (SPEC §8).
 
-use super::args::{RequesterCmd, TicketCmd, WebhookCmd};
+use super::args::{MailConfigCmd, RequesterCmd, TicketCmd, WebhookCmd};
 use super::{Call, View};
 use serde_json::json;
 
@@ -126,5 +126,26 @@ pub fn requesters(cmd: &RequesterCmd) -> Call {
             Some(json!({})),
             View::Record,
         ),
+    }
+}
+
+pub fn mail_config(cmd: &MailConfigCmd) -> Call {
+    let user = |id: &u64, what: &str| format!("/api/v1/users/{id}/mail-config{what}");
+    match cmd {
+        MailConfigCmd::Show { id: None } => {
+            call("GET", "/api/v1/me/mail-config".into(), None, View::Record)
+        }
+        MailConfigCmd::Show { id: Some(id) } => call("GET", user(id, ""), None, View::Record),
+        MailConfigCmd::Set {
+            account_type,
+            mailbox,
+        } => call(
+            "PUT",
+            "/api/v1/me/mail-config".into(),
+            Some(json!({"account_type": account_type, "mailbox": mailbox})),
+            View::Record,
+        ),
+        MailConfigCmd::Lock { id } => call("POST", user(id, "/lock"), None, View::Record),
+        MailConfigCmd::Unlock { id } => call("POST", user(id, "/unlock"), None, View::Record),
     }
 }

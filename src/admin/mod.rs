@@ -8,7 +8,7 @@
 //! - `http`    — one HTTP/1.1 request over TCP.
 //! - `table`   — the text output.
 //! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls;
-//!   `helpdesk` — those of tickets, webhooks and requesters.
+//!   `helpdesk` — those of tickets, webhooks, requesters and mail configurations.
 
 mod args;
 mod command;

@@ -6,7 +6,7 @@
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
-//! (+ deliveries), `password` (the HTML page of a "set your password" link). `auth`
+//! (+ deliveries), `mail_config` (a staff user's account type, the lock), `password` (the HTML page of a "set your password" link). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
@@ -26,6 +26,7 @@ mod directory;
 mod explain;
 mod extract;
 mod health;
+mod mail_config;
 mod me;
 mod openapi;
 mod password;
@@ -167,6 +168,19 @@ fn principals() -> Router<Api> {
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/me", get(me::show))
         .route("/api/v1/me/accounts", get(me::accounts))
+        .route(
+            "/api/v1/me/mail-config",
+            get(mail_config::show_mine).put(mail_config::save_mine),
+        )
+        .route("/api/v1/users/{id}/mail-config", get(mail_config::show))
+        .route(
+            "/api/v1/users/{id}/mail-config/lock",
+            post(mail_config::lock),
+        )
+        .route(
+            "/api/v1/users/{id}/mail-config/unlock",
+            post(mail_config::unlock),
+        )
 }
 
 /// Accounts, upstreams, settings, the policy explainer, the blocklist and the queue.

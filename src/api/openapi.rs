@@ -8,8 +8,8 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_edit, account_test, accounts, audit, blocklist, explain, health, me, queue, requesters,
-    roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
+    account_edit, account_test, accounts, audit, blocklist, explain, health, mail_config, me,
+    queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -34,6 +34,8 @@ use utoipa::{Modify, OpenApi};
         skill_groups_list_doc, skill_groups_create_doc, skill_groups_remove_doc,
         groups_list_doc, groups_create_doc, groups_remove_doc,
         me::show, me::accounts,
+        mail_config::show_mine, mail_config::save_mine, mail_config::show, mail_config::lock,
+        mail_config::unlock,
         accounts::list, accounts::show, accounts::status, accounts::create, accounts::remove,
         account_edit::patch, account_edit::put_grants, account_test::test,
         upstreams::list, upstreams::create, upstreams::remove,

@@ -50,6 +50,9 @@ pub enum Problems {
     /// A field is invalid; `errors` names it.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(Problem),
+    /// The resource is locked (a mail configuration an administrator locked).
+    #[response(status = 423, content_type = "application/problem+json")]
+    Locked(Problem),
 }
 
 impl Problem {

@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -14,6 +14,7 @@ mod accounts;
 mod audit;
 mod blocklist;
 mod directory;
+mod mail_config;
 mod msgids;
 mod password_links;
 mod records;
@@ -29,6 +30,7 @@ pub use accounts::{
 pub use audit::{Audit, AuditEntry, AuditFilter};
 pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
+pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use password_links::{PasswordLink, PasswordLinks};
 pub use settings::Settings;
@@ -82,6 +84,7 @@ pub struct Store {
     tickets: Tickets,
     webhooks: Webhooks,
     password_links: PasswordLinks,
+    mail_configs: MailConfigs,
 }
 
 impl Store {
@@ -112,6 +115,7 @@ impl Store {
             tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone())?,
             webhooks,
             password_links: PasswordLinks::open(&db, sync.clone())?,
+            mail_configs: MailConfigs::open(&db, sync.clone())?,
             db,
             sync,
             settings,
@@ -131,6 +135,11 @@ impl Store {
     /// The built-in ticket store.
     pub fn tickets(&self) -> &Tickets {
         &self.tickets
+    }
+
+    /// Staff users' mail configurations.
+    pub fn mail_configs(&self) -> &MailConfigs {
+        &self.mail_configs
     }
 
     /// "Set your password" links.
