@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{dns, http, Client, Gateway, TOKEN};
+use common::helpdesk::api;
+use common::{dns, Client, Gateway};
 use mail_auth::common::crypto::Ed25519Key;
 use mail_auth::common::headers::HeaderWriter;
 use mail_auth::dkim::DkimSigner;
@@ -35,12 +36,6 @@ fn signed(pkcs8: &[u8], domain: &str, message: &str) -> String {
         .sign(message.as_bytes())
         .unwrap();
     format!("{}{message}", signature.to_header())
-}
-
-async fn api(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, text) = http(gw.running.api, method, path, Some(TOKEN), body.as_deref()).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn send(gw: &Gateway, mail_from: &str, rcpt: &str, message: &str) -> common::Reply {

@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::{http, Client, Gateway, TOKEN};
+use common::helpdesk::api;
+use common::{Client, Gateway};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -85,12 +86,6 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
             return Some(Received { head, body });
         }
     }
-}
-
-async fn api(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, text) = http(gw.running.api, method, path, Some(TOKEN), body.as_deref()).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 /// A gateway retrying webhooks every second, a webhook to `url` and a helpdesk mailbox

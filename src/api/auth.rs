@@ -9,14 +9,12 @@
 //! This module decides who the caller is, never what a resource allows.
 
 use super::{tokens, Api, Problem};
+use crate::policy::new_secret;
 use crate::policy::{digest_matches, digest_secret};
 use crate::store::{Store, StoreError, User, UserStatus};
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use std::collections::HashSet;
 
 const SETTING: &str = "admin_token_sha256";
@@ -45,9 +43,7 @@ impl AdminToken {
             let digest = String::from_utf8(raw).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             return Ok((AdminToken { digest }, None));
         }
-        let mut bytes = [0u8; 32];
-        rand::thread_rng().fill_bytes(&mut bytes);
-        let token = format!("pst_{}", URL_SAFE_NO_PAD.encode(bytes));
+        let token = format!("pst_{}", new_secret());
         let digest = digest_secret(&token);
         store.set_setting(SETTING, digest.as_bytes())?;
         Ok((AdminToken { digest }, Some(token)))

@@ -11,13 +11,11 @@ use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::digest_secret;
+use crate::policy::new_secret;
 use crate::store::{Store, StoreError, User, UserStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 const TREE: &str = "api_tokens";
@@ -150,9 +148,7 @@ pub async fn create(
         (true, Some(limit), None) => Some(limit),
         (_, _, asked) => asked,
     };
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let token = format!("pst_{}", URL_SAFE_NO_PAD.encode(bytes));
+    let token = format!("pst_{}", new_secret());
     let record = TokenRecord {
         user_id: user.id,
         created_at: now,

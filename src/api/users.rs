@@ -6,14 +6,12 @@
 use super::extract::{blocking, Body, Param, QueryOf};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
+use crate::policy::new_secret;
 use crate::policy::{digest_secret, hash_password};
 use crate::store::{CreatedVia, NewUser, User, UserKind, UserStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Shortest password accepted for a human.
@@ -211,9 +209,7 @@ async fn credentials(body: &CreateUser) -> Result<Hashed, Problem> {
         return Ok(match &body.password {
             Some(secret) => (None, Some(digest_secret(secret)), None),
             None => {
-                let mut bytes = [0u8; 32];
-                rand::thread_rng().fill_bytes(&mut bytes);
-                let secret = URL_SAFE_NO_PAD.encode(bytes);
+                let secret = new_secret();
                 (None, Some(digest_secret(&secret)), Some(secret))
             }
         });

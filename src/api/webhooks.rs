@@ -9,13 +9,11 @@ use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::net::http::parse_url;
+use crate::policy::new_secret;
 use crate::store::{Delivery, DeliveryStatus, Webhook, DEFAULT_MAX_ATTEMPTS};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
 /// Shortest secret a caller may choose.
@@ -96,11 +94,7 @@ pub async fn create(
             ));
         }
         Some(secret) => secret,
-        None => {
-            let mut bytes = [0u8; 32];
-            rand::thread_rng().fill_bytes(&mut bytes);
-            format!("whs_{}", URL_SAFE_NO_PAD.encode(bytes))
-        }
+        None => format!("whs_{}", new_secret()),
     };
     let max_attempts = body.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
     if !(1..=100).contains(&max_attempts) {

@@ -6,13 +6,11 @@
 
 use super::loops::marker;
 use super::InboundError;
+use crate::policy::new_secret;
 use crate::policy::{digest_secret, Policy};
 use crate::rewrite::date;
 use crate::spool::{show_id, Envelope, QueueId, Spool};
 use crate::store::{PasswordLink, Scope, Store, User};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 
 /// How long a link works.
 pub const LINK_LIFETIME_SECS: u64 = 72 * 3600;
@@ -25,9 +23,7 @@ pub async fn send_password_link(
     hostname: &str,
     user: &User,
 ) -> Result<QueueId, InboundError> {
-    let mut bytes = [0u8; 32];
-    rand::thread_rng().fill_bytes(&mut bytes);
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    let token = new_secret();
     let now = crate::spool::now_ms() / 1000;
     let link = PasswordLink {
         user: user.id,

@@ -85,6 +85,16 @@ fn verify_password(password: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// A new high-entropy secret: 32 random bytes, base64url without padding (API tokens,
+/// system secrets, webhook secrets, password links).
+pub fn new_secret() -> String {
+    use base64::Engine;
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// Hex SHA-256 of a high-entropy secret, as stored.
 pub fn digest_secret(secret: &str) -> String {
     let digest = Sha256::digest(secret.as_bytes());
