@@ -126,6 +126,7 @@ fn spool(c: &mut Criterion) {
                     eight_bit: false,
                     is_dsn: false,
                     verdicts: None,
+                    keep: None,
                 };
                 spool.enqueue(id, envelope, data.clone()).await.unwrap()
             })

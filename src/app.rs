@@ -2,7 +2,9 @@
 //! from a `Config`, starts them as tasks, and stops them in order (listeners, then the
 //! delivery worker, then a final store flush).
 
+use crate::api::BackupJobs;
 use crate::api::{self, AdminToken, ApiState};
+use crate::archive::{self, backup::Runner, Catalog};
 use crate::config::{Config, Purpose, TlsMode};
 use crate::inbound::{Dispatcher, Hook, Verifier};
 use crate::metrics::Metrics;
@@ -111,7 +113,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
     let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
-    tokio::spawn(sync_store(store.clone(), stop_delivery_rx));
+    tokio::spawn(sync_store(store.clone(), stop_delivery_rx.clone()));
+    let backups = start_archive(&config, &store, &spool, &policy, &stop_delivery_rx);
 
     let acceptor = match config.listeners.iter().any(|l| l.tls != TlsMode::None) {
         true => Some(tls::acceptor(
@@ -157,6 +160,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
                 Purpose::Inbound => verifier.clone(),
                 Purpose::Submission => None,
             },
+            archive: config.archive.enabled,
         });
         listeners.push((listener_config.name.clone(), addr));
         listener_tasks.push(tokio::spawn(listener::run(
@@ -181,6 +185,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
             config.default_upstream.clone(),
         )),
         hostname: config.hostname.clone(),
+        backups,
     };
     let api_socket = TcpListener::bind(config.api.bind)
         .await
@@ -222,6 +227,38 @@ fn verifier(config: &Config) -> anyhow::Result<Option<Arc<Verifier>>> {
         }
         Err(error) => Err(error).context("inbound authentication checks ([dns] nameservers)"),
     }
+}
+
+/// Starts the archive's catalog task, its purge job and the backup worker; returns what the
+/// API needs to hand jobs to the worker.
+fn start_archive(
+    config: &Config,
+    store: &Store,
+    spool: &Arc<Spool>,
+    policy: &Arc<Policy>,
+    stop: &watch::Receiver<bool>,
+) -> BackupJobs {
+    let catalog = Catalog {
+        store: store.clone(),
+        spool: spool.clone(),
+        policy: policy.clone(),
+        config: config.archive.clone(),
+    };
+    if let Some(kept) = spool.kept_messages() {
+        tokio::spawn(catalog.clone().run(kept, stop.clone()));
+    }
+    tokio::spawn(archive::purge::run(catalog.clone(), stop.clone()));
+    let jobs = BackupJobs {
+        dir: config.data_dir.join("backups"),
+        wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let runner = Runner {
+        catalog,
+        dir: jobs.dir.clone(),
+        wake: jobs.wake.clone(),
+    };
+    tokio::spawn(runner.run(stop.clone()));
+    jobs
 }
 
 /// Once a second, makes the store's unsynced writes (the Message-ID registry) durable.

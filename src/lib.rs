@@ -73,6 +73,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod archive;
 pub mod config;
 pub mod inbound;
 pub mod metrics;

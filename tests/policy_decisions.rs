@@ -26,6 +26,7 @@ fn user(id: u64, kind: UserKind, roles: &[&str], skills: &[&str]) -> User {
         password_hash: None,
         secret_sha256: None,
         created_at: 0,
+        reactivated_at_ms: None,
     }
 }
 

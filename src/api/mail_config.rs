@@ -80,10 +80,12 @@ pub async fn save_mine(
             ),
         ));
     }
+    let now = crate::spool::now_ms();
     let config = MailConfig {
         account_type: body.account_type,
         mailbox,
-        saved_at: Some(crate::spool::now_ms() / 1000),
+        saved_at: Some(now / 1000),
+        saved_at_ms: Some(now),
         ..MailConfig::default()
     };
     save(
@@ -192,6 +194,8 @@ async fn save(
     let work = api.clone();
     let saved = config.clone();
     blocking(move || Ok(work.store().mail_configs().save(id, &saved)?)).await?;
+    // The policy snapshot knows whose mail the archive keeps.
+    api.reload()?;
     api.audit(
         caller,
         action,

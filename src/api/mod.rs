@@ -6,7 +6,9 @@
 //! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
-//! (+ deliveries), `mail_config` (a staff user's account type, the lock), `password` (the HTML page of a "set your password" link). `auth`
+//! (+ deliveries), `mail_config` (a staff user's account type, the lock), `backups` (a
+//! deactivated user's mail: jobs, message lists, mbox downloads), `password` (the HTML
+//! page of a "set your password" link). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
@@ -21,6 +23,7 @@ mod account_test;
 mod accounts;
 mod audit;
 mod auth;
+mod backups;
 mod blocklist;
 mod directory;
 mod explain;
@@ -72,6 +75,15 @@ pub struct ApiState {
     pub queue: Arc<QueueControl>,
     /// This node's name (Message-IDs of the messages the API sends).
     pub hostname: String,
+    /// Where backup jobs are handed to the backup worker.
+    pub backups: BackupJobs,
+}
+
+/// The backup worker's side the API sees: where the mbox files are, and how to wake it.
+#[derive(Clone)]
+pub struct BackupJobs {
+    pub dir: std::path::PathBuf,
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// The router's state: the app's handles plus the lock that serialises changes.
@@ -181,6 +193,11 @@ fn principals() -> Router<Api> {
             "/api/v1/users/{id}/mail-config/unlock",
             post(mail_config::unlock),
         )
+        .route("/api/v1/users/{id}/backup", post(backups::create))
+        .route("/api/v1/backups", get(backups::list))
+        .route("/api/v1/backups/{id}", get(backups::show))
+        .route("/api/v1/backups/{id}/messages", get(backups::messages))
+        .route("/api/v1/backups/{id}/mbox", get(backups::mbox))
 }
 
 /// Accounts, upstreams, settings, the policy explainer, the blocklist and the queue.

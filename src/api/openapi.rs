@@ -8,8 +8,8 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_edit, account_test, accounts, audit, blocklist, explain, health, mail_config, me,
-    queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
+    account_edit, account_test, accounts, audit, backups, blocklist, explain, health, mail_config,
+    me, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -21,7 +21,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Postern control API",
-        description = "Users, roles, accounts and grants, upstreams, settings, the queue, the blocklist, tickets, requesters, webhooks and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
+        description = "Users, roles, accounts and grants, upstreams, settings, the queue, the blocklist, tickets, requesters, webhooks, mail configurations, backups and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
         version = "1"
     ),
     modifiers(&Bearer),
@@ -36,6 +36,7 @@ use utoipa::{Modify, OpenApi};
         me::show, me::accounts,
         mail_config::show_mine, mail_config::save_mine, mail_config::show, mail_config::lock,
         mail_config::unlock,
+        backups::create, backups::list, backups::show, backups::messages, backups::mbox,
         accounts::list, accounts::show, accounts::status, accounts::create, accounts::remove,
         account_edit::patch, account_edit::put_grants, account_test::test,
         upstreams::list, upstreams::create, upstreams::remove,

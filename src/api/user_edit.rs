@@ -163,6 +163,10 @@ fn apply(
         user.email = email;
     }
     if let Some(status) = patch.status {
+        if user.status == UserStatus::Deactivated && status == UserStatus::Active {
+            // What a later "latest" backup checks the mail configuration against (SPEC §8).
+            user.reactivated_at_ms = Some(crate::spool::now_ms());
+        }
         user.status = status;
     }
     match credential {

@@ -51,7 +51,14 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
             "must be at least 1",
         ));
     }
-    validate_webhooks(config)
+    validate_webhooks(config)?;
+    if config.archive.purge_interval_secs == 0 {
+        return Err(ConfigError::invalid(
+            "archive.purge_interval_secs",
+            "must be at least 1",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_webhooks(config: &Config) -> Result<(), ConfigError> {

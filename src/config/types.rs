@@ -27,6 +27,7 @@ pub struct Config {
     pub queue: QueueConfig,
     pub webhooks: WebhookConfig,
     pub inbound: InboundConfig,
+    pub archive: ArchiveConfig,
     pub dns: DnsConfig,
     #[serde(rename = "upstream")]
     pub upstreams: BTreeMap<String, UpstreamConfig>,
@@ -72,6 +73,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             webhooks: WebhookConfig::default(),
             inbound: InboundConfig::default(),
+            archive: ArchiveConfig::default(),
             dns: DnsConfig::default(),
             upstreams,
         }
@@ -256,6 +258,31 @@ impl Default for WebhookConfig {
             retry_intervals_secs: vec![10, 60, 300, 900, 3600],
             timeout_secs: 10,
             concurrency: 16,
+        }
+    }
+}
+
+/// The archive of non-private users' mail and its retention (SPEC §8).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveConfig {
+    /// Keep the mail of users whose account type is not `private`.
+    pub enabled: bool,
+    /// Days a message of a `record_level` user is kept (0: for ever).
+    pub record_level_days: u64,
+    /// Days a message of a `complete` user is kept (0: for ever).
+    pub complete_days: u64,
+    /// Seconds between two runs of the purge job.
+    pub purge_interval_secs: u64,
+}
+
+impl Default for ArchiveConfig {
+    fn default() -> Self {
+        ArchiveConfig {
+            enabled: true,
+            record_level_days: 730,
+            complete_days: 730,
+            purge_interval_secs: 3600,
         }
     }
 }

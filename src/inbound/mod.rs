@@ -24,7 +24,7 @@
 mod event;
 mod loops;
 mod notice;
-mod parse;
+pub(crate) mod parse;
 mod plan;
 mod process;
 mod requester;

@@ -74,6 +74,7 @@ pub async fn send_password_link(
         eight_bit: false,
         is_dsn: false,
         verdicts: None,
+        keep: None,
     };
     spool
         .enqueue(id, envelope, message.into_bytes().into())

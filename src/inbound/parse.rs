@@ -64,7 +64,7 @@ fn addresses(list: Option<&Address<'_>>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn ids(value: &HeaderValue<'_>) -> Vec<String> {
+pub(crate) fn ids(value: &HeaderValue<'_>) -> Vec<String> {
     match value {
         HeaderValue::Text(id) => vec![clean(id)],
         HeaderValue::TextList(list) => list.iter().map(|id| clean(id)).collect(),

@@ -4,8 +4,8 @@
 
 use super::PolicyError;
 use crate::store::{
-    login_key, Account, BlockEntry, BlockKind, DefaultSendMode, Role, Scope, Settings, Store, User,
-    UserStatus,
+    login_key, Account, AccountType, BlockEntry, BlockKind, DefaultSendMode, MailConfig, Role,
+    Scope, Settings, Store, User, UserStatus,
 };
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -39,6 +39,10 @@ pub struct Snapshot {
     blocked_domains: HashMap<String, BlockEntry>,
     /// Users with status `blocked`, by normalised address (e-mail and login).
     blocked_users: HashMap<String, u64>,
+    /// Users whose mail the archive keeps (account type not `private`).
+    archived: HashMap<u64, AccountType>,
+    /// Those users by their configured mailbox address.
+    archived_mailboxes: HashMap<String, Vec<u64>>,
 }
 
 /// Why an address is refused (SPEC §4).
@@ -118,6 +122,33 @@ impl Snapshot {
         if account.is_default && self.default_account.is_none() {
             self.default_account = Some(account.id);
         }
+    }
+
+    /// The snapshot with the staff users' mail configurations (whose mail is archived).
+    pub fn with_mail_configs(mut self, configs: Vec<(u64, MailConfig)>) -> Snapshot {
+        for (user, config) in configs {
+            if config.account_type == AccountType::Private {
+                continue;
+            }
+            self.archived.insert(user, config.account_type);
+            if !config.mailbox.is_empty() {
+                let owners = self.archived_mailboxes.entry(normalize(&config.mailbox));
+                owners.or_default().push(user);
+            }
+        }
+        self
+    }
+
+    /// The account type of `user` if the archive keeps its mail.
+    pub fn archived(&self, user: u64) -> Option<AccountType> {
+        self.archived.get(&user).copied()
+    }
+
+    /// The users (archive kept) whose configured mailbox is `address`.
+    pub fn mailbox_owners(&self, address: &str) -> &[u64] {
+        self.archived_mailboxes
+            .get(&normalize(address))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The snapshot with `entries` as its blocklist.
@@ -313,7 +344,8 @@ fn read(store: &Store) -> Result<Snapshot, PolicyError> {
         store.accounts().all()?,
         store.settings()?,
     )
-    .with_blocklist(store.blocklist().all()?))
+    .with_blocklist(store.blocklist().all()?)
+    .with_mail_configs(store.mail_configs().all()?))
 }
 
 fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyError> {

@@ -33,6 +33,24 @@ pub fn rfc5322(secs: u64) -> String {
     )
 }
 
+/// `secs` since the Unix epoch in the C `asctime` form mbox separator lines use
+/// (`Sun Nov 22 10:41:06 2026`), UTC.
+pub fn asctime(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{} {} {:>2} {:02}:{:02}:{:02} {}",
+        DAYS[(days % 7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        year
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -50,6 +68,12 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn asctime_dates() {
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_795_344_066), "Sun Nov 22 10:41:06 2026");
+    }
 
     #[test]
     fn known_dates() {

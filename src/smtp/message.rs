@@ -5,11 +5,12 @@
 
 use super::reply;
 use super::session::{Next, Session};
+use crate::archive::owners;
 use crate::config::Purpose;
 use crate::metrics::Reject;
 use crate::policy::{self, Decision};
 use crate::rewrite::{self, date, received_field, Inspected, Plan, ReceivedInfo};
-use crate::spool::{now_ms, show_id, Envelope, QueueId};
+use crate::spool::{now_ms, show_id, Envelope, Keep, QueueId};
 use crate::store::{MessageRecord, Verdicts};
 use std::io;
 use std::time::Instant;
@@ -55,6 +56,8 @@ struct Outcome {
     thread_refs: Vec<String>,
     /// Authentication verdicts (inbound only).
     verdicts: Option<Verdicts>,
+    /// Whose mail the archive keeps it as.
+    keep: Option<Keep>,
 }
 
 /// Checks, decides, rewrites and spools a complete message: `buf[start..]` is the client's
@@ -114,6 +117,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 account: None,
                 thread_refs: Vec::new(),
                 verdicts: checked.map(|c| c.verdicts),
+                keep: match session.shared.archive {
+                    true => owners::inbound(&session.shared.policy.snapshot(), &tx.rcpts),
+                    false => None,
+                },
             }
         }
     };
@@ -131,6 +138,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
         eight_bit: tx.eight_bit,
         is_dsn: false,
         verdicts: outcome.verdicts,
+        keep: outcome.keep,
     };
     // The buffer becomes the message's bytes without a copy (the headroom in front of
     // the rewritten header block is sliced off).
@@ -208,6 +216,10 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
         account: Some(decision.account.id),
         thread_refs,
         verdicts: None,
+        keep: match session.shared.archive {
+            true => owners::outbound(&snapshot, principal.id, decision.account),
+            false => None,
+        },
     })
 }
 

@@ -62,6 +62,8 @@ pub struct Shared {
     pub upstream: String,
     /// SPF, DKIM, DMARC and ARC checks of an inbound listener (`None`: not checked).
     pub verifier: Option<Arc<crate::inbound::Verifier>>,
+    /// Whether accepted messages of non-private users are marked for the archive.
+    pub archive: bool,
 }
 
 impl Shared {

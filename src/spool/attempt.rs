@@ -115,6 +115,7 @@ mod tests {
             due_at: 0,
             expires_at: 1_000_000,
             verdicts: None,
+            keep: None,
         }
     }
 

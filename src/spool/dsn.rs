@@ -30,6 +30,7 @@ pub async fn send(
         eight_bit: false,
         is_dsn: true,
         verdicts: None,
+        keep: None,
     };
     spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
     spool.metrics().dsn_sent.increment(1);
@@ -166,6 +167,7 @@ mod tests {
             due_at: 0,
             expires_at: 0,
             verdicts: None,
+            keep: None,
         };
         let failed = vec![Failed {
             address: "bob@example.net".into(),

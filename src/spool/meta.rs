@@ -31,6 +31,16 @@ pub struct Rcpt {
     pub last_reply: Option<String>,
 }
 
+/// Whose mail a message is, for the archive (SPEC §8): decided when it is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Keep {
+    /// The users (account type not `private`) whose mail it is.
+    pub owners: Vec<u64>,
+    /// The email account it goes through (or arrived for).
+    #[serde(default)]
+    pub account: Option<u64>,
+}
+
 /// What the session hands to the spool with the message bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -47,6 +57,8 @@ pub struct Envelope {
     pub is_dsn: bool,
     /// Authentication verdicts of an inbound message, found before its `250`.
     pub verdicts: Option<Verdicts>,
+    /// Set: the archive keeps the message once it leaves the queue.
+    pub keep: Option<Keep>,
 }
 
 /// The durable metadata of a queued message.
@@ -70,6 +82,9 @@ pub struct Meta {
     /// Authentication verdicts of an inbound message (what the hook's payload carries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdicts: Option<Verdicts>,
+    /// Set: the archive keeps the message once it leaves the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<Keep>,
 }
 
 impl Meta {

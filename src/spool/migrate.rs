@@ -74,6 +74,7 @@ mod tests {
             due_at: 7,
             expires_at: u64::MAX,
             verdicts: None,
+            keep: None,
         };
         tree.insert(legacy_key(b'm', 42), serde_json::to_vec(&meta).unwrap())
             .unwrap();

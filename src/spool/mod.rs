@@ -18,7 +18,8 @@ mod worker;
 
 pub use control::{QueueControl, QueueFilter};
 pub use fresh::Fresh;
-pub use meta::{show_id, Envelope, Meta, QueueId, Rcpt, RcptStatus};
+pub use journal::{Kept, Loc, ARCHIVE_DIR};
+pub use meta::{show_id, Envelope, Keep, Meta, QueueId, Rcpt, RcptStatus};
 pub use worker::Worker;
 
 use crate::config::QueueConfig;
@@ -28,7 +29,7 @@ use bytes::Bytes;
 use fresh::Held;
 use journal::Journal;
 use std::path::Path;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
@@ -55,6 +56,12 @@ pub struct Spool {
     held: Arc<AtomicUsize>,
     metrics: Arc<Metrics>,
     queue: QueueConfig,
+    /// Finished messages the archive keeps, for the archive to catalogue.
+    kept: mpsc::UnboundedSender<Kept>,
+    kept_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Kept>>>,
+    /// Kept messages handed to the archive, and how many of them it has catalogued.
+    kept_sent: AtomicU64,
+    kept_done: AtomicU64,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -82,6 +89,12 @@ impl Spool {
                 .map_err(|e| SpoolError::Flush(e.to_string()))??
         };
         let (notify, rx) = mpsc::unbounded_channel();
+        let (kept, kept_rx) = mpsc::unbounded_channel();
+        let recovered = journal.take_recovered();
+        let kept_sent = AtomicU64::new(recovered.len() as u64);
+        for found in recovered {
+            let _ = kept.send(found);
+        }
         let spool = Spool {
             journal,
             store,
@@ -89,6 +102,10 @@ impl Spool {
             held: Arc::new(AtomicUsize::new(0)),
             metrics,
             queue,
+            kept,
+            kept_rx: std::sync::Mutex::new(Some(kept_rx)),
+            kept_sent,
+            kept_done: AtomicU64::new(0),
         };
         migrate::from_sled(&spool).await?;
         spool.metrics.spool_depth.set(spool.journal.len() as f64);
@@ -127,6 +144,7 @@ impl Spool {
             eight_bit: envelope.eight_bit,
             is_dsn: envelope.is_dsn,
             verdicts: envelope.verdicts,
+            keep: envelope.keep,
             size: data.len() as u64,
             received_at: now,
             attempts: 0,
@@ -166,9 +184,7 @@ impl Spool {
     /// next commit: losing it in a crash only means one more delivery (at-least-once).
     pub async fn save(&self, meta: &Meta) -> Result<(), SpoolError> {
         if meta.pending().next().is_none() {
-            if self.journal.remove(meta.id) {
-                self.metrics.spool_depth.decrement(1.0);
-            }
+            self.finish(meta.id, meta.keep.is_some());
             return Ok(());
         }
         let json = encode(meta)?;
@@ -176,6 +192,74 @@ impl Spool {
             .update(meta, &json)
             .await
             .map_err(SpoolError::Flush)
+    }
+
+    /// Takes a finished message out of the queue; one the archive keeps goes to the
+    /// archive (`kept_messages`). False if it was not queued.
+    pub fn finish(&self, id: QueueId, keep: bool) -> bool {
+        let gone = match keep {
+            true => self.journal.remove_kept(id).map(|kept| {
+                self.kept_sent.fetch_add(1, Ordering::AcqRel);
+                let _ = self.kept.send(kept);
+            }),
+            false => self.journal.remove(id).then_some(()),
+        };
+        if gone.is_some() {
+            self.metrics.spool_depth.decrement(1.0);
+        }
+        gone.is_some()
+    }
+
+    /// The finished messages the archive keeps, as they leave the queue (and those found
+    /// at start that it may not have catalogued yet). Only the first caller gets them.
+    pub fn kept_messages(&self) -> Option<mpsc::UnboundedReceiver<Kept>> {
+        self.kept_rx.lock().ok()?.take()
+    }
+
+    /// The archive has durably catalogued these kept messages (their segments, one entry
+    /// each); segments nothing else holds are retired. Blocking.
+    pub fn catalogued(&self, segs: &[u32]) -> Result<(), SpoolError> {
+        self.kept_done
+            .fetch_add(segs.len() as u64, Ordering::AcqRel);
+        Ok(self.journal.catalogued(segs)?)
+    }
+
+    /// How many kept messages were handed to the archive so far: once `archived_up_to`
+    /// reaches it, all of them are catalogued.
+    pub fn kept_mark(&self) -> u64 {
+        self.kept_sent.load(Ordering::Acquire)
+    }
+
+    /// Whether every kept message handed over before `mark` was taken is catalogued.
+    pub fn archived_up_to(&self, mark: u64) -> bool {
+        self.kept_done.load(Ordering::Acquire) >= mark
+    }
+
+    /// Live messages whose metadata `keep` admits (at most `limit`).
+    pub fn queued(&self, limit: usize, keep: impl Fn(&Meta) -> bool) -> Vec<Meta> {
+        self.journal.list(0, limit, keep)
+    }
+
+    /// `len` bytes at `offset` of journal segment `seg`, live or retired. Blocking.
+    pub fn read_kept(&self, seg: u32, offset: u64, len: u64) -> Result<Vec<u8>, SpoolError> {
+        Ok(self.journal.read_at(seg, offset, len)?)
+    }
+
+    /// Whether journal segment `seg` was retired into the archive directory.
+    pub fn is_retired(&self, seg: u32) -> bool {
+        self.journal.is_retired(seg)
+    }
+
+    /// Frees `start..end` of retired segment `seg` (retention ended), or deletes the
+    /// segment when `last`. Blocking.
+    pub fn forget_kept(
+        &self,
+        seg: u32,
+        start: u64,
+        end: u64,
+        last: bool,
+    ) -> Result<(), SpoolError> {
+        Ok(self.journal.forget_retired(seg, start, end, last)?)
     }
 
     /// Makes everything written so far durable (at shutdown).

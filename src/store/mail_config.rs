@@ -2,7 +2,7 @@
 //! user's mail the organisation keeps, its mailbox, when it was saved, and the lock an
 //! administrator puts on it. One record per user id; a user who never saved has none.
 
-use super::records::{encode, get};
+use super::records::{decode, encode, get};
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,10 @@ pub struct MailConfig {
     /// When the user last saved it (Unix seconds); `None`: never.
     #[serde(default)]
     pub saved_at: Option<u64>,
+    /// The same in Unix milliseconds (what the "latest backup" rule compares with the
+    /// user's reactivation).
+    #[serde(default)]
+    pub saved_at_ms: Option<u64>,
     #[serde(default)]
     pub locked: bool,
     /// Who locked it and when (Unix seconds).
@@ -56,6 +60,20 @@ impl MailConfigs {
     /// The configuration of user `id` (the default, unsaved one if it has none).
     pub fn get(&self, id: u64) -> Result<MailConfig, StoreError> {
         Ok(get(&self.tree, &id.to_be_bytes(), "mail config")?.unwrap_or_default())
+    }
+
+    /// Every saved configuration, by user id.
+    pub fn all(&self) -> Result<Vec<(u64, MailConfig)>, StoreError> {
+        let mut out = Vec::new();
+        for pair in self.tree.iter() {
+            let (k, v) = pair?;
+            let id: [u8; 8] = k
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt("mail config key".into()))?;
+            out.push((u64::from_be_bytes(id), decode(&v, "mail config")?));
+        }
+        Ok(out)
     }
 
     /// Replaces the configuration of user `id`; durable on return.

@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -11,7 +11,9 @@
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
 mod accounts;
+mod archive;
 mod audit;
+mod backups;
 mod blocklist;
 mod directory;
 mod mail_config;
@@ -27,7 +29,9 @@ pub use accounts::{
     Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health,
     Inbound, InboundPurpose, Scope, SendMode,
 };
+pub use archive::{ArchiveCatalog, ArchivedMessage, Direction, Extent};
 pub use audit::{Audit, AuditEntry, AuditFilter};
+pub use backups::{Backup, BackupCounts, BackupItem, BackupKind, BackupStatus, Backups};
 pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
@@ -85,6 +89,8 @@ pub struct Store {
     webhooks: Webhooks,
     password_links: PasswordLinks,
     mail_configs: MailConfigs,
+    archive: ArchiveCatalog,
+    backups: Backups,
 }
 
 impl Store {
@@ -116,6 +122,8 @@ impl Store {
             webhooks,
             password_links: PasswordLinks::open(&db, sync.clone())?,
             mail_configs: MailConfigs::open(&db, sync.clone())?,
+            archive: ArchiveCatalog::open(&db, sync.clone())?,
+            backups: Backups::open(&db, sync.clone())?,
             db,
             sync,
             settings,
@@ -140,6 +148,16 @@ impl Store {
     /// Staff users' mail configurations.
     pub fn mail_configs(&self) -> &MailConfigs {
         &self.mail_configs
+    }
+
+    /// The archive's catalog of kept messages.
+    pub fn archive(&self) -> &ArchiveCatalog {
+        &self.archive
+    }
+
+    /// Backup jobs.
+    pub fn backups(&self) -> &Backups {
+        &self.backups
     }
 
     /// "Set your password" links.

@@ -62,6 +62,9 @@ pub struct User {
     #[serde(default)]
     pub secret_sha256: Option<String>,
     pub created_at: u64,
+    /// When the user was last made active again after a deactivation (Unix milliseconds).
+    #[serde(default)]
+    pub reactivated_at_ms: Option<u64>,
 }
 
 /// What it takes to create a user; credentials already hashed.
@@ -122,6 +125,7 @@ impl Users {
             password_hash: new.password_hash,
             secret_sha256: new.secret_sha256,
             created_at: now,
+            reactivated_at_ms: None,
         };
         let raw = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let claimed = self.by_login.compare_and_swap(

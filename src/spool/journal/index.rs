@@ -4,6 +4,10 @@
 //! A segment may be deleted once no live message has a record in it, the records that made
 //! them dead are on disk, and every older segment is already gone. The last rule keeps a
 //! `remove` record for as long as the `enqueue` it cancels can still be read back.
+//!
+//! A segment holding enqueue records the archive keeps is not deleted but retired (moved
+//! out of the journal, everything else in it punched out), once the archive has
+//! catalogued every one of them.
 
 use super::super::meta::{Meta, QueueId};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -24,12 +28,20 @@ pub struct Loc {
 pub struct Entry {
     pub meta: Meta,
     pub body: Loc,
-    /// Length of the enqueue record that holds the bytes.
+    /// Start and length of the enqueue record that holds the bytes.
+    body_start: u64,
     body_rec: u64,
     /// Segment and length of the record that holds the current metadata.
     meta_seg: u32,
     meta_rec: u64,
     scheduled: bool,
+}
+
+impl Entry {
+    /// Where the enqueue record holding the bytes starts.
+    pub fn body_start(&self) -> u64 {
+        self.body_start
+    }
 }
 
 #[derive(Debug, Default)]
@@ -38,6 +50,19 @@ struct Segment {
     live_bytes: u64,
     /// Where the journal stood when the last reference went away.
     zero_at: Pos,
+    /// Enqueue records (start, length) the archive keeps.
+    kept: Vec<(u64, u64)>,
+    /// How many of them the archive has not catalogued yet.
+    uncatalogued: usize,
+}
+
+/// A segment nothing in the journal needs any more.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dead {
+    pub seg: u32,
+    /// Records (start, length) to keep for the archive: if any, the segment is retired
+    /// instead of deleted.
+    pub kept: Vec<(u64, u64)>,
 }
 
 /// The index. All of it is guarded by the journal's one lock.
@@ -91,6 +116,7 @@ impl Index {
         let entry = Entry {
             meta,
             body,
+            body_start: at.1 - rec_len,
             body_rec: rec_len,
             meta_seg: body.seg,
             meta_rec: 0,
@@ -134,6 +160,23 @@ impl Index {
         Some(entry)
     }
 
+    /// Forgets a message whose enqueue record the archive keeps: its segment is retired,
+    /// not deleted, once `catalogued` was called for it.
+    pub fn take_kept(&mut self, id: QueueId, at: Pos) -> Option<Entry> {
+        let entry = self.take(id, at)?;
+        let info = self.segs.entry(entry.body.seg).or_default();
+        info.kept.push((entry.body_start, entry.body_rec));
+        info.uncatalogued += 1;
+        Some(entry)
+    }
+
+    /// The archive has catalogued (durably) a kept record of segment `seg`.
+    pub fn catalogued(&mut self, seg: u32) {
+        if let Some(info) = self.segs.get_mut(&seg) {
+            info.uncatalogued = info.uncatalogued.saturating_sub(1);
+        }
+    }
+
     /// Scheduled messages due at or before `now`, oldest first.
     pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
         self.due
@@ -148,16 +191,19 @@ impl Index {
         self.due.first().map(|(due, _)| *due)
     }
 
-    /// Takes out the oldest segments that may be deleted now that everything up to
-    /// `durable` is on disk; never `tail`, the segment being written.
-    pub fn deletable(&mut self, durable: Pos, tail: u32) -> Vec<u32> {
+    /// Takes out the oldest segments that may be deleted (or retired) now that everything
+    /// up to `durable` is on disk; never `tail`, the segment being written.
+    pub fn deletable(&mut self, durable: Pos, tail: u32) -> Vec<Dead> {
         let mut out = Vec::new();
         while let Some((&seg, info)) = self.segs.first_key_value() {
-            if seg >= tail || info.refs > 0 || info.zero_at > durable {
+            if seg >= tail || info.refs > 0 || info.zero_at > durable || info.uncatalogued > 0 {
                 break;
             }
-            self.segs.remove(&seg);
-            out.push(seg);
+            let info = self.segs.remove(&seg).unwrap_or_default();
+            out.push(Dead {
+                seg,
+                kept: info.kept,
+            });
         }
         out
     }
@@ -231,7 +277,48 @@ mod tests {
             due_at,
             expires_at: u64::MAX,
             verdicts: None,
+            keep: None,
         }
+    }
+
+    fn dead(segs: &[u32]) -> Vec<Dead> {
+        segs.iter()
+            .map(|&seg| Dead {
+                seg,
+                kept: Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_kept_record_retires_its_segment_once_catalogued() {
+        let mut index = Index::default();
+        for seg in 0..3 {
+            index.add_segment(seg);
+        }
+        index.put(meta(1, 0), loc(0), 100, (0, 100));
+        index.put(meta(2, 0), loc(0), 50, (0, 150));
+        index.take_kept(1, (1, 18));
+        index.take(2, (1, 36));
+        assert!(
+            index.deletable((1, 36), 2).is_empty(),
+            "the archive has not catalogued message 1"
+        );
+        index.catalogued(0);
+        let gone = index.deletable((1, 36), 2);
+        assert_eq!(
+            gone,
+            vec![
+                Dead {
+                    seg: 0,
+                    kept: vec![(0, 100)]
+                },
+                Dead {
+                    seg: 1,
+                    kept: vec![]
+                }
+            ]
+        );
     }
 
     fn loc(seg: u32) -> Loc {
@@ -274,10 +361,10 @@ mod tests {
             index.deletable((2, 40), 2).is_empty(),
             "removal not on disk yet"
         );
-        assert_eq!(index.deletable((2, 58), 2), vec![0]);
+        assert_eq!(index.deletable((2, 58), 2), dead(&[0]));
         index.take(2, (2, 76));
         // Segment 2 is the tail: never deleted, however dead.
-        assert_eq!(index.deletable((2, 76), 2), vec![1]);
+        assert_eq!(index.deletable((2, 76), 2), dead(&[1]));
         assert_eq!(index.segments(), 1);
     }
 
@@ -299,7 +386,7 @@ mod tests {
         );
         // Compaction moves message 1 forward; then both old segments go.
         index.put(meta(1, 0), loc(2), 100, (2, 118));
-        assert_eq!(index.deletable((2, 118), 2), vec![0, 1]);
+        assert_eq!(index.deletable((2, 118), 2), dead(&[0, 1]));
         assert_eq!(index.get(1).unwrap().body.seg, 2);
     }
 }

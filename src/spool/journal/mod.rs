@@ -14,10 +14,16 @@
 //! nothing in it is live (see `index`), and a closed segment pinned by a few long-deferred
 //! messages is compacted by moving them forward. At start every segment is replayed
 //! (`recover`).
+//!
+//! The archive reuses what the journal wrote instead of copying it: a finished message the
+//! archive keeps gets a `keep` record instead of a `remove`, and its segment, once dead
+//! and catalogued, is retired into `archive/` beside the segments with everything but the
+//! kept records punched out (`retire`).
 
 mod index;
 mod record;
 mod recover;
+mod retire;
 mod spare;
 mod writer;
 
@@ -25,6 +31,7 @@ mod writer;
 mod tests;
 
 pub use index::Loc;
+pub use retire::ARCHIVE_DIR;
 
 use super::meta::{Meta, QueueId};
 use index::{Index, Pos};
@@ -67,6 +74,18 @@ struct State {
     /// The writer sleeps on the condition variable: a waiter must wake it. (Otherwise it
     /// is writing and takes the queue when done, so a wake-up syscall would be wasted.)
     writer_idle: bool,
+    /// Kept messages found at replay, for the archive to catalogue (again).
+    recovered: Vec<Kept>,
+}
+
+/// A finished message whose enqueue record the archive keeps.
+#[derive(Debug, Clone)]
+pub struct Kept {
+    pub meta: Meta,
+    /// Where its bytes lie.
+    pub body: Loc,
+    /// Where its whole enqueue record starts in the segment.
+    pub record_start: u64,
 }
 
 struct Shared {
@@ -125,9 +144,10 @@ impl Journal {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         let mut files = BTreeMap::new();
+        let mut recovered = Vec::new();
         let present = recover::segments(dir)?;
         for &seg in &present {
-            recover::replay(dir, seg, &mut index)?;
+            recover::replay(dir, seg, &mut index, &mut recovered)?;
             files.insert(seg, Arc::new(File::open(segment_path(dir, seg))?));
         }
         let tail = (present.last().map_or(0, |s| s + 1), 0);
@@ -142,6 +162,7 @@ impl Journal {
             files,
             stopping: false,
             writer_idle: false,
+            recovered,
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
@@ -208,10 +229,71 @@ impl Journal {
         if st.index.get(id).is_none() {
             return false;
         }
-        let rec = record::remove(id);
+        let rec = record::remove(id, false);
         let len = rec.len() as u64;
         let at = append(&self.shared, &mut st, rec, None);
         st.index.take(id, (at.0, at.1 + len)).is_some()
+    }
+
+    /// Like `remove`, for a message the archive keeps: its enqueue record stays until the
+    /// archive has catalogued it (`catalogued`), then is retired with its segment.
+    pub fn remove_kept(&self, id: QueueId) -> Option<Kept> {
+        let mut st = self.shared.lock();
+        st.index.get(id)?;
+        let rec = record::remove(id, true);
+        let len = rec.len() as u64;
+        let at = append(&self.shared, &mut st, rec, None);
+        let entry = st.index.take_kept(id, (at.0, at.1 + len))?;
+        Some(Kept {
+            record_start: entry.body_start(),
+            meta: entry.meta,
+            body: entry.body,
+        })
+    }
+
+    /// The kept messages found at replay (once).
+    pub fn take_recovered(&self) -> Vec<Kept> {
+        std::mem::take(&mut self.shared.lock().recovered)
+    }
+
+    /// The archive has durably catalogued kept records in these segments (one entry per
+    /// record); segments nothing else holds are retired now.
+    pub fn catalogued(&self, segs: &[u32]) -> io::Result<()> {
+        {
+            let mut st = self.shared.lock();
+            segs.iter().for_each(|&seg| st.index.catalogued(seg));
+        }
+        writer::delete_dead(&self.shared)
+    }
+
+    /// `len` bytes at `offset` of segment `seg`, wherever it is (live, or retired into the
+    /// archive directory).
+    pub fn read_at(&self, seg: u32, offset: u64, len: u64) -> io::Result<Vec<u8>> {
+        let mut out = vec![0u8; len as usize];
+        let retired = retire::archived_path(&self.shared.dir, seg);
+        if let Ok(file) = File::open(&retired) {
+            file.read_exact_at(&mut out, offset)?;
+            return Ok(out);
+        }
+        let live = self.shared.lock().files.get(&seg).cloned();
+        let file = match live {
+            Some(file) => file,
+            // Retired between the two looks.
+            None => Arc::new(File::open(&retired)?),
+        };
+        file.read_exact_at(&mut out, offset)?;
+        Ok(out)
+    }
+
+    /// Whether segment `seg` was retired into the archive directory.
+    pub fn is_retired(&self, seg: u32) -> bool {
+        retire::archived_path(&self.shared.dir, seg).exists()
+    }
+
+    /// Punches a kept record out of a retired segment, and deletes segments the archive
+    /// no longer needs at all (retention ended).
+    pub fn forget_retired(&self, seg: u32, start: u64, end: u64, last: bool) -> io::Result<()> {
+        retire::forget(&self.shared.dir, seg, start, end, last)
     }
 
     /// Returns once everything queued so far is on disk.

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! 0      magic 0x50 ('P')
-//! 1      kind: 1 enqueue, 2 update, 3 remove
+//! 1      kind: 1 enqueue, 2 update, 3 remove, 4 keep
 //! 2..6   payload length, u32 little-endian
 //! 6..10  CRC-32 of kind, id and payload
 //! 10..18 queue id, u64 little-endian
@@ -11,6 +11,7 @@
 //!          enqueue: metadata length (u32 LE), metadata (JSON), message bytes
 //!          update:  metadata (JSON)
 //!          remove:  nothing
+//!          keep:    nothing (a remove whose enqueue record the archive keeps)
 //! ```
 
 use super::super::meta::QueueId;
@@ -29,6 +30,8 @@ pub enum Kind {
     Update,
     /// The message is gone (delivered, bounced or expired).
     Remove,
+    /// The message is gone from the queue, and the archive keeps its enqueue record.
+    Keep,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
             Kind::Enqueue => 1,
             Kind::Update => 2,
             Kind::Remove => 3,
+            Kind::Keep => 4,
         }
     }
 
@@ -45,6 +49,7 @@ impl Kind {
             1 => Some(Kind::Enqueue),
             2 => Some(Kind::Update),
             3 => Some(Kind::Remove),
+            4 => Some(Kind::Keep),
             _ => None,
         }
     }
@@ -65,10 +70,14 @@ pub fn update(id: QueueId, meta: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A remove record.
-pub fn remove(id: QueueId) -> Vec<u8> {
+/// A remove record, or (`kept`) the keep record of a message the archive keeps.
+pub fn remove(id: QueueId, kept: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER);
-    write(&mut out, Kind::Remove, id, &[]);
+    let kind = match kept {
+        true => Kind::Keep,
+        false => Kind::Remove,
+    };
+    write(&mut out, kind, id, &[]);
     out
 }
 
@@ -168,7 +177,8 @@ mod tests {
         assert_eq!(&rec[body_at..], b"body bytes");
         let mut stream = rec.clone();
         stream.extend(update(7, b"{}"));
-        stream.extend(remove(7));
+        stream.extend(remove(7, false));
+        stream.extend(remove(7, true));
         let mut input = &stream[..];
         let first = read(&mut input).unwrap().unwrap();
         assert_eq!(
@@ -180,6 +190,7 @@ mod tests {
         assert_eq!(&first.payload[at..], b"body bytes");
         assert_eq!(read(&mut input).unwrap().unwrap().kind, Kind::Update);
         assert_eq!(read(&mut input).unwrap().unwrap().kind, Kind::Remove);
+        assert_eq!(read(&mut input).unwrap().unwrap().kind, Kind::Keep);
         assert!(read(&mut input).unwrap().is_none());
     }
 

@@ -4,7 +4,7 @@
 
 use super::index::{Index, Loc};
 use super::record::{self, Kind};
-use super::{segment_path, SEGMENT_EXT};
+use super::{segment_path, Kept, SEGMENT_EXT};
 use crate::spool::meta::Meta;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader};
@@ -27,8 +27,9 @@ pub fn segments(dir: &Path) -> io::Result<Vec<u32>> {
     Ok(out)
 }
 
-/// Applies every record of segment `seg` to `index`.
-pub fn replay(dir: &Path, seg: u32, index: &mut Index) -> io::Result<()> {
+/// Applies every record of segment `seg` to `index`; kept messages whose enqueue record is
+/// still in the journal go to `kept` (the archive may not have catalogued them yet).
+pub fn replay(dir: &Path, seg: u32, index: &mut Index, kept: &mut Vec<Kept>) -> io::Result<()> {
     let path = segment_path(dir, seg);
     let mut input = BufReader::with_capacity(1 << 20, File::open(&path)?);
     index.add_segment(seg);
@@ -37,7 +38,9 @@ pub fn replay(dir: &Path, seg: u32, index: &mut Index) -> io::Result<()> {
         match record::read(&mut input) {
             Ok(Some(rec)) => {
                 let end = pos + rec.len() as u64;
-                apply(index, seg, pos, end, &rec);
+                if let Some(found) = apply(index, seg, pos, end, &rec) {
+                    kept.push(found);
+                }
                 pos = end;
             }
             Ok(None) => return Ok(()),
@@ -52,16 +55,15 @@ pub fn replay(dir: &Path, seg: u32, index: &mut Index) -> io::Result<()> {
     }
 }
 
-fn apply(index: &mut Index, seg: u32, pos: u64, end: u64, rec: &record::Decoded) {
+fn apply(index: &mut Index, seg: u32, pos: u64, end: u64, rec: &record::Decoded) -> Option<Kept> {
     let len = rec.len() as u64;
     match rec.kind {
         Kind::Enqueue => {
             let Some((raw, body_at)) = rec.split_enqueue() else {
-                return skip(rec.id, "enqueue record without metadata");
+                skip(rec.id, "enqueue record without metadata");
+                return None;
             };
-            let Some(meta) = parse(rec.id, raw) else {
-                return;
-            };
+            let meta = parse(rec.id, raw)?;
             let body = Loc {
                 seg,
                 offset: pos + (record::HEADER + body_at) as u64,
@@ -78,7 +80,16 @@ fn apply(index: &mut Index, seg: u32, pos: u64, end: u64, rec: &record::Decoded)
         Kind::Remove => {
             index.take(rec.id, (seg, end));
         }
+        Kind::Keep => {
+            let entry = index.take_kept(rec.id, (seg, end))?;
+            return Some(Kept {
+                record_start: entry.body_start(),
+                meta: entry.meta,
+                body: entry.body,
+            });
+        }
     }
+    None
 }
 
 fn parse(id: u64, raw: &[u8]) -> Option<Meta> {

@@ -25,6 +25,7 @@ fn meta(id: QueueId) -> Meta {
         due_at: id,
         expires_at: u64::MAX,
         verdicts: None,
+        keep: None,
     }
 }
 
@@ -182,4 +183,65 @@ async fn a_segment_made_from_a_spare_is_overwritten_in_place_and_reads_back() {
     let journal = Journal::open_with(dir.path(), size).unwrap();
     assert_eq!(journal.due(u64::MAX, 10), vec![1, 2, 3]);
     assert_eq!(journal.load(2).unwrap().unwrap().1, body(2));
+}
+
+#[tokio::test]
+async fn kept_records_outlive_their_segment_and_nothing_else_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = {
+        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        for id in 1..=12 {
+            put(&journal, id).await;
+        }
+        let kept: Vec<Kept> = [3, 7]
+            .iter()
+            .map(|&id| journal.remove_kept(id).unwrap())
+            .collect();
+        for id in (1..=12).filter(|id| ![3, 7].contains(id)) {
+            journal.remove(id);
+        }
+        journal.sync().await.unwrap();
+        assert!(
+            !retire::archived_path(dir.path(), kept[0].body.seg).exists(),
+            "not catalogued yet: the segment stays in the journal"
+        );
+        // A crash here: the keep records are on disk, the catalogue is not.
+        kept
+    };
+    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    assert_eq!(journal.len(), 0);
+    let found = journal.take_recovered();
+    let ids: Vec<QueueId> = found.iter().map(|k| k.meta.id).collect();
+    assert_eq!(ids, vec![3, 7], "found again for the archive");
+    let segs: Vec<u32> = found.iter().map(|k| k.body.seg).collect();
+    journal.catalogued(&segs).unwrap();
+    put(&journal, 13).await;
+    journal.sync().await.unwrap();
+    journal.catalogued(&[]).unwrap();
+    for k in &kept {
+        assert!(retire::archived_path(dir.path(), k.body.seg).exists());
+        let bytes = journal
+            .read_at(k.body.seg, k.body.offset, k.body.len)
+            .unwrap();
+        assert_eq!(bytes, body(k.meta.id));
+    }
+    // Only the kept records are left in the retired segments: the other messages' bytes
+    // are gone.
+    for seg in recover::segments(&dir.path().join(retire::ARCHIVE_DIR)).unwrap() {
+        let raw = std::fs::read(retire::archived_path(dir.path(), seg)).unwrap();
+        let text = String::from_utf8_lossy(&raw);
+        for id in (1..=12).filter(|id| ![3, 7].contains(id)) {
+            assert!(
+                !text.contains(&format!("Subject: {id}\r\n")),
+                "message {id} left in segment {seg}"
+            );
+        }
+    }
+    drop(journal);
+    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    assert!(
+        journal.take_recovered().is_empty(),
+        "retired: never replayed again"
+    );
+    assert_eq!(journal.due(u64::MAX, 10), vec![13]);
 }

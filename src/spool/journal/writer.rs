@@ -7,7 +7,7 @@
 //! records already placed behind the failure are refused with it. (A refused batch that did
 //! reach the disk is delivered after a restart: a duplicate, never a loss.)
 
-use super::{segment_path, Pending, Shared, State, LAZY_WINDOW};
+use super::{retire, segment_path, Pending, Shared, State, LAZY_WINDOW};
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -145,22 +145,28 @@ fn open_segment(shared: &Shared, seg: u32) -> io::Result<Arc<File>> {
     Ok(file)
 }
 
-/// Deletes the segments the index gives up, and syncs the directory.
+/// Deletes the segments the index gives up (or retires those holding records the archive
+/// keeps), and syncs the directory.
 pub fn delete_dead(shared: &Shared) -> io::Result<()> {
     let dead = {
         let mut st = shared.lock();
         let (durable, tail) = (st.durable, st.tail.0);
         let dead = st.index.deletable(durable, tail);
-        dead.iter().for_each(|seg| {
-            st.files.remove(seg);
+        dead.iter().for_each(|d| {
+            st.files.remove(&d.seg);
         });
         dead
     };
     if dead.is_empty() {
         return Ok(());
     }
-    for seg in &dead {
-        match std::fs::remove_file(segment_path(&shared.dir, *seg)) {
+    for mut d in dead {
+        let path = segment_path(&shared.dir, d.seg);
+        let done = match d.kept.is_empty() {
+            true => std::fs::remove_file(&path),
+            false => retire::retire(&shared.dir, &path, d.seg, &mut d.kept),
+        };
+        match done {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }

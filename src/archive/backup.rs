@@ -1,0 +1,198 @@
+//! Backup jobs (SPEC §8): one at a time in the background, `pending → running →
+//! completed | failed`. A job selects the user's kept messages accepted in its window
+//! (`record_level`: only those linked to a ticket), writes them to
+//! `data_dir/backups/{id}.mbox.part`, syncs it and renames it to `{id}.mbox`, then records
+//! the message list and `completed` in one durable save. A job found `running` at start
+//! was cut by a crash: it runs again from the beginning (the partial file is rewritten),
+//! so a job is never `completed` with a message missing — any message it cannot read
+//! fails it instead.
+
+use super::{links, mbox, ArchiveError, Catalog};
+use crate::store::{AccountType, ArchivedMessage, Backup, BackupItem, BackupStatus};
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// Longest a job waits for the user's mail still queued or being catalogued.
+const SETTLE: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(50);
+
+/// The backup worker.
+pub struct Runner {
+    pub catalog: Catalog,
+    /// Where the mbox files go (`data_dir/backups`).
+    pub dir: PathBuf,
+    /// Woken when a job is asked for.
+    pub wake: Arc<Notify>,
+}
+
+/// The mbox file of backup `id` in `dir`.
+pub fn mbox_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id}.mbox"))
+}
+
+impl Runner {
+    /// Runs the jobs waiting (oldest first, a cut one first of all), then waits for more.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let runner = Arc::new(self);
+        loop {
+            let work = runner.clone();
+            let ran = tokio::task::spawn_blocking(move || work.next()).await;
+            match ran {
+                Ok(Ok(true)) => continue,
+                Ok(Ok(false)) => {}
+                Ok(Err(error)) => tracing::error!(%error, "backup job store failed"),
+                Err(error) => tracing::error!(%error, "backup task failed"),
+            }
+            tokio::select! {
+                _ = runner.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// Runs the next waiting job, if any. Blocking.
+    fn next(&self) -> Result<bool, ArchiveError> {
+        let jobs = self.catalog.store.backups().all()?;
+        let next = jobs
+            .iter()
+            .find(|b| b.status == BackupStatus::Running)
+            .or_else(|| jobs.iter().find(|b| b.status == BackupStatus::Pending));
+        let Some(job) = next.cloned() else {
+            return Ok(false);
+        };
+        if job.status == BackupStatus::Running {
+            tracing::warn!(
+                backup = job.id,
+                "backup job was cut off (restart); running it again"
+            );
+        }
+        self.execute(job)?;
+        Ok(true)
+    }
+
+    fn execute(&self, mut job: Backup) -> Result<(), ArchiveError> {
+        let store = &self.catalog.store;
+        job.status = BackupStatus::Running;
+        job.started_at = Some(crate::spool::now_ms() / 1000);
+        job.runs += 1;
+        job.counts = Default::default();
+        job.error = None;
+        store.backups().save(&job)?;
+        let outcome = self.write(&mut job);
+        job.finished_at = Some(crate::spool::now_ms() / 1000);
+        match outcome {
+            Ok(items) => {
+                store.backups().set_items(job.id, &items)?;
+                job.status = BackupStatus::Completed;
+                tracing::info!(backup = job.id, user = %job.login, messages = job.counts.written, "backup completed");
+            }
+            Err(error) => {
+                job.status = BackupStatus::Failed;
+                job.error = Some(error.to_string());
+                tracing::error!(backup = job.id, user = %job.login, %error, "backup failed");
+            }
+        }
+        store.backups().save(&job).map_err(ArchiveError::from)
+    }
+
+    /// Waits (boundedly) until the user's mail accepted before the job's end has left the
+    /// queue and is catalogued.
+    fn settle(&self, job: &Backup) {
+        let spool = &self.catalog.spool;
+        let deadline = std::time::Instant::now() + SETTLE;
+        let user = job.user;
+        let queued = |m: &crate::spool::Meta| {
+            m.received_at <= job.until && m.keep.as_ref().is_some_and(|k| k.owners.contains(&user))
+        };
+        while !spool.queued(1, queued).is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+        let mark = spool.kept_mark();
+        while !spool.archived_up_to(mark) && std::time::Instant::now() < deadline {
+            std::thread::sleep(POLL);
+        }
+    }
+
+    /// Selects the messages and writes the mbox; the list of what it holds.
+    fn write(&self, job: &mut Backup) -> Result<Vec<BackupItem>, ArchiveError> {
+        self.settle(job);
+        let selected = select(&self.catalog, job)?;
+        job.counts.selected = selected.len() as u64;
+        self.catalog.store.backups().save(job)?;
+        std::fs::create_dir_all(&self.dir)?;
+        let path = mbox_path(&self.dir, job.id);
+        let part = path.with_extension("mbox.part");
+        let mut out = BufWriter::new(File::create(&part)?);
+        let mut items = Vec::with_capacity(selected.len());
+        for message in selected {
+            let e = message.extent;
+            let bytes = self
+                .catalog
+                .spool
+                .read_kept(e.seg, e.offset, e.len)
+                .map_err(|error| {
+                    ArchiveError::Failed(format!(
+                        "message {} cannot be read: {error}",
+                        crate::spool::show_id(message.id)
+                    ))
+                })?;
+            mbox::append(
+                &mut out,
+                &message.mail_from,
+                message.received_at / 1000,
+                &bytes,
+            )?;
+            job.counts.written += 1;
+            job.counts.bytes += bytes.len() as u64;
+            items.push(item(message));
+        }
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        std::fs::rename(&part, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        if job.counts.written != job.counts.selected {
+            return Err(ArchiveError::Failed(
+                "not every selected message was written".into(),
+            ));
+        }
+        Ok(items)
+    }
+}
+
+/// The user's kept messages in the job's window; for `record_level` only those linked to
+/// a ticket (links found again now: a ticket may have been made or deleted since).
+pub fn select(catalog: &Catalog, job: &Backup) -> Result<Vec<ArchivedMessage>, ArchiveError> {
+    let mut out = Vec::new();
+    for mut message in catalog.store.archive().of_user(job.user)? {
+        let after = job.since.is_none_or(|since| message.received_at > since);
+        if !after || message.received_at > job.until {
+            continue;
+        }
+        message.tickets = links::tickets(&catalog.store, &message)?;
+        if job.account_type == AccountType::RecordLevel && message.tickets.is_empty() {
+            continue;
+        }
+        out.push(message);
+    }
+    Ok(out)
+}
+
+fn item(message: ArchivedMessage) -> BackupItem {
+    BackupItem {
+        id: message.id,
+        direction: message.direction,
+        mail_from: message.mail_from,
+        rcpts: message.rcpts,
+        from: message.from,
+        subject: message.subject,
+        date: message.date,
+        message_id: message.message_id,
+        tickets: message.tickets,
+        received_at: message.received_at,
+        size: message.size,
+    }
+}
