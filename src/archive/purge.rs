@@ -74,3 +74,99 @@ pub fn purge(catalog: &Catalog, now: u64) -> Result<usize, ArchiveError> {
     }
     Ok(expired.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ArchiveConfig, QueueConfig};
+    use crate::policy::Policy;
+    use crate::spool::{Envelope, Keep, Spool, ARCHIVE_DIR};
+    use crate::store::Store;
+
+    const DAY_MS: u64 = 86_400_000;
+
+    fn envelope(owner: u64) -> Envelope {
+        Envelope {
+            mail_from: "lee@help.example".into(),
+            rcpts: vec!["ann@customer.example".into()],
+            upstream: "local".into(),
+            principal: None,
+            smtputf8: false,
+            eight_bit: false,
+            is_dsn: false,
+            verdicts: None,
+            keep: Some(Keep {
+                owners: vec![owner],
+                account: None,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_ends_in_the_catalog_and_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("store")).unwrap();
+        let policy = Policy::load(store.clone(), "local").unwrap();
+        let spool_dir = dir.path().join("spool");
+        let metrics = crate::metrics::Metrics::new();
+        let (spool, _fresh) = Spool::open_with(
+            store.clone(),
+            &spool_dir,
+            metrics,
+            QueueConfig::default(),
+            2048,
+        )
+        .await
+        .unwrap();
+        let mut kept = spool.kept_messages().unwrap();
+        let config = ArchiveConfig {
+            complete_days: 1,
+            ..ArchiveConfig::default()
+        };
+        let catalog = Catalog {
+            store: store.clone(),
+            spool: spool.clone(),
+            policy,
+            config,
+        };
+        // Twenty kept messages across several small segments, then one more to move the
+        // journal past them.
+        for n in 1..=21u64 {
+            let id = spool.new_id().unwrap();
+            let body = format!("Subject: kept {n}\r\n\r\n{}\r\n", "x".repeat(300));
+            spool
+                .enqueue(id, envelope(7), body.into_bytes().into())
+                .await
+                .unwrap();
+            assert!(spool.finish(id, true));
+        }
+        spool.sync().await.unwrap();
+        let mut batch = Vec::new();
+        while let Ok(k) = kept.try_recv() {
+            batch.push(k);
+        }
+        assert_eq!(batch.len(), 21);
+        catalog.record(batch).unwrap();
+        let retired = crate::spool::journal_segments(&spool_dir.join(ARCHIVE_DIR));
+        assert!(retired >= 2, "segments retired: {retired}");
+        let all: Vec<_> = store.archive().all().map(|m| m.unwrap()).collect();
+        assert_eq!(all.len(), 21);
+        let expires = all[0].expires_at.unwrap();
+        assert_eq!(expires, all[0].received_at + DAY_MS);
+
+        assert_eq!(purge(&catalog, expires - 1).unwrap(), 0, "not yet");
+        let purged = purge(&catalog, expires + 5 * DAY_MS).unwrap();
+        let left: Vec<_> = store.archive().all().map(|m| m.unwrap()).collect();
+        assert_eq!(purged + left.len(), 21);
+        assert!(purged > 0);
+        // What is left lies in segments not retired yet; the retired ones are gone.
+        for message in &left {
+            assert!(!spool.is_retired(message.extent.seg));
+        }
+        assert_eq!(
+            crate::spool::journal_segments(&spool_dir.join(ARCHIVE_DIR)),
+            0
+        );
+        assert!(store.archive().of_user(7).unwrap().len() == left.len());
+    }
+}

@@ -82,9 +82,20 @@ impl Spool {
         metrics: Arc<Metrics>,
         queue: QueueConfig,
     ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<Fresh>), SpoolError> {
+        Spool::open_with(store, dir, metrics, queue, journal::SEGMENT_BYTES).await
+    }
+
+    /// `open`, with journal segments of `segment_bytes` (small ones in tests).
+    pub(crate) async fn open_with(
+        store: Store,
+        dir: &Path,
+        metrics: Arc<Metrics>,
+        queue: QueueConfig,
+        segment_bytes: u64,
+    ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<Fresh>), SpoolError> {
         let journal = {
             let dir = dir.to_path_buf();
-            tokio::task::spawn_blocking(move || Journal::open(&dir))
+            tokio::task::spawn_blocking(move || Journal::open_with(&dir, segment_bytes))
                 .await
                 .map_err(|e| SpoolError::Flush(e.to_string()))??
         };
@@ -306,6 +317,12 @@ impl Spool {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
     }
+}
+
+/// Number of journal segment files in `dir` (tests).
+#[cfg(test)]
+pub(crate) fn journal_segments(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.filter(|e| e.is_ok()).count())
 }
 
 fn encode(meta: &Meta) -> Result<Vec<u8>, SpoolError> {

@@ -31,6 +31,7 @@ mod writer;
 mod tests;
 
 pub use index::Loc;
+
 pub use retire::ARCHIVE_DIR;
 
 use super::meta::{Meta, QueueId};
@@ -45,7 +46,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 /// A segment is closed once it holds this much (unless one record is bigger).
-const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
+pub const SEGMENT_BYTES: u64 = 32 * 1024 * 1024;
 /// Longest a record that nobody waits for stays only in memory.
 const LAZY_WINDOW: Duration = Duration::from_millis(200);
 const SEGMENT_EXT: &str = ".log";
@@ -136,11 +137,13 @@ fn segment_path(dir: &Path, seg: u32) -> PathBuf {
 
 impl Journal {
     /// Opens the journal in `dir` (created if missing), replays it, and starts the writer.
+    #[cfg(test)]
     pub fn open(dir: &Path) -> io::Result<Journal> {
         Journal::open_with(dir, SEGMENT_BYTES)
     }
 
-    fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
+    /// `open` with segments of `segment_bytes` (`SEGMENT_BYTES`; small ones in tests).
+    pub fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         let mut files = BTreeMap::new();
