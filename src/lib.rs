@@ -21,7 +21,9 @@
 //!   `250`, an in-memory index and due order, segment deletion and compaction; fresh
 //!   messages handed to the worker with their bytes in hand (bounded); retry schedule,
 //!   delivery worker, DSNs; `control` (list, retry now, delete, bounce for the API); a
-//!   one-time move of the older sled spool.
+//!   one-time move of the older sled spool. A finished message the archive keeps gets a
+//!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
+//!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   at most `max_connections` open per upstream);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
@@ -33,17 +35,21 @@
 //!   threading; one atomic ticket-store change per message, with the webhook deliveries of
 //!   its event; the `Dispatcher` that calls webhooks, signed (HMAC-SHA256), with durable
 //!   retries.
+//! - `archive` — whose mail a message is (`owners`, at acceptance); the catalog task that
+//!   records each kept message leaving the queue (metadata, linked tickets, retention)
+//!   pointing at its journal record; the purge job; backup jobs of a deactivated user's
+//!   mail, written as mbox files (`data_dir/backups`).
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
 //!   (block/unblock), webhooks, the "set your password" page, staff users' mail
-//!   configuration and its lock, the audit log of every change; problem+json errors; the
+//!   configuration and its lock, backups, the audit log of every change; problem+json errors; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
 //!   idempotence marks), webhooks with their deliveries (due index), password links
-//!   (hashed) and mail configurations; `records` is the prefixed-JSON layout the ticket
+//!   (hashed), mail configurations, the archive catalog and backup jobs; `records` is the prefixed-JSON layout the ticket
 //!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change; the
 //!   registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
@@ -69,6 +75,10 @@
 //! `inbound::Hook` → requester (found or created), loop check, threading → ticket store
 //! and webhook deliveries (one transaction + sync, marked done per message and mailbox) →
 //! per-recipient status; `inbound::Dispatcher` → webhook POSTs, outcome made durable.
+//!
+//! Archive: a message of a non-private user carries `keep` in its spool metadata → when it
+//! leaves the queue, a `keep` record instead of a `remove` → `archive::Catalog` (batched,
+//! one store sync) → the journal retires the segment → backup jobs read the records back.
 
 pub mod admin;
 pub mod api;

@@ -68,7 +68,10 @@ fn main() -> anyhow::Result<()> {
 fn admin(args: &postern::admin::AdminArgs) -> anyhow::Result<()> {
     match postern::admin::run(args) {
         Ok(out) => {
-            print!("{out}");
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&out)?;
+            stdout.flush()?;
             Ok(())
         }
         Err(error) => {

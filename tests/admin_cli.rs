@@ -463,4 +463,55 @@ async fn the_helpdesk_is_scripted_too() {
     assert!(ok(api, &["mail-config", "unlock", &sam])
         .await
         .contains("locked: false"));
+
+    // Sam sends through a personal account, leaves, and its mail is backed up.
+    let account = format!(r#"{{"name":"sam","address":"sam@corp.example","owner":{sam}}}"#);
+    ok(api, &["request", "POST", "/api/v1/accounts", &account]).await;
+    ok(api, &["settings", "set", "--org-domains", "corp.example"]).await;
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.expect("EHLO sam.corp.example", 250).await;
+    c.login("sam@corp.example", "sam-password-1").await;
+    c.expect("MAIL FROM:<sam@corp.example>", 250).await;
+    c.expect("RCPT TO:<pat@partner.example>", 250).await;
+    c.expect("DATA", 354).await;
+    c.send(
+        b"From: sam@corp.example\r\nSubject: handover notes\r\n\r\nFrom now on, ask Kim.\r\n.\r\n",
+    )
+    .await;
+    assert_eq!(c.reply().await.code, 250);
+    c.expect("QUIT", 221).await;
+    gw.wait_outbox(1).await;
+    ok(api, &["users", "deactivate", &sam]).await;
+    let kim = r#"{"login":"kim@corp.example","email":"kim@corp.example","kind":"staff","password":"kim-password-1"}"#;
+    ok(api, &["request", "POST", "/api/v1/users", kim]).await;
+    let job = json(
+        api,
+        &["backups", "create", &sam, "--grant-to", "kim@corp.example"],
+    )
+    .await;
+    assert_eq!(job["status"], "pending", "{job}");
+    let id = job["id"].to_string();
+    let mut shown = String::new();
+    for _ in 0..200 {
+        shown = ok(api, &["backups", "show", &id]).await;
+        if shown.contains("status: completed") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(shown.contains("status: completed"), "{shown}");
+    assert!(ok(api, &["backups", "list"])
+        .await
+        .contains("sam@corp.example"));
+    assert!(ok(api, &["backups", "messages", &id])
+        .await
+        .contains("handover notes"));
+    let mbox = admin(api, Some(TOKEN), &["backups", "download", &id]).await;
+    assert!(mbox.status.success());
+    let mbox = String::from_utf8(mbox.stdout).unwrap();
+    assert!(mbox.starts_with("From sam@corp.example "), "{mbox}");
+    assert!(
+        mbox.contains("Subject: handover notes\n") && mbox.contains("\n>From now on, ask Kim.\n"),
+        "{mbox}"
+    );
 }

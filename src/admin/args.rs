@@ -60,6 +60,9 @@ pub enum Resource {
     /// Staff users' mail configuration (account type, mailbox) and its lock.
     #[command(subcommand, name = "mail-config")]
     MailConfig(MailConfigCmd),
+    /// Backups of deactivated users' mail.
+    #[command(subcommand)]
+    Backups(BackupCmd),
     /// Who the token belongs to, and its permissions.
     Me,
     /// The audit log of API changes.
@@ -394,6 +397,34 @@ pub enum MailConfigCmd {
         id: u64,
     },
     Unlock {
+        id: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCmd {
+    /// The backups the caller may read.
+    List,
+    Show {
+        id: u64,
+    },
+    /// Backs up deactivated user USER's mail (admins).
+    Create {
+        user: u64,
+        /// Who may read it: user logins or ids, role names (`user:` or `role:` in front
+        /// when a name could be both); comma-separated.
+        #[arg(long)]
+        grant_to: Option<String>,
+        /// Only the mail since the previous backup.
+        #[arg(long)]
+        latest: bool,
+    },
+    /// The messages a completed backup holds.
+    Messages {
+        id: u64,
+    },
+    /// Writes a completed backup's mbox to stdout.
+    Download {
         id: u64,
     },
 }

@@ -87,6 +87,7 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Webhooks(cmd) => super::helpdesk::webhooks(cmd),
         Resource::Requesters(cmd) => super::helpdesk::requesters(cmd),
         Resource::MailConfig(cmd) => super::helpdesk::mail_config(cmd),
+        Resource::Backups(cmd) => super::helpdesk::backups(cmd),
         Resource::Me => call("GET", "/api/v1/me", None, View::Record),
         Resource::Audit {
             actor,

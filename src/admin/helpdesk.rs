@@ -1,7 +1,7 @@
 //! The helpdesk subcommands of `postern admin`: tickets, webhooks (and their deliveries),
 //! requesters (block and unblock), and staff users' mail configuration (SPEC §8).
 
-use super::args::{MailConfigCmd, RequesterCmd, TicketCmd, WebhookCmd};
+use super::args::{BackupCmd, MailConfigCmd, RequesterCmd, TicketCmd, WebhookCmd};
 use super::{Call, View};
 use serde_json::json;
 
@@ -16,6 +16,15 @@ const TICKETS: &[&str] = &[
 const WEBHOOKS: &[&str] = &["/id", "/name", "/url", "/max_attempts"];
 const DELIVERIES: &[&str] = &["/id", "/event", "/status", "/attempts", "/last_status"];
 const REQUESTERS: &[&str] = &["/id", "/login", "/status", "/group", "/created_via"];
+const BACKUPS: &[&str] = &[
+    "/id",
+    "/login",
+    "/kind",
+    "/status",
+    "/counts/written",
+    "/created_at",
+];
+const BACKUP_ITEMS: &[&str] = &["/id", "/direction", "/from", "/subject", "/tickets"];
 
 fn call(method: &'static str, path: String, body: Option<serde_json::Value>, view: View) -> Call {
     Call {
@@ -147,5 +156,41 @@ pub fn mail_config(cmd: &MailConfigCmd) -> Call {
         ),
         MailConfigCmd::Lock { id } => call("POST", user(id, "/lock"), None, View::Record),
         MailConfigCmd::Unlock { id } => call("POST", user(id, "/unlock"), None, View::Record),
+    }
+}
+
+pub fn backups(cmd: &BackupCmd) -> Call {
+    let backup = |id: &u64, what: &str| format!("/api/v1/backups/{id}{what}");
+    match cmd {
+        BackupCmd::List => call("GET", "/api/v1/backups".into(), None, View::Table(BACKUPS)),
+        BackupCmd::Show { id } => call("GET", backup(id, ""), None, View::Record),
+        BackupCmd::Create {
+            user,
+            grant_to,
+            latest,
+        } => {
+            let grant_to: Vec<&str> = grant_to
+                .as_deref()
+                .map(|g| {
+                    g.split(',')
+                        .map(str::trim)
+                        .filter(|g| !g.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default();
+            call(
+                "POST",
+                format!("/api/v1/users/{user}/backup"),
+                Some(json!({"grant_to": grant_to, "latest": latest})),
+                View::Record,
+            )
+        }
+        BackupCmd::Messages { id } => call(
+            "GET",
+            backup(id, "/messages"),
+            None,
+            View::Table(BACKUP_ITEMS),
+        ),
+        BackupCmd::Download { id } => call("GET", backup(id, "/mbox"), None, View::Raw),
     }
 }

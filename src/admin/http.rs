@@ -22,6 +22,8 @@ pub enum HttpError {
 pub struct Response {
     pub status: u16,
     pub body: String,
+    /// The body's octets as received (downloads).
+    pub bytes: Vec<u8>,
 }
 
 /// `http://host:port` (an optional trailing slash) → `host:port`.
@@ -71,6 +73,7 @@ pub fn parse(raw: &[u8]) -> Result<Response, HttpError> {
         .map(|r| Response {
             status: r.status,
             body: r.body,
+            bytes: r.bytes,
         })
         .map_err(|e| HttpError::Read(e.to_string()))
 }

@@ -43,6 +43,8 @@ pub enum View {
     Record,
     /// Nothing to print but "ok".
     Done,
+    /// The body exactly as received (a download).
+    Raw,
 }
 
 /// One API call of a command.
@@ -55,15 +57,18 @@ pub struct Call {
 }
 
 /// Runs the command; returns what to print on stdout.
-pub fn run(args: &AdminArgs) -> Result<String, AdminError> {
+pub fn run(args: &AdminArgs) -> Result<Vec<u8>, AdminError> {
     let token = args.token.clone().ok_or(AdminError::NoToken)?;
     let api = Api {
         base: &args.api,
         token: &token,
     };
     let call = command::plan(&args.resource, &api)?;
+    if let View::Raw = call.view {
+        return api.download(&call.path);
+    }
     let answer = api.call(call.method, &call.path, call.body.as_ref())?;
-    Ok(render(&answer, call.view, args.json))
+    Ok(render(&answer, call.view, args.json).into_bytes())
 }
 
 /// The server and the credential of one run.
@@ -83,19 +88,33 @@ impl Api<'_> {
         let body = body.map(Value::to_string);
         let response = http::request(self.base, self.token, method, path, body.as_deref())?;
         let parsed: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
-        if !(200..300).contains(&response.status) {
-            let detail = parsed
-                .get("detail")
-                .or_else(|| parsed.get("title"))
-                .and_then(Value::as_str)
-                .map_or_else(|| response.body.clone(), str::to_string);
-            return Err(AdminError::Api {
-                status: response.status,
-                detail,
-            });
-        }
+        check(&response, &parsed)?;
         Ok(parsed)
     }
+
+    /// `GET path`: the body's octets as received.
+    pub fn download(&self, path: &str) -> Result<Vec<u8>, AdminError> {
+        let response = http::request(self.base, self.token, "GET", path, None)?;
+        let parsed: Value = serde_json::from_str(&response.body).unwrap_or(Value::Null);
+        check(&response, &parsed)?;
+        Ok(response.bytes)
+    }
+}
+
+/// A non-2xx answer as an error carrying the problem's detail.
+fn check(response: &http::Response, parsed: &Value) -> Result<(), AdminError> {
+    if (200..300).contains(&response.status) {
+        return Ok(());
+    }
+    let detail = parsed
+        .get("detail")
+        .or_else(|| parsed.get("title"))
+        .and_then(Value::as_str)
+        .map_or_else(|| response.body.clone(), str::to_string);
+    Err(AdminError::Api {
+        status: response.status,
+        detail,
+    })
 }
 
 fn render(answer: &Value, view: View, json: bool) -> String {

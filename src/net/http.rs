@@ -33,7 +33,10 @@ pub enum HttpError {
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// The body as text (invalid UTF-8 replaced).
     pub body: String,
+    /// The body's octets as received.
+    pub bytes: Vec<u8>,
 }
 
 /// A parsed URL.
@@ -212,6 +215,7 @@ pub fn parse(raw: &[u8]) -> Result<Response, HttpError> {
     Ok(Response {
         status,
         body: String::from_utf8_lossy(&body).into_owned(),
+        bytes: body,
     })
 }
 
