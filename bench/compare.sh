@@ -15,7 +15,11 @@
 # Environment: MESSAGES (20000), SIZE (4096 octets), SESSIONS (20), MODES ("conn reuse"),
 # SYSTEMS ("direct postern postfix"), STALL (60: seconds without a new arrival before a run
 # is declared incomplete), POSTERN_BIN (default target/release/postern, built if missing),
-# POSTERN_LOG (RUST_LOG for Postern, default info), BENCH_KEEP=1 (keep the work directory).
+# POSTERN_LOG (RUST_LOG for Postern, default info), BENCH_KEEP=1 (keep the work directory),
+# ARCHIVE (off: the bench principal's mail is not archived; on: a staff user of account
+# type `complete` has the bench account's address as its mailbox, so the archive keeps
+# every message). SYSTEMS may also name `postern-archive`: Postern with that archive on,
+# beside plain `postern` in the same run (issue 7's on/off comparison).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -37,6 +41,7 @@ SESSIONS=${SESSIONS:-20}
 MODES=${MODES:-conn reuse}
 SYSTEMS=${SYSTEMS:-direct postern postfix}
 STALL=${STALL:-60}
+ARCHIVE=${ARCHIVE:-off}
 POSTERN_LOG=${POSTERN_LOG:-info}
 PATH=$PATH:/usr/sbin:/sbin
 
@@ -133,7 +138,7 @@ kill -0 "${PIDS[0]}" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink
 # ---------------------------------------------------------------- Postern
 POSTERN_PID=""
 POSTERN_PORT=""
-start_postern() { # label
+start_postern() { # label system
     local dir=$W/postern-$1 api token=bench-token-$$ principal=bench@postern.test
     read -r POSTERN_PORT api <<<"$(freeports 2)"
     mkdir -p "$dir"
@@ -160,7 +165,28 @@ start_postern() { # label
         -d "{\"name\":\"bench\",\"address\":\"$principal\",\"upstream\":\"sink\",\"scope\":{\"kind\":\"system\"},\"default_send_mode\":\"send_as\"}" \
         "http://127.0.0.1:$api/api/v1/accounts")
     [ "$code" = 201 ] || die "Postern refused the account (HTTP $code): $(cat "$dir/account.json")"
+    if [ "$ARCHIVE" = on ] || [ "$2" = postern-archive ]; then
+        archive_on "$dir" "$api" "$token" "$principal"
+    fi
     echo "$api" >"$dir/api.port"
+}
+
+# A staff user of type `complete` whose mailbox is the bench account's address: the archive
+# keeps every message the bench sends.
+archive_on() { # dir api admin-token mailbox
+    local dir=$1 api=$2 token=$3 mailbox=$4 id user_token code
+    curl -sf -o "$dir/archivist.json" -X POST -H "Authorization: Bearer $token" \
+        -H 'Content-Type: application/json' \
+        -d '{"login":"archivist@postern.test","email":"archivist@postern.test","kind":"staff","password":"archivist-password-1"}' \
+        "http://127.0.0.1:$api/api/v1/users" || die "archivist not created"
+    id=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$dir/archivist.json")
+    user_token=$(curl -sf -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
+        -d '{}' "http://127.0.0.1:$api/api/v1/users/$id/tokens" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    code=$(curl -s -o "$dir/mail-config.json" -w '%{http_code}' -X PUT -H "Authorization: Bearer $user_token" \
+        -H 'Content-Type: application/json' -d "{\"account_type\":\"complete\",\"mailbox\":\"$mailbox\"}" \
+        "http://127.0.0.1:$api/api/v1/me/mail-config")
+    [ "$code" = 200 ] || die "mail configuration refused (HTTP $code): $(cat "$dir/mail-config.json")"
 }
 
 stop_postern() {
@@ -260,9 +286,9 @@ for mode in $MODES; do
     for system in $SYSTEMS; do
         case $system in
             direct) run direct "$mode" "$SINK" ;;
-            postern)
-                start_postern "$mode"
-                run postern "$mode" "$POSTERN_PORT" "$POSTERN_PID"
+            postern|postern-archive)
+                start_postern "$mode-$system" "$system"
+                run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID"
                 stop_postern ;;
             postfix) run postfix "$mode" "$PF_PORT" "$(postfix_master)" ;;
             *) die "unknown system $system" ;;

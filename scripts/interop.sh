@@ -866,6 +866,64 @@ PY
     py verify-webhook "$T/webhook" "$HOOK_SECRET" "interop ticket"
 }
 
+api_call() { # method api_port path json → body in $T/api.out, status printed
+    curl -s -o "$T/api.out" -w '%{http_code}' -X "$1" -H "Authorization: Bearer ${4:-$TOKEN}" \
+        -H 'Content-Type: application/json' ${5:+-d "$5"} "http://127.0.0.1:$2$3"
+}
+
+json_field() { # file python-expression-on-j
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# A leaver (SPEC §8): a complete-type staff user sends two messages through its personal
+# account, is deactivated and backed up; the mbox download is read by Python's `mailbox`
+# and holds exactly the messages the API lists.
+check_leaver_backup() {
+    local leo=leo@example.com pass=leo-interop-password id token job
+    api_post "$A_API" /api/v1/users "{\"login\":\"$leo\",\"email\":\"$leo\",\"kind\":\"staff\",\"password\":\"$pass\"}"
+    id=$(json_field "$T/api.out" 'j["id"]')
+    api_post "$A_API" /api/v1/accounts "{\"name\":\"leo\",\"address\":\"$leo\",\"owner\":$id,\"upstream\":\"capture\"}"
+    api_post "$A_API" "/api/v1/users/$id/tokens" '{}'
+    token=$(json_field "$T/api.out" 'j["token"]')
+    [ "$(api_call PUT "$A_API" /api/v1/me/mail-config "$token" "{\"account_type\":\"complete\",\"mailbox\":\"$leo\"}")" = 200 ] || { cat "$T/api.out"; return 1; }
+    [ "$(api_call PATCH "$A_API" /api/v1/settings "" '{"org_domains":["example.com"]}')" = 200 ] || { cat "$T/api.out"; return 1; }
+    for n in 1 2; do
+        timeout 60 swaks --server 127.0.0.1 --port "$A_PLAIN" --helo leo.interop.test \
+            --auth PLAIN --auth-user "$leo" --auth-password "$pass" \
+            --from "$leo" --to "customer$n@example.net" --header "Subject: handover $n" \
+            --body "From the desk of Leo, message $n." >"$T/msgs/leaver-$n.swaks" 2>&1 \
+            || { cat "$T/msgs/leaver-$n.swaks"; return 1; }
+    done
+    [ "$(api_call PATCH "$A_API" "/api/v1/users/$id" "" '{"status":"deactivated"}')" = 200 ] || { cat "$T/api.out"; return 1; }
+    [ "$(api_call POST "$A_API" "/api/v1/users/$id/backup" "" "{\"grant_to\":[\"$USER_LOGIN\"]}")" = 202 ] || { cat "$T/api.out"; return 1; }
+    job=$(json_field "$T/api.out" 'j["id"]')
+    for _ in $(seq 200); do
+        api_call GET "$A_API" "/api/v1/backups/$job" >/dev/null
+        grep -q '"status":"completed"' "$T/api.out" && break
+        grep -q '"status":"failed"' "$T/api.out" && break
+        sleep 0.1
+    done
+    cat "$T/api.out"; echo
+    grep -q '"status":"completed"' "$T/api.out" || return 1
+    [ "$(api_call GET "$A_API" "/api/v1/backups/$job/messages")" = 200 ] || { cat "$T/api.out"; return 1; }
+    cp "$T/api.out" "$T/backup-messages.json"
+    [ "$(curl -s -o "$T/leo.mbox" -w '%{http_code}' -H "Authorization: Bearer $TOKEN" \
+        "http://127.0.0.1:$A_API/api/v1/backups/$job/mbox")" = 200 ] || return 1
+    python3 - "$T/leo.mbox" "$T/backup-messages.json" <<'PY'
+import json, mailbox, sys
+box = mailbox.mbox(sys.argv[1])
+listed = json.load(open(sys.argv[2]))
+read = sorted((m["Subject"], m["Message-ID"].strip("<>")) for m in box)
+want = sorted((m["subject"], m["message_id"]) for m in listed)
+print("mbox:", read)
+print("api: ", want)
+assert len(read) == 2 and read == want, "the mbox does not hold the listed messages"
+assert [s for s, _ in read] == ["handover 1", "handover 2"]
+for m in box:
+    assert "From the desk of Leo" in m.get_payload(), m.get_payload()
+PY
+}
+
 start_postern a "$A_API"
 start_postern b "$B_API"
 api_user "$A_API" "{\"login\":\"$USER_LOGIN\",\"email\":\"$USER_LOGIN\",\"kind\":\"staff\",\"password\":\"$USER_PASS\"}"
@@ -888,6 +946,7 @@ run "f. smtp-source x$N_SOURCE -> smtp-sink" check_smtp_source
 run "f2. smtp-source -d x$N_SOURCE -> smtp-sink" check_smtp_source -d
 run "g. capture count = accepted = delivered" check_capture_count 8
 run "j. swaks -> inbound -> ticket + signed webhook" check_inbound_ticket
+run "k. leaver backup -> mbox read by Python mailbox" check_leaver_backup
 # Last: it creates and changes users, roles and accounts at random.
 run "i. OpenAPI document vs server (schemathesis)" check_openapi
 

@@ -376,9 +376,55 @@ async fn every_backup_rule_refuses_with_its_reason() {
     let (status, body) = api(&gw, "POST", &path(requester), Some(json!({}))).await;
     assert_eq!(status, 409);
     refused(status, &body, "not a staff user");
+    // Helper may send as lee through lee's personal account, until lee is deactivated.
+    let (_, accounts) = api(&gw, "GET", "/api/v1/accounts", None).await;
+    let lee_account = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["owner"] == lee)
+        .unwrap()["id"]
+        .clone();
+    let helper_id = common::helpdesk::user(&gw, "helper@help.example")
+        .await
+        .unwrap()["id"]
+        .clone();
+    let grants = json!([{"grantee": {"user": helper_id}, "send": "send_as"}]);
+    let (status, body) = api(
+        &gw,
+        "PUT",
+        &format!("/api/v1/accounts/{lee_account}/grants"),
+        Some(grants),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let as_lee = |gw: &Gateway| {
+        let api = gw.running.api;
+        async move {
+            let body =
+                json!({"user": "helper@help.example", "from": "lee@help.example"}).to_string();
+            let (_, text) = http(
+                api,
+                "POST",
+                "/api/v1/policy/explain",
+                Some(TOKEN),
+                Some(&body),
+            )
+            .await;
+            serde_json::from_str::<Value>(&text).unwrap()
+        }
+    };
+    assert_eq!(as_lee(&gw).await["allowed"], true, "{}", as_lee(&gw).await);
     for user in [lee, out, never] {
         set_status(&gw, user, "deactivated").await;
     }
+    // Deactivation stops lee's personal account: for its delegate, and for inbound mail.
+    let explained = as_lee(&gw).await;
+    assert_eq!(explained["allowed"], false, "{explained}");
+    assert!(explained.to_string().contains("not active"), "{explained}");
+    let text = "From: ann@customer.example\r\nSubject: hi\r\n\r\nhi\r\n";
+    let reply = send(&gw, "ann@customer.example", "lee@help.example", text).await;
+    assert_eq!(reply.code, 550, "{reply:?}");
     let (status, body) = api(&gw, "POST", &path(never), Some(json!({}))).await;
     assert_eq!(status, 409);
     refused(status, &body, "private");

@@ -93,6 +93,17 @@ pub fn decide<'a>(
     };
     let mut trail = Vec::new();
     let account = choose_account(snap, user, from, hint, &mut trail)?;
+    // Deactivating a user stops its personal accounts (SPEC §8), for its delegates too.
+    if account
+        .owner
+        .is_some_and(|owner| snap.active_user(owner).is_none())
+    {
+        let rule = format!(
+            "account {:?} belongs to a user who is not active",
+            account.name
+        );
+        return Err(Refusal::not_allowed(&user.login, from, rule, trail));
+    }
     let right = send_right(user, account, from, &mut trail)?;
     trail.push(format!(
         "admitted: {} through account {:?}",

@@ -236,10 +236,15 @@ impl Snapshot {
         all
     }
 
-    /// The inbound (helpdesk) mailbox that receives mail for `address`.
+    /// The inbound (helpdesk) mailbox that receives mail for `address` (not a personal
+    /// account of a user who is not active: deactivation stops those).
     pub fn inbound_mailbox(&self, address: &str) -> Option<&Account> {
         self.account_by_address(address)
             .filter(|a| a.inbound.is_some())
+            .filter(|a| {
+                a.owner
+                    .is_none_or(|owner| self.active_user(owner).is_some())
+            })
     }
 
     /// The account whose address, `from_address` or alias is `address`.
