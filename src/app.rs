@@ -243,6 +243,7 @@ fn start_archive(
         spool: spool.clone(),
         policy: policy.clone(),
         config: config.archive.clone(),
+        readers: Default::default(),
     };
     if let Some(kept) = spool.kept_messages() {
         tokio::spawn(catalog.clone().run(kept, stop.clone()));

@@ -214,13 +214,22 @@ fn grantees(store: &Store, names: Vec<String>) -> Result<Vec<Grantee>, Problem> 
     Ok(out)
 }
 
+/// The staff user `name` names: a login, else an id (only staff take over a leaver's mail).
 fn find_user(store: &Store, name: &str) -> Result<Option<User>, Problem> {
-    if let Ok(id) = name.parse::<u64>() {
-        if let Some(user) = store.users().by_id(id)? {
-            return Ok(Some(user));
-        }
+    let user = match store.users().by_login(name)? {
+        Some(user) => Some(user),
+        None => match name.parse::<u64>() {
+            Ok(id) => store.users().by_id(id)?,
+            Err(_) => None,
+        },
+    };
+    match user {
+        Some(user) if user.kind != UserKind::Staff => Err(Problem::invalid(
+            "grant_to",
+            format!("{} is not a staff user", user.login),
+        )),
+        found => Ok(found),
     }
-    Ok(store.users().by_login(name)?)
 }
 
 /// Whether the caller may read `backup`: admins, and the users and roles it was granted to.

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 /// Longest a job waits for the user's mail still queued or being catalogued.
@@ -99,34 +99,74 @@ impl Runner {
         store.backups().save(&job).map_err(ArchiveError::from)
     }
 
-    /// Waits (boundedly) until the user's mail accepted before the job's end has left the
-    /// queue and is catalogued.
-    fn settle(&self, job: &Backup) {
+    /// Waits until the user's mail accepted before the job's end has left the queue and is
+    /// catalogued; fails the job if that takes longer than `SETTLE` (a message still
+    /// deferred would be missing).
+    fn settle(&self, job: &Backup) -> Result<(), ArchiveError> {
         let spool = &self.catalog.spool;
-        let deadline = std::time::Instant::now() + SETTLE;
+        let deadline = Instant::now() + SETTLE;
         let user = job.user;
         let queued = |m: &crate::spool::Meta| {
             m.received_at <= job.until && m.keep.as_ref().is_some_and(|k| k.owners.contains(&user))
         };
-        while !spool.queued(1, queued).is_empty() && std::time::Instant::now() < deadline {
+        loop {
+            let waiting = spool.queued(usize::MAX, queued).len();
+            if waiting == 0 {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ArchiveError::Failed(format!(
+                    "{waiting} message(s) of the user are still queued; ask again once they have left the queue"
+                )));
+            }
             std::thread::sleep(POLL);
         }
         let mark = spool.kept_mark();
-        while !spool.archived_up_to(mark) && std::time::Instant::now() < deadline {
+        while !spool.archived_up_to(mark) {
+            if Instant::now() >= deadline {
+                return Err(ArchiveError::Failed(
+                    "the archive has not catalogued the user's latest mail yet".into(),
+                ));
+            }
             std::thread::sleep(POLL);
         }
+        Ok(())
     }
 
     /// Selects the messages and writes the mbox; the list of what it holds.
     fn write(&self, job: &mut Backup) -> Result<Vec<BackupItem>, ArchiveError> {
-        self.settle(job);
+        self.settle(job)?;
+        // The purge never runs while a job reads (it would punch out what it selected).
+        let _no_purge = self.catalog.reading();
         let selected = select(&self.catalog, job)?;
         job.counts.selected = selected.len() as u64;
         self.catalog.store.backups().save(job)?;
         std::fs::create_dir_all(&self.dir)?;
         let path = mbox_path(&self.dir, job.id);
         let part = path.with_extension("mbox.part");
-        let mut out = BufWriter::new(File::create(&part)?);
+        let written = self.write_mbox(job, selected, &part);
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        let items = written?;
+        std::fs::rename(&part, &path)?;
+        File::open(&self.dir)?.sync_all()?;
+        if job.counts.written != job.counts.selected {
+            return Err(ArchiveError::Failed(
+                "not every selected message was written".into(),
+            ));
+        }
+        Ok(items)
+    }
+
+    /// Writes the selected messages to `part` and syncs it.
+    fn write_mbox(
+        &self,
+        job: &mut Backup,
+        selected: Vec<ArchivedMessage>,
+        part: &Path,
+    ) -> Result<Vec<BackupItem>, ArchiveError> {
+        let mut out = BufWriter::new(File::create(part)?);
         let mut items = Vec::with_capacity(selected.len());
         for message in selected {
             let e = message.extent;
@@ -152,13 +192,6 @@ impl Runner {
         }
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        std::fs::rename(&part, &path)?;
-        File::open(&self.dir)?.sync_all()?;
-        if job.counts.written != job.counts.selected {
-            return Err(ArchiveError::Failed(
-                "not every selected message was written".into(),
-            ));
-        }
         Ok(items)
     }
 }

@@ -1,7 +1,7 @@
 //! The catalog task: every kept message leaving the queue is recorded in the store's
-//! archive catalog — metadata read from its header block, the tickets it is linked to, its
-//! retention — pointing at the journal record the spool already wrote (no copy of the
-//! bytes). Messages are taken in batches, one store sync per batch; only then is the
+//! archive catalog — metadata read from its header block, its retention — pointing at the
+//! journal record the spool already wrote (no copy of the bytes). The tickets it is linked
+//! to are resolved when a backup selects it (`links`). Messages are taken in batches, one store sync per batch; only then is the
 //! journal told, so a segment is never retired before the catalog that points into it is
 //! durable. Kept messages found at start (catalogued or not) come through the same way;
 //! a message already catalogued is skipped.
@@ -13,26 +13,37 @@ use crate::policy::{Policy, Snapshot};
 use crate::spool::{Kept, Spool};
 use crate::store::{AccountType, ArchivedMessage, Direction, Extent, Store};
 use mail_parser::MessageParser;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 /// How long the first kept message of a batch waits for others (one store sync each).
-const BATCH_WINDOW: Duration = Duration::from_millis(250);
+const BATCH_WINDOW: Duration = Duration::from_millis(500);
+/// How much of a message is read for its header fields.
+const HEADER_READ: u64 = 64 * 1024;
+/// Wait before a batch whose catalogue write failed is tried again.
+const RETRY: Duration = Duration::from_secs(1);
 /// The most messages catalogued in one batch.
 const BATCH_MAX: usize = 4096;
 const DAY_MS: u64 = 86_400_000;
 
-/// What the catalog task works with.
+/// What the catalog task (and the purge and backup jobs) work with.
 #[derive(Clone)]
 pub struct Catalog {
     pub store: Store,
     pub spool: Arc<Spool>,
     pub policy: Arc<Policy>,
     pub config: ArchiveConfig,
+    /// Held by a backup job while it reads kept messages, and by the purge.
+    pub readers: Arc<Mutex<()>>,
 }
 
 impl Catalog {
+    /// Keeps the purge away while held (backup jobs), or waits for readers (the purge).
+    pub fn reading(&self) -> MutexGuard<'_, ()> {
+        self.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Catalogues kept messages until `stop`. What is left in the channel then is found
     /// again at the next start (the journal keeps it).
     pub async fn run(
@@ -59,11 +70,23 @@ impl Catalog {
                     Err(_) => break,
                 }
             }
-            let work = self.clone();
-            match tokio::task::spawn_blocking(move || work.record(batch)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => tracing::error!(%error, "archive catalog not written"),
-                Err(error) => tracing::error!(%error, "archive catalog task failed"),
+            // A batch is never dropped: its segments stay in the journal until it is
+            // written.
+            loop {
+                let (work, again) = (self.clone(), batch.clone());
+                match tokio::task::spawn_blocking(move || work.record(again)).await {
+                    Ok(Ok(())) => break,
+                    Ok(Err(error)) => {
+                        tracing::error!(%error, "archive catalog not written; trying again")
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "archive catalog task failed; trying again")
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(RETRY) => {}
+                    _ = stop.changed() => return,
+                }
             }
         }
     }
@@ -76,11 +99,19 @@ impl Catalog {
         let mut segs = Vec::with_capacity(batch.len());
         for kept in &batch {
             segs.push(kept.body.seg);
-            if catalog.contains(kept.meta.id)? {
+            // Found again at a restart: already there, unless a lost keep record made the
+            // message go round again (its bytes then lie elsewhere).
+            let here = catalog.get(kept.meta.id)?;
+            if here.is_some_and(|m| {
+                m.extent.seg == kept.body.seg && m.extent.offset == kept.body.offset
+            }) {
                 continue;
             }
-            let (seg, offset, len) = (kept.body.seg, kept.body.offset, kept.body.len);
-            match self.spool.read_kept(seg, offset, len) {
+            let (seg, offset) = (kept.body.seg, kept.body.offset);
+            match self
+                .spool
+                .read_kept(seg, offset, kept.body.len.min(HEADER_READ))
+            {
                 Ok(bytes) => out.push(self.describe(&snapshot, kept, &bytes)?),
                 Err(error) => {
                     tracing::error!(queue_id = %crate::spool::show_id(kept.meta.id), %error, "kept message unreadable; not archived")
@@ -115,7 +146,7 @@ impl Catalog {
             .as_ref()
             .map(|m| [ids(m.in_reply_to()), ids(m.references())].concat())
             .unwrap_or_default();
-        let mut message = ArchivedMessage {
+        Ok(ArchivedMessage {
             id: meta.id,
             direction: match meta.upstream == crate::inbound::UPSTREAM {
                 true => Direction::Inbound,
@@ -144,6 +175,7 @@ impl Catalog {
                 .map(|d| d.to_rfc3339()),
             message_id,
             refs,
+            // Resolved when a backup selects: a ticket may be made or deleted later.
             tickets: Vec::new(),
             received_at: meta.received_at,
             size: meta.size,
@@ -153,9 +185,7 @@ impl Catalog {
                 len: kept.body.len,
                 record_start: kept.record_start,
             },
-        };
-        message.tickets = super::links::tickets(&self.store, &message)?;
-        Ok(message)
+        })
     }
 }
 

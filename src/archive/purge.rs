@@ -32,6 +32,7 @@ pub async fn run(catalog: Catalog, mut stop: watch::Receiver<bool>) {
 
 /// Purges what retention ended at `now` (Unix ms); returns how many messages. Blocking.
 pub fn purge(catalog: &Catalog, now: u64) -> Result<usize, ArchiveError> {
+    let _no_reader = catalog.reading();
     let store = &catalog.store;
     let busy = store
         .backups()
@@ -128,6 +129,7 @@ mod tests {
             spool: spool.clone(),
             policy,
             config,
+            readers: Default::default(),
         };
         // Twenty kept messages across several small segments, then one more to move the
         // journal past them.

@@ -59,8 +59,7 @@ pub struct Spool {
     /// Finished messages the archive keeps, for the archive to catalogue.
     kept: mpsc::UnboundedSender<Kept>,
     kept_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Kept>>>,
-    /// Kept messages handed to the archive, and how many of them it has catalogued.
-    kept_sent: AtomicU64,
+    /// How many kept messages the archive has catalogued.
     kept_done: AtomicU64,
 }
 
@@ -101,9 +100,7 @@ impl Spool {
         };
         let (notify, rx) = mpsc::unbounded_channel();
         let (kept, kept_rx) = mpsc::unbounded_channel();
-        let recovered = journal.take_recovered();
-        let kept_sent = AtomicU64::new(recovered.len() as u64);
-        for found in recovered {
+        for found in journal.take_recovered() {
             let _ = kept.send(found);
         }
         let spool = Spool {
@@ -115,7 +112,6 @@ impl Spool {
             queue,
             kept,
             kept_rx: std::sync::Mutex::new(Some(kept_rx)),
-            kept_sent,
             kept_done: AtomicU64::new(0),
         };
         migrate::from_sled(&spool).await?;
@@ -210,7 +206,6 @@ impl Spool {
     pub fn finish(&self, id: QueueId, keep: bool) -> bool {
         let gone = match keep {
             true => self.journal.remove_kept(id).map(|kept| {
-                self.kept_sent.fetch_add(1, Ordering::AcqRel);
                 let _ = self.kept.send(kept);
             }),
             false => self.journal.remove(id).then_some(()),
@@ -238,7 +233,7 @@ impl Spool {
     /// How many kept messages were handed to the archive so far: once `archived_up_to`
     /// reaches it, all of them are catalogued.
     pub fn kept_mark(&self) -> u64 {
-        self.kept_sent.load(Ordering::Acquire)
+        self.journal.kept_handed()
     }
 
     /// Whether every kept message handed over before `mark` was taken is catalogued.

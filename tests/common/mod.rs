@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod backup;
 pub mod dns;
 pub mod helpdesk;
 pub mod logs;

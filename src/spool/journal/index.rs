@@ -50,8 +50,8 @@ struct Segment {
     live_bytes: u64,
     /// Where the journal stood when the last reference went away.
     zero_at: Pos,
-    /// Enqueue records (start, length) the archive keeps.
-    kept: Vec<(u64, u64)>,
+    /// Messages whose enqueue record here the archive keeps.
+    kept: Vec<QueueId>,
     /// How many of them the archive has not catalogued yet.
     uncatalogued: usize,
 }
@@ -60,9 +60,9 @@ struct Segment {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Dead {
     pub seg: u32,
-    /// Records (start, length) to keep for the archive: if any, the segment is retired
-    /// instead of deleted.
-    pub kept: Vec<(u64, u64)>,
+    /// Messages whose records the archive keeps: if any, the segment is retired instead
+    /// of deleted.
+    pub kept: Vec<QueueId>,
 }
 
 /// The index. All of it is guarded by the journal's one lock.
@@ -165,7 +165,7 @@ impl Index {
     pub fn take_kept(&mut self, id: QueueId, at: Pos) -> Option<Entry> {
         let entry = self.take(id, at)?;
         let info = self.segs.entry(entry.body.seg).or_default();
-        info.kept.push((entry.body_start, entry.body_rec));
+        info.kept.push(id);
         info.uncatalogued += 1;
         Some(entry)
     }
@@ -175,6 +175,19 @@ impl Index {
         if let Some(info) = self.segs.get_mut(&seg) {
             info.uncatalogued = info.uncatalogued.saturating_sub(1);
         }
+    }
+
+    /// Gives back a segment `deletable` took out whose deletion failed, so it is tried
+    /// again (and no newer one goes first).
+    pub fn restore(&mut self, dead: Dead) {
+        self.segs.insert(
+            dead.seg,
+            Segment {
+                zero_at: (dead.seg, 0),
+                kept: dead.kept,
+                ..Segment::default()
+            },
+        );
     }
 
     /// Scheduled messages due at or before `now`, oldest first.
@@ -311,7 +324,7 @@ mod tests {
             vec![
                 Dead {
                     seg: 0,
-                    kept: vec![(0, 100)]
+                    kept: vec![1]
                 },
                 Dead {
                     seg: 1,

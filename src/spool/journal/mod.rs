@@ -77,6 +77,8 @@ struct State {
     writer_idle: bool,
     /// Kept messages found at replay, for the archive to catalogue (again).
     recovered: Vec<Kept>,
+    /// Kept messages handed out (`remove_kept`, and those found at replay).
+    kept_handed: u64,
 }
 
 /// A finished message whose enqueue record the archive keeps.
@@ -94,6 +96,8 @@ struct Shared {
     spares: Arc<spare::Spares>,
     state: Mutex<State>,
     wake: Condvar,
+    /// Held while dead segments are deleted or retired (`writer::delete_dead`).
+    deleting: Mutex<()>,
 }
 
 impl Shared {
@@ -153,7 +157,13 @@ impl Journal {
             recover::replay(dir, seg, &mut index, &mut recovered)?;
             files.insert(seg, Arc::new(File::open(segment_path(dir, seg))?));
         }
-        let tail = (present.last().map_or(0, |s| s + 1), 0);
+        // Numbers of retired segments are never used again: the catalog points into them.
+        let retired = match recover::segments(&dir.join(ARCHIVE_DIR)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            found => found?,
+        };
+        let last = present.last().max(retired.last());
+        let tail = (last.map_or(0, |s| s + 1), 0);
         index.add_segment(tail.0);
         let state = State {
             index,
@@ -165,6 +175,7 @@ impl Journal {
             files,
             stopping: false,
             writer_idle: false,
+            kept_handed: recovered.len() as u64,
             recovered,
         };
         let shared = Arc::new(Shared {
@@ -172,6 +183,7 @@ impl Journal {
             spares: spare::Spares::start(dir, segment_bytes)?,
             state: Mutex::new(state),
             wake: Condvar::new(),
+            deleting: Mutex::new(()),
         });
         // Built first, so that a failure below drops it and stops the spares thread.
         let journal = Journal { shared };
@@ -247,6 +259,7 @@ impl Journal {
         let len = rec.len() as u64;
         let at = append(&self.shared, &mut st, rec, None);
         let entry = st.index.take_kept(id, (at.0, at.1 + len))?;
+        st.kept_handed += 1;
         Some(Kept {
             record_start: entry.body_start(),
             meta: entry.meta,
@@ -273,19 +286,19 @@ impl Journal {
     /// archive directory).
     pub fn read_at(&self, seg: u32, offset: u64, len: u64) -> io::Result<Vec<u8>> {
         let mut out = vec![0u8; len as usize];
-        let retired = retire::archived_path(&self.shared.dir, seg);
-        if let Ok(file) = File::open(&retired) {
-            file.read_exact_at(&mut out, offset)?;
-            return Ok(out);
-        }
         let live = self.shared.lock().files.get(&seg).cloned();
         let file = match live {
             Some(file) => file,
-            // Retired between the two looks.
-            None => Arc::new(File::open(&retired)?),
+            None => Arc::new(File::open(retire::archived_path(&self.shared.dir, seg))?),
         };
         file.read_exact_at(&mut out, offset)?;
         Ok(out)
+    }
+
+    /// How many kept messages `remove_kept` has handed out since the start (with those
+    /// found at replay).
+    pub fn kept_handed(&self) -> u64 {
+        self.shared.lock().kept_handed
     }
 
     /// Whether segment `seg` was retired into the archive directory.

@@ -1,14 +1,22 @@
-//! Retiring a dead segment that holds records the archive keeps: every byte but those
-//! records is punched out (`fallocate(PUNCH_HOLE)`, or overwritten with zeros where the file
-//! system cannot punch), the file is synced and moved into `archive/` under the journal's
-//! directory, where replay never reads it. The archive's catalog points into it.
+//! Retiring a dead segment that holds records the archive keeps: the file is moved into
+//! `archive/` under the journal's directory (where replay never reads it; the archive's
+//! catalog points into it), then every record of a message the archive does not keep is
+//! punched out (`fallocate(PUNCH_HOLE)`, or overwritten with zeros where the file system
+//! cannot punch), runs of them at once, and the file is synced. Records of kept messages
+//! stay whole, so a segment that holds only kept mail is not written again.
+//!
+//! A crash between the move and the punching leaves the other records in the retired
+//! file (never read, since the catalog only points at kept ones) until it is deleted.
 //!
 //! When retention ends, a record is punched out of its retired segment the same way, and
 //! a retired segment holding nothing any more is deleted.
 
+use super::record;
 use super::SEGMENT_EXT;
+use crate::spool::meta::QueueId;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
-use std::io;
+use std::io::{self, BufReader};
 use std::os::unix::fs::FileExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -22,27 +30,40 @@ pub fn archived_path(dir: &Path, seg: u32) -> PathBuf {
         .join(format!("{seg:08x}{SEGMENT_EXT}"))
 }
 
-/// Punches everything out of `path` but the `kept` records (start, length), syncs it and
-/// moves it into the archive directory (synced too; the caller syncs the journal's).
-pub fn retire(dir: &Path, path: &Path, seg: u32, kept: &mut [(u64, u64)]) -> io::Result<()> {
-    let file = OpenOptions::new().read(true).write(true).open(path)?;
-    let size = file.metadata()?.len();
-    kept.sort_unstable();
-    let mut cursor = 0;
-    for &(start, len) in kept.iter() {
-        if start > cursor {
-            punch(&file, cursor, start - cursor)?;
-        }
-        cursor = cursor.max(start + len);
-    }
-    if size > cursor {
-        punch(&file, cursor, size - cursor)?;
-    }
-    file.sync_all()?;
+/// Moves `path` into the archive directory (both directories synced), then punches out
+/// every record of a message not in `kept`, and the unused rest of the file.
+pub fn retire(dir: &Path, path: &Path, seg: u32, kept: &[QueueId]) -> io::Result<()> {
     let archive = dir.join(ARCHIVE_DIR);
     std::fs::create_dir_all(&archive)?;
-    std::fs::rename(path, archived_path(dir, seg))?;
+    let target = archived_path(dir, seg);
+    std::fs::rename(path, &target)?;
     File::open(&archive)?.sync_all()?;
+    File::open(dir)?.sync_all()?;
+    let file = OpenOptions::new().read(true).write(true).open(&target)?;
+    let size = file.metadata()?.len();
+    let kept: HashSet<QueueId> = kept.iter().copied().collect();
+    let mut input = BufReader::with_capacity(1 << 20, File::open(&target)?);
+    let (mut pos, mut hole) = (0u64, None);
+    // Records up to the clean end (zeros, or the end of the file); replay already cut any
+    // torn tail, and whatever cannot be read goes with the rest.
+    while let Ok(Some(rec)) = record::read(&mut input) {
+        match kept.contains(&rec.id) {
+            true => {
+                if let Some(start) = hole.take() {
+                    punch(&file, start, pos - start)?;
+                }
+            }
+            false => {
+                hole.get_or_insert(pos);
+            }
+        }
+        pos += rec.len() as u64;
+    }
+    let start = hole.unwrap_or(pos);
+    if size > start {
+        punch(&file, start, size - start)?;
+    }
+    file.sync_all()?;
     tracing::debug!(
         segment = seg,
         kept = kept.len(),
@@ -101,25 +122,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_kept_records_survive_retirement() {
+    fn only_the_records_of_kept_messages_survive_retirement() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("00000007.log");
-        let bytes: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8 + 1).collect();
+        // Messages 1..=6; 2 and 5 are kept (with an update record of 2 after 3's).
+        let mut bytes = Vec::new();
+        let mut spans = Vec::new();
+        for id in 1..=6u64 {
+            let body = format!(
+                "Subject: {id}\r\n\r\n{}\r\n",
+                "x".repeat(1500 * id as usize)
+            );
+            let start = bytes.len();
+            bytes.extend(record::enqueue(id, b"{}", body.as_bytes()).0);
+            if id == 3 {
+                bytes.extend(record::update(2, b"{\"attempts\":1}"));
+            }
+            spans.push((id, start, bytes.len()));
+        }
+        bytes.extend(record::remove(1, false));
+        bytes.extend(vec![0u8; 9000]);
         std::fs::write(&path, &bytes).unwrap();
-        let mut kept = vec![(6000, 1000), (100, 200)];
-        retire(dir.path(), &path, 7, &mut kept).unwrap();
+        retire(dir.path(), &path, 7, &[2, 5]).unwrap();
         assert!(!path.exists());
         let retired = std::fs::read(archived_path(dir.path(), 7)).unwrap();
         assert_eq!(retired.len(), bytes.len());
-        for (i, (&got, &was)) in retired.iter().zip(&bytes).enumerate() {
-            let keep = (100..300).contains(&i) || (6000..7000).contains(&i);
-            assert_eq!(got, if keep { was } else { 0 }, "byte {i}");
+        let text = String::from_utf8_lossy(&retired);
+        for (id, start, end) in &spans {
+            let kept = [2, 5].contains(id);
+            let survived = retired[*start..*end] == bytes[*start..*end];
+            assert!(
+                kept == text.contains(&format!("Subject: {id}\r\n")),
+                "message {id}"
+            );
+            if *id == 5 {
+                assert!(survived, "a kept message is not touched");
+            }
         }
-        forget(dir.path(), 7, 100, 300, false).unwrap();
+        assert!(
+            text.contains("attempts"),
+            "the kept message's own update record stays"
+        );
+        let (_, start5, end5) = spans[4];
+        forget(dir.path(), 7, start5 as u64, end5 as u64, false).unwrap();
         let retired = std::fs::read(archived_path(dir.path(), 7)).unwrap();
-        assert!(retired[..6000].iter().all(|&b| b == 0));
-        assert_eq!(&retired[6000..7000], &bytes[6000..7000]);
-        forget(dir.path(), 7, 6000, 7000, true).unwrap();
+        assert!(retired[start5..end5].iter().all(|&b| b == 0));
+        assert!(String::from_utf8_lossy(&retired).contains("Subject: 2\r\n"));
+        forget(dir.path(), 7, 0, 0, true).unwrap();
         assert!(!archived_path(dir.path(), 7).exists());
     }
 }

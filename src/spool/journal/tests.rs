@@ -245,3 +245,37 @@ async fn kept_records_outlive_their_segment_and_nothing_else_does() {
     );
     assert_eq!(journal.due(u64::MAX, 10), vec![13]);
 }
+
+#[tokio::test]
+async fn a_retired_segment_number_is_never_used_again() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        for id in 1..=8 {
+            put(&journal, id).await;
+        }
+        let segs: Vec<u32> = (1..=8)
+            .map(|id| journal.remove_kept(id).unwrap().body.seg)
+            .collect();
+        journal.sync().await.unwrap();
+        journal.catalogued(&segs).unwrap();
+    }
+    // The first reopen deletes the last (dead) segment; the second finds none in the
+    // journal's directory, only retired ones.
+    drop(Journal::open_with(dir.path(), 1024).unwrap());
+    assert_eq!(segment_files(dir.path()), 0);
+    let retired = recover::segments(&dir.path().join(retire::ARCHIVE_DIR)).unwrap();
+    let newest = *retired.last().unwrap();
+    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    put(&journal, 9).await;
+    let seg = journal.shared.lock().index.get(9).unwrap().body.seg;
+    assert!(
+        seg > newest,
+        "segment {seg} would overwrite retired {newest}"
+    );
+    let kept = retire::archived_path(dir.path(), retired[0]);
+    assert!(std::fs::read(kept)
+        .unwrap()
+        .windows(10)
+        .any(|w| w == b"Subject: 1"));
+}

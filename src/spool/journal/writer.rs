@@ -147,28 +147,41 @@ fn open_segment(shared: &Shared, seg: u32) -> io::Result<Arc<File>> {
 
 /// Deletes the segments the index gives up (or retires those holding records the archive
 /// keeps), and syncs the directory.
+///
+/// One caller at a time (the writer thread, and the archive through `catalogued`), so that
+/// segments always go oldest first. A segment whose deletion fails goes back into the
+/// index with every newer one taken out with it, to be tried again.
 pub fn delete_dead(shared: &Shared) -> io::Result<()> {
+    let _one_at_a_time = shared
+        .deleting
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let dead = {
         let mut st = shared.lock();
         let (durable, tail) = (st.durable, st.tail.0);
-        let dead = st.index.deletable(durable, tail);
-        dead.iter().for_each(|d| {
-            st.files.remove(&d.seg);
-        });
-        dead
+        st.index.deletable(durable, tail)
     };
     if dead.is_empty() {
         return Ok(());
     }
-    for mut d in dead {
+    let mut dead = dead.into_iter();
+    while let Some(d) = dead.next() {
         let path = segment_path(&shared.dir, d.seg);
         let done = match d.kept.is_empty() {
             true => std::fs::remove_file(&path),
-            false => retire::retire(&shared.dir, &path, d.seg, &mut d.kept),
+            false => retire::retire(&shared.dir, &path, d.seg, &d.kept),
         };
         match done {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                let mut st = shared.lock();
+                st.index.restore(d);
+                dead.for_each(|later| st.index.restore(later));
+                return Err(e);
+            }
+            // Readers of a retiring segment find it under the archive directory by now.
+            _ => {
+                shared.lock().files.remove(&d.seg);
+            }
         }
     }
     File::open(&shared.dir)?.sync_all()
