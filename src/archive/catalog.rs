@@ -3,8 +3,7 @@
 //! journal record the spool already wrote (no copy of the bytes). The tickets it is linked
 //! to are resolved when a backup selects it (`links`). Messages are taken in batches, one store sync per batch; only then is the
 //! journal told, so a segment is never retired before the catalog that points into it is
-//! durable. Kept messages found at start (catalogued or not) come through the same way;
-//! a message already catalogued is skipped.
+//! durable. Kept messages found at start (catalogued or not) come through the same way.
 
 use super::ArchiveError;
 use crate::config::ArchiveConfig;
@@ -98,15 +97,9 @@ impl Catalog {
         let mut out = Vec::with_capacity(batch.len());
         let mut segs = Vec::with_capacity(batch.len());
         for kept in &batch {
+            // A message found again at a restart may be catalogued twice; readers take
+            // the last record of each message (its bytes may have moved in between).
             segs.push(kept.body.seg);
-            // Found again at a restart: already there, unless a lost keep record made the
-            // message go round again (its bytes then lie elsewhere).
-            let here = catalog.get(kept.meta.id)?;
-            if here.is_some_and(|m| {
-                m.extent.seg == kept.body.seg && m.extent.offset == kept.body.offset
-            }) {
-                continue;
-            }
             let (seg, offset) = (kept.body.seg, kept.body.offset);
             match self
                 .spool

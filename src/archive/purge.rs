@@ -42,22 +42,25 @@ pub fn purge(catalog: &Catalog, now: u64) -> Result<usize, ArchiveError> {
     if busy {
         return Ok(0);
     }
+    let ended = |m: &ArchivedMessage| {
+        m.expires_at.is_some_and(|at| at <= now) && catalog.spool.is_retired(m.extent.seg)
+    };
     let mut expired: Vec<ArchivedMessage> = Vec::new();
     let mut remaining: HashMap<u32, usize> = HashMap::new();
-    for message in store.archive().all() {
-        let message = message?;
-        let seg = message.extent.seg;
-        let ended = message.expires_at.is_some_and(|at| at <= now);
-        if ended && catalog.spool.is_retired(seg) {
-            expired.push(message);
-        } else {
-            *remaining.entry(seg).or_default() += 1;
+    for batch in store.archive().batches() {
+        let (seq, messages) = batch?;
+        let (gone, left): (Vec<_>, Vec<_>) = messages.iter().cloned().partition(|m| ended(m));
+        for message in &left {
+            *remaining.entry(message.extent.seg).or_default() += 1;
+        }
+        if !gone.is_empty() {
+            store.archive().replace(seq, &messages, &left)?;
+            expired.extend(gone);
         }
     }
     if expired.is_empty() {
         return Ok(0);
     }
-    store.archive().remove(&expired)?;
     store.archive().flush()?;
     let mut emptied: Vec<u32> = Vec::new();
     for message in &expired {
@@ -151,14 +154,14 @@ mod tests {
         catalog.record(batch).unwrap();
         let retired = crate::spool::journal_segments(&spool_dir.join(ARCHIVE_DIR));
         assert!(retired >= 2, "segments retired: {retired}");
-        let all: Vec<_> = store.archive().all().map(|m| m.unwrap()).collect();
+        let all = store.archive().all().unwrap();
         assert_eq!(all.len(), 21);
         let expires = all[0].expires_at.unwrap();
         assert_eq!(expires, all[0].received_at + DAY_MS);
 
         assert_eq!(purge(&catalog, expires - 1).unwrap(), 0, "not yet");
         let purged = purge(&catalog, expires + 5 * DAY_MS).unwrap();
-        let left: Vec<_> = store.archive().all().map(|m| m.unwrap()).collect();
+        let left = store.archive().all().unwrap();
         assert_eq!(purged + left.len(), 21);
         assert!(purged > 0);
         // What is left lies in segments not retired yet; the retired ones are gone.

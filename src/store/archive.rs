@@ -3,12 +3,16 @@
 //! journal record the message was accepted into (a retired journal segment lives on in
 //! `data_dir/archive`), so the catalog only points at them.
 //!
-//! Keys: `m` + queue id → the record; `u` + user id + queue id → nothing (the messages of
-//! a user, for backups).
+//! The catalog task writes in batches, and so does the catalog: one record per batch (a
+//! JSON array, one sled insert however many messages it holds — per-message inserts cost
+//! the hot path more CPU than the whole rest of archiving). Keys: `b` + batch number → the
+//! messages; `u` + user id + batch number → nothing (the batches holding a user's mail,
+//! for backups).
 
 use super::records::{decode, encode, get, key};
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Which way a kept message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -72,6 +76,7 @@ pub struct ArchivedMessage {
 /// The archive catalog tree.
 #[derive(Clone)]
 pub struct ArchiveCatalog {
+    db: sled::Db,
     tree: sled::Tree,
     sync: Syncer,
 }
@@ -79,65 +84,84 @@ pub struct ArchiveCatalog {
 impl ArchiveCatalog {
     pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<ArchiveCatalog, StoreError> {
         Ok(ArchiveCatalog {
+            db: db.clone(),
             tree: db.open_tree("archive")?,
             sync,
         })
     }
 
-    /// Adds messages (one sled batch; durable after `flush`).
+    /// Adds a batch of messages as one record (durable after `flush`).
     pub fn put(&self, messages: &[ArchivedMessage]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let seq = self.db.generate_id()? + 1;
         let mut batch = sled::Batch::default();
-        for message in messages {
-            batch.insert(key(b"m", &[message.id]), encode(message)?);
-            for owner in &message.owners {
-                batch.insert(key(b"u", &[*owner, message.id]), &[] as &[u8]);
-            }
+        batch.insert(key(b"b", &[seq]), encode(&messages)?);
+        for owner in owners(messages) {
+            batch.insert(key(b"u", &[owner, seq]), &[] as &[u8]);
         }
         Ok(self.tree.apply_batch(batch)?)
     }
 
-    /// Whether message `id` is catalogued.
-    pub fn contains(&self, id: u64) -> Result<bool, StoreError> {
-        Ok(self.tree.contains_key(key(b"m", &[id]))?)
-    }
-
-    /// The record of message `id`.
-    pub fn get(&self, id: u64) -> Result<Option<ArchivedMessage>, StoreError> {
-        get(&self.tree, &key(b"m", &[id]), "archived message")
-    }
-
-    /// The messages of `user`, in the order they were accepted.
+    /// The messages of `user`, in the order they were accepted (each once: a message
+    /// catalogued again after a restart counts once, as last recorded).
     pub fn of_user(&self, user: u64) -> Result<Vec<ArchivedMessage>, StoreError> {
-        let prefix = key(b"u", &[user]);
-        let mut out = Vec::new();
-        for k in self.tree.scan_prefix(&prefix).keys() {
+        let mut found = BTreeMap::new();
+        for k in self.tree.scan_prefix(key(b"u", &[user])).keys() {
             let k = k?;
-            let id = u64::from_be_bytes(k[9..17].try_into().map_err(|_| corrupt())?);
-            if let Some(message) = self.get(id)? {
-                out.push(message);
+            let seq = u64::from_be_bytes(k[9..17].try_into().map_err(|_| corrupt())?);
+            for message in self.batch(seq)? {
+                if message.owners.contains(&user) {
+                    found.insert(message.id, message);
+                }
             }
+        }
+        Ok(found.into_values().collect())
+    }
+
+    /// Every batch record: its number and messages.
+    pub fn batches(
+        &self,
+    ) -> impl Iterator<Item = Result<(u64, Vec<ArchivedMessage>), StoreError>> + '_ {
+        self.tree.scan_prefix(b"b").map(|pair| {
+            let (k, v) = pair?;
+            let seq = u64::from_be_bytes(k[1..9].try_into().map_err(|_| corrupt())?);
+            Ok((seq, decode(&v, "archive batch")?))
+        })
+    }
+
+    /// Every catalogued message (a message catalogued twice appears twice).
+    pub fn all(&self) -> Result<Vec<ArchivedMessage>, StoreError> {
+        let mut out = Vec::new();
+        for batch in self.batches() {
+            out.extend(batch?.1);
         }
         Ok(out)
     }
 
-    /// Every record, in id order.
-    pub fn all(&self) -> impl Iterator<Item = Result<ArchivedMessage, StoreError>> + '_ {
-        self.tree
-            .scan_prefix(b"m")
-            .values()
-            .map(|raw| decode(&raw?, "archived message"))
-    }
-
-    /// Removes records (durable after `flush`).
-    pub fn remove(&self, messages: &[ArchivedMessage]) -> Result<(), StoreError> {
+    /// Replaces batch `seq` (which held `before`) by what is left of it (durable after
+    /// `flush`); an empty one is removed.
+    pub fn replace(
+        &self,
+        seq: u64,
+        before: &[ArchivedMessage],
+        left: &[ArchivedMessage],
+    ) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
-        for message in messages {
-            batch.remove(key(b"m", &[message.id]));
-            for owner in &message.owners {
-                batch.remove(key(b"u", &[*owner, message.id]));
-            }
+        match left.is_empty() {
+            true => batch.remove(key(b"b", &[seq])),
+            false => batch.insert(key(b"b", &[seq]), encode(&left)?),
+        }
+        let still = owners(left);
+        for owner in owners(before).into_iter().filter(|o| !still.contains(o)) {
+            batch.remove(key(b"u", &[owner, seq]));
         }
         Ok(self.tree.apply_batch(batch)?)
+    }
+
+    fn batch(&self, seq: u64) -> Result<Vec<ArchivedMessage>, StoreError> {
+        Ok(get(&self.tree, &key(b"b", &[seq]), "archive batch")?.unwrap_or_default())
     }
 
     /// Makes every change so far durable. Blocking.
@@ -146,6 +170,14 @@ impl ArchiveCatalog {
     }
 }
 
+/// The owners of `messages`, each once.
+fn owners(messages: &[ArchivedMessage]) -> BTreeSet<u64> {
+    messages
+        .iter()
+        .flat_map(|m| m.owners.iter().copied())
+        .collect()
+}
+
 fn corrupt() -> StoreError {
-    StoreError::Corrupt("archive user index key".into())
+    StoreError::Corrupt("archive key".into())
 }
