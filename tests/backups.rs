@@ -170,4 +170,6 @@ async fn a_leavers_mail_is_backed_up_and_handed_to_a_colleague() {
 
     let (_, audit) = api(&gw, "GET", "/api/v1/audit?action=backup.create", None).await;
     assert_eq!(audit.as_array().unwrap().len(), 3, "{audit}");
+    let (_, audit) = api(&gw, "GET", "/api/v1/audit?action=backup.completed", None).await;
+    assert_eq!(audit.as_array().unwrap().len(), 3, "{audit}");
 }

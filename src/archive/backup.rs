@@ -8,7 +8,9 @@
 //! fails it instead.
 
 use super::{links, mbox, ArchiveError, Catalog};
-use crate::store::{AccountType, ArchivedMessage, Backup, BackupItem, BackupStatus};
+use crate::store::{
+    AccountType, ArchivedMessage, AuditEntry, Backup, BackupItem, BackupStatus, Store,
+};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -96,7 +98,9 @@ impl Runner {
                 tracing::error!(backup = job.id, user = %job.login, %error, "backup failed");
             }
         }
-        store.backups().save(&job).map_err(ArchiveError::from)
+        store.backups().save(&job)?;
+        audit(store, &job);
+        Ok(())
     }
 
     /// Waits until the user's mail accepted before the job's end has left the queue and is
@@ -193,6 +197,28 @@ impl Runner {
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         Ok(items)
+    }
+}
+
+/// Records how a job ended in the audit log (`backup.completed`, `backup.failed`), by
+/// `postern` itself.
+fn audit(store: &Store, job: &Backup) {
+    let action = match job.status {
+        BackupStatus::Completed => "backup.completed",
+        _ => "backup.failed",
+    };
+    let entry = AuditEntry {
+        id: 0,
+        at: crate::spool::now_ms() / 1000,
+        actor_id: None,
+        actor: "postern".into(),
+        action: action.into(),
+        target: format!("user/{}", job.user),
+        before: None,
+        after: serde_json::to_value(job).ok(),
+    };
+    if let Err(error) = store.audit().record(entry) {
+        tracing::error!(backup = job.id, %error, "audit entry not written");
     }
 }
 
