@@ -349,7 +349,7 @@ async fn upstreams_are_listed_redacted_validated_and_guarded() {
     let created = root
         .expect("POST /api/v1/upstreams", relay.clone(), 201)
         .await;
-    assert_eq!(created["password"], "***");
+    assert_eq!(created["password"], "[redacted]");
     root.expect("POST /api/v1/upstreams", relay, 409).await;
     let local = json!({"name": "local", "kind": "maildir"});
     root.expect("POST /api/v1/upstreams", local, 409).await;
@@ -363,7 +363,7 @@ async fn upstreams_are_listed_redacted_validated_and_guarded() {
         .unwrap();
     assert_eq!(
         (&m365["source"], &m365["password"]),
-        (&json!("api"), &json!("***"))
+        (&json!("api"), &json!("[redacted]"))
     );
     // An account can use it at once; while one does, it cannot be deleted.
     let sales = json!({"name": "Sales", "address": "sales@example.com", "upstream": "m365"});

@@ -25,6 +25,7 @@ fn config(port: u16) -> SmtpConfig {
         pool_idle_secs: 30,
         max_connections: 8,
         timeout_secs: 5,
+        oauth: None,
     }
 }
 

@@ -31,7 +31,8 @@ pub fn redact(value: Value) -> Value {
             map.into_iter()
                 .map(|(key, value)| {
                     let lower = key.to_lowercase();
-                    let secret = SECRET_PARTS.iter().any(|p| lower.contains(p));
+                    let secret =
+                        !lower.ends_with("_url") && SECRET_PARTS.iter().any(|p| lower.contains(p));
                     let value = match (secret, value) {
                         (true, Value::Null) => Value::Null,
                         (true, _) => Value::String(REDACTED.into()),

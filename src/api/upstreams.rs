@@ -31,18 +31,15 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Val
     Ok(Json(views))
 }
 
-/// One upstream as shown: its settings with `name` and `source`, the password redacted.
+/// One upstream as shown: its settings with `name` and `source`, every secret (password,
+/// client secret, refresh token) redacted.
 fn view(name: &str, config: &UpstreamConfig, from_config: bool) -> Result<Value, Problem> {
-    let mut value = serde_json::to_value(config).map_err(Problem::internal)?;
+    let value = serde_json::to_value(config).map_err(Problem::internal)?;
+    let mut value = super::audit::redact(value);
     if let Some(fields) = value.as_object_mut() {
         fields.insert("name".into(), name.into());
         let source = if from_config { "config" } else { "api" };
         fields.insert("source".into(), source.into());
-        if let Some(password) = fields.get_mut("password") {
-            if password.as_str().is_some_and(|p| !p.is_empty()) {
-                *password = "***".into();
-            }
-        }
     }
     Ok(value)
 }
@@ -187,7 +184,10 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
         ));
     }
     if !body.contains_key("kind") {
-        return Err(Problem::invalid("kind", "is required (maildir or smtp)"));
+        return Err(Problem::invalid(
+            "kind",
+            "is required (maildir, smtp, microsoft365 or google)",
+        ));
     }
     let smtp = body.get("kind").and_then(Value::as_str) == Some("smtp");
     if smtp && !body.get("host").is_some_and(Value::is_string) {
@@ -195,7 +195,27 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
     }
     let config: UpstreamConfig = serde_json::from_value(Value::Object(body))
         .map_err(|e| Problem::invalid("kind", format!("invalid upstream settings: {e}")))?;
-    if let UpstreamConfig::Smtp(smtp) = &config {
+    let preset = match &config {
+        UpstreamConfig::Smtp(smtp) => Some(smtp.clone()),
+        UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
+        UpstreamConfig::Google(g) => Some(g.to_smtp()),
+        UpstreamConfig::Maildir(_) => None,
+    };
+    if let Some(smtp) = &preset {
+        let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);
+        if oauth && smtp.oauth.is_none() {
+            return Err(Problem::invalid(
+                "oauth",
+                "is required with auth xoauth2 or oauthbearer",
+            ));
+        }
+        if let Some(Err(e)) = smtp
+            .oauth
+            .as_ref()
+            .map(|o| crate::net::http::parse_url(&o.token_url))
+        {
+            return Err(Problem::invalid("token_url", e.to_string()));
+        }
         if smtp.host.trim().is_empty() {
             return Err(Problem::invalid("host", "is required for an smtp upstream"));
         }

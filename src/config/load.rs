@@ -154,7 +154,27 @@ fn validate_upstreams(config: &Config) -> Result<(), ConfigError> {
                 "an upstream name may not contain '@' (reserved for the inbound hook)",
             ));
         }
-        if let UpstreamConfig::Smtp(smtp) = upstream {
+        let preset;
+        let smtp = match upstream {
+            UpstreamConfig::Smtp(smtp) => Some(smtp),
+            UpstreamConfig::Microsoft365(m) => {
+                preset = m.to_smtp();
+                Some(&preset)
+            }
+            UpstreamConfig::Google(g) => {
+                preset = g.to_smtp();
+                Some(&preset)
+            }
+            UpstreamConfig::Maildir(_) => None,
+        };
+        if let Some(smtp) = smtp {
+            let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);
+            if oauth && smtp.oauth.is_none() {
+                return Err(ConfigError::invalid(
+                    format!("upstream.{name}.oauth"),
+                    "required when auth is xoauth2 or oauthbearer",
+                ));
+            }
             if smtp.host.is_empty() {
                 return Err(ConfigError::invalid(
                     format!("upstream.{name}.host"),

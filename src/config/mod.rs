@@ -5,9 +5,11 @@
 //! one it is asked to read.
 
 mod load;
+mod providers;
 mod types;
 
 pub use load::{load, parse};
+pub use providers::*;
 pub use types::*;
 
 /// Why a configuration could not be used.

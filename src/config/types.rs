@@ -1,6 +1,7 @@
 //! The typed configuration tree with its defaults (SPEC §10: a fresh install runs with no
 //! file at all).
 
+use super::{GoogleUpstream, Microsoft365Upstream, OAuthConfig};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -326,6 +327,8 @@ impl Default for DnsConfig {
 pub enum UpstreamConfig {
     Maildir(MaildirUpstream),
     Smtp(SmtpUpstream),
+    Microsoft365(Microsoft365Upstream),
+    Google(GoogleUpstream),
 }
 
 /// A local maildir (the default: `data_dir/outbox`).
@@ -354,6 +357,10 @@ pub enum UpstreamAuth {
     None,
     Plain,
     Login,
+    /// OAuth2 bearer token (Google, Microsoft); needs `oauth`.
+    Xoauth2,
+    /// OAuth2 bearer token, RFC 7628; needs `oauth`.
+    Oauthbearer,
 }
 
 /// An SMTP relay (a provider's submission host, a smarthost).
@@ -388,6 +395,9 @@ pub struct SmtpUpstream {
     /// Seconds allowed to connect, and for each reply.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Where the OAuth2 token for `xoauth2` / `oauthbearer` comes from.
+    #[serde(default)]
+    pub oauth: Option<OAuthConfig>,
 }
 
 fn default_smtp_port() -> u16 {

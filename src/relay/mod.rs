@@ -5,6 +5,7 @@
 //! the whole attempt) and the spool decides what becomes durable.
 
 pub mod maildir;
+pub mod oauth;
 pub mod smtp;
 
 use crate::config::{Config, UpstreamConfig};
@@ -195,5 +196,15 @@ pub fn build(
         UpstreamConfig::Smtp(smtp) => {
             Arc::new(smtp::SmtpUpstream::new(name, smtp, &config.hostname)?)
         }
+        UpstreamConfig::Microsoft365(preset) => Arc::new(smtp::SmtpUpstream::new(
+            name,
+            &preset.to_smtp(),
+            &config.hostname,
+        )?),
+        UpstreamConfig::Google(preset) => Arc::new(smtp::SmtpUpstream::new(
+            name,
+            &preset.to_smtp(),
+            &config.hostname,
+        )?),
     })
 }

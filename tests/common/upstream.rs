@@ -19,6 +19,9 @@ use tokio_rustls::rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
+/// Says whether a (user, bearer token) pair may log in.
+pub type TokenCheck = Arc<dyn Fn(&str, &str) -> bool + Send + Sync>;
+
 /// How the fake upstream behaves.
 #[derive(Clone, Default)]
 pub struct Script {
@@ -30,6 +33,9 @@ pub struct Script {
     pub implicit_tls: Option<Arc<ServerConfig>>,
     /// Offer AUTH PLAIN LOGIN (after TLS when TLS is offered) and require it for MAIL.
     pub auth: Option<(String, String)>,
+    /// Offer AUTH XOAUTH2 OAUTHBEARER and require it for MAIL: a login succeeds when this
+    /// says the (user, bearer token) pair is good; otherwise the error challenge, then 535.
+    pub oauth: Option<TokenCheck>,
     /// Greeting line instead of `220 fake.test ESMTP`.
     pub greeting: Option<String>,
     /// Never send a greeting (the client must time out).
@@ -285,7 +291,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                     return Ok(End::StartTls);
                 }
                 "AUTH" if self.offers_auth() => self.auth(&text).await?,
-                "MAIL" if self.script.auth.is_some() && !self.authed => {
+                "MAIL"
+                    if (self.script.auth.is_some() || self.script.oauth.is_some())
+                        && !self.authed =>
+                {
                     self.reply("530 5.7.0 authentication required")
                 }
                 "MAIL" => self.mail(&text),
@@ -312,7 +321,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
     }
 
     fn offers_auth(&self) -> bool {
-        self.script.auth.is_some() && (self.tls || self.script.starttls.is_none())
+        (self.script.auth.is_some() || self.script.oauth.is_some())
+            && (self.tls || self.script.starttls.is_none())
     }
 
     fn ehlo(&mut self) {
@@ -323,8 +333,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         if self.script.starttls.is_some() && !self.tls {
             self.reply("250-STARTTLS");
         }
-        if self.offers_auth() {
-            self.reply("250-AUTH PLAIN LOGIN");
+        match (self.offers_auth(), self.script.oauth.is_some()) {
+            (true, true) => self.reply("250-AUTH XOAUTH2 OAUTHBEARER"),
+            (true, false) => self.reply("250-AUTH PLAIN LOGIN"),
+            _ => {}
         }
         self.reply("250-8BITMIME");
         self.reply("250-SMTPUTF8");
@@ -354,6 +366,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                 let pass = self.challenge("334 UGFzc3dvcmQ6").await?;
                 (decode_text(&user), decode_text(&pass))
             }
+            Some(mechanism @ ("XOAUTH2" | "OAUTHBEARER")) if self.script.oauth.is_some() => {
+                let response = match words.get(2) {
+                    Some(token) => token.to_string(),
+                    None => self.challenge("334 ").await?,
+                };
+                return self.oauth(mechanism, &decode_text(&response)).await;
+            }
             _ => {
                 self.reply("504 5.5.4 unknown mechanism");
                 return Ok(());
@@ -371,6 +390,38 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         } else {
             self.reply("535 5.7.8 bad credentials");
         }
+        Ok(())
+    }
+
+    /// XOAUTH2 (`user=U^Aauth=Bearer T^A^A`) or OAUTHBEARER (`n,a=U,^A...auth=Bearer T^A^A`).
+    async fn oauth(&mut self, mechanism: &str, response: &str) -> std::io::Result<()> {
+        let fields: Vec<&str> = response.split('\x01').collect();
+        let user = match mechanism {
+            "XOAUTH2" => fields.first().and_then(|f| f.strip_prefix("user=")),
+            _ => fields
+                .first()
+                .and_then(|f| f.strip_prefix("n,a="))
+                .map(|f| f.trim_end_matches(',')),
+        }
+        .unwrap_or("")
+        .to_string();
+        let token = fields
+            .iter()
+            .find_map(|f| f.strip_prefix("auth=Bearer "))
+            .unwrap_or("")
+            .to_string();
+        let check = self.script.oauth.clone().expect("oauth offered");
+        if !user.is_empty() && check(&user, &token) {
+            self.authed = true;
+            let tls = self.tls;
+            self.record.lock().unwrap().logins.push((user, token, tls));
+            self.reply("235 2.7.0 Accepted");
+            return Ok(());
+        }
+        // The provider's error challenge; the client answers it to get the final reply.
+        let error = BASE64.encode(r#"{"status":"401","schemes":"bearer"}"#);
+        self.challenge(&format!("334 {error}")).await?;
+        self.reply("535 5.7.8 Username and Password not accepted");
         Ok(())
     }
 

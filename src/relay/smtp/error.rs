@@ -52,6 +52,9 @@ pub(crate) enum SmtpError {
     /// Authentication failed or is not offered.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// No OAuth2 token could be obtained for XOAUTH2 / OAUTHBEARER.
+    #[error("no OAuth2 token: {0}")]
+    Token(crate::relay::oauth::OAuthError),
 }
 
 impl SmtpError {
@@ -69,6 +72,7 @@ impl SmtpError {
             SmtpError::Protocol(_) | SmtpError::Rset(_) => (ErrorKind::Protocol, Side::Upstream),
             SmtpError::Refused(_) | SmtpError::Closing(_) => (ErrorKind::Rejected, Side::Upstream),
             SmtpError::Auth(_) => (ErrorKind::Auth, Side::Upstream),
+            SmtpError::Token(_) => (ErrorKind::Auth, Side::Local),
         };
         let stale = matches!(
             self,

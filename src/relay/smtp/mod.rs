@@ -26,8 +26,10 @@ use self::pool::Pool;
 use self::session::Settings;
 use self::stream::TlsTarget;
 use crate::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
+use crate::relay::oauth::TokenSource;
 use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 
@@ -57,7 +59,20 @@ impl SmtpUpstream {
                 "AUTH is configured without TLS: the password crosses the network in clear"
             );
         }
+        let oauth = match (cfg.auth, &cfg.oauth) {
+            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, Some(oauth)) => Some(Arc::new(
+                TokenSource::new(oauth, Duration::from_secs(cfg.timeout_secs.max(1)))
+                    .map_err(|e| local(error::SmtpError::Config(e.to_string())))?,
+            )),
+            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, None) => {
+                return Err(local(error::SmtpError::Config(
+                    "auth xoauth2/oauthbearer needs an [oauth] section".into(),
+                )))
+            }
+            _ => None,
+        };
         let settings = Settings {
+            oauth,
             host: cfg.host.clone(),
             port: cfg.port,
             tls: cfg.tls,

@@ -1,5 +1,6 @@
 //! Opening an upstream session: TCP connect, implicit TLS or STARTTLS, greeting,
-//! EHLO (HELO when EHLO is refused with 5xx), and AUTH PLAIN / LOGIN.
+//! EHLO (HELO when EHLO is refused with 5xx), and AUTH PLAIN / LOGIN / XOAUTH2 /
+//! OAUTHBEARER (the token from the upstream's `TokenSource`).
 //!
 //! After `open` the connection is ready for MAIL FROM. This module never logs credentials
 //! and never reads the message.
@@ -9,10 +10,12 @@ use super::error::SmtpError;
 use super::reply::Reply;
 use super::stream::{Stream, TlsTarget};
 use crate::config::{UpstreamAuth, UpstreamTls};
+use crate::relay::oauth::{self, TokenSource};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use smtp_proto::{AUTH_LOGIN, AUTH_PLAIN, EXT_START_TLS};
+use smtp_proto::{AUTH_LOGIN, AUTH_OAUTHBEARER, AUTH_PLAIN, AUTH_XOAUTH2, EXT_START_TLS};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -31,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) username: String,
     /// AUTH password; never logged.
     pub(crate) password: String,
+    /// Where XOAUTH2 / OAUTHBEARER tokens come from.
+    pub(crate) oauth: Option<Arc<TokenSource>>,
     /// Certificate verification for this upstream.
     pub(crate) target: TlsTarget,
     /// Name sent with EHLO; empty = the local address as an address literal.
@@ -83,6 +88,9 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
         UpstreamAuth::None => {}
         UpstreamAuth::Plain => auth_plain(&mut conn, settings).await?,
         UpstreamAuth::Login => auth_login(&mut conn, settings).await?,
+        UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer => {
+            auth_oauth(&mut conn, settings).await?
+        }
     }
     Ok(conn)
 }
@@ -179,4 +187,48 @@ async fn auth_login(conn: &mut Connection, settings: &Settings) -> Result<(), Sm
     }
     conn.flush().await?;
     auth_result(conn.read_reply().await?)
+}
+
+/// AUTH XOAUTH2 / OAUTHBEARER with the initial response. A refused token gets a 334 with
+/// the server's error (JSON); the client answers it (empty line, or `^A` for OAUTHBEARER)
+/// to read the final reply, and the token is forgotten so the next attempt fetches one.
+async fn auth_oauth(conn: &mut Connection, settings: &Settings) -> Result<(), SmtpError> {
+    let source = settings
+        .oauth
+        .as_ref()
+        .ok_or_else(|| SmtpError::Config("auth xoauth2/oauthbearer needs [oauth]".into()))?;
+    let bearer = settings.auth == UpstreamAuth::Oauthbearer;
+    match bearer {
+        true => require_mechanism(conn, AUTH_OAUTHBEARER, "OAUTHBEARER")?,
+        false => require_mechanism(conn, AUTH_XOAUTH2, "XOAUTH2")?,
+    }
+    let token = source.token().await.map_err(SmtpError::Token)?;
+    let (mechanism, response, abort) = match bearer {
+        true => (
+            "OAUTHBEARER",
+            oauth::oauthbearer(&settings.username, &settings.host, settings.port, &token),
+            BASE64.encode([1u8]),
+        ),
+        false => (
+            "XOAUTH2",
+            oauth::xoauth2(&settings.username, &token),
+            String::new(),
+        ),
+    };
+    let encoded = BASE64.encode(response);
+    command(
+        &mut conn.wbuf,
+        &[b"AUTH ", mechanism.as_bytes(), b" ", encoded.as_bytes()],
+    );
+    conn.flush().await?;
+    let mut reply = conn.read_reply().await?;
+    if reply.code == 334 {
+        command(&mut conn.wbuf, &[abort.as_bytes()]);
+        conn.flush().await?;
+        reply = conn.read_reply().await?;
+    }
+    if reply.code != 235 {
+        source.reject(&token).await;
+    }
+    auth_result(reply)
 }

@@ -1,0 +1,178 @@
+//! OAuth2 for SMTP upstreams, and the provider presets (SPEC §5): `microsoft365` and
+//! `google` are an `smtp` upstream (the provider's submission host, STARTTLS, XOAUTH2) with
+//! only the fields each provider needs; `host`, `port`, `tls` and `ca_file` may be
+//! overridden (sovereign clouds, tests).
+
+use super::{SmtpUpstream, UpstreamAuth, UpstreamTls};
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Which OAuth2 grant obtains the access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OAuthGrant {
+    /// The client's own credentials (an app-only token; Microsoft 365).
+    #[default]
+    ClientCredentials,
+    /// A refresh token issued to a user (Google; Microsoft delegated).
+    RefreshToken,
+}
+
+/// How an upstream obtains its OAuth2 access token (`auth = "xoauth2"` or
+/// `"oauthbearer"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    /// The token endpoint (`https://…`; `http://` only for tests on loopback).
+    pub token_url: String,
+    #[serde(default)]
+    pub grant: OAuthGrant,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    /// For `grant = "refresh_token"`.
+    #[serde(default)]
+    pub refresh_token: String,
+    #[serde(default)]
+    pub scope: String,
+    /// A token is replaced this long before it expires (at most half its lifetime).
+    #[serde(default = "default_margin")]
+    pub refresh_margin_secs: u64,
+}
+
+fn default_margin() -> u64 {
+    300
+}
+
+/// Microsoft 365 (Exchange Online): `smtp.office365.com:587`, STARTTLS, XOAUTH2 with a
+/// token from the Microsoft identity platform — client credentials for the app
+/// (`client_secret`), or a delegated `refresh_token`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Microsoft365Upstream {
+    /// Directory (tenant) id or domain.
+    pub tenant: String,
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    /// Set: the delegated (refresh-token) flow instead of client credentials.
+    #[serde(default)]
+    pub refresh_token: String,
+    /// The mailbox the token authenticates as.
+    pub username: String,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Overrides of the provider's SMTP endpoint.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Google Workspace: `smtp.gmail.com:587`, STARTTLS, XOAUTH2 with a token from the
+/// user's `refresh_token` (scope `https://mail.google.com/`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleUpstream {
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: String,
+    pub refresh_token: String,
+    /// The mailbox the token authenticates as.
+    pub username: String,
+    #[serde(default)]
+    pub token_url: Option<String>,
+    /// Overrides of the provider's SMTP endpoint.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Overrides of a preset's SMTP endpoint.
+struct Endpoint<'a> {
+    host: &'a Option<String>,
+    port: Option<u16>,
+    tls: Option<UpstreamTls>,
+    ca_file: &'a Option<PathBuf>,
+}
+
+impl Microsoft365Upstream {
+    /// The `smtp` upstream this preset stands for.
+    pub fn to_smtp(&self) -> SmtpUpstream {
+        let delegated = !self.refresh_token.is_empty();
+        let oauth = OAuthConfig {
+            token_url: self.token_url.clone().unwrap_or_else(|| {
+                format!(
+                    "https://login.microsoftonline.com/{}/oauth2/v2.0/token",
+                    self.tenant
+                )
+            }),
+            grant: match delegated {
+                true => OAuthGrant::RefreshToken,
+                false => OAuthGrant::ClientCredentials,
+            },
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            scope: match delegated {
+                true => "https://outlook.office365.com/SMTP.Send offline_access".into(),
+                false => "https://outlook.office365.com/.default".into(),
+            },
+            refresh_margin_secs: default_margin(),
+        };
+        let endpoint = Endpoint {
+            host: &self.host,
+            port: self.port,
+            tls: self.tls,
+            ca_file: &self.ca_file,
+        };
+        preset("smtp.office365.com", &self.username, endpoint, oauth)
+    }
+}
+
+impl GoogleUpstream {
+    /// The `smtp` upstream this preset stands for.
+    pub fn to_smtp(&self) -> SmtpUpstream {
+        let oauth = OAuthConfig {
+            token_url: self
+                .token_url
+                .clone()
+                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
+            grant: OAuthGrant::RefreshToken,
+            client_id: self.client_id.clone(),
+            client_secret: self.client_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            scope: String::new(),
+            refresh_margin_secs: default_margin(),
+        };
+        let endpoint = Endpoint {
+            host: &self.host,
+            port: self.port,
+            tls: self.tls,
+            ca_file: &self.ca_file,
+        };
+        preset("smtp.gmail.com", &self.username, endpoint, oauth)
+    }
+}
+
+fn preset(host: &str, username: &str, endpoint: Endpoint<'_>, oauth: OAuthConfig) -> SmtpUpstream {
+    let mut smtp: SmtpUpstream = serde_json::from_value(serde_json::json!({"host": host}))
+        .expect("an smtp upstream with only a host is valid");
+    smtp.host = endpoint.host.clone().unwrap_or(smtp.host);
+    smtp.port = endpoint.port.unwrap_or(587);
+    smtp.tls = endpoint.tls.unwrap_or(UpstreamTls::Starttls);
+    smtp.ca_file = endpoint.ca_file.clone();
+    smtp.auth = UpstreamAuth::Xoauth2;
+    smtp.username = username.to_string();
+    smtp.oauth = Some(oauth);
+    smtp
+}

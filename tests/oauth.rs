@@ -1,0 +1,403 @@
+//! OAuth2 towards upstreams (SPEC §5): a real HTTP token endpoint in the test issues
+//! short-lived tokens; an SMTP upstream in the test accepts only a valid, unexpired one
+//! (XOAUTH2 or OAUTHBEARER). The gateway fetches one token for many concurrent deliveries,
+//! replaces it before it expires, gets over a 5xx of the endpoint, keeps mail queued while
+//! the endpoint refuses its client, and follows a rotated refresh token.
+
+mod common;
+
+use common::upstream::{FakeUpstream, Script};
+use common::{Client, Gateway};
+use postern::config::UpstreamConfig;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// The token endpoint's state.
+#[derive(Default)]
+struct Issuer {
+    /// Tokens issued, with their expiry.
+    tokens: HashMap<String, Instant>,
+    /// Form bodies of the requests received.
+    requests: Vec<HashMap<String, String>>,
+    /// Answer this many requests with 503.
+    fail_next: usize,
+    /// Answer every request with this OAuth2 error.
+    refuse: Option<&'static str>,
+    /// Lifetime of the tokens issued.
+    lifetime: u64,
+    /// The refresh token the endpoint expects (refresh grant), rotated at each use.
+    refresh_token: Option<String>,
+}
+
+type Shared = Arc<Mutex<Issuer>>;
+
+fn form(body: &str) -> HashMap<String, String> {
+    let decode = |s: &str| {
+        let s = s.replace('+', " ");
+        let mut out = Vec::new();
+        let bytes = s.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%' && i + 2 < bytes.len() {
+                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// What the endpoint answers to one request: status and JSON.
+fn answer(issuer: &mut Issuer, request: HashMap<String, String>) -> (u16, String) {
+    issuer.requests.push(request.clone());
+    if issuer.fail_next > 0 {
+        issuer.fail_next -= 1;
+        return (503, r#"{"error":"temporarily_unavailable"}"#.into());
+    }
+    if let Some(error) = issuer.refuse {
+        return (
+            401,
+            format!(
+                r#"{{"error":"{error}","error_description":"AADSTS7000215: Invalid client secret provided."}}"#
+            ),
+        );
+    }
+    let get = |k: &str| request.get(k).map(String::as_str).unwrap_or("");
+    let mut rotated = None;
+    let good = match get("grant_type") {
+        "client_credentials" => {
+            get("client_id") == "app-id"
+                && get("client_secret") == "app-secret"
+                && get("scope") == "https://outlook.office365.com/.default"
+        }
+        "refresh_token" => {
+            let expected = issuer.refresh_token.clone().unwrap_or_default();
+            let ok = get("client_id") == "app-id" && get("refresh_token") == expected;
+            if ok {
+                rotated = Some(format!("rt-{}", issuer.requests.len()));
+                issuer.refresh_token = rotated.clone();
+            }
+            ok
+        }
+        _ => false,
+    };
+    if !good {
+        return (400, r#"{"error":"invalid_request"}"#.into());
+    }
+    let token = format!("tok-{}", issuer.requests.len());
+    let expiry = Instant::now() + Duration::from_secs(issuer.lifetime);
+    issuer.tokens.insert(token.clone(), expiry);
+    let refresh = rotated
+        .map(|r| format!(r#","refresh_token":"{r}""#))
+        .unwrap_or_default();
+    (
+        200,
+        format!(
+            r#"{{"token_type":"Bearer","expires_in":{},"access_token":"{token}"{refresh}}}"#,
+            issuer.lifetime
+        ),
+    )
+}
+
+/// A token endpoint on 127.0.0.1 (one request per connection, like the gateway's client).
+async fn token_endpoint(issuer: Shared) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let issuer = issuer.clone();
+            tokio::spawn(async move {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let n = stream.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&raw).to_string();
+                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= length {
+                        assert!(
+                            head.starts_with("POST /tenant-1/oauth2/v2.0/token "),
+                            "{head}"
+                        );
+                        assert!(head.contains("application/x-www-form-urlencoded"), "{head}");
+                        break body.to_string();
+                    }
+                };
+                let (status, json) = answer(&mut issuer.lock().unwrap(), form(&body));
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
+                    json.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+/// An upstream that accepts only tokens the issuer gave out and that have not expired,
+/// and closes each connection after one message (so every delivery authenticates).
+async fn upstream(issuer: Shared) -> FakeUpstream {
+    let check = move |user: &str, token: &str| {
+        let issuer = issuer.lock().unwrap();
+        user == "desk@corp.example"
+            && issuer
+                .tokens
+                .get(token)
+                .is_some_and(|expiry| Instant::now() < *expiry)
+    };
+    FakeUpstream::start(Script {
+        pipelining: true,
+        oauth: Some(Arc::new(check)),
+        close_after_messages: Some(1),
+        ..Script::default()
+    })
+    .await
+}
+
+/// A gateway whose default upstream `provider` is `settings` (TOML of the upstream).
+async fn gateway(settings: String) -> Gateway {
+    let upstream: UpstreamConfig = toml::from_str(&settings).unwrap();
+    let gw = Gateway::start(move |c| {
+        c.upstreams.insert("provider".into(), upstream);
+        c.default_upstream = "provider".into();
+        c.queue.retry_intervals_secs = vec![1];
+    })
+    .await;
+    gw.create_user("desk@corp.example", "staff", "desk-password-1")
+        .await;
+    gw
+}
+
+async fn submit(gw: &Gateway, subject: &str) {
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.expect("EHLO desk.corp.example", 250).await;
+    c.login("desk@corp.example", "desk-password-1").await;
+    c.expect("MAIL FROM:<desk@corp.example>", 250).await;
+    c.expect("RCPT TO:<customer@example.net>", 250).await;
+    c.expect("DATA", 354).await;
+    let text = format!("From: desk@corp.example\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
+    c.send(text.as_bytes()).await;
+    assert_eq!(c.reply().await.code, 250);
+    c.expect("QUIT", 221).await;
+}
+
+/// Submits `n` messages at once.
+async fn burst(gw: &Arc<Gateway>, n: usize, tag: &str) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let gw = gw.clone();
+        let subject = format!("{tag} {i}");
+        tasks.push(tokio::spawn(async move { submit(&gw, &subject).await }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+async fn delivered(upstream: &FakeUpstream, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while upstream.record().messages.len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} delivered",
+            upstream.record().messages.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn microsoft365(endpoint: SocketAddr, upstream: &FakeUpstream) -> String {
+    format!(
+        r#"kind = "microsoft365"
+tenant = "tenant-1"
+client_id = "app-id"
+client_secret = "app-secret"
+username = "desk@corp.example"
+token_url = "http://{endpoint}/tenant-1/oauth2/v2.0/token"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+"#,
+        upstream.addr.port()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_token_serves_concurrent_deliveries_and_is_replaced_before_it_expires() {
+    let issuer: Shared = Arc::new(Mutex::new(Issuer {
+        lifetime: 4,
+        ..Issuer::default()
+    }));
+    let endpoint = token_endpoint(issuer.clone()).await;
+    let upstream = upstream(issuer.clone()).await;
+    let gw = Arc::new(gateway(microsoft365(endpoint, &upstream)).await);
+
+    burst(&gw, 8, "first").await;
+    delivered(&upstream, 8).await;
+    assert_eq!(
+        issuer.lock().unwrap().requests.len(),
+        1,
+        "one request for eight deliveries"
+    );
+    // Past the renewal point (half of the 4 s lifetime), before expiry: a new token.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    burst(&gw, 8, "second").await;
+    delivered(&upstream, 16).await;
+    assert_eq!(issuer.lock().unwrap().requests.len(), 2);
+    let tokens: Vec<String> = upstream
+        .record()
+        .logins
+        .iter()
+        .map(|(_, t, _)| t.clone())
+        .collect();
+    assert_eq!(tokens.len(), 16, "every delivery authenticated: {tokens:?}");
+    assert!(
+        tokens[..8].iter().all(|t| *t == "tok-1") && tokens[8..].iter().all(|t| *t == "tok-2"),
+        "{tokens:?}"
+    );
+    // The secret never reaches the API.
+    let (_, text) = common::http(
+        gw.running.api,
+        "GET",
+        "/api/v1/upstreams",
+        Some(common::TOKEN),
+        None,
+    )
+    .await;
+    assert!(
+        text.contains("microsoft365") && !text.contains("app-secret"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_outage_defers_and_a_refused_client_keeps_mail_queued() {
+    let issuer: Shared = Arc::new(Mutex::new(Issuer {
+        lifetime: 2,
+        fail_next: 1,
+        ..Issuer::default()
+    }));
+    let endpoint = token_endpoint(issuer.clone()).await;
+    let upstream = upstream(issuer.clone()).await;
+    let gw = gateway(microsoft365(endpoint, &upstream)).await;
+
+    submit(&gw, "after an outage").await;
+    delivered(&upstream, 1).await;
+    assert_eq!(
+        issuer.lock().unwrap().requests.len(),
+        2,
+        "503, then a token on the retry"
+    );
+
+    // The client secret is revoked: the message waits in the queue, the reason shown.
+    issuer.lock().unwrap().refuse = Some("invalid_client");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    submit(&gw, "while refused").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let queued = loop {
+        let (_, text) = common::http(
+            gw.running.api,
+            "GET",
+            "/api/v1/queue",
+            Some(common::TOKEN),
+            None,
+        )
+        .await;
+        let queue: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let first = queue[0].clone();
+        if first["attempts"].as_u64().unwrap_or(0) >= 2 {
+            break first;
+        }
+        assert!(Instant::now() < deadline, "never retried: {queue}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let text = queued.to_string();
+    assert!(text.contains("invalid_client"), "{text}");
+    assert_eq!(
+        upstream.record().messages.len(),
+        1,
+        "nothing sent without a token"
+    );
+    // Fixed: it leaves at the next retry.
+    issuer.lock().unwrap().refuse = None;
+    delivered(&upstream, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_with_a_rotating_refresh_token() {
+    let issuer: Shared = Arc::new(Mutex::new(Issuer {
+        lifetime: 2,
+        refresh_token: Some("rt-initial".into()),
+        ..Issuer::default()
+    }));
+    let endpoint = token_endpoint(issuer.clone()).await;
+    let upstream = upstream(issuer.clone()).await;
+    let settings = format!(
+        r#"kind = "smtp"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+auth = "oauthbearer"
+username = "desk@corp.example"
+
+[oauth]
+token_url = "http://{endpoint}/tenant-1/oauth2/v2.0/token"
+grant = "refresh_token"
+client_id = "app-id"
+refresh_token = "rt-initial"
+"#,
+        upstream.addr.port()
+    );
+    let gw = gateway(settings).await;
+    submit(&gw, "first").await;
+    delivered(&upstream, 1).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    submit(&gw, "second").await;
+    delivered(&upstream, 2).await;
+    let issuer = issuer.lock().unwrap();
+    let used: Vec<&str> = issuer
+        .requests
+        .iter()
+        .map(|r| r["refresh_token"].as_str())
+        .collect();
+    assert_eq!(
+        used,
+        ["rt-initial", "rt-1"],
+        "the rotated refresh token is used next"
+    );
+    let commands = upstream.record().commands.clone();
+    assert!(
+        commands
+            .iter()
+            .any(|(_, c)| c.starts_with("AUTH OAUTHBEARER ")),
+        "{commands:?}"
+    );
+}
