@@ -1,5 +1,6 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
-//! worker sees; `maildir` and `smtp` are its kinds.
+//! worker sees; `maildir` and `smtp` are its kinds (`microsoft365` and `google` are `smtp`
+//! presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
 //! the whole attempt) and the spool decides what becomes durable.
