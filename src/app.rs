@@ -10,6 +10,7 @@ use crate::inbound::{Dispatcher, Hook, Verifier};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
+use crate::relay::health::HealthBook;
 use crate::relay::Relays;
 use crate::smtp::Shared;
 use crate::spool::{QueueControl, Spool, Worker};
@@ -109,7 +110,12 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         upstreams.clone(),
         config.hostname.clone(),
         config.default_upstream.clone(),
-    );
+    )
+    .with_health(Arc::new(HealthBook::new(
+        store.clone(),
+        policy.clone(),
+        metrics.clone(),
+    )));
     let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
     let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));

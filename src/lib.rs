@@ -27,7 +27,8 @@
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`); `oauth`, OAuth2 tokens (client credentials,
-//!   refresh token) cached per upstream with one request per refresh;
+//!   refresh token) cached per upstream with one request per refresh; `health`, each
+//!   attempt classified into the status of the accounts behind its upstream;
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
 //!   the inbound hook under the reserved name `@inbound`.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound

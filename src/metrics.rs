@@ -97,6 +97,8 @@ pub enum Outcome {
 /// Handles to every metric. Clone the `Arc`, not the struct.
 pub struct Metrics {
     handle: PrometheusHandle,
+    /// Kept for the metrics whose labels are known only later (accounts).
+    recorder: PrometheusRecorder,
     pub sessions: Counter,
     pub sessions_active: Gauge,
     rejections: Vec<Counter>,
@@ -152,7 +154,16 @@ impl Metrics {
             delivery_latency: recorder
                 .register_histogram(&key("postern_delivery_latency_seconds", vec![]), &META),
             handle,
+            recorder,
         })
+    }
+
+    /// Sets an account's health: 0 healthy, 1 degraded, 2 failing.
+    pub fn account_health(&self, account: &str, value: f64) {
+        let labels = vec![Label::new("account", account.to_string())];
+        self.recorder
+            .register_gauge(&key("postern_account_health", labels), &META)
+            .set(value);
     }
 
     /// Counts one refusal.

@@ -346,9 +346,44 @@ async fn a_token_endpoint_outage_defers_and_a_refused_client_keeps_mail_queued()
         1,
         "nothing sent without a token"
     );
-    // Fixed: it leaves at the next retry.
+    assert_eq!(
+        account_health(&gw).await,
+        ("failing".to_string(), true),
+        "the account says why"
+    );
+    // Fixed: it leaves at the next retry, and the account is healthy again.
     issuer.lock().unwrap().refuse = None;
     delivered(&upstream, 2).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while account_health(&gw).await.0 != "healthy" {
+        assert!(Instant::now() < deadline, "never healthy again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The health of the account delivering through `provider`, and whether its last error
+/// names `invalid_client`.
+async fn account_health(gw: &Gateway) -> (String, bool) {
+    let (_, text) = common::http(
+        gw.running.api,
+        "GET",
+        "/api/v1/accounts",
+        Some(common::TOKEN),
+        None,
+    )
+    .await;
+    let accounts: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let account = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["upstream"] == "provider")
+        .unwrap();
+    let status = &account["status"];
+    let named = status["last_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("invalid_client"));
+    (status["health"].as_str().unwrap().to_string(), named)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

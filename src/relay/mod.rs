@@ -1,10 +1,12 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
 //! worker sees; `maildir` and `smtp` are its kinds (`microsoft365` and `google` are `smtp`
-//! presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER.
+//! presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `health` turns attempts into
+//! the accounts' status.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
 //! the whole attempt) and the spool decides what becomes durable.
 
+pub mod health;
 pub mod maildir;
 pub mod oauth;
 pub mod smtp;

@@ -10,6 +10,7 @@ use super::fresh::{Fresh, Held};
 use super::meta::{show_id, Meta, QueueId};
 use super::{dsn, now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
+use crate::relay::health::{self, HealthBook};
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -21,6 +22,8 @@ use tokio::sync::{mpsc, watch, Semaphore};
 pub struct Worker {
     spool: Arc<Spool>,
     upstreams: Arc<Relays>,
+    /// Where what each attempt says of its upstream is recorded.
+    health: Option<Arc<HealthBook>>,
     hostname: String,
     dsn_upstream: String,
     limit: Arc<Semaphore>,
@@ -37,10 +40,17 @@ impl Worker {
         Worker {
             spool,
             upstreams,
+            health: None,
             hostname,
             dsn_upstream,
             limit,
         }
+    }
+
+    /// Records each attempt's verdict on its upstream's accounts in `book`.
+    pub fn with_health(mut self, book: Arc<HealthBook>) -> Worker {
+        self.health = Some(book);
+        self
     }
 
     /// Runs until `shutdown` turns true, then delivers what was queued meanwhile and waits
@@ -133,7 +143,8 @@ impl Worker {
         if rcpts.is_empty() {
             return self.spool.save(&meta).await;
         }
-        let result = self.deliver(&meta, &rcpts, &data).await;
+        let mut result = self.deliver(&meta, &rcpts, &data).await;
+        self.observe(&meta.upstream, &mut result);
         let now = now_ms();
         let applied = attempt::apply(
             &mut meta,
@@ -146,6 +157,31 @@ impl Worker {
             self.send_dsn(&meta, &data, &applied).await?;
         }
         self.spool.save(&meta).await
+    }
+
+    /// Records what the attempt says of the upstream's account(s); a refusal that is the
+    /// account's own problem keeps the message queued.
+    fn observe(
+        &self,
+        upstream: &str,
+        result: &mut Result<Vec<crate::relay::RcptOutcome>, RelayError>,
+    ) {
+        let Some(book) = &self.health else {
+            return;
+        };
+        if upstream == crate::inbound::UPSTREAM {
+            return;
+        }
+        let Some(observed) = health::classify(result) else {
+            return;
+        };
+        if observed.holds_mail() {
+            health::hold(result);
+        }
+        if book.changes(upstream, &observed) {
+            let (book, upstream) = (book.clone(), upstream.to_string());
+            tokio::task::spawn_blocking(move || book.record(&upstream, &observed));
+        }
     }
 
     async fn deliver(

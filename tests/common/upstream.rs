@@ -50,6 +50,11 @@ pub struct Script {
     pub data_reply: Option<String>,
     /// Answer the first this-many messages (over all connections) with `451 4.3.0`.
     pub tempfail_first: usize,
+    /// The reply to those instead of `451 4.3.0 try again later`.
+    pub tempfail_reply: Option<String>,
+    /// Refuse the first this-many AUTH attempts with `535 5.7.8` whatever the credentials
+    /// (then the configured ones work): a provider that turned SMTP AUTH off, then on.
+    pub auth_fail_first: usize,
     /// Close each connection right after replying to this many messages on it.
     pub close_after_messages: Option<usize>,
     /// With `close_after_messages`: instead of closing at once, answer the next command
@@ -80,6 +85,8 @@ pub struct Record {
     pub data_attempts: usize,
     /// Successful logins: user, password, whether TLS was up.
     pub logins: Vec<(String, String, bool)>,
+    /// AUTH PLAIN / LOGIN attempts, successful or not.
+    pub auth_attempts: usize,
 }
 
 impl Record {
@@ -378,7 +385,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                 return Ok(());
             }
         };
-        if self.script.auth.as_ref() == Some(&credentials) {
+        let refused_anyway = {
+            let mut record = self.record.lock().unwrap();
+            record.auth_attempts += 1;
+            record.auth_attempts <= self.script.auth_fail_first
+        };
+        if !refused_anyway && self.script.auth.as_ref() == Some(&credentials) {
             self.authed = true;
             let (user, pass) = credentials;
             self.record
@@ -486,7 +498,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             record.data_attempts
         };
         let reply = match attempt <= self.script.tempfail_first {
-            true => Some("451 4.3.0 try again later".to_string()),
+            true => Some(
+                self.script
+                    .tempfail_reply
+                    .clone()
+                    .unwrap_or_else(|| "451 4.3.0 try again later".to_string()),
+            ),
             false => self.script.data_reply.clone(),
         };
         let reply = reply.as_deref().unwrap_or("250 2.0.0 queued");

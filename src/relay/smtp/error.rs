@@ -72,7 +72,10 @@ impl SmtpError {
             SmtpError::Protocol(_) | SmtpError::Rset(_) => (ErrorKind::Protocol, Side::Upstream),
             SmtpError::Refused(_) | SmtpError::Closing(_) => (ErrorKind::Rejected, Side::Upstream),
             SmtpError::Auth(_) => (ErrorKind::Auth, Side::Upstream),
-            SmtpError::Token(_) => (ErrorKind::Auth, Side::Local),
+            // Refused client credentials are the account's problem; an unreachable or
+            // failing token endpoint only delays it.
+            SmtpError::Token(e) if e.is_permanent() => (ErrorKind::Auth, Side::Local),
+            SmtpError::Token(_) => (ErrorKind::Connect, Side::Local),
         };
         let stale = matches!(
             self,
