@@ -5,7 +5,8 @@
 //!
 //! - `config`  — serde structs for `postern.toml` (unknown keys refused), defaults, validation.
 //! - `net`     — TCP accept loop with connection and per-IP limits; rustls server/client setup,
-//!   self-signed development certificate; a small HTTP/1.1 client (webhooks).
+//!   self-signed development certificate; a small HTTP/1.1 client (webhooks, OAuth2 token
+//!   endpoints); the resolver settings DNS users share.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), one file per command, every reply text in `reply`.
 //! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
@@ -26,7 +27,9 @@
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
-//!   the presets `microsoft365` and `google`); `oauth`, OAuth2 tokens (client credentials,
+//!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
+//!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, a pool per
+//!   destination); `oauth`, OAuth2 tokens (client credentials,
 //!   refresh token) cached per upstream with one request per refresh; `health`, each
 //!   attempt classified into the status of the accounts behind its upstream;
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus

@@ -199,7 +199,7 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
         UpstreamConfig::Smtp(smtp) => Some(smtp.clone()),
         UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
         UpstreamConfig::Google(g) => Some(g.to_smtp()),
-        UpstreamConfig::Maildir(_) => None,
+        UpstreamConfig::Maildir(_) | UpstreamConfig::Mx(_) => None,
     };
     if let Some(smtp) = &preset {
         let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);

@@ -165,7 +165,7 @@ fn validate_upstreams(config: &Config) -> Result<(), ConfigError> {
                 preset = g.to_smtp();
                 Some(&preset)
             }
-            UpstreamConfig::Maildir(_) => None,
+            UpstreamConfig::Maildir(_) | UpstreamConfig::Mx(_) => None,
         };
         if let Some(smtp) = smtp {
             let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);

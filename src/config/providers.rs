@@ -1,7 +1,8 @@
-//! OAuth2 for SMTP upstreams, and the provider presets (SPEC §5): `microsoft365` and
-//! `google` are an `smtp` upstream (the provider's submission host, STARTTLS, XOAUTH2) with
-//! only the fields each provider needs; `host`, `port`, `tls` and `ca_file` may be
-//! overridden (sovereign clouds, tests).
+//! OAuth2 for SMTP upstreams, the provider presets and direct delivery (SPEC §5):
+//! `microsoft365` and `google` are an `smtp` upstream (the provider's submission host,
+//! STARTTLS, XOAUTH2) with only the fields each provider needs — `host`, `port`, `tls` and
+//! `ca_file` may be overridden (sovereign clouds, tests); `mx` delivers to the recipients'
+//! own MX hosts.
 
 use super::{SmtpUpstream, UpstreamAuth, UpstreamTls};
 use serde::{Deserialize, Serialize};
@@ -95,6 +96,44 @@ pub struct GoogleUpstream {
     pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+}
+
+/// Direct delivery: each recipient domain's MX hosts by preference (its A/AAAA when it
+/// has no MX), opportunistic STARTTLS, connections reused per destination host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MxUpstream {
+    /// Name servers (`ip:port`) for the MX, A and AAAA lookups; empty: `[dns]
+    /// nameservers`, else the system's resolver.
+    #[serde(default)]
+    pub nameservers: Vec<std::net::SocketAddr>,
+    /// Port of the destination hosts.
+    #[serde(default = "mx_port")]
+    pub port: u16,
+    /// Idle connections kept per destination host.
+    #[serde(default = "mx_pool")]
+    pub pool_size: usize,
+    #[serde(default = "mx_idle")]
+    pub pool_idle_secs: u64,
+    /// Connections open at once per destination host.
+    #[serde(default = "mx_pool")]
+    pub max_connections: usize,
+    /// Seconds allowed to connect, and for each reply (and for a DNS answer).
+    #[serde(default = "mx_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn mx_port() -> u16 {
+    25
+}
+fn mx_pool() -> usize {
+    4
+}
+fn mx_idle() -> u64 {
+    30
+}
+fn mx_timeout() -> u64 {
+    60
 }
 
 /// Overrides of a preset's SMTP endpoint.

@@ -1,7 +1,7 @@
 //! The typed configuration tree with its defaults (SPEC §10: a fresh install runs with no
 //! file at all).
 
-use super::{GoogleUpstream, Microsoft365Upstream, OAuthConfig};
+use super::{GoogleUpstream, Microsoft365Upstream, MxUpstream, OAuthConfig};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -329,6 +329,7 @@ pub enum UpstreamConfig {
     Smtp(SmtpUpstream),
     Microsoft365(Microsoft365Upstream),
     Google(GoogleUpstream),
+    Mx(MxUpstream),
 }
 
 /// A local maildir (the default: `data_dir/outbox`).
@@ -347,6 +348,9 @@ pub enum UpstreamTls {
     Starttls,
     Implicit,
     None,
+    /// STARTTLS when the server offers it, without checking its certificate (direct
+    /// delivery to MX hosts, like Postfix's `smtp_tls_security_level = may`).
+    Opportunistic,
 }
 
 /// SASL mechanism towards an SMTP upstream.

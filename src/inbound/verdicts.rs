@@ -12,9 +12,6 @@ use crate::config::DnsConfig;
 use crate::store::Verdicts;
 use mail_auth::dmarc::verify::DmarcParameters;
 use mail_auth::dmarc::Policy;
-use mail_auth::hickory_resolver::config::{
-    ConnectionConfig, NameServerConfig, ProtocolConfig, ResolverConfig, ResolverOpts,
-};
 use mail_auth::spf::verify::SpfParameters;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DkimOutput, DkimResult, DmarcResult,
@@ -45,28 +42,10 @@ pub struct Checked {
 impl Verifier {
     /// A verifier resolving through `dns`.
     pub fn new(dns: &DnsConfig, hostname: &str) -> Result<Verifier, InboundError> {
-        let mut options = ResolverOpts::default();
-        options.timeout = Duration::from_secs(dns.timeout_secs);
-        options.attempts = 1;
-        let auth = match dns.nameservers.is_empty() {
-            true => MessageAuthenticator::new_system_conf(),
-            false => {
-                let servers = dns
-                    .nameservers
-                    .iter()
-                    .map(|addr| {
-                        let mut udp = ConnectionConfig::new(ProtocolConfig::Udp);
-                        udp.port = addr.port();
-                        let mut tcp = ConnectionConfig::new(ProtocolConfig::Tcp);
-                        tcp.port = addr.port();
-                        NameServerConfig::new(addr.ip(), true, vec![udp, tcp])
-                    })
-                    .collect();
-                MessageAuthenticator::new(
-                    ResolverConfig::from_parts(None, vec![], servers),
-                    options,
-                )
-            }
+        let options = crate::net::dns::options(Duration::from_secs(dns.timeout_secs));
+        let auth = match crate::net::dns::config(&dns.nameservers) {
+            None => MessageAuthenticator::new_system_conf(),
+            Some(config) => MessageAuthenticator::new(config, options),
         }
         .map_err(|e| InboundError::Dns(e.to_string()))?;
         Ok(Verifier {

@@ -1,7 +1,9 @@
 //! Networking shared by every listener: the accept loop with its connection limits, and
 //! TLS configuration (the server certificate, generated for development when missing), and
-//! the small HTTP client for outgoing calls (webhooks).
+//! the small HTTP client for outgoing calls (webhooks, OAuth2 token endpoints), and the
+//! resolver settings (`dns`).
 
+pub mod dns;
 pub mod http;
 pub mod listener;
 pub mod tls;

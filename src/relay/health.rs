@@ -168,6 +168,10 @@ impl HealthBook {
     pub fn changes(&self, upstream: &str, observed: &Observed) -> bool {
         let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let now = (observed.health, observed.class);
+        if last.get(upstream) == Some(&now) {
+            // The common case (healthy again and again): no allocation, no write.
+            return false;
+        }
         match last.insert(upstream.to_string(), now) {
             Some(before) => before != now,
             // First sight since the start: compare with what the store holds.

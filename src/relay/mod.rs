@@ -1,6 +1,6 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
-//! worker sees; `maildir` and `smtp` are its kinds (`microsoft365` and `google` are `smtp`
-//! presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `health` turns attempts into
+//! worker sees; `maildir`, `smtp` and `mx` are its kinds (`microsoft365` and `google` are
+//! `smtp` presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `health` turns attempts into
 //! the accounts' status.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
@@ -8,6 +8,7 @@
 
 pub mod health;
 pub mod maildir;
+pub mod mx;
 pub mod oauth;
 pub mod smtp;
 
@@ -209,5 +210,8 @@ pub fn build(
             &preset.to_smtp(),
             &config.hostname,
         )?),
+        UpstreamConfig::Mx(mx) => {
+            Arc::new(mx::MxRelay::new(name, mx, &config.dns, &config.hostname)?)
+        }
     })
 }

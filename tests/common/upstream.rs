@@ -108,7 +108,12 @@ pub struct FakeUpstream {
 impl FakeUpstream {
     /// Binds 127.0.0.1:0 and serves every connection with `script`.
     pub async fn start(script: Script) -> FakeUpstream {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        FakeUpstream::start_on("127.0.0.1:0".parse().unwrap(), script).await
+    }
+
+    /// Binds `addr` (another loopback address, a chosen port) and serves it with `script`.
+    pub async fn start_on(addr: SocketAddr, script: Script) -> FakeUpstream {
+        let listener = TcpListener::bind(addr).await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let record = Arc::new(Mutex::new(Record::default()));
         let shared = record.clone();

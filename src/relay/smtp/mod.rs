@@ -52,7 +52,11 @@ impl SmtpUpstream {
         if cfg.host.is_empty() {
             return Err(local(error::SmtpError::Config("host is empty".into())));
         }
-        let target = TlsTarget::new(&cfg.host, cfg.ca_file.as_deref()).map_err(local)?;
+        let target = match cfg.tls {
+            UpstreamTls::Opportunistic => TlsTarget::opportunistic(&cfg.host),
+            _ => TlsTarget::new(&cfg.host, cfg.ca_file.as_deref()),
+        }
+        .map_err(local)?;
         if cfg.auth != UpstreamAuth::None && cfg.tls == UpstreamTls::None {
             tracing::warn!(
                 upstream = name,

@@ -72,7 +72,9 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
             Ok(stream) => stream?,
             Err(_) => return Err(SmtpError::Timeout(limit, "the TLS handshake")),
         },
-        UpstreamTls::Starttls | UpstreamTls::None => Stream::Plain(tcp),
+        UpstreamTls::Starttls | UpstreamTls::None | UpstreamTls::Opportunistic => {
+            Stream::Plain(tcp)
+        }
     };
     let mut conn = Connection::new(stream, limit);
     let greeting = conn.read_reply().await?;
@@ -80,7 +82,13 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
         return Err(SmtpError::Refused(greeting));
     }
     hello(&mut conn, &helo).await?;
-    if settings.tls == UpstreamTls::Starttls {
+    let offered = conn.caps.has(EXT_START_TLS);
+    let tls = match settings.tls {
+        UpstreamTls::Starttls => true,
+        UpstreamTls::Opportunistic => offered,
+        UpstreamTls::Implicit | UpstreamTls::None => false,
+    };
+    if tls {
         conn = start_tls(conn, &settings.target).await?;
         hello(&mut conn, &helo).await?;
     }

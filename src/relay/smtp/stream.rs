@@ -13,9 +13,16 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::rustls::client::danger::{
+    HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+};
+use tokio_rustls::rustls::crypto::{
+    ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider,
+};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio_rustls::rustls::{
+    ClientConfig, DigitallySignedStruct, Error, RootCertStore, SignatureScheme,
+};
 
 /// Plain TCP or TLS; an enum (not a trait object) so STARTTLS can take the TCP stream back.
 pub(crate) enum Stream {
@@ -104,6 +111,26 @@ impl TlsTarget {
         })
     }
 
+    /// For opportunistic TLS: encrypts, but accepts whatever certificate the server shows
+    /// (an MX host's name is rarely what its certificate names; the alternative would be
+    /// clear text).
+    pub(crate) fn opportunistic(host: &str) -> Result<Self, SmtpError> {
+        let name = ServerName::try_from(host.to_string()).map_err(|e| {
+            SmtpError::Config(format!("host {host:?} is not a valid TLS name: {e}"))
+        })?;
+        let provider = Arc::new(ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SmtpError::TlsSetup(format!("tls protocol versions: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+            .with_no_client_auth();
+        Ok(TlsTarget {
+            config: Arc::new(config),
+            name,
+        })
+    }
+
     /// Runs the client handshake over `tcp`.
     pub(crate) async fn handshake(&self, tcp: TcpStream) -> Result<Stream, SmtpError> {
         let connector = tokio_rustls::TlsConnector::from(self.config.clone());
@@ -134,4 +161,53 @@ fn add_pem_file(roots: &mut RootCertStore, path: &Path) -> Result<(), SmtpError>
         )));
     }
     Ok(())
+}
+
+/// Accepts any certificate, still checking the handshake's signatures (opportunistic TLS).
+#[derive(Debug)]
+struct AnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
