@@ -32,7 +32,7 @@ pub fn redact(value: Value) -> Value {
                 .map(|(key, value)| {
                     let lower = key.to_lowercase();
                     let secret =
-                        !lower.ends_with("_url") && SECRET_PARTS.iter().any(|p| lower.contains(p));
+                        lower != "token_url" && SECRET_PARTS.iter().any(|p| lower.contains(p));
                     let value = match (secret, value) {
                         (true, Value::Null) => Value::Null,
                         (true, _) => Value::String(REDACTED.into()),

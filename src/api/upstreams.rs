@@ -1,6 +1,6 @@
 //! `/api/v1/upstreams`: the upstreams in force (SPEC §5), those of the config file
 //! (`"source": "config"`, read-only here) and those defined through the API (`"api"`).
-//! Passwords are never shown (`"***"`). A new upstream is built (`Relays::reload`) before
+//! Secrets (passwords, client secrets, refresh tokens) are never shown (`"[redacted]"`). A new upstream is built (`Relays::reload`) before
 //! it is stored, so one that cannot be built is refused and nothing is written; after a
 //! change the relays and then the policy snapshot are reloaded.
 
@@ -8,7 +8,7 @@ use super::extract::{blocking, Param};
 use super::problem::Problems;
 use super::roles::check_name;
 use super::{Api, Caller, Problem};
-use crate::config::{UpstreamAuth, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::store::{Store, StoredUpstream};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -186,7 +186,7 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
     if !body.contains_key("kind") {
         return Err(Problem::invalid(
             "kind",
-            "is required (maildir, smtp, microsoft365 or google)",
+            "is required (maildir, smtp, microsoft365, google or mx)",
         ));
     }
     let smtp = body.get("kind").and_then(Value::as_str) == Some("smtp");
@@ -195,36 +195,8 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
     }
     let config: UpstreamConfig = serde_json::from_value(Value::Object(body))
         .map_err(|e| Problem::invalid("kind", format!("invalid upstream settings: {e}")))?;
-    let preset = match &config {
-        UpstreamConfig::Smtp(smtp) => Some(smtp.clone()),
-        UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
-        UpstreamConfig::Google(g) => Some(g.to_smtp()),
-        UpstreamConfig::Maildir(_) | UpstreamConfig::Mx(_) => None,
-    };
-    if let Some(smtp) = &preset {
-        let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);
-        if oauth && smtp.oauth.is_none() {
-            return Err(Problem::invalid(
-                "oauth",
-                "is required with auth xoauth2 or oauthbearer",
-            ));
-        }
-        if let Some(Err(e)) = smtp
-            .oauth
-            .as_ref()
-            .map(|o| crate::net::http::parse_url(&o.token_url))
-        {
-            return Err(Problem::invalid("token_url", e.to_string()));
-        }
-        if smtp.host.trim().is_empty() {
-            return Err(Problem::invalid("host", "is required for an smtp upstream"));
-        }
-        if smtp.port == 0 {
-            return Err(Problem::invalid("port", "must be 1-65535"));
-        }
-        if smtp.auth != UpstreamAuth::None && smtp.username.is_empty() {
-            return Err(Problem::invalid("username", "is required with auth"));
-        }
+    if let Some((field, reason)) = config.smtp().and_then(|smtp| smtp.problem()) {
+        return Err(Problem::invalid(field, reason));
     }
     Ok((name, config))
 }

@@ -1,6 +1,6 @@
 //! Reading and validating a configuration file.
 
-use super::{Config, ConfigError, UpstreamAuth, UpstreamConfig};
+use super::{Config, ConfigError};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -154,39 +154,11 @@ fn validate_upstreams(config: &Config) -> Result<(), ConfigError> {
                 "an upstream name may not contain '@' (reserved for the inbound hook)",
             ));
         }
-        let preset;
-        let smtp = match upstream {
-            UpstreamConfig::Smtp(smtp) => Some(smtp),
-            UpstreamConfig::Microsoft365(m) => {
-                preset = m.to_smtp();
-                Some(&preset)
-            }
-            UpstreamConfig::Google(g) => {
-                preset = g.to_smtp();
-                Some(&preset)
-            }
-            UpstreamConfig::Maildir(_) | UpstreamConfig::Mx(_) => None,
-        };
-        if let Some(smtp) = smtp {
-            let oauth = matches!(smtp.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);
-            if oauth && smtp.oauth.is_none() {
-                return Err(ConfigError::invalid(
-                    format!("upstream.{name}.oauth"),
-                    "required when auth is xoauth2 or oauthbearer",
-                ));
-            }
-            if smtp.host.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("upstream.{name}.host"),
-                    "must not be empty",
-                ));
-            }
-            if smtp.auth != UpstreamAuth::None && smtp.username.is_empty() {
-                return Err(ConfigError::invalid(
-                    format!("upstream.{name}.username"),
-                    "required when auth is set",
-                ));
-            }
+        if let Some((field, reason)) = upstream.smtp().and_then(|smtp| smtp.problem()) {
+            return Err(ConfigError::invalid(
+                format!("upstream.{name}.{field}"),
+                reason,
+            ));
         }
     }
     Ok(())

@@ -216,6 +216,56 @@ fn preset(host: &str, username: &str, endpoint: Endpoint<'_>, oauth: OAuthConfig
     smtp
 }
 
+impl super::UpstreamConfig {
+    /// The `smtp` upstream this one is (itself, or what a preset stands for); `None` for
+    /// kinds that are not one SMTP endpoint (`maildir`, `mx`).
+    pub fn smtp(&self) -> Option<SmtpUpstream> {
+        match self {
+            super::UpstreamConfig::Smtp(smtp) => Some(smtp.clone()),
+            super::UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
+            super::UpstreamConfig::Google(g) => Some(g.to_smtp()),
+            super::UpstreamConfig::Maildir(_) | super::UpstreamConfig::Mx(_) => None,
+        }
+    }
+}
+
+impl SmtpUpstream {
+    /// What is wrong with these settings, as (field, reason); `None` if nothing.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        let oauth = matches!(self.auth, UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer);
+        if self.host.trim().is_empty() {
+            return Some(("host", "must not be empty".into()));
+        }
+        if self.port == 0 {
+            return Some(("port", "must be 1-65535".into()));
+        }
+        if self.auth != UpstreamAuth::None && self.username.is_empty() {
+            return Some(("username", "required when auth is set".into()));
+        }
+        if oauth && self.oauth.is_none() {
+            return Some((
+                "oauth",
+                "required when auth is xoauth2 or oauthbearer".into(),
+            ));
+        }
+        if let Some(Err(e)) = self
+            .oauth
+            .as_ref()
+            .map(|o| crate::net::http::parse_url(&o.token_url))
+        {
+            return Some(("token_url", e.to_string()));
+        }
+        if self.auth != UpstreamAuth::None && self.tls == UpstreamTls::Opportunistic {
+            return Some((
+                "tls",
+                "opportunistic TLS checks no certificate: credentials need starttls or implicit"
+                    .into(),
+            ));
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,13 +315,22 @@ mod tests {
         };
         let smtp = google.to_smtp();
         assert_eq!((smtp.host.as_str(), smtp.port), ("smtp.gmail.com", 2525));
-        let oauth = smtp.oauth.unwrap();
+        let oauth = smtp.oauth.clone().unwrap();
         assert_eq!(
             (oauth.grant, oauth.token_url.as_str()),
             (
                 OAuthGrant::RefreshToken,
                 "https://oauth2.googleapis.com/token"
             )
+        );
+
+        let mut smtp = smtp;
+        assert_eq!(smtp.problem(), None);
+        smtp.tls = UpstreamTls::Opportunistic;
+        assert_eq!(
+            smtp.problem().map(|p| p.0),
+            Some("tls"),
+            "no credentials without a checked certificate"
         );
 
         let wrong = parse("kind = \"google\"\nclient_id = \"c\"\nrefresh_token = \"r\"\nusername = \"u\"\npassword = \"p\"\n");

@@ -41,7 +41,12 @@ pub fn hold(result: &mut Result<Vec<RcptOutcome>, RelayError>) {
     match result {
         Ok(outcomes) => {
             for outcome in outcomes.iter_mut() {
-                if let RcptOutcome::Permanent(reply) = outcome {
+                let RcptOutcome::Permanent(reply) = outcome else {
+                    continue;
+                };
+                // Only the refusals that are the account's own problem: a recipient's
+                // 5.1.1 in the same transaction still bounces.
+                if by_reply(reply).is_some_and(|o| o.holds_mail()) {
                     *outcome = RcptOutcome::Temporary(std::mem::take(reply));
                 }
             }
@@ -56,19 +61,18 @@ pub fn classify(result: &Result<Vec<RcptOutcome>, RelayError>) -> Option<Observe
     match result {
         Err(error) => classify_error(error),
         Ok(outcomes) => {
+            // One recipient accepted: the account can send, whatever the others got.
+            if outcomes
+                .iter()
+                .any(|o| matches!(o, RcptOutcome::Delivered(_)))
+            {
+                return Some(observed(Health::Healthy, "ok", None));
+            }
             let replies = outcomes.iter().filter_map(|o| match o {
                 RcptOutcome::Delivered(_) => None,
                 RcptOutcome::Temporary(reply) | RcptOutcome::Permanent(reply) => Some(reply),
             });
-            for reply in replies {
-                if let Some(observed) = by_reply(reply) {
-                    return Some(observed);
-                }
-            }
-            let any = outcomes
-                .iter()
-                .any(|o| matches!(o, RcptOutcome::Delivered(_)));
-            any.then(|| observed(Health::Healthy, "ok", None))
+            replies.into_iter().find_map(|reply| by_reply(reply))
         }
     }
 }
@@ -105,14 +109,7 @@ fn by_reply(reply: &str) -> Option<Observed> {
     Some(observed(class.0, class.1, Some(reply.to_string())))
 }
 
-const SEND_AS: &[&str] = &[
-    "5.7.60",
-    "sendasdenied",
-    "send as",
-    "send on behalf",
-    "not owned by user",
-    "not authorized to send",
-];
+const SEND_AS: &[&str] = &["5.7.60", "sendasdenied", "not owned by user"];
 const AUTH: &[&str] = &[
     "5.7.8",
     "5.7.3 authentication",
@@ -151,7 +148,11 @@ pub struct HealthBook {
     store: Store,
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
+    /// The last status seen per upstream (the cheap check on every attempt).
     last: Mutex<HashMap<String, (Health, &'static str)>>,
+    /// The last status written per upstream, and the lock writes take.
+    written: Mutex<HashMap<String, (Health, &'static str)>>,
+    writing: Mutex<()>,
 }
 
 impl HealthBook {
@@ -161,6 +162,8 @@ impl HealthBook {
             policy,
             metrics,
             last: Mutex::new(HashMap::new()),
+            written: Mutex::new(HashMap::new()),
+            writing: Mutex::new(()),
         }
     }
 
@@ -187,9 +190,26 @@ impl HealthBook {
         Some(first.status.health)
     }
 
-    /// Writes `observed` as the status of every account delivering through `upstream`.
-    /// Blocking (store writes).
+    /// Writes `observed` as the status of every account delivering through `upstream`,
+    /// unless it is what was last written. One write at a time, so the last one written is
+    /// the last one recorded. Blocking (store writes).
     pub fn record(&self, upstream: &str, observed: &Observed) {
+        let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
+        let now = (observed.health, observed.class);
+        {
+            // A later attempt saw something else: this one is stale, the later one writes.
+            let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            if last.get(upstream) != Some(&now) {
+                return;
+            }
+        }
+        {
+            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+            if written.get(upstream) == Some(&now) {
+                return;
+            }
+            written.insert(upstream.to_string(), now);
+        }
         let status = AccountStatus {
             health: observed.health,
             last_error: observed.detail.clone(),
@@ -241,6 +261,29 @@ mod tests {
 
     fn class(result: Result<Vec<RcptOutcome>, RelayError>) -> Option<(Health, &'static str)> {
         classify(&result).map(|o| (o.health, o.class))
+    }
+
+    #[test]
+    fn only_the_accounts_own_refusals_are_held() {
+        let mut result = Ok(vec![
+            RcptOutcome::Permanent(
+                "550 5.7.60 SMTP; Client does not have permissions to send as this sender".into(),
+            ),
+            RcptOutcome::Permanent("550 5.1.1 no such user".into()),
+        ]);
+        assert!(classify(&result).unwrap().holds_mail());
+        hold(&mut result);
+        let outcomes = result.unwrap();
+        assert!(
+            matches!(outcomes[0], RcptOutcome::Temporary(_)),
+            "held: the account's problem"
+        );
+        assert!(
+            matches!(outcomes[1], RcptOutcome::Permanent(_)),
+            "a bad recipient still bounces"
+        );
+        let resend = refused("550 5.7.1 Please resend as plain text to this group");
+        assert_eq!(class(resend), None, "free wording is no account verdict");
     }
 
     #[test]

@@ -114,6 +114,13 @@ pub trait Deliver: Send + Sync {
         &'a self,
         msg: &'a Outgoing<'a>,
     ) -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>>;
+
+    /// Whether this upstream's answers tell how the account is doing (`health`): true for
+    /// a provider's or relay's submission host; false where they come from the
+    /// recipients' own servers (`mx`) or from no server at all.
+    fn judges_account(&self) -> bool {
+        false
+    }
 }
 
 /// Every upstream by name.
@@ -197,19 +204,10 @@ pub fn build(
                 .unwrap_or_else(|| config.data_dir.join("outbox"));
             Arc::new(maildir::Maildir::open(path)?)
         }
-        UpstreamConfig::Smtp(smtp) => {
-            Arc::new(smtp::SmtpUpstream::new(name, smtp, &config.hostname)?)
+        UpstreamConfig::Smtp(_) | UpstreamConfig::Microsoft365(_) | UpstreamConfig::Google(_) => {
+            let settings = upstream.smtp().expect("an smtp kind");
+            Arc::new(smtp::SmtpUpstream::new(name, &settings, &config.hostname)?)
         }
-        UpstreamConfig::Microsoft365(preset) => Arc::new(smtp::SmtpUpstream::new(
-            name,
-            &preset.to_smtp(),
-            &config.hostname,
-        )?),
-        UpstreamConfig::Google(preset) => Arc::new(smtp::SmtpUpstream::new(
-            name,
-            &preset.to_smtp(),
-            &config.hostname,
-        )?),
         UpstreamConfig::Mx(mx) => {
             Arc::new(mx::MxRelay::new(name, mx, &config.dns, &config.hostname)?)
         }

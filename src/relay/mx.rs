@@ -132,7 +132,16 @@ impl MxRelay {
 
     /// The domain's MX hosts by preference; the domain itself when it has none.
     async fn targets(&self, domain: &str) -> Targets {
-        let Ok(name) = Name::from_ascii(format!("{domain}.")) else {
+        // An address literal (`[192.0.2.1]`, `[IPv6:2001:db8::1]`) names the host itself.
+        if let Some(literal) = domain.strip_prefix('[').and_then(|d| d.strip_suffix(']')) {
+            let bare = literal.strip_prefix("ipv6:").unwrap_or(literal);
+            return match bare.parse::<IpAddr>() {
+                Ok(ip) => Targets::Hosts(vec![ip.to_string()]),
+                Err(_) => Targets::Never(format!("550 5.1.2 {domain} is not an address literal")),
+            };
+        }
+        // Internationalised names go out as their A-labels.
+        let Ok(name) = Name::from_utf8(format!("{domain}.")) else {
             return Targets::Never(format!("550 5.1.2 {domain:?} is not a domain name"));
         };
         match self.resolver.mx_lookup(name).await {
@@ -174,7 +183,7 @@ impl MxRelay {
         if let Ok(ip) = host.parse::<IpAddr>() {
             return Ok(vec![ip]);
         }
-        let name = Name::from_ascii(format!("{host}.")).map_err(|e| e.to_string())?;
+        let name = Name::from_utf8(format!("{host}.")).map_err(|e| e.to_string())?;
         let found: Vec<IpAddr> = self
             .resolver
             .lookup_ip(name)
@@ -268,9 +277,6 @@ fn host_name(name: &Name) -> String {
 fn no_records(error: &NetError) -> Option<ResponseCode> {
     match error {
         NetError::Dns(DnsError::NoRecordsFound(no)) => Some(no.response_code),
-        NetError::Dns(DnsError::ResponseCode(code)) if *code == ResponseCode::NXDomain => {
-            Some(*code)
-        }
         _ => None,
     }
 }
@@ -289,6 +295,25 @@ fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolver, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn address_literals_name_their_host_and_bad_ones_fail() {
+        let config: MxUpstream = toml::from_str("nameservers = [\"127.0.0.1:9\"]").unwrap();
+        let relay = MxRelay::new("mx", &config, &DnsConfig::default(), "gw.test").unwrap();
+        let hosts = |t: Targets| match t {
+            Targets::Hosts(h) => h,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(hosts(relay.targets("[192.0.2.1]").await), ["192.0.2.1"]);
+        assert_eq!(
+            hosts(relay.targets("[ipv6:2001:db8::1]").await),
+            ["2001:db8::1"]
+        );
+        assert!(matches!(
+            relay.targets("[not-an-ip]").await,
+            Targets::Never(_)
+        ));
+    }
 
     #[test]
     fn recipients_are_grouped_by_domain_in_order() {

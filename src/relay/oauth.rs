@@ -14,6 +14,13 @@ use crate::net::http::{parse_url, Client, HttpError, Url};
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
+/// How long a failed fetch is answered from memory.
+const FAILURE_HOLD: Duration = Duration::from_secs(5);
+/// The longest lifetime believed (seconds); a larger `expires_in` is cut to it.
+const MAX_LIFETIME: u64 = 24 * 3600;
+/// The longest a token request may take.
+const TOKEN_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Why no token was obtained.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum OAuthError {
@@ -50,6 +57,9 @@ struct Cached {
 
 struct State {
     cached: Option<Cached>,
+    /// The last failure and until when it is answered without asking again, so that the
+    /// deliveries waiting behind a failed fetch do not each wait for one of their own.
+    failed: Option<(Instant, OAuthError)>,
     /// The refresh token in force (rotated ones replace the configured one).
     refresh_token: String,
 }
@@ -73,9 +83,10 @@ impl TokenSource {
         }
         Ok(TokenSource {
             url,
-            client: Client::new(timeout)?,
+            client: Client::new(timeout.min(TOKEN_TIMEOUT))?,
             state: Mutex::new(State {
                 cached: None,
+                failed: None,
                 refresh_token: config.refresh_token.clone(),
             }),
             config: config.clone(),
@@ -90,11 +101,23 @@ impl TokenSource {
                 return Ok(cached.token.clone());
             }
         }
-        let fresh = self.fetch(&state.refresh_token).await?;
+        if let Some((until, error)) = &state.failed {
+            if Instant::now() < *until {
+                return Err(error.clone());
+            }
+        }
+        let fresh = match self.fetch(&state.refresh_token).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                state.failed = Some((Instant::now() + FAILURE_HOLD, error.clone()));
+                return Err(error);
+            }
+        };
+        state.failed = None;
         if let Some(rotated) = fresh.refresh_token {
             state.refresh_token = rotated;
         }
-        let lifetime = Duration::from_secs(fresh.expires_in);
+        let lifetime = Duration::from_secs(fresh.expires_in.min(MAX_LIFETIME));
         let margin = Duration::from_secs(self.config.refresh_margin_secs).min(lifetime / 2);
         state.cached = Some(Cached {
             token: fresh.access_token.clone(),

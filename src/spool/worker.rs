@@ -169,7 +169,11 @@ impl Worker {
         let Some(book) = &self.health else {
             return;
         };
-        if upstream == crate::inbound::UPSTREAM {
+        if !self
+            .upstreams
+            .get(upstream)
+            .is_some_and(|u| u.judges_account())
+        {
             return;
         }
         let Some(observed) = health::classify(result) else {

@@ -96,11 +96,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .flush_every_ms(None)
-            .open()?;
+        let db = open_db(dir)?;
         let settings = db.open_tree("settings")?;
         check_schema(&settings)?;
         let sync = Syncer {
@@ -271,6 +267,31 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.message_ids.write_pending()?;
         self.sync.flush()
+    }
+}
+
+/// How long `open` waits for the lock of a store the same process just closed (sled's
+/// I/O threads may still hold it for a moment: a restart in place, a test reopening).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database, waiting `LOCK_WAIT` at most for its lock.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    let started = std::time::Instant::now();
+    loop {
+        let opened = sled::Config::new()
+            .path(dir)
+            .cache_capacity(256 * 1024 * 1024)
+            .flush_every_ms(None)
+            .open();
+        match opened {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 

@@ -192,6 +192,10 @@ impl Deliver for SmtpUpstream {
     ) -> BoxFuture<'a, Result<Vec<RcptOutcome>, RelayError>> {
         Box::pin(self.deliver_message(msg))
     }
+
+    fn judges_account(&self) -> bool {
+        true
+    }
 }
 
 impl fmt::Debug for SmtpUpstream {

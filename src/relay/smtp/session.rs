@@ -89,8 +89,13 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
         UpstreamTls::Implicit | UpstreamTls::None => false,
     };
     if tls {
-        conn = start_tls(conn, &settings.target).await?;
-        hello(&mut conn, &helo).await?;
+        conn = match settings.tls {
+            UpstreamTls::Opportunistic => try_tls(conn, &settings.target).await?,
+            _ => start_tls(conn, &settings.target).await?,
+        };
+        if conn.is_tls() {
+            hello(&mut conn, &helo).await?;
+        }
     }
     match settings.auth {
         UpstreamAuth::None => {}
@@ -131,6 +136,20 @@ async fn hello(conn: &mut Connection, helo: &str) -> Result<(), SmtpError> {
         Ok(())
     } else {
         Err(SmtpError::Refused(reply))
+    }
+}
+
+/// Opportunistic STARTTLS: a server that offered it but refuses it gets the message in
+/// clear text on the same connection (a failed handshake is an error: the connection is
+/// gone).
+async fn try_tls(mut conn: Connection, target: &TlsTarget) -> Result<Connection, SmtpError> {
+    command(&mut conn.wbuf, &[b"STARTTLS"]);
+    conn.flush().await?;
+    let reply = conn.read_reply().await?;
+    match reply.code {
+        220 => conn.start_tls(target).await,
+        421 => Err(SmtpError::Closing(reply)),
+        _ => Ok(conn),
     }
 }
 
@@ -230,12 +249,15 @@ async fn auth_oauth(conn: &mut Connection, settings: &Settings) -> Result<(), Sm
     );
     conn.flush().await?;
     let mut reply = conn.read_reply().await?;
-    if reply.code == 334 {
+    // The error challenge (334) is the server saying the token is not good; a 535 says the
+    // same. Other refusals (454, 421, a policy 5.7.139) are not about the token.
+    let challenged = reply.code == 334;
+    if challenged {
         command(&mut conn.wbuf, &[abort.as_bytes()]);
         conn.flush().await?;
         reply = conn.read_reply().await?;
     }
-    if reply.code != 235 {
+    if challenged || reply.code == 535 {
         source.reject(&token).await;
     }
     auth_result(reply)
