@@ -20,8 +20,8 @@ pub enum OAuthGrant {
 }
 
 /// How an upstream obtains its OAuth2 access token (`auth = "xoauth2"` or
-/// `"oauthbearer"`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// `"oauthbearer"`). `Debug` leaves the secrets out.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
     /// The token endpoint (`https://…`; `http://` only for tests on loopback).
@@ -47,8 +47,8 @@ fn default_margin() -> u64 {
 
 /// Microsoft 365 (Exchange Online): `smtp.office365.com:587`, STARTTLS, XOAUTH2 with a
 /// token from the Microsoft identity platform — client credentials for the app
-/// (`client_secret`), or a delegated `refresh_token`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// (`client_secret`), or a delegated `refresh_token`. `Debug` leaves the secrets out.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Microsoft365Upstream {
     /// Directory (tenant) id or domain.
@@ -75,8 +75,9 @@ pub struct Microsoft365Upstream {
 }
 
 /// Google Workspace: `smtp.gmail.com:587`, STARTTLS, XOAUTH2 with a token from the
-/// user's `refresh_token` (scope `https://mail.google.com/`).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+/// user's `refresh_token` (scope `https://mail.google.com/`). `Debug` leaves the secrets
+/// out.
+#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleUpstream {
     pub client_id: String,
@@ -216,6 +217,36 @@ fn preset(host: &str, username: &str, endpoint: Endpoint<'_>, oauth: OAuthConfig
     smtp
 }
 
+/// Debug output of a settings struct with its secrets replaced.
+macro_rules! debug_without_secrets {
+    ($type:ty, [$($field:ident),*], [$($secret:ident),*]) => {
+        impl std::fmt::Debug for $type {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let mut out = f.debug_struct(stringify!($type));
+                $(out.field(stringify!($field), &self.$field);)*
+                $(out.field(stringify!($secret), &(!self.$secret.is_empty()).then_some("[redacted]"));)*
+                out.finish()
+            }
+        }
+    };
+}
+
+debug_without_secrets!(
+    OAuthConfig,
+    [token_url, grant, client_id, scope, refresh_margin_secs],
+    [client_secret, refresh_token]
+);
+debug_without_secrets!(
+    Microsoft365Upstream,
+    [tenant, client_id, username, token_url, host, port, tls, ca_file],
+    [client_secret, refresh_token]
+);
+debug_without_secrets!(
+    GoogleUpstream,
+    [client_id, username, token_url, host, port, tls, ca_file],
+    [client_secret, refresh_token]
+);
+
 impl super::UpstreamConfig {
     /// The `smtp` upstream this one is (itself, or what a preset stands for); `None` for
     /// kinds that are not one SMTP endpoint (`maildir`, `mx`).
@@ -331,6 +362,12 @@ mod tests {
             smtp.problem().map(|p| p.0),
             Some("tls"),
             "no credentials without a checked certificate"
+        );
+
+        let shown = format!("{:?}", google.to_smtp().oauth.unwrap());
+        assert!(
+            shown.contains("[redacted]") && !shown.contains("\"r\""),
+            "{shown}"
         );
 
         let wrong = parse("kind = \"google\"\nclient_id = \"c\"\nrefresh_token = \"r\"\nusername = \"u\"\npassword = \"p\"\n");

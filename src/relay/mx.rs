@@ -19,7 +19,7 @@ use hickory_resolver::TokioResolver;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Where a domain's mail goes, or why it goes nowhere.
 #[derive(Debug)]
@@ -38,8 +38,10 @@ pub struct MxRelay {
     config: MxUpstream,
     helo: String,
     resolver: TokioResolver,
-    /// One pooled client per destination address.
-    destinations: Mutex<HashMap<SocketAddr, Arc<SmtpUpstream>>>,
+    /// One pooled client per destination address, with when it was last used (those
+    /// unused for longer than their pool keeps connections are dropped, so the map does
+    /// not grow with every address ever contacted).
+    destinations: Mutex<HashMap<SocketAddr, (Arc<SmtpUpstream>, Instant)>>,
 }
 
 impl MxRelay {
@@ -201,9 +203,13 @@ impl MxRelay {
     fn destination(&self, ip: IpAddr, host: &str) -> Result<Arc<SmtpUpstream>, RelayError> {
         let addr = SocketAddr::new(ip, self.config.port);
         let mut known = self.destinations.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(upstream) = known.get(&addr) {
+        let now = Instant::now();
+        if let Some((upstream, used)) = known.get_mut(&addr) {
+            *used = now;
             return Ok(upstream.clone());
         }
+        let idle = Duration::from_secs(self.config.pool_idle_secs.max(1) * 2);
+        known.retain(|_, (_, used)| now.duration_since(*used) < idle);
         let settings: SmtpConfig =
             serde_json::from_value(serde_json::json!({"host": ip.to_string()})).map_err(|e| {
                 RelayError::new(
@@ -225,7 +231,7 @@ impl MxRelay {
         };
         let label = format!("{} ({host} {addr})", self.name);
         let upstream = Arc::new(SmtpUpstream::new(&label, &settings, &self.helo)?);
-        known.insert(addr, upstream.clone());
+        known.insert(addr, (upstream.clone(), now));
         Ok(upstream)
     }
 }
