@@ -5,28 +5,8 @@
 
 mod common;
 
-use common::{http, Gateway, TOKEN};
+use common::{As, Gateway, TOKEN};
 use serde_json::{json, Value};
-
-struct As<'a> {
-    gw: &'a Gateway,
-    token: String,
-}
-
-impl As<'_> {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        let (status, text) = http(
-            self.gw.running.api,
-            method,
-            path,
-            Some(&self.token),
-            body.as_deref(),
-        )
-        .await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
 
 /// A user of `kind` with `roles`, and a caller holding its token.
 async fn user<'a>(gw: &'a Gateway, login: &str, kind: &str, roles: &[&str]) -> (u64, As<'a>) {

@@ -18,37 +18,49 @@ pub fn now_rfc5322() -> String {
 
 /// `secs` since the Unix epoch as an RFC 5322 date in UTC.
 pub fn rfc5322(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
+    let t = Civil::of(secs);
     format!(
         "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
+        t.weekday, t.day, t.month, t.year, t.hour, t.minute, t.second
     )
 }
 
 /// `secs` since the Unix epoch in the C `asctime` form mbox separator lines use
 /// (`Sun Nov 22 10:41:06 2026`), UTC.
 pub fn asctime(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (year, month, day) = civil_from_days(days as i64);
+    let t = Civil::of(secs);
     format!(
         "{} {} {:>2} {:02}:{:02}:{:02} {}",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize],
-        day,
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        year
+        t.weekday, t.month, t.day, t.hour, t.minute, t.second, t.year
     )
+}
+
+/// A moment's calendar fields, UTC.
+struct Civil {
+    weekday: &'static str,
+    day: u32,
+    month: &'static str,
+    year: i64,
+    hour: u64,
+    minute: u64,
+    second: u64,
+}
+
+impl Civil {
+    fn of(secs: u64) -> Civil {
+        let days = secs / 86_400;
+        let rem = secs % 86_400;
+        let (year, month, day) = civil_from_days(days as i64);
+        Civil {
+            weekday: DAYS[(days % 7) as usize],
+            day,
+            month: MONTHS[(month - 1) as usize],
+            year,
+            hour: rem / 3600,
+            minute: (rem % 3600) / 60,
+            second: rem % 60,
+        }
+    }
 }
 
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's algorithm.

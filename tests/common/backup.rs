@@ -2,34 +2,13 @@
 //! and a saved mail configuration, their correspondence, backup jobs and mbox reading.
 
 use super::helpdesk::{api, send, settle};
-use super::{http, Client, Gateway};
+use super::{As, Client, Gateway};
 use mail_parser::mailbox::mbox::MessageIterator;
 use mail_parser::MessageParser;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 pub const PASSWORD: &str = "staff-password-1";
-
-/// A caller holding a user's token.
-pub struct As<'a> {
-    pub gw: &'a Gateway,
-    pub token: String,
-}
-
-impl As<'_> {
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-        let body = body.map(|b| b.to_string());
-        let (status, text) = http(
-            self.gw.running.api,
-            method,
-            path,
-            Some(&self.token),
-            body.as_deref(),
-        )
-        .await;
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-}
 
 /// A staff user with a token.
 pub async fn staff<'a>(gw: &'a Gateway, login: &str, roles: &[&str]) -> (u64, As<'a>) {

@@ -474,3 +474,33 @@ pub async fn start_with_alice(config: &std::path::Path, api_port: u16) -> std::p
     assert_eq!(status, 201, "{text}");
     child
 }
+
+/// A caller of the API holding a user's token.
+pub struct As<'a> {
+    pub gw: &'a Gateway,
+    pub token: String,
+}
+
+impl As<'_> {
+    /// `method path` with an optional JSON body: status and the parsed answer.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string());
+        let (status, text) = http(
+            self.gw.running.api,
+            method,
+            path,
+            Some(&self.token),
+            body.as_deref(),
+        )
+        .await;
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+}
