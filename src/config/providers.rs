@@ -205,9 +205,7 @@ impl GoogleUpstream {
 }
 
 fn preset(host: &str, username: &str, endpoint: Endpoint<'_>, oauth: OAuthConfig) -> SmtpUpstream {
-    let mut smtp: SmtpUpstream = serde_json::from_value(serde_json::json!({"host": host}))
-        .expect("an smtp upstream with only a host is valid");
-    smtp.host = endpoint.host.clone().unwrap_or(smtp.host);
+    let mut smtp = SmtpUpstream::with_host(endpoint.host.as_deref().unwrap_or(host));
     smtp.port = endpoint.port.unwrap_or(587);
     smtp.tls = endpoint.tls.unwrap_or(UpstreamTls::Starttls);
     smtp.ca_file = endpoint.ca_file.clone();

@@ -404,6 +404,27 @@ pub struct SmtpUpstream {
     pub oauth: Option<OAuthConfig>,
 }
 
+impl SmtpUpstream {
+    /// An upstream at `host` with every other setting at its default (what a file with
+    /// only `host` gives).
+    pub fn with_host(host: &str) -> SmtpUpstream {
+        SmtpUpstream {
+            host: host.to_string(),
+            port: default_smtp_port(),
+            tls: UpstreamTls::default(),
+            auth: UpstreamAuth::default(),
+            username: String::new(),
+            password: String::new(),
+            ca_file: None,
+            pool_size: default_pool_size(),
+            pool_idle_secs: default_pool_idle(),
+            max_connections: default_max_connections(),
+            timeout_secs: default_timeout(),
+            oauth: None,
+        }
+    }
+}
+
 fn default_smtp_port() -> u16 {
     587
 }

@@ -210,15 +210,6 @@ impl MxRelay {
         }
         let idle = Duration::from_secs(self.config.pool_idle_secs.max(1) * 2);
         known.retain(|_, (_, used)| now.duration_since(*used) < idle);
-        let settings: SmtpConfig =
-            serde_json::from_value(serde_json::json!({"host": ip.to_string()})).map_err(|e| {
-                RelayError::new(
-                    ErrorKind::Protocol,
-                    Side::Local,
-                    Retry::Later,
-                    e.to_string(),
-                )
-            })?;
         let settings = SmtpConfig {
             port: self.config.port,
             tls: UpstreamTls::Opportunistic,
@@ -227,7 +218,7 @@ impl MxRelay {
             pool_idle_secs: self.config.pool_idle_secs,
             max_connections: self.config.max_connections,
             timeout_secs: self.config.timeout_secs,
-            ..settings
+            ..SmtpConfig::with_host(&ip.to_string())
         };
         let label = format!("{} ({host} {addr})", self.name);
         let upstream = Arc::new(SmtpUpstream::new(&label, &settings, &self.helo)?);
