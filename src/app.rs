@@ -10,6 +10,7 @@ use crate::inbound::{Dispatcher, Hook, Verifier};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
+use crate::relay::dkim::Signers;
 use crate::relay::health::HealthBook;
 use crate::relay::Relays;
 use crate::smtp::Shared;
@@ -93,7 +94,9 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         .into_iter()
         .map(|u| (u.name, u.config))
         .collect();
-    let upstreams = Arc::new(Relays::new(&config, &stored)?);
+    let signers = Arc::new(Signers::new());
+    signers.load(&store.dkim_keys().all()?);
+    let upstreams = Arc::new(Relays::new(&config, &stored, signers)?);
     let webhooks = Arc::new(tokio::sync::Notify::new());
     upstreams.set_inbound(Arc::new(Hook::new(
         store.clone(),

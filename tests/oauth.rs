@@ -2,7 +2,8 @@
 //! short-lived tokens; an SMTP upstream in the test accepts only a valid, unexpired one
 //! (XOAUTH2 or OAUTHBEARER). The gateway fetches one token for many concurrent deliveries,
 //! replaces it before it expires, gets over a 5xx of the endpoint, keeps mail queued while
-//! the endpoint refuses its client, and follows a rotated refresh token.
+//! the endpoint refuses its client, and follows a rotated refresh token. It never DKIM-signs
+//! for a provider preset, which signs for itself.
 
 mod common;
 
@@ -259,9 +260,28 @@ async fn one_token_serves_concurrent_deliveries_and_is_replaced_before_it_expire
     let endpoint = token_endpoint(issuer.clone()).await;
     let upstream = upstream(issuer.clone()).await;
     let gw = Arc::new(gateway(microsoft365(endpoint, &upstream)).await);
+    // corp.example has an active DKIM key, but Microsoft signs for itself.
+    let key = r#"{"domain": "corp.example", "algorithm": "ed25519", "activate": true}"#;
+    let (status, _) = common::http(
+        gw.running.api,
+        "POST",
+        "/api/v1/dkim-keys",
+        Some(common::TOKEN),
+        Some(key),
+    )
+    .await;
+    assert_eq!(status, 201);
 
     burst(&gw, 8, "first").await;
     delivered(&upstream, 8).await;
+    assert!(
+        upstream
+            .record()
+            .messages
+            .iter()
+            .all(|m| !String::from_utf8_lossy(&m.data).contains("DKIM-Signature")),
+        "a microsoft365 upstream is never signed"
+    );
     assert_eq!(
         issuer.lock().unwrap().requests.len(),
         1,

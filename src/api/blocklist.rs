@@ -134,14 +134,7 @@ fn classify(raw: &str) -> Result<(String, BlockKind), Problem> {
         check_mailbox(&entry).map_err(|_| Problem::invalid("entry", "not a valid address"))?;
         return Ok((entry, BlockKind::Address));
     }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-    };
-    match entry.len() <= 253 && entry.contains('.') && entry.split('.').all(label_ok) {
+    match entry.contains('.') && super::names::is_host_name(&entry, false) {
         true => Ok((entry, BlockKind::Domain)),
         false => Err(Problem::invalid(
             "entry",

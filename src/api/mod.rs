@@ -3,7 +3,7 @@
 //! document.
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
-//! groups and requester groups), `upstreams`, `accounts`/`account_rules`/`account_edit`
+//! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `mail_config` (a staff user's account type, the lock), `backups` (a
@@ -26,11 +26,13 @@ mod auth;
 mod backups;
 mod blocklist;
 mod directory;
+mod dkim;
 mod explain;
 mod extract;
 mod health;
 mod mail_config;
 mod me;
+mod names;
 mod openapi;
 mod password;
 mod problem;
@@ -200,7 +202,7 @@ fn principals() -> Router<Api> {
         .route("/api/v1/backups/{id}/mbox", get(backups::mbox))
 }
 
-/// Accounts, upstreams, settings, the policy explainer, the blocklist and the queue.
+/// Accounts, upstreams, DKIM keys, settings, the policy explainer, the blocklist and the queue.
 fn resources() -> Router<Api> {
     Router::new()
         .route(
@@ -226,6 +228,15 @@ fn resources() -> Router<Api> {
         .route(
             "/api/v1/upstreams/{name}",
             axum::routing::delete(upstreams::remove),
+        )
+        .route("/api/v1/dkim-keys", get(dkim::list).post(dkim::create))
+        .route(
+            "/api/v1/dkim-keys/{domain}/{selector}",
+            get(dkim::show).delete(dkim::remove),
+        )
+        .route(
+            "/api/v1/dkim-keys/{domain}/{selector}/activate",
+            post(dkim::activate),
         )
         .route(
             "/api/v1/settings",

@@ -8,8 +8,9 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_edit, account_test, accounts, audit, backups, blocklist, explain, health, mail_config,
-    me, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
+    account_edit, account_test, accounts, audit, backups, blocklist, dkim, explain, health,
+    mail_config, me, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit,
+    users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -21,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Postern control API",
-        description = "Users, roles, accounts and grants, upstreams, settings, the queue, the blocklist, tickets, requesters, webhooks, mail configurations, backups and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
+        description = "Users, roles, accounts and grants, upstreams, DKIM keys, settings, the queue, the blocklist, tickets, requesters, webhooks, mail configurations, backups and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
         version = "1"
     ),
     modifiers(&Bearer),
@@ -43,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         settings::show, settings::patch,
         explain::explain,
         blocklist::list, blocklist::add, blocklist::remove,
+        dkim::list, dkim::create, dkim::show, dkim::activate, dkim::remove,
         queue::list, queue::show, queue::retry, queue::delete,
         audit::list,
         tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::patch, tickets::remove,

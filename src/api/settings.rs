@@ -92,16 +92,7 @@ fn check_domains(domains: Vec<String>) -> Result<Vec<String>, Problem> {
     let mut clean: Vec<String> = Vec::new();
     for domain in domains {
         let domain = domain.trim().trim_end_matches('.').to_lowercase();
-        let valid = !domain.is_empty()
-            && domain.len() <= 253
-            && domain.split('.').all(|label| {
-                !label.is_empty()
-                    && label.len() <= 63
-                    && !label.starts_with('-')
-                    && !label.ends_with('-')
-                    && label.chars().all(|c| c.is_alphanumeric() || c == '-')
-            });
-        if !valid {
+        if !super::names::is_host_name(&domain, true) {
             return Err(Problem::invalid(
                 "org_domains",
                 format!("{domain:?} is not a domain name"),

@@ -1,11 +1,12 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
 //! worker sees; `maildir`, `smtp` and `mx` are its kinds (`microsoft365` and `google` are
-//! `smtp` presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `health` turns attempts into
-//! the accounts' status.
+//! `smtp` presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `dkim` signs what
+//! goes through `smtp` and `mx`; `health` turns attempts into the accounts' status.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
 //! the whole attempt) and the spool decides what becomes durable.
 
+pub mod dkim;
 pub mod health;
 pub mod maildir;
 pub mod mx;
@@ -134,15 +135,23 @@ pub struct Relays {
     current: ArcSwap<(Upstreams, BTreeMap<String, UpstreamConfig>)>,
     /// The inbound hook, under the reserved name `inbound::UPSTREAM`.
     inbound: std::sync::OnceLock<Arc<dyn Deliver>>,
+    /// The DKIM keys `smtp` and `mx` upstreams sign with.
+    signers: Arc<dkim::Signers>,
 }
 
 impl Relays {
-    /// Builds the config file's upstreams plus `stored` ones.
-    pub fn new(config: &Config, stored: &[(String, UpstreamConfig)]) -> Result<Relays, RelayError> {
+    /// Builds the config file's upstreams plus `stored` ones; `smtp` and `mx` ones sign
+    /// with `signers`.
+    pub fn new(
+        config: &Config,
+        stored: &[(String, UpstreamConfig)],
+        signers: Arc<dkim::Signers>,
+    ) -> Result<Relays, RelayError> {
         let relays = Relays {
             config: config.clone(),
             current: ArcSwap::from_pointee((HashMap::new(), BTreeMap::new())),
             inbound: std::sync::OnceLock::new(),
+            signers,
         };
         relays.reload(stored)?;
         Ok(relays)
@@ -159,6 +168,11 @@ impl Relays {
     /// Installs the inbound hook (once, at start).
     pub fn set_inbound(&self, hook: Arc<dyn Deliver>) {
         let _ = self.inbound.set(hook);
+    }
+
+    /// The DKIM keys in force (the API reloads them after a change).
+    pub fn signers(&self) -> &dkim::Signers {
+        &self.signers
     }
 
     /// Every upstream's name and settings.
@@ -181,7 +195,7 @@ impl Relays {
             let keep = old.1.get(name) == Some(settings);
             let deliver = match (keep, old.0.get(name)) {
                 (true, Some(existing)) => existing.clone(),
-                _ => build(&self.config, name, settings)?,
+                _ => build(&self.config, name, settings, &self.signers)?,
             };
             built.insert(name.clone(), deliver);
         }
@@ -190,12 +204,16 @@ impl Relays {
     }
 }
 
-/// Builds one upstream.
+/// Builds one upstream; `smtp` and `mx` ones sign with `signers`.
 pub fn build(
     config: &Config,
     name: &str,
     upstream: &UpstreamConfig,
+    signers: &Arc<dkim::Signers>,
 ) -> Result<Arc<dyn Deliver>, RelayError> {
+    let signing = |inner: Arc<dyn Deliver>| -> Arc<dyn Deliver> {
+        Arc::new(dkim::Signing::new(inner, signers.clone()))
+    };
     Ok(match upstream {
         UpstreamConfig::Maildir(maildir) => {
             let path = maildir
@@ -204,12 +222,21 @@ pub fn build(
                 .unwrap_or_else(|| config.data_dir.join("outbox"));
             Arc::new(maildir::Maildir::open(path)?)
         }
-        UpstreamConfig::Smtp(_) | UpstreamConfig::Microsoft365(_) | UpstreamConfig::Google(_) => {
-            let settings = upstream.smtp().expect("an smtp kind");
+        UpstreamConfig::Smtp(settings) => signing(Arc::new(smtp::SmtpUpstream::new(
+            name,
+            settings,
+            &config.hostname,
+        )?)),
+        // The providers sign with their own keys.
+        UpstreamConfig::Microsoft365(_) | UpstreamConfig::Google(_) => {
+            let settings = upstream.smtp().expect("a provider preset");
             Arc::new(smtp::SmtpUpstream::new(name, &settings, &config.hostname)?)
         }
-        UpstreamConfig::Mx(mx) => {
-            Arc::new(mx::MxRelay::new(name, mx, &config.dns, &config.hostname)?)
-        }
+        UpstreamConfig::Mx(mx) => signing(Arc::new(mx::MxRelay::new(
+            name,
+            mx,
+            &config.dns,
+            &config.hostname,
+        )?)),
     })
 }

@@ -35,6 +35,12 @@ pub fn asctime(secs: u64) -> String {
     )
 }
 
+/// The UTC day of `secs` since the Unix epoch as `YYYYMMDD`.
+pub fn yyyymmdd(secs: u64) -> String {
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    format!("{year:04}{month:02}{day:02}")
+}
+
 /// A moment's calendar fields, UTC.
 struct Civil {
     weekday: &'static str,
@@ -92,5 +98,7 @@ mod tests {
         assert_eq!(rfc5322(0), "Thu, 1 Jan 1970 00:00:00 +0000");
         assert_eq!(rfc5322(1_795_344_066), "Sun, 22 Nov 2026 10:41:06 +0000");
         assert_eq!(rfc5322(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
+        assert_eq!(yyyymmdd(951_782_400), "20000229");
+        assert_eq!(yyyymmdd(1_795_344_066), "20261122");
     }
 }

@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs) and performs the one
+//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
 //! sync that makes writes durable.
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
@@ -16,6 +16,7 @@ mod audit;
 mod backups;
 mod blocklist;
 mod directory;
+mod dkim;
 mod mail_config;
 mod msgids;
 mod password_links;
@@ -34,6 +35,7 @@ pub use audit::{Audit, AuditEntry, AuditFilter};
 pub use backups::{Backup, BackupCounts, BackupItem, BackupKind, BackupStatus, Backups};
 pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
+pub use dkim::{DkimAlgorithm, DkimKey, DkimKeys, DkimStatus};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use password_links::{PasswordLink, PasswordLinks};
@@ -91,6 +93,7 @@ pub struct Store {
     mail_configs: MailConfigs,
     archive: ArchiveCatalog,
     backups: Backups,
+    dkim_keys: DkimKeys,
 }
 
 impl Store {
@@ -120,10 +123,16 @@ impl Store {
             mail_configs: MailConfigs::open(&db, sync.clone())?,
             archive: ArchiveCatalog::open(&db, sync.clone())?,
             backups: Backups::open(&db, sync.clone())?,
+            dkim_keys: DkimKeys::open(&db, sync.clone())?,
             db,
             sync,
             settings,
         })
+    }
+
+    /// The DKIM keys the relay signs with.
+    pub fn dkim_keys(&self) -> &DkimKeys {
+        &self.dkim_keys
     }
 
     /// The audit log of API changes.
