@@ -153,7 +153,7 @@ async fn rewritten_mail_is_signed_with_every_active_key_and_verifies() {
     })
     .await;
     let gw = setup(&upstream).await;
-    let records = vec![
+    let records = [
         key(&gw, "example.com", "rsa-2048", "rsa1", true).await,
         key(&gw, "Example.COM", "ed25519", "ed1", true).await,
         key(&gw, "example.com", "rsa-2048", "next", false).await,
