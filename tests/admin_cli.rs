@@ -327,6 +327,37 @@ async fn an_administrator_scripts_the_whole_set_up() {
     ok(api, &["skill-groups", "delete", "billing"]).await;
     ok(api, &["groups", "create", "vip"]).await;
     assert!(ok(api, &["groups", "list"]).await.contains("vip"));
+    // DKIM: a key, its zone-file line, activation, the list.
+    let created = json(
+        api,
+        &[
+            "dkim",
+            "create",
+            "example.com",
+            "--algorithm",
+            "ed25519",
+            "--selector",
+            "s1",
+        ],
+    )
+    .await;
+    assert_eq!(created["status"], "pending", "{created}");
+    let zone = ok(api, &["dkim", "record", "example.com", "s1"]).await;
+    let value = created["dns"]["value"].as_str().unwrap();
+    assert_eq!(
+        zone,
+        format!("s1._domainkey.example.com. IN TXT \"{value}\"\n")
+    );
+    assert!(ok(api, &["dkim", "activate", "example.com", "s1"])
+        .await
+        .contains("status: active"));
+    let listed = ok(api, &["dkim", "list"]).await;
+    assert!(
+        listed.contains("example.com  s1        ed25519    active"),
+        "{listed}"
+    );
+    ok(api, &["dkim", "delete", "example.com", "s1"]).await;
+    assert_eq!(json(api, &["dkim", "list"]).await, serde_json::json!([]));
     assert!(ok(api, &["me"]).await.contains("bootstrap: true"));
     let raw = json(api, &["request", "GET", "/api/v1/settings"]).await;
     assert!(raw.get("allow_personal_accounts").is_some(), "{raw}");

@@ -39,6 +39,9 @@ pub enum Resource {
     /// Upstreams defined through the API (and those of the config file, listed).
     #[command(subcommand)]
     Upstreams(UpstreamCmd),
+    /// DKIM keys of the signing domains, and the DNS records that publish them.
+    #[command(subcommand)]
+    Dkim(DkimCmd),
     /// Installation settings.
     #[command(subcommand)]
     Settings(SettingsCmd),
@@ -229,6 +232,42 @@ pub enum BlockCmd {
     },
     Remove {
         entry: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DkimCmd {
+    List,
+    /// Generate a key (pending until activated); prints its DNS record.
+    Create {
+        domain: String,
+        /// `rsa-2048` or `ed25519`.
+        #[arg(long, default_value = "rsa-2048")]
+        algorithm: String,
+        /// Defaults to `rsa-YYYYMMDD` / `ed25519-YYYYMMDD`.
+        #[arg(long)]
+        selector: Option<String>,
+        /// Sign with it at once (its record is already published).
+        #[arg(long)]
+        activate: bool,
+    },
+    Show {
+        domain: String,
+        selector: String,
+    },
+    /// The TXT record to publish, as a zone-file line.
+    Record {
+        domain: String,
+        selector: String,
+    },
+    /// Sign the domain's mail with this key (retiring its other key of that algorithm).
+    Activate {
+        domain: String,
+        selector: String,
+    },
+    Delete {
+        domain: String,
+        selector: String,
     },
 }
 

@@ -31,7 +31,12 @@ const DIRECTORY: &[&str] = &["/name", "/description"];
 const BLOCKS: &[&str] = &["/entry", "/kind", "/reason", "/created_by"];
 const AUDIT: &[&str] = &["/id", "/at", "/actor", "/action", "/target"];
 
-fn call(method: &'static str, path: impl Into<String>, body: Option<Value>, view: View) -> Call {
+pub(super) fn call(
+    method: &'static str,
+    path: impl Into<String>,
+    body: Option<Value>,
+    view: View,
+) -> Call {
     Call {
         method,
         path: path.into(),
@@ -80,6 +85,7 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Queue(cmd) => queue(cmd),
         Resource::Blocklist(cmd) => blocklist(cmd),
         Resource::Upstreams(cmd) => upstreams(cmd)?,
+        Resource::Dkim(cmd) => super::dkim::plan(cmd),
         Resource::Settings(cmd) => settings(cmd)?,
         Resource::SkillGroups(cmd) => directory(cmd, "/api/v1/skill-groups"),
         Resource::Groups(cmd) => directory(cmd, "/api/v1/groups"),

@@ -2,6 +2,7 @@
 //! requesters (block and unblock), and staff users' mail configuration (SPEC §8).
 
 use super::args::{BackupCmd, MailConfigCmd, RequesterCmd, TicketCmd, WebhookCmd};
+use super::command::call;
 use super::{Call, View};
 use serde_json::json;
 
@@ -25,15 +26,6 @@ const BACKUPS: &[&str] = &[
     "/created_at",
 ];
 const BACKUP_ITEMS: &[&str] = &["/id", "/direction", "/from", "/subject", "/tickets"];
-
-fn call(method: &'static str, path: String, body: Option<serde_json::Value>, view: View) -> Call {
-    Call {
-        method,
-        path,
-        body,
-        view,
-    }
-}
 
 pub fn tickets(cmd: &TicketCmd) -> Call {
     let one = |id: &u64| format!("/api/v1/tickets/{id}");
@@ -76,12 +68,7 @@ pub fn tickets(cmd: &TicketCmd) -> Call {
 
 pub fn webhooks(cmd: &WebhookCmd) -> Call {
     match cmd {
-        WebhookCmd::List => call(
-            "GET",
-            "/api/v1/webhooks".into(),
-            None,
-            View::Table(WEBHOOKS),
-        ),
+        WebhookCmd::List => call("GET", "/api/v1/webhooks", None, View::Table(WEBHOOKS)),
         WebhookCmd::Create {
             name,
             url,
@@ -95,7 +82,7 @@ pub fn webhooks(cmd: &WebhookCmd) -> Call {
             if let Some(max) = max_attempts {
                 body["max_attempts"] = json!(max);
             }
-            call("POST", "/api/v1/webhooks".into(), Some(body), View::Record)
+            call("POST", "/api/v1/webhooks", Some(body), View::Record)
         }
         WebhookCmd::Delete { id } => {
             call("DELETE", format!("/api/v1/webhooks/{id}"), None, View::Done)
@@ -117,12 +104,7 @@ pub fn webhooks(cmd: &WebhookCmd) -> Call {
 
 pub fn requesters(cmd: &RequesterCmd) -> Call {
     match cmd {
-        RequesterCmd::List => call(
-            "GET",
-            "/api/v1/requesters".into(),
-            None,
-            View::Table(REQUESTERS),
-        ),
+        RequesterCmd::List => call("GET", "/api/v1/requesters", None, View::Table(REQUESTERS)),
         RequesterCmd::Block { id, delete_tickets } => call(
             "POST",
             format!("/api/v1/requesters/{id}/block"),
@@ -142,7 +124,7 @@ pub fn mail_config(cmd: &MailConfigCmd) -> Call {
     let user = |id: &u64, what: &str| format!("/api/v1/users/{id}/mail-config{what}");
     match cmd {
         MailConfigCmd::Show { id: None } => {
-            call("GET", "/api/v1/me/mail-config".into(), None, View::Record)
+            call("GET", "/api/v1/me/mail-config", None, View::Record)
         }
         MailConfigCmd::Show { id: Some(id) } => call("GET", user(id, ""), None, View::Record),
         MailConfigCmd::Set {
@@ -150,7 +132,7 @@ pub fn mail_config(cmd: &MailConfigCmd) -> Call {
             mailbox,
         } => call(
             "PUT",
-            "/api/v1/me/mail-config".into(),
+            "/api/v1/me/mail-config",
             Some(json!({"account_type": account_type, "mailbox": mailbox})),
             View::Record,
         ),
@@ -162,7 +144,7 @@ pub fn mail_config(cmd: &MailConfigCmd) -> Call {
 pub fn backups(cmd: &BackupCmd) -> Call {
     let backup = |id: &u64, what: &str| format!("/api/v1/backups/{id}{what}");
     match cmd {
-        BackupCmd::List => call("GET", "/api/v1/backups".into(), None, View::Table(BACKUPS)),
+        BackupCmd::List => call("GET", "/api/v1/backups", None, View::Table(BACKUPS)),
         BackupCmd::Show { id } => call("GET", backup(id, ""), None, View::Record),
         BackupCmd::Create {
             user,

@@ -8,10 +8,12 @@
 //! - `http`    — one HTTP/1.1 request over TCP.
 //! - `table`   — the text output.
 //! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls;
-//!   `helpdesk` — those of tickets, webhooks, requesters and mail configurations.
+//!   `helpdesk` — those of tickets, webhooks, requesters and mail configurations; `dkim` —
+//!   those of DKIM keys.
 
 mod args;
 mod command;
+mod dkim;
 mod helpdesk;
 mod http;
 mod table;
@@ -45,6 +47,8 @@ pub enum View {
     Done,
     /// The body exactly as received (a download).
     Raw,
+    /// A DKIM key's DNS record as a zone-file line.
+    Zone,
 }
 
 /// One API call of a command.
@@ -127,6 +131,7 @@ fn render(answer: &Value, view: View, json: bool) -> String {
     match (view, answer) {
         (View::Table(columns), Value::Array(items)) => table::table(items, columns),
         (View::Done, _) | (_, Value::Null) => "ok\n".into(),
+        (View::Zone, key) => table::zone(key),
         (_, other) => table::record(other),
     }
 }

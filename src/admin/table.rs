@@ -1,5 +1,5 @@
 //! Output of `postern admin`: a JSON array as a table of chosen columns, a JSON object as
-//! `key: value` lines. Columns are JSON pointers (`/scope/kind`); arrays of strings are
+//! `key: value` lines, a DKIM key's record as a zone-file line. Columns are JSON pointers (`/scope/kind`); arrays of strings are
 //! joined with commas, other nested values shown as compact JSON.
 
 use serde_json::Value;
@@ -63,6 +63,19 @@ pub fn record(object: &Value) -> String {
     }
 }
 
+/// The `dns` record of a DKIM key as a zone-file line: `name. IN TXT "…" "…"`, the value
+/// cut into strings of at most 255 octets (it is ASCII).
+pub fn zone(key: &Value) -> String {
+    let name = cell(key.pointer("/dns/name"));
+    let value = cell(key.pointer("/dns/value"));
+    let strings: Vec<String> = value
+        .as_bytes()
+        .chunks(255)
+        .map(|c| format!("\"{}\"", String::from_utf8_lossy(c)))
+        .collect();
+    format!("{name}. IN TXT {}\n", strings.join(" "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +93,18 @@ mod tests {
             "ID  LOGIN  ROLES  KIND\n1   alice  a,b    system\n22  bo            -\n"
         );
         assert_eq!(record(&json!({"id": 3, "ok": true})), "id: 3\nok: true\n");
+    }
+
+    #[test]
+    fn zone_lines_split_long_values() {
+        let value = format!("v=DKIM1; k=rsa; p={}", "A".repeat(300));
+        let key =
+            json!({"dns": {"name": "s._domainkey.example.com", "type": "TXT", "value": value}});
+        let line = zone(&key);
+        let (first, second) = value.split_at(255);
+        assert_eq!(
+            line,
+            format!("s._domainkey.example.com. IN TXT \"{first}\" \"{second}\"\n")
+        );
     }
 }
