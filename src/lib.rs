@@ -30,7 +30,9 @@
 //!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, a pool per
 //!   destination); `oauth`, OAuth2 tokens (client credentials,
-//!   refresh token) cached per upstream with one request per refresh; `health`, each
+//!   refresh token) cached per upstream with one request per refresh; `dkim`, signing of
+//!   what `smtp` and `mx` upstreams send with the active keys of the From domain (key
+//!   generation, the TXT record to publish); `health`, each
 //!   attempt classified into the status of the accounts behind its upstream;
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
 //!   the inbound hook under the reserved name `@inbound`.
@@ -49,13 +51,14 @@
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
 //!   (block/unblock), webhooks, the "set your password" page, staff users' mail
-//!   configuration and its lock, backups, the audit log of every change; problem+json errors; the
+//!   configuration and its lock, backups, DKIM keys, the audit log of every change;
+//!   problem+json errors; `names`, what domain names and selectors may look like; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
 //!   idempotence marks), webhooks with their deliveries (due index), password links
-//!   (hashed), mail configurations, the archive catalog and backup jobs; `records` is the prefixed-JSON layout the ticket
+//!   (hashed), mail configurations, the archive catalog, backup jobs and DKIM keys; `records` is the prefixed-JSON layout the ticket
 //!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change; the
 //!   registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
@@ -70,7 +73,8 @@
 //! `rewrite::inspect` → `policy::decide` (account, scope, send mode) → `rewrite::apply`
 //! (header block only) → Message-ID recorded → `spool` journal append + group `fdatasync` →
 //! `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the account's upstream,
-//! envelope sender = the account address → per-recipient status made durable → DSN on
+//! envelope sender = the account address (DKIM-signed first for `smtp` and `mx`, on the
+//! blocking pool) → per-recipient status made durable → DSN on
 //! permanent failure or expiry.
 //!
 //! Inbound: listener (purpose `inbound`) → blocklist and blocked users at MAIL FROM → RCPT
