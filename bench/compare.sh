@@ -19,7 +19,9 @@
 # ARCHIVE (off: the bench principal's mail is not archived; on: a staff user of account
 # type `complete` has the bench account's address as its mailbox, so the archive keeps
 # every message). SYSTEMS may also name `postern-archive`: Postern with that archive on,
-# beside plain `postern` in the same run (issue 7's on/off comparison).
+# beside plain `postern` in the same run (issue 7's on/off comparison). `postern-dkim-rsa`
+# and `postern-dkim-ed25519`: Postern signing every message with an active DKIM key of
+# that algorithm for the bench account's domain (issue 8's cost of signing).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -168,6 +170,10 @@ start_postern() { # label system
     if [ "$ARCHIVE" = on ] || [ "$2" = postern-archive ]; then
         archive_on "$dir" "$api" "$token" "$principal"
     fi
+    case $2 in
+        postern-dkim-rsa) dkim_on "$dir" "$api" "$token" rsa-2048 ;;
+        postern-dkim-ed25519) dkim_on "$dir" "$api" "$token" ed25519 ;;
+    esac
     echo "$api" >"$dir/api.port"
 }
 
@@ -187,6 +193,16 @@ archive_on() { # dir api admin-token mailbox
         -H 'Content-Type: application/json' -d "{\"account_type\":\"complete\",\"mailbox\":\"$mailbox\"}" \
         "http://127.0.0.1:$api/api/v1/me/mail-config")
     [ "$code" = 200 ] || die "mail configuration refused (HTTP $code): $(cat "$dir/mail-config.json")"
+}
+
+# An active DKIM key of `algorithm` for the bench account's domain: every message is signed.
+dkim_on() { # dir api admin-token algorithm
+    local code
+    code=$(curl -s -o "$1/dkim.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $3" \
+        -H 'Content-Type: application/json' \
+        -d "{\"domain\":\"postern.test\",\"algorithm\":\"$4\",\"selector\":\"bench\",\"activate\":true}" \
+        "http://127.0.0.1:$2/api/v1/dkim-keys")
+    [ "$code" = 201 ] || die "DKIM key refused (HTTP $code): $(cat "$1/dkim.json")"
 }
 
 stop_postern() {
@@ -286,7 +302,7 @@ for mode in $MODES; do
     for system in $SYSTEMS; do
         case $system in
             direct) run direct "$mode" "$SINK" ;;
-            postern|postern-archive)
+            postern|postern-archive|postern-dkim-rsa|postern-dkim-ed25519)
                 start_postern "$mode-$system" "$system"
                 run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID"
                 stop_postern ;;
