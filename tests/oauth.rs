@@ -2,186 +2,19 @@
 //! short-lived tokens; an SMTP upstream in the test accepts only a valid, unexpired one
 //! (XOAUTH2 or OAUTHBEARER). The gateway fetches one token for many concurrent deliveries,
 //! replaces it before it expires, gets over a 5xx of the endpoint, keeps mail queued while
-//! the endpoint refuses its client, and follows a rotated refresh token. It never DKIM-signs
+//! the endpoint refuses its client, follows a rotated refresh token, and authenticates
+//! with a certificate (a signed client assertion) instead of a secret. It never DKIM-signs
 //! for a provider preset, which signs for itself.
 
 mod common;
 
-use common::upstream::{FakeUpstream, Script};
+use common::oauth::{assertion_is_valid, certificate, token_endpoint, upstream, Issuer, Shared};
+use common::upstream::FakeUpstream;
 use common::{Client, Gateway};
 use postern::config::UpstreamConfig;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-
-/// The token endpoint's state.
-#[derive(Default)]
-struct Issuer {
-    /// Tokens issued, with their expiry.
-    tokens: HashMap<String, Instant>,
-    /// Form bodies of the requests received.
-    requests: Vec<HashMap<String, String>>,
-    /// Answer this many requests with 503.
-    fail_next: usize,
-    /// Answer every request with this OAuth2 error.
-    refuse: Option<&'static str>,
-    /// Lifetime of the tokens issued.
-    lifetime: u64,
-    /// The refresh token the endpoint expects (refresh grant), rotated at each use.
-    refresh_token: Option<String>,
-}
-
-type Shared = Arc<Mutex<Issuer>>;
-
-fn form(body: &str) -> HashMap<String, String> {
-    let decode = |s: &str| {
-        let s = s.replace('+', " ");
-        let mut out = Vec::new();
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'%' && i + 2 < bytes.len() {
-                out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
-                i += 3;
-            } else {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    body.split('&')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(k, v)| (decode(k), decode(v)))
-        .collect()
-}
-
-/// What the endpoint answers to one request: status and JSON.
-fn answer(issuer: &mut Issuer, request: HashMap<String, String>) -> (u16, String) {
-    issuer.requests.push(request.clone());
-    if issuer.fail_next > 0 {
-        issuer.fail_next -= 1;
-        return (503, r#"{"error":"temporarily_unavailable"}"#.into());
-    }
-    if let Some(error) = issuer.refuse {
-        return (
-            401,
-            format!(
-                r#"{{"error":"{error}","error_description":"AADSTS7000215: Invalid client secret provided."}}"#
-            ),
-        );
-    }
-    let get = |k: &str| request.get(k).map(String::as_str).unwrap_or("");
-    let mut rotated = None;
-    let good = match get("grant_type") {
-        "client_credentials" => {
-            get("client_id") == "app-id"
-                && get("client_secret") == "app-secret"
-                && get("scope") == "https://outlook.office365.com/.default"
-        }
-        "refresh_token" => {
-            let expected = issuer.refresh_token.clone().unwrap_or_default();
-            let ok = get("client_id") == "app-id" && get("refresh_token") == expected;
-            if ok {
-                rotated = Some(format!("rt-{}", issuer.requests.len()));
-                issuer.refresh_token = rotated.clone();
-            }
-            ok
-        }
-        _ => false,
-    };
-    if !good {
-        return (400, r#"{"error":"invalid_request"}"#.into());
-    }
-    let token = format!("tok-{}", issuer.requests.len());
-    let expiry = Instant::now() + Duration::from_secs(issuer.lifetime);
-    issuer.tokens.insert(token.clone(), expiry);
-    let refresh = rotated
-        .map(|r| format!(r#","refresh_token":"{r}""#))
-        .unwrap_or_default();
-    (
-        200,
-        format!(
-            r#"{{"token_type":"Bearer","expires_in":{},"access_token":"{token}"{refresh}}}"#,
-            issuer.lifetime
-        ),
-    )
-}
-
-/// A token endpoint on 127.0.0.1 (one request per connection, like the gateway's client).
-async fn token_endpoint(issuer: Shared) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((mut stream, _)) = listener.accept().await else {
-                return;
-            };
-            let issuer = issuer.clone();
-            tokio::spawn(async move {
-                let mut raw = Vec::new();
-                let mut buf = [0u8; 4096];
-                let body = loop {
-                    let n = stream.read(&mut buf).await.unwrap_or(0);
-                    if n == 0 {
-                        return;
-                    }
-                    raw.extend_from_slice(&buf[..n]);
-                    let text = String::from_utf8_lossy(&raw).to_string();
-                    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-                        continue;
-                    };
-                    let length = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap())
-                        })
-                        .unwrap_or(0);
-                    if body.len() >= length {
-                        assert!(
-                            head.starts_with("POST /tenant-1/oauth2/v2.0/token "),
-                            "{head}"
-                        );
-                        assert!(head.contains("application/x-www-form-urlencoded"), "{head}");
-                        break body.to_string();
-                    }
-                };
-                let (status, json) = answer(&mut issuer.lock().unwrap(), form(&body));
-                let response = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}",
-                    json.len()
-                );
-                let _ = stream.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    addr
-}
-
-/// An upstream that accepts only tokens the issuer gave out and that have not expired,
-/// and closes each connection after one message (so every delivery authenticates).
-async fn upstream(issuer: Shared) -> FakeUpstream {
-    let check = move |user: &str, token: &str| {
-        let issuer = issuer.lock().unwrap();
-        user == "desk@corp.example"
-            && issuer
-                .tokens
-                .get(token)
-                .is_some_and(|expiry| Instant::now() < *expiry)
-    };
-    FakeUpstream::start(Script {
-        pipelining: true,
-        oauth: Some(Arc::new(check)),
-        close_after_messages: Some(1),
-        ..Script::default()
-    })
-    .await
-}
 
 /// A gateway whose default upstream `provider` is `settings` (TOML of the upstream).
 async fn gateway(settings: String) -> Gateway {
@@ -455,4 +288,70 @@ refresh_token = "rt-initial"
             .any(|(_, c)| c.starts_with("AUTH OAUTHBEARER ")),
         "{commands:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_instead_of_a_secret() {
+    let issuer: Shared = Arc::new(Mutex::new(Issuer {
+        lifetime: 3600,
+        ..Issuer::default()
+    }));
+    let endpoint = token_endpoint(issuer.clone()).await;
+    let upstream = upstream(issuer.clone()).await;
+    let token_url = format!("http://{endpoint}/tenant-1/oauth2/v2.0/token");
+    let (cert_pem, key_pem, registered) = certificate(&token_url);
+    issuer.lock().unwrap().certificate = Some(registered.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("app.pem"), dir.path().join("app.key"));
+    std::fs::write(&cert, cert_pem).unwrap();
+    std::fs::write(&key, key_pem).unwrap();
+    let settings = microsoft365(endpoint, &upstream).replace(
+        "client_secret = \"app-secret\"\n",
+        &format!(
+            "client_certificate = \"{}\"\nclient_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let gw = gateway(settings).await;
+
+    submit(&gw, "signed assertion").await;
+    delivered(&upstream, 1).await;
+    let request = issuer.lock().unwrap().requests[0].clone();
+    assert!(!request.contains_key("client_secret"), "{request:?}");
+    // The endpoint took it, and would take neither a replay nor a changed one.
+    let jwt = &request["client_assertion"];
+    let mut seen = issuer.lock().unwrap().seen.clone();
+    assert!(!assertion_is_valid(jwt, &registered, &mut seen), "a replay");
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        parts[1].replacen('e', "f", 1),
+        parts[2]
+    );
+    assert!(!assertion_is_valid(
+        &forged,
+        &registered,
+        &mut Default::default()
+    ));
+
+    // Both files or neither, and never beside a secret.
+    let both = microsoft365(endpoint, &upstream).replace(
+        "client_secret = \"app-secret\"\n",
+        &format!(
+            "client_secret = \"s\"\nclient_certificate = \"{}\"\nclient_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let half = microsoft365(endpoint, &upstream).replace(
+        "client_secret = \"app-secret\"\n",
+        &format!("client_certificate = \"{}\"\n", cert.display()),
+    );
+    for (settings, field) in [(both, "client_secret"), (half, "client_key")] {
+        let upstream: UpstreamConfig = toml::from_str(&settings).unwrap();
+        let problem = upstream.smtp().unwrap().problem();
+        assert_eq!(problem.map(|p| p.0), Some(field), "{settings}");
+    }
 }

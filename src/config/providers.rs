@@ -39,6 +39,12 @@ pub struct OAuthConfig {
     /// A token is replaced this long before it expires (at most half its lifetime).
     #[serde(default = "default_margin")]
     pub refresh_margin_secs: u64,
+    /// Certificate credentials instead of `client_secret` (RFC 7523 assertion, RS256):
+    /// the certificate registered for the application (PEM) and its RSA private key (PEM).
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
 }
 
 fn default_margin() -> u64 {
@@ -56,6 +62,12 @@ pub struct Microsoft365Upstream {
     pub client_id: String,
     #[serde(default)]
     pub client_secret: String,
+    /// Certificate credentials instead of `client_secret`: the certificate uploaded to the
+    /// app registration (PEM) and its RSA private key (PEM).
+    #[serde(default)]
+    pub client_certificate: Option<PathBuf>,
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// Set: the delegated (refresh-token) flow instead of client credentials.
     #[serde(default)]
     pub refresh_token: String,
@@ -168,6 +180,8 @@ impl Microsoft365Upstream {
                 false => "https://outlook.office365.com/.default".into(),
             },
             refresh_margin_secs: default_margin(),
+            client_certificate: self.client_certificate.clone(),
+            client_key: self.client_key.clone(),
         };
         let endpoint = Endpoint {
             host: &self.host,
@@ -193,6 +207,8 @@ impl GoogleUpstream {
             refresh_token: self.refresh_token.clone(),
             scope: String::new(),
             refresh_margin_secs: default_margin(),
+            client_certificate: None,
+            client_key: None,
         };
         let endpoint = Endpoint {
             host: &self.host,
@@ -231,12 +247,31 @@ macro_rules! debug_without_secrets {
 
 debug_without_secrets!(
     OAuthConfig,
-    [token_url, grant, client_id, scope, refresh_margin_secs],
+    [
+        token_url,
+        grant,
+        client_id,
+        scope,
+        refresh_margin_secs,
+        client_certificate,
+        client_key
+    ],
     [client_secret, refresh_token]
 );
 debug_without_secrets!(
     Microsoft365Upstream,
-    [tenant, client_id, username, token_url, host, port, tls, ca_file],
+    [
+        tenant,
+        client_id,
+        client_certificate,
+        client_key,
+        username,
+        token_url,
+        host,
+        port,
+        tls,
+        ca_file
+    ],
     [client_secret, refresh_token]
 );
 debug_without_secrets!(
@@ -254,6 +289,24 @@ impl super::UpstreamConfig {
             super::UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
             super::UpstreamConfig::Google(g) => Some(g.to_smtp()),
             super::UpstreamConfig::Maildir(_) | super::UpstreamConfig::Mx(_) => None,
+        }
+    }
+}
+
+impl OAuthConfig {
+    /// What is wrong with these settings, as (field, reason); `None` if nothing.
+    fn problem(&self) -> Option<(&'static str, String)> {
+        if let Err(e) = crate::net::http::parse_url(&self.token_url) {
+            return Some(("token_url", e.to_string()));
+        }
+        match (&self.client_certificate, &self.client_key) {
+            (Some(_), None) => Some(("client_key", "required with client_certificate".into())),
+            (None, Some(_)) => Some(("client_certificate", "required with client_key".into())),
+            (Some(_), Some(_)) if !self.client_secret.is_empty() => Some((
+                "client_secret",
+                "either a client secret or a certificate, not both".into(),
+            )),
+            _ => None,
         }
     }
 }
@@ -277,12 +330,8 @@ impl SmtpUpstream {
                 "required when auth is xoauth2 or oauthbearer".into(),
             ));
         }
-        if let Some(Err(e)) = self
-            .oauth
-            .as_ref()
-            .map(|o| crate::net::http::parse_url(&o.token_url))
-        {
-            return Some(("token_url", e.to_string()));
+        if let Some(problem) = self.oauth.as_ref().and_then(OAuthConfig::problem) {
+            return Some(problem);
         }
         if self.auth != UpstreamAuth::None && self.tls == UpstreamTls::Opportunistic {
             return Some((

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod dns;
 pub mod helpdesk;
 pub mod logs;
+pub mod oauth;
 pub mod upstream;
 
 use postern::app::{self, Running};

@@ -7,7 +7,12 @@
 //! caller fetches under the lock, the others wait for it and take its token). A token the
 //! upstream refused is forgotten, so the next delivery fetches a new one. A rotated refresh
 //! token (a provider may send a new one with each answer) replaces the old one in memory.
-//! Secrets and tokens are never logged.
+//! Secrets and tokens are never logged. The client authenticates with its secret or, with
+//! `client_certificate`/`client_key`, with a signed assertion (`assertion`).
+
+mod assertion;
+
+pub use assertion::ClientAssertion;
 
 use crate::config::{OAuthConfig, OAuthGrant};
 use crate::net::http::{parse_url, Client, HttpError, Url};
@@ -67,6 +72,8 @@ struct State {
 /// The tokens of one upstream.
 pub struct TokenSource {
     config: OAuthConfig,
+    /// Certificate credentials, when configured instead of a secret.
+    assertion: Option<ClientAssertion>,
     url: Url,
     client: Client,
     state: Mutex<State>,
@@ -81,7 +88,12 @@ impl TokenSource {
                 "the refresh_token grant needs a refresh_token".into(),
             ));
         }
+        let assertion = match (&config.client_certificate, &config.client_key) {
+            (Some(certificate), Some(key)) => Some(ClientAssertion::load(certificate, key)?),
+            _ => None,
+        };
         Ok(TokenSource {
+            assertion,
             url,
             client: Client::new(timeout.min(TOKEN_TIMEOUT))?,
             state: Mutex::new(State {
@@ -144,7 +156,20 @@ impl TokenSource {
                 form.push(("refresh_token", refresh_token));
             }
         }
-        if !c.client_secret.is_empty() {
+        let signed = match &self.assertion {
+            Some(assertion) => {
+                let now = crate::spool::now_ms() / 1000;
+                Some(assertion.jwt(&c.client_id, &c.token_url, now)?)
+            }
+            None => None,
+        };
+        if let Some(jwt) = &signed {
+            form.push((
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+            form.push(("client_assertion", jwt.as_str()));
+        } else if !c.client_secret.is_empty() {
             form.push(("client_secret", c.client_secret.as_str()));
         }
         if !c.scope.is_empty() {
