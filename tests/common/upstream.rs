@@ -68,6 +68,8 @@ pub struct Message {
     pub mail_from: String,
     pub rcpts: Vec<String>,
     pub data: Vec<u8>,
+    /// It came over TLS.
+    pub tls: bool,
 }
 
 /// Everything the server saw.
@@ -152,6 +154,29 @@ pub fn localhost_cert() -> (Arc<ServerConfig>, String) {
         .with_single_cert(vec![certified.cert.der().clone()], key)
         .expect("server config");
     (Arc::new(config), certified.cert.pem())
+}
+
+/// A server config whose handshake fails for a client without a certificate (it
+/// requires one signed by a CA nobody has): what a broken STARTTLS looks like.
+pub fn client_cert_required() -> Arc<ServerConfig> {
+    use tokio_rustls::rustls::server::WebPkiClientVerifier;
+    use tokio_rustls::rustls::RootCertStore;
+    let ca = rcgen::generate_simple_self_signed(vec!["private-ca".to_string()]).unwrap();
+    let mut roots = RootCertStore::empty();
+    roots.add(ca.cert.der().clone()).unwrap();
+    let provider = Arc::new(ring::default_provider());
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.key_pair.serialize_der()));
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .unwrap();
+    Arc::new(config)
 }
 
 enum End {
@@ -518,6 +543,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                 mail_from,
                 rcpts,
                 data,
+                tls: self.tls,
             });
         }
         self.mail_from = None;

@@ -52,8 +52,22 @@ pub(crate) fn command(buf: &mut Vec<u8>, parts: &[&[u8]]) {
     buf.extend_from_slice(b"\r\n");
 }
 
-/// Connects and runs the session up to the point where a transaction can start.
+/// Connects and runs the session up to the point where a transaction can start. With
+/// opportunistic TLS, a failed handshake is followed by one more connection that does
+/// not try STARTTLS (as Postfix's `may` level does): the message goes in clear text
+/// rather than not at all.
 pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
+    match open_with(settings, true).await {
+        Err(SmtpError::Tls(reason)) if settings.tls == UpstreamTls::Opportunistic => {
+            tracing::info!(host = %settings.host, port = settings.port, %reason, "opportunistic TLS failed; connecting again without it");
+            open_with(settings, false).await
+        }
+        other => other,
+    }
+}
+
+/// `open`, trying STARTTLS only if `try_starttls` (for opportunistic TLS).
+async fn open_with(settings: &Settings, try_starttls: bool) -> Result<Connection, SmtpError> {
     let limit = settings.timeout;
     let connect = TcpStream::connect((settings.host.as_str(), settings.port));
     let tcp = match timeout(limit, connect).await {
@@ -85,7 +99,7 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
     let offered = conn.caps.has(EXT_START_TLS);
     let tls = match settings.tls {
         UpstreamTls::Starttls => true,
-        UpstreamTls::Opportunistic => offered,
+        UpstreamTls::Opportunistic => offered && try_starttls,
         UpstreamTls::Implicit | UpstreamTls::None => false,
     };
     if tls {
@@ -94,7 +108,9 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
             _ => start_tls(conn, &settings.target).await?,
         };
         if conn.is_tls() {
-            hello(&mut conn, &helo).await?;
+            hello(&mut conn, &helo)
+                .await
+                .map_err(|e| after_handshake(e, settings.tls))?;
         }
     }
     match settings.auth {
@@ -106,6 +122,19 @@ pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
         }
     }
     Ok(conn)
+}
+
+/// A failure of the first exchange over opportunistic TLS (other than a refusal) counts
+/// as a failed handshake: with TLS 1.3 a server that rejects the client's side of the
+/// handshake says so only after the client has finished it.
+fn after_handshake(error: SmtpError, tls: UpstreamTls) -> SmtpError {
+    match (tls, error) {
+        (
+            UpstreamTls::Opportunistic,
+            e @ (SmtpError::Io(_) | SmtpError::Eof | SmtpError::Protocol(_)),
+        ) => SmtpError::Tls(format!("after the handshake: {e}")),
+        (_, e) => e,
+    }
 }
 
 /// The configured name, or the local address as an RFC 5321 address literal.
