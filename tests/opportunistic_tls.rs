@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::upstream::{client_cert_required, localhost_cert, FakeUpstream, Script};
+use common::tls::{client_cert_required, localhost_cert};
+use common::upstream::{FakeUpstream, Script};
 use common::{Client, Gateway};
 use postern::config::UpstreamConfig;
 use std::time::{Duration, Instant};

@@ -2,6 +2,8 @@
 //! dot-stuffing, pipelining, per-recipient outcomes, pooling with RSET, the one retry on a
 //! dead pooled connection, STARTTLS / implicit TLS with AUTH, and connection failures.
 
+#[path = "common/tls.rs"]
+mod tls;
 #[path = "common/upstream.rs"]
 mod upstream;
 
@@ -9,7 +11,8 @@ use postern::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
 use postern::relay::smtp::SmtpUpstream;
 use postern::relay::{Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry};
 use std::path::PathBuf;
-use upstream::{localhost_cert, FakeUpstream, Script};
+use tls::localhost_cert;
+use upstream::{FakeUpstream, Script};
 
 /// A plain-text upstream configuration for `port`.
 fn config(port: u16) -> SmtpConfig {

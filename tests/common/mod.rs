@@ -8,6 +8,7 @@ pub mod dns;
 pub mod helpdesk;
 pub mod logs;
 pub mod oauth;
+pub mod tls;
 pub mod upstream;
 
 use postern::app::{self, Running};

@@ -143,24 +143,35 @@ fn der_len(len: usize) -> Vec<u8> {
     }
 }
 
+/// A freshly generated key as the store would hold it (unit tests).
+#[cfg(test)]
+pub(crate) fn test_key(
+    domain: &str,
+    selector: &str,
+    algorithm: DkimAlgorithm,
+    status: crate::store::DkimStatus,
+) -> DkimKey {
+    let generated = generate(algorithm).unwrap();
+    DkimKey {
+        domain: domain.into(),
+        selector: selector.into(),
+        algorithm,
+        status,
+        public_key: generated.public_key,
+        private_key: generated.private_key,
+        created_at: 0,
+        created_by: "test".into(),
+        activated_at: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::store::DkimStatus;
 
     fn stored(algorithm: DkimAlgorithm) -> DkimKey {
-        let generated = generate(algorithm).unwrap();
-        DkimKey {
-            domain: "corp.example".into(),
-            selector: "s1".into(),
-            algorithm,
-            status: DkimStatus::Active,
-            public_key: generated.public_key,
-            private_key: generated.private_key,
-            created_at: 0,
-            created_by: "test".into(),
-            activated_at: None,
-        }
+        test_key("corp.example", "s1", algorithm, DkimStatus::Active)
     }
 
     #[test]

@@ -162,18 +162,7 @@ mod tests {
     use crate::store::DkimAlgorithm;
 
     fn key(domain: &str, selector: &str, status: DkimStatus) -> DkimKey {
-        let generated = keys::generate(DkimAlgorithm::Ed25519).unwrap();
-        DkimKey {
-            domain: domain.into(),
-            selector: selector.into(),
-            algorithm: DkimAlgorithm::Ed25519,
-            status,
-            public_key: generated.public_key,
-            private_key: generated.private_key,
-            created_at: 0,
-            created_by: "test".into(),
-            activated_at: None,
-        }
+        keys::test_key(domain, selector, DkimAlgorithm::Ed25519, status)
     }
 
     #[test]
