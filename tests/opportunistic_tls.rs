@@ -1,7 +1,8 @@
 //! Opportunistic STARTTLS towards upstreams (`tls = "opportunistic"`, what `mx` uses): an
 //! upstream that offers STARTTLS gets the message encrypted even with a certificate
 //! nobody trusts; one whose TLS handshake fails gets it in clear text on a second
-//! connection, as Postfix's `may` level does, instead of never.
+//! connection, as Postfix's `may` level does, instead of never — that connection is not
+//! pooled, and a "530 must issue STARTTLS" on it defers instead of bouncing.
 
 mod common;
 
@@ -11,7 +12,7 @@ use common::{Client, Gateway};
 use postern::config::UpstreamConfig;
 use std::time::{Duration, Instant};
 
-async fn deliver_one(upstream: &FakeUpstream) {
+async fn gateway(upstream: &FakeUpstream) -> Gateway {
     let settings = format!(
         "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"opportunistic\"\ntimeout_secs = 5\n",
         upstream.addr.port()
@@ -24,19 +25,34 @@ async fn deliver_one(upstream: &FakeUpstream) {
     .await;
     gw.create_user("desk@corp.example", "staff", "desk-password-1")
         .await;
+    gw
+}
+
+async fn submit(gw: &Gateway, subject: &str) {
     let mut c = Client::connect(gw.addr("plain")).await;
     c.expect("EHLO desk.corp.example", 250).await;
     c.login("desk@corp.example", "desk-password-1").await;
     c.expect("MAIL FROM:<desk@corp.example>", 250).await;
     c.expect("RCPT TO:<customer@example.net>", 250).await;
     c.expect("DATA", 354).await;
-    c.send(b"From: desk@corp.example\r\nSubject: opportunistic\r\n\r\nhello\r\n.\r\n")
-        .await;
+    let text = format!("From: desk@corp.example\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
+    c.send(text.as_bytes()).await;
     assert_eq!(c.reply().await.code, 250);
+}
+
+async fn until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
-    while upstream.record().messages.is_empty() {
-        assert!(Instant::now() < deadline, "never delivered");
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn tls_failing() -> Script {
+    Script {
+        pipelining: true,
+        starttls: Some(client_cert_required()),
+        ..Script::default()
     }
 }
 
@@ -49,7 +65,9 @@ async fn an_offered_starttls_is_used_whatever_the_certificate() {
         ..Script::default()
     })
     .await;
-    deliver_one(&upstream).await;
+    let gw = gateway(&upstream).await;
+    submit(&gw, "encrypted").await;
+    until("delivered", || !upstream.record().messages.is_empty()).await;
     let record = upstream.record();
     assert!(record.messages[0].tls, "the message went encrypted");
     assert_eq!(record.connections, 1);
@@ -57,18 +75,47 @@ async fn an_offered_starttls_is_used_whatever_the_certificate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_handshake_is_followed_by_a_clear_text_connection() {
+    let upstream = FakeUpstream::start(tls_failing()).await;
+    let gw = gateway(&upstream).await;
+    submit(&gw, "first").await;
+    until("delivered", || upstream.record().messages.len() == 1).await;
+    {
+        let record = upstream.record();
+        assert!(
+            !record.messages[0].tls,
+            "the second connection is clear text"
+        );
+        assert_eq!(record.connections, 2, "one failed handshake, one delivery");
+    }
+    // The clear-text connection is not kept: the next message tries TLS again.
+    submit(&gw, "second").await;
+    until("delivered", || upstream.record().messages.len() == 2).await;
+    assert_eq!(upstream.record().connections, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_wants_tls_after_all_defers_instead_of_bouncing() {
     let upstream = FakeUpstream::start(Script {
-        pipelining: true,
-        starttls: Some(client_cert_required()),
-        ..Script::default()
+        mail_reply: Some("530 5.7.0 Must issue a STARTTLS command first".into()),
+        ..tls_failing()
     })
     .await;
-    deliver_one(&upstream).await;
-    let record = upstream.record();
-    assert_eq!(record.messages.len(), 1);
+    let gw = gateway(&upstream).await;
+    submit(&gw, "must be encrypted").await;
+    until("a clear-text try", || upstream.record().connections >= 2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, queue) = common::http(
+        gw.running.api,
+        "GET",
+        "/api/v1/queue",
+        Some(common::TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
     assert!(
-        !record.messages[0].tls,
-        "the second connection is clear text"
+        queue.contains("530 5.7.0") && queue.contains("customer@example.net"),
+        "the message itself is queued with the reason: {queue}"
     );
-    assert_eq!(record.connections, 2, "one failed handshake, one delivery");
+    assert!(upstream.record().messages.is_empty(), "no DSN: {queue}");
 }

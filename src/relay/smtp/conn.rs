@@ -49,6 +49,9 @@ pub(crate) struct Connection {
     pub(crate) caps: Capabilities,
     /// When this connection last finished a transaction (for the pool's idle limit).
     pub(crate) idle_since: Instant,
+    /// Clear text after a failed opportunistic TLS handshake: used for one delivery, never
+    /// pooled, and a "530 must issue STARTTLS" on it is not final.
+    pub(crate) downgraded: bool,
 }
 
 impl Connection {
@@ -63,6 +66,7 @@ impl Connection {
             timeout,
             caps: Capabilities::default(),
             idle_since: Instant::now(),
+            downgraded: false,
         }
     }
 

@@ -146,8 +146,10 @@ impl SmtpUpstream {
         reused: bool,
     ) -> Result<Vec<RcptOutcome>, RelayError> {
         match transaction::run(&mut conn, msg, reused).await {
-            Ok(done) => {
-                if done.reusable {
+            Ok(mut done) => {
+                if conn.downgraded {
+                    done.outcomes = done.outcomes.into_iter().map(tls_wanted).collect();
+                } else if done.reusable {
                     self.pool.put(conn);
                 }
                 log_outcomes(&self.name, msg, &done.outcomes);
@@ -162,6 +164,15 @@ impl SmtpUpstream {
                 Err(e)
             }
         }
+    }
+}
+
+/// On a clear-text connection after a failed opportunistic handshake, "530 must issue
+/// STARTTLS" means the upstream wants TLS after all: try again later, not a bounce.
+fn tls_wanted(outcome: RcptOutcome) -> RcptOutcome {
+    match outcome {
+        RcptOutcome::Permanent(text) if text.starts_with("530") => RcptOutcome::Temporary(text),
+        other => other,
     }
 }
 

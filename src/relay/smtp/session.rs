@@ -53,14 +53,16 @@ pub(crate) fn command(buf: &mut Vec<u8>, parts: &[&[u8]]) {
 }
 
 /// Connects and runs the session up to the point where a transaction can start. With
-/// opportunistic TLS, a failed handshake is followed by one more connection that does
-/// not try STARTTLS (as Postfix's `may` level does): the message goes in clear text
-/// rather than not at all.
+/// opportunistic TLS, a failed (or timed-out) handshake is followed by one more connection
+/// that does not try STARTTLS (as Postfix's `may` level does): the message goes in clear
+/// text rather than not at all. That connection is marked `downgraded`.
 pub(crate) async fn open(settings: &Settings) -> Result<Connection, SmtpError> {
     match open_with(settings, true).await {
         Err(SmtpError::Tls(reason)) if settings.tls == UpstreamTls::Opportunistic => {
             tracing::info!(host = %settings.host, port = settings.port, %reason, "opportunistic TLS failed; connecting again without it");
-            open_with(settings, false).await
+            let mut conn = open_with(settings, false).await?;
+            conn.downgraded = true;
+            Ok(conn)
         }
         other => other,
     }
@@ -176,7 +178,11 @@ async fn try_tls(mut conn: Connection, target: &TlsTarget) -> Result<Connection,
     conn.flush().await?;
     let reply = conn.read_reply().await?;
     match reply.code {
-        220 => conn.start_tls(target).await,
+        // A handshake that hangs failed as much as one that broke.
+        220 => conn.start_tls(target).await.map_err(|e| match e {
+            SmtpError::Timeout(..) => SmtpError::Tls(e.to_string()),
+            e => e,
+        }),
         421 => Err(SmtpError::Closing(reply)),
         _ => Ok(conn),
     }
