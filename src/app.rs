@@ -95,7 +95,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         .map(|u| (u.name, u.config))
         .collect();
     let signers = Arc::new(Signers::new());
-    signers.load(&store.dkim_keys().all()?);
+    signers.reload(store.dkim_keys())?;
     let upstreams = Arc::new(Relays::new(&config, &stored, signers)?);
     let webhooks = Arc::new(tokio::sync::Notify::new());
     upstreams.set_inbound(Arc::new(Hook::new(

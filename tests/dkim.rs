@@ -306,6 +306,20 @@ async fn keys_are_managed_through_the_api() {
     assert_eq!(status_of("rsa2").as_deref(), Some("active"));
     assert_eq!(status_of("ed").as_deref(), Some("active"));
     assert!(!list.to_string().contains("private"));
+    // Created active: the active key of its algorithm is retired in the same write.
+    let (status, third) =
+        create(json!({"domain": "corp.example", "selector": "rsa3", "activate": true})).await;
+    assert_eq!(
+        (status, third["status"].as_str()),
+        (201, Some("active")),
+        "{third}"
+    );
+    let (_, rsa2) = api(&gw, "GET", "/api/v1/dkim-keys/Corp.Example./rsa2", None).await;
+    assert_eq!(rsa2["status"], "retired", "{rsa2}");
+    let long = "a".repeat(60);
+    let domain = format!("{long}.{long}.{long}.example");
+    let (status, _) = create(json!({"domain": domain, "selector": format!("{long}.{long}")})).await;
+    assert_eq!(status, 422, "the record name would pass 253 characters");
 
     // Unknown keys.
     for (method, p) in [

@@ -104,7 +104,7 @@ pub async fn show(
     Param((domain, selector)): Param<(String, String)>,
 ) -> Result<Json<DkimKeyView>, Problem> {
     caller.require("admin")?;
-    let (domain, selector) = (domain.to_lowercase(), selector.to_lowercase());
+    let (domain, selector) = (normal(&domain), normal(&selector));
     let key = api
         .store()
         .dkim_keys()
@@ -132,29 +132,35 @@ pub async fn create(
         keys::generate(algorithm).map_err(|e| Problem::internal(format!("generating: {e}")))
     })
     .await?;
-    let mut key = DkimKey {
+    let key = DkimKey {
         domain,
         selector,
         algorithm,
-        status: DkimStatus::Pending,
+        status: match body.activate {
+            true => DkimStatus::Active,
+            false => DkimStatus::Pending,
+        },
         public_key: generated.public_key,
         private_key: generated.private_key,
         created_at: now,
         created_by: caller.name().to_string(),
-        activated_at: None,
+        activated_at: body.activate.then_some(now),
     };
     let _change = api.write_lock().await;
     let (work, saved) = (api.clone(), key.clone());
-    blocking(move || Ok(work.store().dkim_keys().add(&saved)?)).await?;
+    let retired = blocking(move || {
+        let retired = work.store().dkim_keys().add(&saved)?;
+        reload(&work)?;
+        Ok(retired)
+    })
+    .await?;
     let target = format!("dkim-keys/{}/{}", key.domain, key.selector);
     let view = DkimKeyView::from(&key);
     api.audit(&caller, "dkim.create", target, None::<&()>, Some(&view))
         .await?;
-    tracing::info!(domain = %key.domain, selector = %key.selector, algorithm = ?key.algorithm, by = caller.name(), "DKIM key created");
-    if body.activate {
-        key = activate_now(&api, &caller, &key.domain, &key.selector).await?;
-    }
-    Ok((StatusCode::CREATED, Json(DkimKeyView::from(&key))))
+    let retired = retired.map(|k| k.selector);
+    tracing::info!(domain = %key.domain, selector = %key.selector, algorithm = ?key.algorithm, status = ?key.status, ?retired, by = caller.name(), "DKIM key created");
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `POST /api/v1/dkim-keys/{domain}/{selector}/activate` — admin. The domain's active key
@@ -170,7 +176,7 @@ pub async fn activate(
     Param((domain, selector)): Param<(String, String)>,
 ) -> Result<Json<DkimKeyView>, Problem> {
     caller.require("admin")?;
-    let (domain, selector) = (domain.to_lowercase(), selector.to_lowercase());
+    let (domain, selector) = (normal(&domain), normal(&selector));
     let _change = api.write_lock().await;
     let key = activate_now(&api, &caller, &domain, &selector).await?;
     Ok(Json(DkimKeyView::from(&key)))
@@ -189,7 +195,7 @@ pub async fn remove(
     Param((domain, selector)): Param<(String, String)>,
 ) -> Result<StatusCode, Problem> {
     caller.require("admin")?;
-    let (domain, selector) = (domain.to_lowercase(), selector.to_lowercase());
+    let (domain, selector) = (normal(&domain), normal(&selector));
     let _change = api.write_lock().await;
     let (work, d, s) = (api.clone(), domain.clone(), selector.clone());
     let removed = blocking(move || {
@@ -232,16 +238,15 @@ async fn activate_now(
     Ok(key)
 }
 
-/// Hands the stored keys to the relay's signers.
+/// Hands the stored keys to the relay's signers (which read them under their own lock, so
+/// the newest change always wins).
 fn reload(api: &Api) -> Result<(), Problem> {
-    let keys = api.store().dkim_keys().all()?;
-    api.state.relays.signers().load(&keys);
-    Ok(())
+    Ok(api.state.relays.signers().reload(api.store().dkim_keys())?)
 }
 
 /// The normalised domain, selector and algorithm of a new key.
 fn check(body: &NewDkimKey, now: u64) -> Result<(String, String, DkimAlgorithm), Problem> {
-    let domain = body.domain.trim().trim_end_matches('.').to_lowercase();
+    let domain = normal(&body.domain);
     if !domain.contains('.') || !super::names::is_host_name(&domain, false) {
         return Err(Problem::invalid(
             "domain",
@@ -250,7 +255,7 @@ fn check(body: &NewDkimKey, now: u64) -> Result<(String, String, DkimAlgorithm),
     }
     let algorithm = body.algorithm.unwrap_or(DkimAlgorithm::Rsa2048);
     let selector = match &body.selector {
-        Some(selector) => selector.trim().to_lowercase(),
+        Some(selector) => normal(selector),
         None => {
             let prefix = match algorithm {
                 DkimAlgorithm::Rsa2048 => "rsa",
@@ -265,7 +270,19 @@ fn check(body: &NewDkimKey, now: u64) -> Result<(String, String, DkimAlgorithm),
             "letters, digits, hyphens and dots, at most 63 characters",
         ));
     }
+    // The record's name, `{selector}._domainkey.{domain}`, must be a DNS name too.
+    if selector.len() + "._domainkey.".len() + domain.len() > 253 {
+        return Err(Problem::invalid(
+            "selector",
+            "selector._domainkey.domain is longer than 253 characters",
+        ));
+    }
     Ok((domain, selector, algorithm))
+}
+
+/// A domain or selector as keys are stored: trimmed, no final dot, lower case.
+fn normal(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_lowercase()
 }
 
 fn not_found(domain: &str, selector: &str) -> Problem {

@@ -87,19 +87,25 @@ impl DkimKeys {
         })
     }
 
-    /// Adds `key`; a conflict if its domain already has that selector. Durable on return.
-    pub fn add(&self, key: &DkimKey) -> Result<(), StoreError> {
-        let id = record_key(&key.domain, &key.selector);
-        let added = self
-            .tree
-            .compare_and_swap(id, None as Option<&[u8]>, Some(encode(key)?))?;
-        if added.is_err() {
+    /// Adds `key`; a conflict if its domain already has that selector. An `active` key
+    /// retires the domain's other active key of its algorithm in the same write; that key
+    /// is returned. Durable on return. Callers serialise changes (the API's write lock).
+    pub fn add(&self, key: &DkimKey) -> Result<Option<DkimKey>, StoreError> {
+        if self.get(&key.domain, &key.selector)?.is_some() {
             return Err(StoreError::Conflict(format!(
                 "DKIM key {}._domainkey.{}",
                 key.selector, key.domain
             )));
         }
-        self.sync.flush()
+        let mut batch = sled::Batch::default();
+        let retired = match key.status {
+            DkimStatus::Active => self.retire_others(&mut batch, key)?,
+            _ => None,
+        };
+        batch.insert(record_key(&key.domain, &key.selector), encode(key)?);
+        self.tree.apply_batch(batch)?;
+        self.sync.flush()?;
+        Ok(retired)
     }
 
     /// The key of `domain` with `selector`.
@@ -129,28 +135,36 @@ impl DkimKeys {
             return Ok(None);
         };
         let mut batch = sled::Batch::default();
-        let mut retired = None;
-        for raw in self
-            .tree
-            .scan_prefix(format!("{domain}/").as_bytes())
-            .values()
-        {
-            let mut other: DkimKey = decode(&raw?, "DKIM key")?;
-            if other.selector != key.selector
-                && other.algorithm == key.algorithm
-                && other.status == DkimStatus::Active
-            {
-                other.status = DkimStatus::Retired;
-                batch.insert(record_key(domain, &other.selector), encode(&other)?);
-                retired = Some(other);
-            }
-        }
+        let retired = self.retire_others(&mut batch, &key)?;
         key.status = DkimStatus::Active;
         key.activated_at = Some(now);
         batch.insert(record_key(domain, selector), encode(&key)?);
         self.tree.apply_batch(batch)?;
         self.sync.flush()?;
         Ok(Some((key, retired)))
+    }
+
+    /// Adds to `batch` the retirement of `key`'s domain's other active key of its
+    /// algorithm, if there is one (at most one is active); returns it.
+    fn retire_others(
+        &self,
+        batch: &mut sled::Batch,
+        key: &DkimKey,
+    ) -> Result<Option<DkimKey>, StoreError> {
+        let mut retired = None;
+        let prefix = format!("{}/", key.domain);
+        for raw in self.tree.scan_prefix(prefix.as_bytes()).values() {
+            let mut other: DkimKey = decode(&raw?, "DKIM key")?;
+            if other.selector != key.selector
+                && other.algorithm == key.algorithm
+                && other.status == DkimStatus::Active
+            {
+                other.status = DkimStatus::Retired;
+                batch.insert(record_key(&key.domain, &other.selector), encode(&other)?);
+                retired = Some(other);
+            }
+        }
+        Ok(retired)
     }
 
     /// Removes the key of `domain` with `selector`; the removed key, if it existed.

@@ -12,7 +12,7 @@
 pub mod keys;
 
 use super::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
-use crate::store::{DkimKey, DkimStatus};
+use crate::store::{DkimKey, DkimKeys, DkimStatus, StoreError};
 use arc_swap::ArcSwap;
 use keys::Signer;
 use std::collections::HashMap;
@@ -29,10 +29,21 @@ pub enum DkimError {
     Task(String),
 }
 
+/// What mail from one domain is signed with.
+struct Domain {
+    signers: Vec<Arc<Signer>>,
+    /// Why one of its active keys did not load: its mail waits instead of leaving with
+    /// fewer signatures than the administrator set up.
+    broken: Option<String>,
+}
+
 /// The active keys, by signing domain.
 #[derive(Default)]
 pub struct Signers {
-    by_domain: ArcSwap<HashMap<String, Vec<Arc<Signer>>>>,
+    by_domain: ArcSwap<HashMap<String, Domain>>,
+    /// Held from reading the store to swapping the set, so the last reload to run is the
+    /// one that read the newest keys.
+    reloading: std::sync::Mutex<()>,
 }
 
 impl Signers {
@@ -40,18 +51,27 @@ impl Signers {
         Signers::default()
     }
 
-    /// Replaces the set with the active ones of `keys`. A key that does not load is left
-    /// out and logged (its domain is then signed with its other keys, if any).
-    pub fn load(&self, keys: &[DkimKey]) {
-        let mut by_domain: HashMap<String, Vec<Arc<Signer>>> = HashMap::new();
+    /// Replaces the set with the active keys of the store (blocking: a sled scan).
+    pub fn reload(&self, store: &DkimKeys) -> Result<(), StoreError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        self.load(&store.all()?);
+        Ok(())
+    }
+
+    /// Replaces the set with the active ones of `keys`. A key that does not load is
+    /// logged, and its domain's mail waits (`broken`) until it is replaced or deleted.
+    fn load(&self, keys: &[DkimKey]) {
+        let mut by_domain: HashMap<String, Domain> = HashMap::new();
         for key in keys.iter().filter(|k| k.status == DkimStatus::Active) {
+            let domain = by_domain.entry(key.domain.clone()).or_insert(Domain {
+                signers: Vec::new(),
+                broken: None,
+            });
             match Signer::load(key) {
-                Ok(signer) => by_domain
-                    .entry(key.domain.clone())
-                    .or_default()
-                    .push(Arc::new(signer)),
+                Ok(signer) => domain.signers.push(Arc::new(signer)),
                 Err(error) => {
-                    tracing::error!(domain = %key.domain, selector = %key.selector, %error, "DKIM key not loaded; not signing with it")
+                    tracing::error!(domain = %key.domain, selector = %key.selector, %error, "DKIM key not loaded; the domain's mail waits");
+                    domain.broken = Some(format!("key {}: {error}", key.selector));
                 }
             }
         }
@@ -63,17 +83,23 @@ impl Signers {
         self.by_domain.load().is_empty()
     }
 
-    /// The signers for mail from `domain`: its own keys, else those of its nearest parent
-    /// domain that has some.
-    pub fn for_domain(&self, domain: &str) -> Option<Vec<Arc<Signer>>> {
+    /// The signers for mail from `domain` (ASCII, any case): its own keys, else those of
+    /// its nearest parent domain that has some; an error if one of them did not load.
+    pub fn for_domain(&self, domain: &str) -> Result<Option<Vec<Arc<Signer>>>, DkimError> {
         let by_domain = self.by_domain.load();
         let domain = domain.to_ascii_lowercase();
         let mut name = domain.as_str();
         loop {
-            if let Some(signers) = by_domain.get(name) {
-                return Some(signers.clone());
+            if let Some(found) = by_domain.get(name) {
+                if let Some(broken) = &found.broken {
+                    return Err(DkimError::Key(format!("{name}: {broken}")));
+                }
+                return Ok(Some(found.signers.clone()));
             }
-            name = name.split_once('.')?.1;
+            let Some((_, parent)) = name.split_once('.') else {
+                return Ok(None);
+            };
+            name = parent;
         }
     }
 }
@@ -94,7 +120,10 @@ impl Signing {
         if self.signers.is_empty() {
             return Ok(None);
         }
-        let Some(signers) = from_domain(data).and_then(|d| self.signers.for_domain(&d)) else {
+        let Some(domain) = from_domain(data) else {
+            return Ok(None);
+        };
+        let Some(signers) = self.signers.for_domain(&domain)? else {
             return Ok(None);
         };
         let data = data.to_vec();
@@ -144,16 +173,16 @@ impl Deliver for Signing {
     }
 }
 
-/// The domain of the message's one `From` mailbox.
+/// The domain of the message's one `From` mailbox, in ASCII (an internationalised one as
+/// its `xn--` form, which is how keys are named).
 fn from_domain(data: &[u8]) -> Option<String> {
     let inspected = crate::rewrite::inspect(data).ok()?;
     let (_, domain) = inspected.from.address.rsplit_once('@')?;
-    Some(
-        domain
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    )
+    if domain.is_ascii() {
+        return Some(domain.to_string());
+    }
+    let name = hickory_resolver::proto::rr::Name::from_utf8(domain).ok()?;
+    Some(name.to_ascii().trim_end_matches('.').to_string())
 }
 
 #[cfg(test)]
@@ -168,7 +197,7 @@ mod tests {
     #[test]
     fn only_active_keys_sign_and_parents_cover_subdomains() {
         let signers = Signers::new();
-        assert!(signers.is_empty() && signers.for_domain("corp.example").is_none());
+        assert!(signers.is_empty() && signers.for_domain("corp.example").unwrap().is_none());
         signers.load(&[
             key("corp.example", "a", DkimStatus::Active),
             key("corp.example", "p", DkimStatus::Pending),
@@ -179,12 +208,23 @@ mod tests {
         let selectors = |d: &str| -> Option<Vec<String>> {
             signers
                 .for_domain(d)
+                .unwrap()
                 .map(|s| s.iter().map(|s| s.selector.clone()).collect())
         };
         assert_eq!(selectors("corp.example"), Some(vec!["a".to_string()]));
         assert_eq!(selectors("EU.Corp.Example"), Some(vec!["a".to_string()]));
         assert_eq!(selectors("other.example"), None);
         assert_eq!(selectors("example"), None);
+
+        // A damaged active key holds its domain's (and subdomains') mail back.
+        let mut damaged = key("corp.example", "d", DkimStatus::Active);
+        damaged.private_key = "AAAA".into();
+        signers.load(&[key("corp.example", "a", DkimStatus::Active), damaged]);
+        assert!(matches!(
+            signers.for_domain("eu.corp.example"),
+            Err(DkimError::Key(_))
+        ));
+        assert!(signers.for_domain("other.example").unwrap().is_none());
     }
 
     #[test]
@@ -192,5 +232,7 @@ mod tests {
         let message = b"Subject: x\r\nFrom: Desk <desk@Corp.Example>\r\n\r\nFrom: a@b.c\r\n";
         assert_eq!(from_domain(message).as_deref(), Some("Corp.Example"));
         assert_eq!(from_domain(b"Subject: no from\r\n\r\n"), None);
+        let idn = "From: b\u{fc}cher@B\u{fc}cher.example\r\n\r\n".as_bytes();
+        assert_eq!(from_domain(idn).as_deref(), Some("xn--bcher-kva.example"));
     }
 }
