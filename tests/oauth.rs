@@ -8,40 +8,14 @@
 
 mod common;
 
+use common::desk::{gateway, submit};
 use common::oauth::{assertion_is_valid, certificate, token_endpoint, upstream, Issuer, Shared};
 use common::upstream::FakeUpstream;
-use common::{Client, Gateway};
+use common::Gateway;
 use postern::config::UpstreamConfig;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A gateway whose default upstream `provider` is `settings` (TOML of the upstream).
-async fn gateway(settings: String) -> Gateway {
-    let upstream: UpstreamConfig = toml::from_str(&settings).unwrap();
-    let gw = Gateway::start(move |c| {
-        c.upstreams.insert("provider".into(), upstream);
-        c.default_upstream = "provider".into();
-        c.queue.retry_intervals_secs = vec![1];
-    })
-    .await;
-    gw.create_user("desk@corp.example", "staff", "desk-password-1")
-        .await;
-    gw
-}
-
-async fn submit(gw: &Gateway, subject: &str) {
-    let mut c = Client::connect(gw.addr("plain")).await;
-    c.expect("EHLO desk.corp.example", 250).await;
-    c.login("desk@corp.example", "desk-password-1").await;
-    c.expect("MAIL FROM:<desk@corp.example>", 250).await;
-    c.expect("RCPT TO:<customer@example.net>", 250).await;
-    c.expect("DATA", 354).await;
-    let text = format!("From: desk@corp.example\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
-    c.send(text.as_bytes()).await;
-    assert_eq!(c.reply().await.code, 250);
-    c.expect("QUIT", 221).await;
-}
 
 /// Submits `n` messages at once.
 async fn burst(gw: &Arc<Gateway>, n: usize, tag: &str) {
@@ -92,7 +66,7 @@ async fn one_token_serves_concurrent_deliveries_and_is_replaced_before_it_expire
     }));
     let endpoint = token_endpoint(issuer.clone()).await;
     let upstream = upstream(issuer.clone()).await;
-    let gw = Arc::new(gateway(microsoft365(endpoint, &upstream)).await);
+    let gw = Arc::new(gateway(&microsoft365(endpoint, &upstream)).await);
     // corp.example has an active DKIM key, but Microsoft signs for itself.
     let key = r#"{"domain": "corp.example", "algorithm": "ed25519", "activate": true}"#;
     let (status, _) = common::http(
@@ -160,7 +134,7 @@ async fn a_token_endpoint_outage_defers_and_a_refused_client_keeps_mail_queued()
     }));
     let endpoint = token_endpoint(issuer.clone()).await;
     let upstream = upstream(issuer.clone()).await;
-    let gw = gateway(microsoft365(endpoint, &upstream)).await;
+    let gw = gateway(&microsoft365(endpoint, &upstream)).await;
 
     submit(&gw, "after an outage").await;
     delivered(&upstream, 1).await;
@@ -264,7 +238,7 @@ refresh_token = "rt-initial"
 "#,
         upstream.addr.port()
     );
-    let gw = gateway(settings).await;
+    let gw = gateway(&settings).await;
     submit(&gw, "first").await;
     delivered(&upstream, 1).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
@@ -313,7 +287,7 @@ async fn a_certificate_instead_of_a_secret() {
             key.display()
         ),
     );
-    let gw = gateway(settings).await;
+    let gw = gateway(&settings).await;
 
     submit(&gw, "signed assertion").await;
     delivered(&upstream, 1).await;

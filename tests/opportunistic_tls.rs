@@ -6,10 +6,10 @@
 
 mod common;
 
+use common::desk::submit;
 use common::tls::{client_cert_required, localhost_cert};
 use common::upstream::{FakeUpstream, Script};
-use common::{Client, Gateway};
-use postern::config::UpstreamConfig;
+use common::Gateway;
 use std::time::{Duration, Instant};
 
 async fn gateway(upstream: &FakeUpstream) -> Gateway {
@@ -17,27 +17,7 @@ async fn gateway(upstream: &FakeUpstream) -> Gateway {
         "kind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"opportunistic\"\ntimeout_secs = 5\n",
         upstream.addr.port()
     );
-    let settings: UpstreamConfig = toml::from_str(&settings).unwrap();
-    let gw = Gateway::start(move |c| {
-        c.upstreams.insert("out".into(), settings);
-        c.default_upstream = "out".into();
-    })
-    .await;
-    gw.create_user("desk@corp.example", "staff", "desk-password-1")
-        .await;
-    gw
-}
-
-async fn submit(gw: &Gateway, subject: &str) {
-    let mut c = Client::connect(gw.addr("plain")).await;
-    c.expect("EHLO desk.corp.example", 250).await;
-    c.login("desk@corp.example", "desk-password-1").await;
-    c.expect("MAIL FROM:<desk@corp.example>", 250).await;
-    c.expect("RCPT TO:<customer@example.net>", 250).await;
-    c.expect("DATA", 354).await;
-    let text = format!("From: desk@corp.example\r\nSubject: {subject}\r\n\r\nhello\r\n.\r\n");
-    c.send(text.as_bytes()).await;
-    assert_eq!(c.reply().await.code, 250);
+    common::desk::gateway(&settings).await
 }
 
 async fn until(what: &str, done: impl Fn() -> bool) {
