@@ -63,6 +63,8 @@
 //!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change; the
 //!   registry once a second).
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
+//! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
+//!   by a thread of their own, warnings and errors at once (in order).
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
@@ -97,6 +99,7 @@ pub mod app;
 pub mod archive;
 pub mod config;
 pub mod inbound;
+pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod policy;

@@ -43,24 +43,43 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    match cli.command {
+        Command::Admin(args) => {
+            init_logging(std::io::stderr);
+            admin(&args)
+        }
+        Command::CheckConfig { config } => {
+            init_logging(std::io::stderr);
+            check_config(config)
+        }
+        Command::Serve { config } => {
+            // A line or two per message: written by a thread of their own (`logging`).
+            let (output, flusher) = postern::logging::stderr()?;
+            init_logging(output);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let result = runtime.block_on(serve(config));
+            drop(runtime);
+            drop(flusher);
+            result
+        }
+    }
+}
+
+/// Logs to `writer`, filtered by `RUST_LOG` (default `info`).
+fn init_logging<W>(writer: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match cli.command {
-        Command::Admin(args) => admin(&args),
-        Command::CheckConfig { config } => check_config(config),
-        Command::Serve { config } => {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            runtime.block_on(serve(config))
-        }
-    }
 }
 
 /// Runs one `postern admin` command: its output on stdout, an error on stderr and exit
