@@ -31,18 +31,16 @@ impl<'a> Iterator for DotStuffed<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let mut from = 0;
-        while let Some(lf) = self.rest[from..].iter().position(|&b| b == b'\n') {
-            let line_start = from + lf + 1;
-            if self.rest.get(line_start) == Some(&b'.') {
-                let (head, tail) = self.rest.split_at(line_start);
+        // A line that starts with `.` follows an LF: find the pair (SIMD, not per byte).
+        match memchr::memmem::find(self.rest, b"\n.") {
+            Some(lf) => {
+                let (head, tail) = self.rest.split_at(lf + 1);
                 self.rest = tail;
                 self.dot_next = true;
-                return Some(head);
+                Some(head)
             }
-            from = line_start;
+            None => Some(std::mem::take(&mut self.rest)),
         }
-        Some(std::mem::take(&mut self.rest))
     }
 }
 
