@@ -56,12 +56,14 @@
 //!   problem+json errors; `names`, what domain names and selectors may look like; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
-//!   groups, accounts, upstreams, settings, the Message-ID registry, the audit log, the
+//!   groups, accounts, upstreams, settings, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
 //!   idempotence marks), webhooks with their deliveries (due index), password links
 //!   (hashed), mail configurations, the archive catalog, backup jobs and DKIM keys; `records` is the prefixed-JSON layout the ticket
-//!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change; the
-//!   registry once a second).
+//!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change); the
+//!   Message-ID registry (`msgids`), which is not in sled but in sorted run files of
+//!   fixed-size entries (`store/message-ids`), one written and synced a second, merged by
+//!   levels, with sled's older records still read.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
 //!   by a thread of their own, warnings and errors at once (in order).

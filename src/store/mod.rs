@@ -1,6 +1,7 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the Message-ID registry, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
-//! sync that makes writes durable.
+//! settings, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
+//! sync that makes writes durable. It also holds the Message-ID registry, kept in run files
+//! of its own beside sled's (`msgids`).
 //!
 //! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
 //! neither syncs the file size nor flushes the disk cache, and the files sled writes for
@@ -114,7 +115,7 @@ impl Store {
             skill_groups: Directory::open(&db, "skill_groups", sync.clone())?,
             groups: Directory::open(&db, "groups", sync.clone())?,
             upstreams: Directory::open(&db, "upstreams", sync.clone())?,
-            message_ids: MessageIds::open(&db)?,
+            message_ids: MessageIds::open(&db, &dir.join("message-ids"))?,
             audit: Audit::open(&db, sync.clone())?,
             blocklist: Blocklist::open(&db, sync.clone())?,
             tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone())?,
@@ -262,13 +263,13 @@ impl Store {
         self.flush()
     }
 
-    /// Writes the Message-ID records waiting in memory and syncs the store, if there are
-    /// any. Blocking: call it from a blocking thread.
+    /// Writes the Message-ID records waiting in memory (a run file, synced), then merges
+    /// the registry's runs where a level is full. Blocking: call it from a blocking thread.
     pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
-        match self.message_ids.write_pending()? {
-            true => self.flush(),
-            false => Ok(()),
+        if self.message_ids.write_pending()? {
+            self.message_ids.compact()?;
         }
+        Ok(())
     }
 
     /// Makes every write so far durable: sled's buffers to the kernel, then one `syncfs`.
