@@ -263,12 +263,12 @@ impl Store {
         self.flush()
     }
 
-    /// Writes the Message-ID records waiting in memory (a run file, synced), then merges
-    /// the registry's runs where a level is full. Blocking: call it from a blocking thread.
+    /// Writes the Message-ID records waiting in memory (a run file, synced), and starts
+    /// merging the registry's runs where a level is full. Blocking: call it from a
+    /// blocking thread.
     pub fn sync_if_dirty(&self) -> Result<(), StoreError> {
-        if self.message_ids.write_pending()? {
-            self.message_ids.compact()?;
-        }
+        self.message_ids.write_pending()?;
+        self.message_ids.compact_in_background();
         Ok(())
     }
 

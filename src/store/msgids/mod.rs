@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// What is known about a Message-ID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +52,18 @@ pub struct MessageIds {
     flushing: Arc<Mutex<u64>>,
     /// Held while runs are merged.
     merging: Arc<Mutex<()>>,
+    /// The background merge: running, or failed (and when).
+    merge_state: Arc<Mutex<MergeState>>,
 }
+
+#[derive(Default)]
+struct MergeState {
+    running: bool,
+    failed_at: Option<Instant>,
+}
+
+/// How long after a failed merge the next one is tried.
+const MERGE_BACKOFF: Duration = Duration::from_secs(60);
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
@@ -62,6 +74,7 @@ impl MessageIds {
     pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<MessageIds, StoreError> {
         std::fs::create_dir_all(dir)?;
         let runs = runs::open_all(dir)?;
+        // Names never carry u64::MAX (see `runs::parse_name`), so this cannot wrap.
         let next = runs.iter().map(|r| r.max + 1).max().unwrap_or(1);
         Ok(MessageIds {
             legacy: db.open_tree("message_ids")?,
@@ -70,6 +83,7 @@ impl MessageIds {
             runs: Arc::new(Mutex::new(runs.into_iter().map(Arc::new).collect())),
             flushing: Arc::new(Mutex::new(next)),
             merging: Arc::default(),
+            merge_state: Arc::default(),
         })
     }
 
@@ -126,6 +140,41 @@ impl MessageIds {
             }
         }
         Ok(true)
+    }
+
+    /// Merges full levels on a thread of its own, so flushes go on meanwhile; not while
+    /// a merge runs, nor within `MERGE_BACKOFF` of a failed one.
+    pub(super) fn compact_in_background(&self) {
+        if self.full_level().is_none() {
+            return;
+        }
+        {
+            let mut state = lock(&self.merge_state);
+            let backing_off = state.failed_at.is_some_and(|t| t.elapsed() < MERGE_BACKOFF);
+            if state.running || backing_off {
+                return;
+            }
+            state.running = true;
+        }
+        let this = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("postern-msgid-merge".into())
+            .spawn(move || {
+                let result = this.compact();
+                let mut state = lock(&this.merge_state);
+                state.running = false;
+                state.failed_at = match result {
+                    Ok(()) => None,
+                    Err(error) => {
+                        tracing::error!(%error, "merging Message-ID runs failed; trying again later");
+                        Some(Instant::now())
+                    }
+                };
+            });
+        if let Err(error) = spawned {
+            tracing::error!(%error, "cannot start merging Message-ID runs");
+            lock(&self.merge_state).running = false;
+        }
     }
 
     /// Merges every level that holds `FAN_IN` runs into one run of the next level.
@@ -229,163 +278,4 @@ fn decode(entry: &Entry) -> Result<MessageRecord, StoreError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::Store;
-
-    fn record(account: u64, ticket: Option<u64>) -> MessageRecord {
-        MessageRecord {
-            account,
-            queue_id: "00000000000000AB".into(),
-            direction: "outbound".into(),
-            ticket,
-            at: 1_764_460_800,
-        }
-    }
-
-    fn run_files(dir: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(dir.join("message-ids"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        names.sort();
-        names
-    }
-
-    #[test]
-    fn records_are_seen_at_once_and_kept_after_the_periodic_sync() {
-        let dir = tempfile::tempdir().unwrap();
-        let kept = record(3, None);
-        {
-            let store = Store::open(dir.path()).unwrap();
-            store.message_ids().record("<a@b>", &kept).unwrap();
-            assert_eq!(
-                store.message_ids().get("<a@b>").unwrap(),
-                Some(kept.clone())
-            );
-            assert!(run_files(dir.path()).is_empty(), "nothing written yet");
-            store.sync_if_dirty().unwrap();
-            assert_eq!(run_files(dir.path()).len(), 1);
-            assert!(lock(&store.message_ids().pending).is_empty());
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.message_ids().get("<a@b>").unwrap(), Some(kept));
-        assert_eq!(
-            store.message_ids().get("<A@b>").unwrap(),
-            None,
-            "case is kept"
-        );
-        assert_eq!(store.message_ids().get("<other@b>").unwrap(), None);
-    }
-
-    #[test]
-    fn the_newest_record_wins_through_merges_and_restarts() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = Store::open(dir.path()).unwrap();
-            let ids = store.message_ids();
-            ids.record("<t@b>", &record(1, None)).unwrap();
-            store.sync_if_dirty().unwrap();
-            ids.record("<t@b>", &record(1, Some(0))).unwrap();
-            store.sync_if_dirty().unwrap();
-            // Enough flushes for level 0 to fill and merge, each with other ids.
-            for batch in 0..FAN_IN {
-                for n in 0..300 {
-                    ids.record(&format!("<{batch}.{n}@b>"), &record(2, Some(n)))
-                        .unwrap();
-                }
-                store.sync_if_dirty().unwrap();
-            }
-            ids.record("<t@b>", &record(1, Some(42))).unwrap();
-            store.sync_if_dirty().unwrap();
-            assert_eq!(ids.get("<t@b>").unwrap(), Some(record(1, Some(42))));
-        }
-        let files = run_files(dir.path());
-        assert!(files.iter().any(|f| f.starts_with("01-")), "{files:?}");
-        assert!(files.len() < FAN_IN, "{files:?}");
-        let store = Store::open(dir.path()).unwrap();
-        let ids = store.message_ids();
-        assert_eq!(ids.get("<t@b>").unwrap(), Some(record(1, Some(42))));
-        for batch in 0..FAN_IN {
-            for n in (0..300).step_by(37) {
-                let id = format!("<{batch}.{n}@b>");
-                assert_eq!(ids.get(&id).unwrap(), Some(record(2, Some(n))), "{id}");
-            }
-        }
-    }
-
-    #[test]
-    fn what_a_crash_left_is_cleaned_up_at_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let runs_dir = dir.path().join("message-ids");
-        {
-            let store = Store::open(dir.path()).unwrap();
-            for n in 0..FAN_IN as u64 {
-                store
-                    .message_ids()
-                    .record(&format!("<{n}@b>"), &record(n, None))
-                    .unwrap();
-                store.message_ids().write_pending().unwrap();
-            }
-            let level0: Vec<String> = run_files(dir.path());
-            let first = runs_dir.join(&level0[0]);
-            let saved = std::fs::read(&first).unwrap();
-            store.sync_if_dirty().unwrap_or(());
-            store.message_ids().compact().unwrap();
-            // A merge that renamed its output but died before deleting its inputs.
-            std::fs::write(&first, saved).unwrap();
-            std::fs::write(runs_dir.join("00-9-9.tmp"), b"torn").unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        let files = run_files(dir.path());
-        assert_eq!(files.len(), 1, "{files:?}");
-        assert!(files[0].starts_with("01-"));
-        for n in 0..FAN_IN as u64 {
-            assert_eq!(
-                store.message_ids().get(&format!("<{n}@b>")).unwrap(),
-                Some(record(n, None))
-            );
-        }
-    }
-
-    #[test]
-    fn records_of_the_sled_tree_are_still_read() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            let old = serde_json::to_vec(&record(7, Some(3))).unwrap();
-            db.open_tree("message_ids")
-                .unwrap()
-                .insert("<old@b>", old)
-                .unwrap();
-            db.flush().unwrap();
-        }
-        let store = Store::open(dir.path()).unwrap();
-        assert_eq!(
-            store.message_ids().get("<old@b>").unwrap(),
-            Some(record(7, Some(3)))
-        );
-    }
-
-    #[test]
-    fn entries_keep_every_field_and_refuse_what_does_not_fit() {
-        let inbound = MessageRecord {
-            direction: "inbound".into(),
-            queue_id: "Q".repeat(QUEUE_MAX),
-            ..record(u64::MAX, Some(u64::MAX))
-        };
-        let entry = encode("<x@y>", &inbound).unwrap();
-        assert_eq!(decode(&entry).unwrap(), inbound);
-        assert_eq!(runs::key(&entry), hash("<x@y>"));
-        let long = MessageRecord {
-            queue_id: "Q".repeat(QUEUE_MAX + 1),
-            ..record(1, None)
-        };
-        assert!(encode("<x@y>", &long).is_err());
-        let sideways = MessageRecord {
-            direction: "sideways".into(),
-            ..record(1, None)
-        };
-        assert!(encode("<x@y>", &sideways).is_err());
-    }
-}
+mod tests;

@@ -11,7 +11,7 @@
 
 use std::cmp::Reverse;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -83,7 +83,10 @@ impl Run {
         }
         let count = u64::from_be_bytes(header[8..].try_into().expect("8 octets"));
         let size = file.metadata()?.len();
-        if size != HEADER + count * ENTRY as u64 {
+        let expected = count
+            .checked_mul(ENTRY as u64)
+            .and_then(|n| n.checked_add(HEADER));
+        if expected != Some(size) {
             return Err(corrupt(
                 path,
                 format!("holds {size} octets for {count} entries"),
@@ -118,13 +121,24 @@ impl Run {
 pub(super) struct RunWriter {
     dir: PathBuf,
     tmp: PathBuf,
-    out: BufWriter<File>,
+    /// `None` once finished.
+    out: Option<BufWriter<File>>,
     count: u64,
     fences: Vec<Key>,
     last: Option<Key>,
     level: u8,
     min: u64,
     max: u64,
+    /// Set once the file has its final name; until then dropping removes the temporary.
+    done: bool,
+}
+
+impl Drop for RunWriter {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 impl RunWriter {
@@ -142,13 +156,14 @@ impl RunWriter {
         Ok(RunWriter {
             dir: dir.to_path_buf(),
             tmp,
-            out,
+            out: Some(out),
             count: 0,
             fences: Vec::new(),
             last: None,
             level,
             min,
             max,
+            done: false,
         })
     }
 
@@ -160,21 +175,31 @@ impl RunWriter {
         if self.count % FENCE_EVERY == 0 {
             self.fences.push(key);
         }
-        self.out.write_all(entry)?;
+        let out = self
+            .out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("run finished"))?;
+        out.write_all(entry)?;
         self.last = Some(key);
         self.count += 1;
         Ok(())
     }
 
     /// Syncs the file and gives it its name; the run is durable when this returns.
-    pub(super) fn finish(self) -> io::Result<Run> {
-        let file = self.out.into_inner().map_err(|e| e.into_error())?;
+    pub(super) fn finish(mut self) -> io::Result<Run> {
+        let out = self
+            .out
+            .take()
+            .ok_or_else(|| io::Error::other("run finished"))?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
         file.write_all_at(&self.count.to_be_bytes(), 8)?;
         file.sync_data()?;
         let path = self
             .dir
             .join(format!("{}.run", file_name(self.level, self.min, self.max)));
         fs::rename(&self.tmp, &path)?;
+        // Named now: if the directory sync fails, the next open finds a complete run.
+        self.done = true;
         File::open(&self.dir)?.sync_all()?;
         Ok(Run {
             level: self.level,
@@ -183,7 +208,7 @@ impl RunWriter {
             file,
             path,
             count: self.count,
-            fences: self.fences,
+            fences: std::mem::take(&mut self.fences),
         })
     }
 }
@@ -198,7 +223,7 @@ fn parse_name(path: &Path) -> Option<(u8, u64, u64)> {
     let level = parts.next()?.parse().ok()?;
     let min = u64::from_str_radix(parts.next()?, 16).ok()?;
     let max = u64::from_str_radix(parts.next()?, 16).ok()?;
-    parts.next().is_none().then_some((level, min, max))
+    (parts.next().is_none() && min <= max && max < u64::MAX).then_some((level, min, max))
 }
 
 fn corrupt(path: &Path, what: String) -> io::Error {
@@ -206,6 +231,13 @@ fn corrupt(path: &Path, what: String) -> io::Error {
         io::ErrorKind::InvalidData,
         format!("{} {what}", path.display()),
     )
+}
+
+/// Renames a run that cannot be read to `*.bad`, so the registry opens without it (its
+/// records are lost to lookups; everything else keeps working) and an operator can look.
+fn set_aside(path: &Path, error: &io::Error) -> io::Result<()> {
+    tracing::error!(path = %path.display(), %error, "Message-ID run unreadable; set aside as .bad");
+    fs::rename(path, path.with_extension("bad"))
 }
 
 /// Opens every run in `dir`, newest first, after deleting what an interrupted write or
@@ -216,7 +248,10 @@ pub(super) fn open_all(dir: &Path) -> io::Result<Vec<Run>> {
         let path = item?.path();
         match path.extension().and_then(|e| e.to_str()) {
             Some("tmp") => fs::remove_file(&path)?,
-            Some("run") => runs.push(Run::open(&path)?),
+            Some("run") => match Run::open(&path) {
+                Ok(run) => runs.push(run),
+                Err(error) => set_aside(&path, &error)?,
+            },
             _ => {}
         }
     }
@@ -255,9 +290,11 @@ pub(super) fn merge(dir: &Path, inputs: &[&Run], level: u8) -> io::Result<Run> {
     let max = inputs.iter().map(|r| r.max).max().unwrap_or(0);
     let mut readers = Vec::with_capacity(inputs.len());
     for run in inputs {
-        let mut reader = BufReader::with_capacity(64 * 1024, File::open(&run.path)?);
-        let mut header = [0u8; HEADER as usize];
-        reader.read_exact(&mut header)?;
+        // The run's own open file (a deleted path cannot swap it); reads from the
+        // shared offset, which lookups (positioned reads) never use.
+        let mut file = run.file.try_clone()?;
+        file.seek(SeekFrom::Start(HEADER))?;
+        let reader = BufReader::with_capacity(64 * 1024, file);
         readers.push((reader, run.count));
     }
     let mut heads: Vec<Option<Entry>> = Vec::with_capacity(readers.len());
