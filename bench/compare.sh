@@ -13,7 +13,9 @@
 #   MESSAGES=5000 bash bench/compare.sh            # a quicker run
 #
 # Environment: MESSAGES (20000), SIZE (4096 octets), SESSIONS (20), MODES ("conn reuse"),
-# SYSTEMS ("direct postern postfix"), STALL (60: seconds without a new arrival before a run
+# SYSTEMS ("direct postern postfix"), ROUNDS (3: each system but Postfix runs that many
+# times per mode, interleaved; the table gives medians, each round's rate, and the share of
+# the ceiling as the median of each round against the ceiling measured just before), STALL (60: seconds without a new arrival before a run
 # is declared incomplete), POSTERN_BIN (default target/release/postern, built if missing),
 # POSTERN_LOG (RUST_LOG for Postern, default info), BENCH_KEEP=1 (keep the work directory),
 # ARCHIVE (off: the bench principal's mail is not archived; on: a staff user of account
@@ -28,7 +30,8 @@
 # queue must be drained, not only accepted. CPU is utime+stime from /proc/PID/stat of the
 # relay's process tree (Postern: one process; Postfix: master, its live children and the
 # children it has reaped), read before and after the run. smtp-source and smtp-sink run on
-# the same 2 vCPUs as the relay and compete with it for them.
+# the same 2 vCPUs as the relay and compete with it for them. The arrival count is watched
+# by bench/watch.py (one process polling every 2 ms, not a shell loop forking twice per poll).
 #
 # Nothing outside the work directory is changed: Postfix runs as a separate instance with
 # its own config directory (`postfix -c DIR`), queue and data directories and log file
@@ -42,6 +45,7 @@ SIZE=${SIZE:-4096}
 SESSIONS=${SESSIONS:-20}
 MODES=${MODES:-conn reuse}
 SYSTEMS=${SYSTEMS:-direct postern postfix}
+ROUNDS=${ROUNDS:-3}
 STALL=${STALL:-60}
 ARCHIVE=${ARCHIVE:-off}
 POSTERN_LOG=${POSTERN_LOG:-info}
@@ -259,7 +263,7 @@ RESULTS=$W/results.tsv
 
 run() { # system mode port [cpu_pid]
     local system=$1 mode=$2 port=$3 pid=${4:-} opt=() before target got t0 t_src="" t_done
-    local last_got last_change src_rc=0 ticks0=0 ticks1=0 stall_us=$((STALL * 1000000))
+    local src_rc=0 ticks0=0 ticks1=0
     [ "$mode" = reuse ] && opt=(-d)
     before=$(sink_count)
     target=$((before + MESSAGES))
@@ -267,43 +271,35 @@ run() { # system mode port [cpu_pid]
     t0=$(now_us)
     smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f bench@postern.test -t sink@example.net \
         "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode.log" 2>&1 &
-    local src=$!
-    last_got=$before
-    last_change=$t0
-    while :; do
-        got=$(sink_count)
-        if [ -z "$t_src" ] && ! kill -0 "$src" 2>/dev/null; then
-            wait "$src" || src_rc=$?
-            t_src=$(now_us)
-        fi
-        if [ "$got" -ge "$target" ]; then t_done=$(now_us); break; fi
-        if [ "$got" != "$last_got" ]; then last_got=$got; last_change=$(now_us); fi
-        if [ $(( $(now_us) - last_change )) -gt "$stall_us" ]; then
-            t_done=$last_change
-            kill "$src" 2>/dev/null || true
-            echo "  $system/$mode: no new arrival for ${STALL}s, stopping at $((got - before)) of $MESSAGES" >&2
-            break
-        fi
-        sleep 0.05
-    done
-    if [ -z "$t_src" ]; then wait "$src" || src_rc=$?; t_src=$(now_us); fi
+    local src=$! stalled
+    read -r t_done t_src got stalled < <(python3 "$ROOT/bench/watch.py" "$W/sink.out" "$target" "$STALL" "$src")
+    [ "$t_src" = 0 ] && t_src=""
+    if [ "$stalled" = 1 ]; then
+        kill "$src" 2>/dev/null || true
+        echo "  $system/$mode: no new arrival for ${STALL}s, stopping at $((got - before)) of $MESSAGES" >&2
+    fi
+    wait "$src" || src_rc=$?
+    [ -n "$t_src" ] || t_src=$(now_us)
     [ -n "$pid" ] && ticks1=$(tree_ticks "$pid")
     got=$(( $(sink_count) - before ))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
-        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
+        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" "$ROUND" >>"$RESULTS"
     echo "  $system/$mode: $got of $MESSAGES arrived in $(secs $((t_done - t0))) s (smtp-source done after $(secs $((t_src - t0))) s, exit $src_rc)" >&2
 }
 
 # ---------------------------------------------------------------- the runs
 echo "work directory: $W ($fstype); sink 127.0.0.1:$SINK" >&2
-echo "load: $MESSAGES messages x $SIZE octets, $SESSIONS sessions; modes: $MODES; systems: $SYSTEMS" >&2
+echo "load: $MESSAGES messages x $SIZE octets, $SESSIONS sessions; modes: $MODES; systems: $SYSTEMS; rounds: $ROUNDS" >&2
 case " $SYSTEMS " in *" postfix "*) start_postfix ;; esac
 for mode in $MODES; do
+  for ROUND in $(seq "$ROUNDS"); do
     for system in $SYSTEMS; do
+        # Postfix is twenty times slower: measured once per mode (its rate barely varies).
+        [ "$system" = postfix ] && [ "$ROUND" -gt 1 ] && continue
         case $system in
             direct) run direct "$mode" "$SINK" ;;
             postern|postern-archive|postern-dkim-rsa|postern-dkim-ed25519)
-                start_postern "$mode-$system" "$system"
+                start_postern "$mode-$system-$ROUND" "$system"
                 run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID"
                 stop_postern ;;
             postfix) run postfix "$mode" "$PF_PORT" "$(postfix_master)" ;;
@@ -311,27 +307,37 @@ for mode in $MODES; do
         esac
         sleep 2 # let TIME_WAIT sockets and queues settle between runs
     done
+  done
 done
 
 # ---------------------------------------------------------------- the table
 python3 - "$RESULTS" "$MESSAGES" "$(getconf CLK_TCK)" <<'PY'
-import sys
+import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 sent, hz = int(sys.argv[2]), int(sys.argv[3])
-rate = {}
-for system, mode, got, secs, src, ticks, rc in rows:
-    rate[(system, mode)] = int(got) / float(secs) if float(secs) > 0 else 0.0
-print("| system | mode | messages (arrived/sent) | seconds | msg/s | vs Postfix | % of ceiling "
-      "| smtp-source done (s) | CPU ms/msg |")
-print("|---|---|---|---|---|---|---|---|---|")
-for system, mode, got, secs, src, ticks, rc in rows:
+runs = {}  # (system, mode) -> [(round, got, secs, src, ticks, rc, rate)]
+for system, mode, got, secs, src, ticks, rc, rnd in rows:
+    rate = int(got) / float(secs) if float(secs) > 0 else 0.0
+    runs.setdefault((system, mode), []).append((rnd, int(got), float(secs), src, ticks, rc, rate))
+med = lambda xs: statistics.median(xs) if xs else None
+rate = {k: med([r[6] for r in v]) for k, v in runs.items()}
+print("| system | mode | rounds | messages arrived (of sent) | seconds | msg/s | msg/s each round "
+      "| vs Postfix | % of ceiling | smtp-source done (s) | CPU ms/msg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
+for (system, mode), v in runs.items():
     r = rate[(system, mode)]
     pf = rate.get(("postfix", mode))
-    ceil = rate.get(("direct", mode))
+    direct = {x[0]: x[6] for x in runs.get(("direct", mode), [])}
+    # % of ceiling: per round against the ceiling measured just before it, then the median.
+    pcts = [100 * x[6] / direct[x[0]] for x in v if direct.get(x[0])]
     vs = "%.2fx" % (r / pf) if pf else "-"
-    pct = "%.0f %%" % (100 * r / ceil) if ceil else "-"
-    cpu = "%.3f" % (int(ticks) * 1000.0 / hz / int(got)) if ticks and int(got) else "-"
-    note = "" if rc == "0" else " (smtp-source exit %s)" % rc
-    print("| %s | %s | %s/%d%s | %s | %.0f | %s | %s | %s | %s |"
-          % (system, mode, got, sent, note, secs, r, vs, pct, src, cpu))
+    pct = "%.0f %%" % med(pcts) if pcts else "-"
+    cpus = [int(x[4]) * 1000.0 / hz / x[1] for x in v if x[4] and x[1]]
+    cpu = "%.3f" % med(cpus) if cpus else "-"
+    got = " / ".join(str(x[1]) for x in v)
+    notes = "".join(" (smtp-source exit %s)" % x[5] for x in v if x[5] != "0")
+    each = " / ".join("%.0f" % x[6] for x in v)
+    print("| %s | %s | %d | %s (of %d)%s | %.2f | %.0f | %s | %s | %s | %s | %s |"
+          % (system, mode, len(v), got, sent, notes, med([x[2] for x in v]), r, each, vs, pct,
+             " / ".join(x[3] for x in v), cpu))
 PY
