@@ -255,32 +255,28 @@ pub(super) fn open_all(dir: &Path) -> io::Result<Vec<Run>> {
             _ => {}
         }
     }
-    let covered = |run: &Run, all: &[Run]| {
-        all.iter()
-            .any(|o| o.level > run.level && o.min <= run.min && run.max <= o.max)
-    };
-    let (stale, mut live): (Vec<Run>, Vec<Run>) = {
-        let flags: Vec<bool> = runs.iter().map(|r| covered(r, &runs)).collect();
-        let mut stale = Vec::new();
-        let mut live = Vec::new();
-        for (run, is_stale) in runs.into_iter().zip(flags) {
-            match is_stale {
-                true => stale.push(run),
-                false => live.push(run),
-            }
+    // A run inside a higher level's range is a merge's input the crash left behind.
+    let covered: Vec<bool> = runs
+        .iter()
+        .map(|run| {
+            runs.iter()
+                .any(|o| o.level > run.level && o.min <= run.min && run.max <= o.max)
+        })
+        .collect();
+    let mut live = Vec::with_capacity(runs.len());
+    for (run, stale) in runs.into_iter().zip(covered) {
+        match stale {
+            true => run.delete()?,
+            false => live.push(run),
         }
-        (stale, live)
-    };
-    for run in stale {
-        run.delete()?;
     }
-    live.sort_by_key(|run| (Reverse(run.max), run.level));
+    sort_newest_first(&mut live);
     Ok(live)
 }
 
 /// Newest first: by the last flush a run holds.
-pub(super) fn sort_newest_first<R: std::ops::Deref<Target = Run>>(runs: &mut [R]) {
-    runs.sort_by_key(|run| (Reverse(run.max), run.level));
+pub(super) fn sort_newest_first<R: std::borrow::Borrow<Run>>(runs: &mut [R]) {
+    runs.sort_by_key(|run| (Reverse(run.borrow().max), run.borrow().level));
 }
 
 /// Merges `inputs` (newest first) into one run of `level` in `dir`; where a key repeats,
