@@ -272,8 +272,9 @@ impl Store {
         Ok(())
     }
 
-    /// Makes every write so far durable: sled's buffers to the kernel, then one `syncfs`.
-    /// Blocking: call it from a blocking thread.
+    /// Makes every write so far durable: the registry's waiting records (their own run
+    /// file), sled's buffers to the kernel, then one `syncfs`. Blocking: call it from a
+    /// blocking thread.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.message_ids.write_pending()?;
         self.sync.flush()
