@@ -31,7 +31,8 @@
 # relay's process tree (Postern: one process; Postfix: master, its live children and the
 # children it has reaped), read before and after the run. smtp-source and smtp-sink run on
 # the same 2 vCPUs as the relay and compete with it for them. The arrival count is watched
-# by bench/watch.py (one process polling every 2 ms, not a shell loop forking twice per poll).
+# by bench/watch.py: one process polling every 2-20 ms (an eighth of the time the run still
+# needs, so every 2 ms near the end), not a shell loop forking twice per poll.
 #
 # Nothing outside the work directory is changed: Postfix runs as a separate instance with
 # its own config directory (`postfix -c DIR`), queue and data directories and log file
