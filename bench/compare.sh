@@ -30,7 +30,10 @@
 # queue must be drained, not only accepted. CPU is utime+stime from /proc/PID/stat of the
 # relay's process tree (Postern: one process; Postfix: master, its live children and the
 # children it has reaped), read before and after the run. smtp-source and smtp-sink run on
-# the same 2 vCPUs as the relay and compete with it for them. The arrival count is watched
+# the same 2 vCPUs as the relay and compete with it for them, so their CPU per message is
+# in the table too (smtp-source: `times` of the subshell that reaped it; smtp-sink: its
+# /proc ticks around the run): what a message costs the whole machine on each path, which
+# is what the share of the ceiling follows. The arrival count is watched
 # by bench/watch.py: one process polling every 2-20 ms (an eighth of the time the run still
 # needs, so every 2 ms near the end), not a shell loop forking twice per poll.
 #
@@ -136,9 +139,23 @@ sink_count() {
     echo "${s%%[!0-9]*}"
 }
 
+# Milliseconds of CPU (user + system) of the children a subshell reaped, from its `times`
+# output (second line: "XmY.YYYs XmY.YYYs").
+source_cpu_ms() {
+    python3 - "$1" <<'PY'
+import re, sys
+lines = open(sys.argv[1]).read().split("\n")
+ms = 0.0
+for m, s in re.findall(r"(\d+)m([\d.]+)s", lines[1] if len(lines) > 1 else ""):
+    ms += (int(m) * 60 + float(s)) * 1000
+print("%.0f" % ms)
+PY
+}
+
 # ---------------------------------------------------------------- smtp-sink (shared)
 smtp-sink -c -u nobody -m 1000 "127.0.0.1:$SINK" 1000 >"$W/sink.out" 2>"$W/sink.err" &
-PIDS+=($!)
+SINK_PID=$!
+PIDS+=("$SINK_PID")
 sleep 0.3
 kill -0 "${PIDS[0]}" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink.err")"
 
@@ -264,27 +281,33 @@ RESULTS=$W/results.tsv
 
 run() { # system mode port [cpu_pid]
     local system=$1 mode=$2 port=$3 pid=${4:-} opt=() before target got t0 t_src="" t_done
-    local src_rc=0 ticks0=0 ticks1=0
+    local src_rc=0 ticks0=0 ticks1=0 sink0 sink1 src_cpu
     [ "$mode" = reuse ] && opt=(-d)
     before=$(sink_count)
     target=$((before + MESSAGES))
     [ -n "$pid" ] && ticks0=$(tree_ticks "$pid")
+    sink0=$(tree_ticks "$SINK_PID")
     t0=$(now_us)
-    smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f bench@postern.test -t sink@example.net \
-        "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode.log" 2>&1 &
+    # A subshell runs smtp-source and, once it has reaped it, prints its CPU (`times`).
+    ( smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f bench@postern.test -t sink@example.net \
+        "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode.log" 2>&1
+      rc=$?; times >"$W/source.times"; exit $rc ) &
     local src=$! stalled
     read -r t_done t_src got stalled < <(python3 "$ROOT/bench/watch.py" "$W/sink.out" "$target" "$STALL" "$src")
     [ "$t_src" = 0 ] && t_src=""
     if [ "$stalled" = 1 ]; then
-        kill "$src" 2>/dev/null || true
+        pkill -P "$src" 2>/dev/null || true
         echo "  $system/$mode: no new arrival for ${STALL}s, stopping at $((got - before)) of $MESSAGES" >&2
     fi
     wait "$src" || src_rc=$?
     [ -n "$t_src" ] || t_src=$(now_us)
     [ -n "$pid" ] && ticks1=$(tree_ticks "$pid")
+    sink1=$(tree_ticks "$SINK_PID")
+    src_cpu=$(source_cpu_ms "$W/source.times")
     got=$(( $(sink_count) - before ))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
-        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" "$ROUND" >>"$RESULTS"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
+        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" "$ROUND" \
+        "$src_cpu" "$((sink1 - sink0))" >>"$RESULTS"
     echo "  $system/$mode: $got of $MESSAGES arrived in $(secs $((t_done - t0))) s (smtp-source done after $(secs $((t_src - t0))) s, exit $src_rc)" >&2
 }
 
@@ -316,15 +339,17 @@ python3 - "$RESULTS" "$MESSAGES" "$(getconf CLK_TCK)" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 sent, hz = int(sys.argv[2]), int(sys.argv[3])
-runs = {}  # (system, mode) -> [(round, got, secs, src, ticks, rc, rate)]
-for system, mode, got, secs, src, ticks, rc, rnd in rows:
+runs = {}  # (system, mode) -> [(round, got, secs, src, ticks, rc, rate, src_ms, sink_ticks)]
+for system, mode, got, secs, src, ticks, rc, rnd, src_ms, sink in rows:
     rate = int(got) / float(secs) if float(secs) > 0 else 0.0
-    runs.setdefault((system, mode), []).append((rnd, int(got), float(secs), src, ticks, rc, rate))
+    runs.setdefault((system, mode), []).append(
+        (rnd, int(got), float(secs), src, ticks, rc, rate, float(src_ms), int(sink)))
 med = lambda xs: statistics.median(xs) if xs else None
 rate = {k: med([r[6] for r in v]) for k, v in runs.items()}
 print("| system | mode | rounds | messages arrived (of sent) | seconds | msg/s | msg/s each round "
-      "| vs Postfix | % of ceiling | smtp-source done (s) | CPU ms/msg |")
-print("|---|---|---|---|---|---|---|---|---|---|---|")
+      "| vs Postfix | % of ceiling | smtp-source done (s) | CPU ms/msg | smtp-source CPU ms/msg "
+      "| smtp-sink CPU ms/msg |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for (system, mode), v in runs.items():
     r = rate[(system, mode)]
     pf = rate.get(("postfix", mode))
@@ -335,10 +360,12 @@ for (system, mode), v in runs.items():
     pct = "%.0f %%" % med(pcts) if pcts else "-"
     cpus = [int(x[4]) * 1000.0 / hz / x[1] for x in v if x[4] and x[1]]
     cpu = "%.3f" % med(cpus) if cpus else "-"
+    src_cpu = "%.3f" % med([x[7] / x[1] for x in v if x[1]])
+    sink_cpu = "%.3f" % med([x[8] * 1000.0 / hz / x[1] for x in v if x[1]])
     got = " / ".join(str(x[1]) for x in v)
     notes = "".join(" (smtp-source exit %s)" % x[5] for x in v if x[5] != "0")
     each = " / ".join("%.0f" % x[6] for x in v)
-    print("| %s | %s | %d | %s (of %d)%s | %.2f | %.0f | %s | %s | %s | %s | %s |"
+    print("| %s | %s | %d | %s (of %d)%s | %.2f | %.0f | %s | %s | %s | %s | %s | %s | %s |"
           % (system, mode, len(v), got, sent, notes, med([x[2] for x in v]), r, each, vs, pct,
-             " / ".join(x[3] for x in v), cpu))
+             " / ".join(x[3] for x in v), cpu, src_cpu, sink_cpu))
 PY
