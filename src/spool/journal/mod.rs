@@ -100,11 +100,19 @@ struct Shared {
     deleting: Mutex<()>,
 }
 
+impl State {
+    /// Claims the wake-up of a sleeping writer: true if the caller must call
+    /// `Shared::wake_writer` once it has released the lock (notifying under the lock would
+    /// wake the writer only to make it wait for that lock).
+    fn claim_wake(&mut self) -> bool {
+        std::mem::take(&mut self.writer_idle)
+    }
+}
+
 impl Shared {
-    /// Wakes the writer if it sleeps (called with the lock held).
-    fn wake_writer(&self, st: &mut State) {
-        if st.writer_idle {
-            st.writer_idle = false;
+    /// Wakes the writer if `claimed` (what `State::claim_wake` said); called without the lock.
+    fn wake_writer(&self, claimed: bool) {
+        if claimed {
             self.wake.notify_one();
         }
     }
@@ -200,19 +208,20 @@ impl Journal {
     /// Writes a new message; on return it is on disk. It is not due until `schedule`.
     pub async fn enqueue(&self, meta: &Meta, meta_json: &[u8], body: &[u8]) -> Result<(), String> {
         let (rec, body_at) = record::enqueue(meta.id, meta_json, body);
-        let wait = {
+        let (meta, len) = (meta.clone(), rec.len() as u64);
+        let (done, wait) = oneshot::channel();
+        let claimed = {
             let mut st = self.shared.lock();
-            let len = rec.len() as u64;
-            let (done, wait) = oneshot::channel();
-            let at = append(&self.shared, &mut st, rec, Some(done));
+            let at = append(&mut st, rec, Some(done));
             let loc = Loc {
                 seg: at.0,
                 offset: at.1 + body_at as u64,
                 len: body.len() as u64,
             };
-            st.index.put(meta.clone(), loc, len, (at.0, at.1 + len));
-            wait
+            st.index.put(meta, loc, len, (at.0, at.1 + len));
+            st.claim_wake()
         };
+        self.shared.wake_writer(claimed);
         wait_for(wait).await
     }
 
@@ -224,17 +233,18 @@ impl Journal {
     /// Writes new metadata for a live message; on return it is on disk.
     pub async fn update(&self, meta: &Meta, meta_json: &[u8]) -> Result<(), String> {
         let rec = record::update(meta.id, meta_json);
-        let wait = {
+        let (meta, len) = (meta.clone(), rec.len() as u64);
+        let (done, wait) = oneshot::channel();
+        let claimed = {
             let mut st = self.shared.lock();
             if st.index.get(meta.id).is_none() {
                 return Ok(());
             }
-            let len = rec.len() as u64;
-            let (done, wait) = oneshot::channel();
-            let at = append(&self.shared, &mut st, rec, Some(done));
-            st.index.set_meta(meta.clone(), len, (at.0, at.1 + len));
-            wait
+            let at = append(&mut st, rec, Some(done));
+            st.index.set_meta(meta, len, (at.0, at.1 + len));
+            st.claim_wake()
         };
+        self.shared.wake_writer(claimed);
         wait_for(wait).await
     }
 
@@ -246,7 +256,7 @@ impl Journal {
         }
         let rec = record::remove(id, false);
         let len = rec.len() as u64;
-        let at = append(&self.shared, &mut st, rec, None);
+        let at = append(&mut st, rec, None);
         st.index.take(id, (at.0, at.1 + len)).is_some()
     }
 
@@ -257,7 +267,7 @@ impl Journal {
         st.index.get(id)?;
         let rec = record::remove(id, true);
         let len = rec.len() as u64;
-        let at = append(&self.shared, &mut st, rec, None);
+        let at = append(&mut st, rec, None);
         let entry = st.index.take_kept(id, (at.0, at.1 + len))?;
         st.kept_handed += 1;
         Some(Kept {
@@ -314,9 +324,9 @@ impl Journal {
 
     /// Returns once everything queued so far is on disk.
     pub async fn sync(&self) -> Result<(), String> {
-        let wait = {
+        let (done, wait) = oneshot::channel();
+        let claimed = {
             let mut st = self.shared.lock();
-            let (done, wait) = oneshot::channel();
             let at = st.tail;
             st.pending.push(Pending {
                 at,
@@ -324,9 +334,9 @@ impl Journal {
                 waiter: Some(done),
             });
             st.waiting += 1;
-            self.shared.wake_writer(&mut st);
-            wait
+            st.claim_wake()
         };
+        self.shared.wake_writer(claimed);
         wait_for(wait).await
     }
 
@@ -388,7 +398,8 @@ impl Journal {
             moved += usize::from(self.relocate(id, seg)?);
         }
         if moved > 0 {
-            self.shared.wake_writer(&mut self.shared.lock());
+            let claimed = self.shared.lock().claim_wake();
+            self.shared.wake_writer(claimed);
         }
         Ok(moved)
     }
@@ -406,7 +417,7 @@ impl Journal {
         let json = serde_json::to_vec(&meta).map_err(io::Error::other)?;
         let (rec, body_at) = record::enqueue(id, &json, &body);
         let len = rec.len() as u64;
-        let at = append(&self.shared, &mut st, rec, None);
+        let at = append(&mut st, rec, None);
         let new = Loc {
             seg: at.0,
             offset: at.1 + body_at as u64,
@@ -425,7 +436,9 @@ impl Journal {
 
 /// Reserves the record's place (rotating to a new segment when the current one is full)
 /// and queues it for the writer, waking it if someone waits. Returns where it starts.
-fn append(shared: &Shared, st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
+/// Places `bytes` at the tail and queues them for the writer. A record with a waiter counts
+/// as waited for; waking a sleeping writer is the caller's (`State::claim_wake`).
+fn append(st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter>) -> Pos {
     let len = bytes.len() as u64;
     if st.tail.1 > 0 && st.tail.1 + len > st.segment_bytes {
         st.tail = (st.tail.0 + 1, 0);
@@ -433,12 +446,8 @@ fn append(shared: &Shared, st: &mut State, bytes: Vec<u8>, waiter: Option<Waiter
     }
     let at = st.tail;
     st.tail.1 += len;
-    let wake = waiter.is_some();
-    st.waiting += usize::from(wake);
+    st.waiting += usize::from(waiter.is_some());
     st.pending.push(Pending { at, bytes, waiter });
-    if wake {
-        shared.wake_writer(st);
-    }
     at
 }
 
