@@ -26,7 +26,8 @@
 //!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
-//!   at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
+//!   a delivery riding behind another that waits for its `354` (its envelope follows that
+//!   message's data), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, a pool per
 //!   destination); `oauth`, OAuth2 tokens (client credentials with a secret or a

@@ -58,6 +58,9 @@ pub struct Script {
     /// With `close_after_messages`: instead of closing at once, answer the next command
     /// with this line (e.g. `421 4.4.2 idle timeout`) and then close.
     pub goodbye: Option<String>,
+    /// Wait this long before answering DATA (a slow upstream, so that the next delivery
+    /// finds this one still waiting for its reply).
+    pub slow_data: Option<std::time::Duration>,
 }
 
 /// One message as the server received it (data un-dot-stuffed, final CRLF included).
@@ -463,6 +466,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
 
     /// Returns true when the connection is to be closed after this message.
     async fn data(&mut self) -> std::io::Result<bool> {
+        if let Some(wait) = self.script.slow_data {
+            tokio::time::sleep(wait).await;
+        }
         let Some(mail_from) = self.mail_from.clone() else {
             self.reply("503 5.5.1 need MAIL first");
             return Ok(false);

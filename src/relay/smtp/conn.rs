@@ -171,6 +171,15 @@ impl Connection {
 
     /// Sends the message after a 354: dot-stuffed, ending in CRLF, then `.` CRLF.
     pub(crate) async fn send_message(&mut self, data: &[u8]) -> Result<(), SmtpError> {
+        self.send_message_then(data, b"").await
+    }
+
+    /// Like `send_message`, with `then` (pipelined commands) in the same write as the dot.
+    pub(crate) async fn send_message_then(
+        &mut self,
+        data: &[u8],
+        then: &[u8],
+    ) -> Result<(), SmtpError> {
         for slice in DotStuffed::new(data) {
             self.write_slice(slice).await?;
         }
@@ -178,6 +187,7 @@ impl Connection {
             self.wbuf.extend_from_slice(b"\r\n");
         }
         self.wbuf.extend_from_slice(b".\r\n");
+        self.wbuf.extend_from_slice(then);
         self.flush().await
     }
 

@@ -6,10 +6,14 @@
 //! - `conn`        — framing: command buffer, smtp-proto reply parser, timeouts.
 //! - `dot`         — dot-stuffing by slices.
 //! - `pool`        — idle connections kept for reuse.
+//! - `stop`        — deliveries whose envelope rides behind another message's data.
 //! - `stream`      — TCP or TLS stream, certificate verification.
 //!
-//! A failure on a pooled connection before the upstream accepted MAIL FROM (dead socket,
-//! 421, refused RSET) is retried once, at once, on a fresh connection. Every log line
+//! A delivery first looks for a message of the same upstream waiting for its `354` on a
+//! pipelining connection, and rides behind it (`stop`); else it takes a pooled connection,
+//! else opens one. A failure on a pooled (or ridden) connection before the upstream
+//! accepted MAIL FROM (dead socket, 421, refused RSET) is retried once, at once, on a
+//! fresh connection. Every log line
 //! carries the queue id; credentials are never logged. This module never touches the spool.
 
 mod conn;
@@ -18,28 +22,33 @@ mod error;
 mod pool;
 mod reply;
 mod session;
+mod stop;
 mod stream;
 mod transaction;
 
 use self::conn::Connection;
 use self::pool::Pool;
 use self::session::Settings;
+use self::stop::{Boarding, Ride, Stops};
 use self::stream::TlsTarget;
+use self::transaction::Start;
 use crate::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
 use crate::relay::oauth::TokenSource;
 use crate::relay::{BoxFuture, Deliver, ErrorKind, Outgoing, RcptOutcome, RelayError, Retry, Side};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// One configured SMTP upstream with its pool of idle connections.
 pub struct SmtpUpstream {
     name: String,
     settings: Settings,
     pool: Pool,
+    /// Connections waiting for a `354` that a delivery may ride behind.
+    stops: Stops,
     /// One permit per connection that may be open at once (`max_connections`).
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
 }
 
 impl SmtpUpstream {
@@ -91,36 +100,42 @@ impl SmtpUpstream {
             name: name.to_string(),
             settings,
             pool: Pool::new(cfg.pool_size, Duration::from_secs(cfg.pool_idle_secs)),
-            slots: Semaphore::new(cfg.max_connections.max(1)),
+            stops: Stops::default(),
+            slots: Arc::new(Semaphore::new(cfg.max_connections.max(1))),
         })
     }
 
-    /// One delivery, once a connection slot is free: on a pooled connection if there is
-    /// one (with one retry on a fresh connection if that one turns out dead), else on a new
-    /// connection. Holding a slot for the whole delivery keeps the open connections within
-    /// what the pool can take back, so a busy upstream is not met with connection churn.
+    /// One delivery: behind another message on its connection if one waits for its `354`
+    /// (see `stop`), else once a connection slot is free, on a pooled connection if there
+    /// is one (with one retry on a fresh connection if that one turns out dead), else on a
+    /// new connection. Holding a slot for the whole delivery keeps the open connections
+    /// within what the pool can take back, so a busy upstream is not met with connection
+    /// churn; a rider is handed its leader's slot with the connection.
     async fn deliver_message(&self, msg: &Outgoing<'_>) -> Result<Vec<RcptOutcome>, RelayError> {
         if msg.rcpts.is_empty() {
             return Ok(Vec::new());
         }
-        let _slot = self.slots.acquire().await.map_err(|_| {
-            RelayError::new(
-                ErrorKind::Protocol,
-                Side::Local,
-                Retry::Later,
-                "upstream closed",
-            )
-        })?;
+        let mut slot = None;
+        if let Some(ride) = self.ride_along(msg).await {
+            slot = ride.slot;
+            match self.attempt(ride.conn, &mut slot, msg, Start::Riding).await {
+                Err(e) if e.retry == Retry::IfReused => self.log_retry(msg, &e),
+                done => return done,
+            }
+        }
+        if slot.is_none() {
+            slot = Some(self.slots.clone().acquire_owned().await.map_err(|_| {
+                RelayError::new(
+                    ErrorKind::Protocol,
+                    Side::Local,
+                    Retry::Later,
+                    "upstream closed",
+                )
+            })?);
+        }
         if let Some(conn) = self.pool.take() {
-            match self.attempt(conn, msg, true).await {
-                Err(e) if e.retry == Retry::IfReused => {
-                    tracing::info!(
-                        queue_id = msg.id,
-                        upstream = %self.name,
-                        error = %e,
-                        "pooled connection failed; retrying on a fresh connection"
-                    );
-                }
+            match self.attempt(conn, &mut slot, msg, Start::Reused).await {
+                Err(e) if e.retry == Retry::IfReused => self.log_retry(msg, &e),
                 done => return done,
             }
         }
@@ -135,20 +150,51 @@ impl SmtpUpstream {
             tls = conn.is_tls(),
             "session opened"
         );
-        self.attempt(conn, msg, false).await
+        self.attempt(conn, &mut slot, msg, Start::Fresh).await
     }
 
-    /// Runs one transaction on `conn`; a clean connection goes back to the pool afterwards.
+    /// Boards an open stop, if there is one, and waits for the connection its envelope was
+    /// sent on. `None`: no stop, or the leader did not send it.
+    async fn ride_along(&self, msg: &Outgoing<'_>) -> Option<Ride> {
+        transaction::check_envelope(msg).ok()?;
+        let ride = self.stops.board(Boarding {
+            id: msg.id.to_string(),
+            mail_from: msg.mail_from.to_string(),
+            rcpts: msg.rcpts.to_vec(),
+            smtputf8: msg.smtputf8,
+            eight_bit: msg.eight_bit,
+        })?;
+        ride.await.ok()
+    }
+
+    fn log_retry(&self, msg: &Outgoing<'_>, e: &RelayError) {
+        tracing::info!(
+            queue_id = msg.id,
+            upstream = %self.name,
+            error = %e,
+            "pooled connection failed; retrying on a fresh connection"
+        );
+    }
+
+    /// Runs one transaction on `conn`; afterwards a clean connection goes to the rider whose
+    /// envelope followed this message (with `slot`), or back to the pool.
     async fn attempt(
         &self,
         mut conn: Connection,
+        slot: &mut Option<OwnedSemaphorePermit>,
         msg: &Outgoing<'_>,
-        reused: bool,
+        start: Start,
     ) -> Result<Vec<RcptOutcome>, RelayError> {
-        match transaction::run(&mut conn, msg, reused).await {
+        let stops = (!conn.downgraded).then_some(&self.stops);
+        match transaction::run(&mut conn, msg, start, stops).await {
             Ok(mut done) => {
                 if conn.downgraded {
                     done.outcomes = done.outcomes.into_iter().map(tls_wanted).collect();
+                } else if let Some(rider) = done.rider.take() {
+                    rider.hand(Ride {
+                        conn,
+                        slot: slot.take(),
+                    });
                 } else if done.reusable {
                     self.pool.put(conn);
                 }
@@ -156,7 +202,7 @@ impl SmtpUpstream {
                 Ok(done.outcomes)
             }
             Err(failed) => {
-                let untouched = reused && !failed.mail_accepted;
+                let untouched = start != Start::Fresh && !failed.mail_accepted;
                 let e = failed.error.into_relay(&self.name, untouched);
                 if e.retry != Retry::IfReused {
                     tracing::warn!(queue_id = msg.id, upstream = %self.name, error = %e, "delivery failed");

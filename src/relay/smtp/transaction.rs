@@ -1,16 +1,30 @@
 //! One mail transaction on an open connection: MAIL FROM, RCPT TO per recipient, DATA and
 //! the message, pipelined in one write when the upstream offers PIPELINING (RFC 2920),
-//! lockstep otherwise; a reused connection is first checked with RSET.
+//! lockstep otherwise; a reused connection is first checked with RSET. On a pipelining
+//! connection the wait for `354` is an open stop (`stop`): a rider that boards it has its
+//! envelope written behind this message's data and gets the connection afterwards.
 //!
 //! It turns replies into per-recipient outcomes. It does not decide about retries or the
 //! pool beyond saying whether the connection is still clean enough to reuse.
 
-use super::conn::Connection;
+use super::conn::{Capabilities, Connection};
 use super::error::SmtpError;
 use super::reply::Reply;
 use super::session::command;
+use super::stop::{Rider, Stop, Stops};
 use crate::relay::{Outgoing, RcptOutcome};
 use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8};
+
+/// How a transaction starts on its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Start {
+    /// A new connection: MAIL FROM first.
+    Fresh,
+    /// A pooled connection: RSET first (pipelined with the envelope when offered).
+    Reused,
+    /// The envelope went out behind another message's data: only its replies are read.
+    Riding,
+}
 
 /// A finished transaction: one outcome per recipient, in order.
 pub(crate) struct Done {
@@ -18,6 +32,8 @@ pub(crate) struct Done {
     pub(crate) outcomes: Vec<RcptOutcome>,
     /// The connection ended in a clean state and may go back to the pool.
     pub(crate) reusable: bool,
+    /// A rider whose envelope was written behind this message: the connection is theirs.
+    pub(crate) rider: Option<Rider>,
 }
 
 /// A transaction that failed as a whole.
@@ -35,14 +51,16 @@ struct Envelope {
     data: Option<Reply>,
 }
 
-/// Runs one transaction for `msg`; `reused` connections get an RSET first.
+/// Runs one transaction for `msg`. With `stops`, a pipelining connection opens a stop
+/// while it waits for `354` (see `stop`).
 pub(crate) async fn run(
     conn: &mut Connection,
     msg: &Outgoing<'_>,
-    reused: bool,
+    start: Start,
+    stops: Option<&Stops>,
 ) -> Result<Done, Failed> {
     let mut mail_accepted = false;
-    let result = transact(conn, msg, reused, &mut mail_accepted).await;
+    let result = transact(conn, msg, start, stops, &mut mail_accepted).await;
     result.map_err(|error| Failed {
         error,
         mail_accepted,
@@ -52,19 +70,25 @@ pub(crate) async fn run(
 async fn transact(
     conn: &mut Connection,
     msg: &Outgoing<'_>,
-    reused: bool,
+    start: Start,
+    stops: Option<&Stops>,
     mail_accepted: &mut bool,
 ) -> Result<Done, SmtpError> {
-    check_address(msg.mail_from)?;
-    for rcpt in msg.rcpts {
-        check_address(rcpt)?;
-    }
-    let envelope = if conn.caps.has(EXT_PIPELINING) {
-        envelope_pipelined(conn, msg, reused, mail_accepted).await?
+    check_envelope(msg)?;
+    if conn.caps.has(EXT_PIPELINING) {
+        let (envelope, stop) = envelope_pipelined(conn, msg, start, stops, mail_accepted).await?;
+        finish(conn, msg, envelope, stop).await
     } else {
-        envelope_lockstep(conn, msg, reused, mail_accepted).await?
-    };
-    finish(conn, msg, envelope).await
+        let reused = start == Start::Reused;
+        let envelope = envelope_lockstep(conn, msg, reused, mail_accepted).await?;
+        finish(conn, msg, envelope, None).await
+    }
+}
+
+/// Refuses an envelope whose addresses would break a command line.
+pub(crate) fn check_envelope(msg: &Outgoing<'_>) -> Result<(), SmtpError> {
+    check_address(msg.mail_from)?;
+    msg.rcpts.iter().try_for_each(|rcpt| check_address(rcpt))
 }
 
 /// Refuses addresses that would break the command line (they were checked on the way in;
@@ -91,14 +115,23 @@ fn live(reply: Reply) -> Result<Reply, SmtpError> {
 /// Appends MAIL FROM with the parameters the message needs and the upstream offers.
 fn push_mail(conn: &mut Connection, msg: &Outgoing<'_>) {
     let caps = conn.caps;
-    let buf = &mut conn.wbuf;
+    mail_command(
+        &mut conn.wbuf,
+        caps,
+        msg.mail_from,
+        msg.smtputf8,
+        msg.eight_bit,
+    );
+}
+
+fn mail_command(buf: &mut Vec<u8>, caps: Capabilities, from: &str, utf8: bool, eight_bit: bool) {
     buf.extend_from_slice(b"MAIL FROM:<");
-    buf.extend_from_slice(msg.mail_from.as_bytes());
+    buf.extend_from_slice(from.as_bytes());
     buf.push(b'>');
-    if msg.smtputf8 && caps.has(EXT_SMTP_UTF8) {
+    if utf8 && caps.has(EXT_SMTP_UTF8) {
         buf.extend_from_slice(b" SMTPUTF8");
     }
-    if msg.eight_bit && caps.has(EXT_8BIT_MIME) {
+    if eight_bit && caps.has(EXT_8BIT_MIME) {
         buf.extend_from_slice(b" BODY=8BITMIME");
     }
     buf.extend_from_slice(b"\r\n");
@@ -106,6 +139,23 @@ fn push_mail(conn: &mut Connection, msg: &Outgoing<'_>) {
 
 fn push_rcpt(conn: &mut Connection, rcpt: &str) {
     command(&mut conn.wbuf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
+}
+
+/// A rider's MAIL, RCPTs and DATA, to follow this message's final dot.
+fn rider_envelope(caps: Capabilities, rider: &Rider) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(128);
+    mail_command(
+        &mut buf,
+        caps,
+        &rider.mail_from,
+        rider.smtputf8,
+        rider.eight_bit,
+    );
+    for rcpt in &rider.rcpts {
+        command(&mut buf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
+    }
+    command(&mut buf, &[b"DATA"]);
+    buf
 }
 
 /// Reads the reply to an RSET sent to check a reused connection.
@@ -118,23 +168,28 @@ async fn expect_rset(conn: &mut Connection) -> Result<(), SmtpError> {
     }
 }
 
-/// [RSET,] MAIL, every RCPT and DATA in one write, then the replies in order.
-async fn envelope_pipelined(
+/// [RSET,] MAIL, every RCPT and DATA in one write (unless they rode along), then the
+/// replies in order, with a stop open meanwhile.
+async fn envelope_pipelined<'s>(
     conn: &mut Connection,
     msg: &Outgoing<'_>,
-    reused: bool,
+    start: Start,
+    stops: Option<&'s Stops>,
     mail_accepted: &mut bool,
-) -> Result<Envelope, SmtpError> {
-    if reused {
-        command(&mut conn.wbuf, &[b"RSET"]);
+) -> Result<(Envelope, Option<Stop<'s>>), SmtpError> {
+    if start != Start::Riding {
+        if start == Start::Reused {
+            command(&mut conn.wbuf, &[b"RSET"]);
+        }
+        push_mail(conn, msg);
+        for rcpt in msg.rcpts {
+            push_rcpt(conn, rcpt);
+        }
+        command(&mut conn.wbuf, &[b"DATA"]);
+        conn.flush().await?;
     }
-    push_mail(conn, msg);
-    for rcpt in msg.rcpts {
-        push_rcpt(conn, rcpt);
-    }
-    command(&mut conn.wbuf, &[b"DATA"]);
-    conn.flush().await?;
-    if reused {
+    let stop = stops.map(Stops::open);
+    if start == Start::Reused {
         expect_rset(conn).await?;
     }
     let mail = live(conn.read_reply().await?)?;
@@ -144,11 +199,12 @@ async fn envelope_pipelined(
         rcpts.push(live(conn.read_reply().await?)?);
     }
     let data = live(conn.read_reply().await?)?;
-    Ok(Envelope {
+    let envelope = Envelope {
         mail,
         rcpts,
         data: Some(data),
-    })
+    };
+    Ok((envelope, stop))
 }
 
 /// One command, one reply; DATA only when a recipient was accepted.
@@ -189,36 +245,56 @@ async fn envelope_lockstep(
     Ok(Envelope { mail, rcpts, data })
 }
 
-/// Sends the message when the envelope allows it and maps every reply to outcomes.
+/// Sends the message when the envelope allows it (with the envelope of a rider that
+/// boarded `stop` behind it) and maps every reply to outcomes. Without data to send, the
+/// stop closes and its rider goes elsewhere.
 async fn finish(
     conn: &mut Connection,
     msg: &Outgoing<'_>,
     envelope: Envelope,
+    stop: Option<Stop<'_>>,
 ) -> Result<Done, SmtpError> {
     let Envelope { mail, rcpts, data } = envelope;
     if !mail.is_positive() {
+        drop(stop);
         tracing::debug!(queue_id = msg.id, reply = %mail, "upstream refused MAIL FROM");
         let outcomes = vec![mail.outcome(); msg.rcpts.len()];
         let reusable = abandon(conn, data.as_ref()).await;
-        return Ok(Done { outcomes, reusable });
+        return Ok(Done {
+            outcomes,
+            reusable,
+            rider: None,
+        });
     }
     let mut outcomes: Vec<RcptOutcome> = rcpts.iter().map(Reply::outcome).collect();
     let any_accepted = rcpts.iter().any(Reply::is_positive);
     let go_ahead = data.as_ref().is_some_and(|reply| reply.code == 354);
     if !any_accepted || !go_ahead {
+        drop(stop);
         if let (true, Some(refusal)) = (any_accepted, data.as_ref()) {
             tracing::debug!(queue_id = msg.id, reply = %refusal, "upstream refused DATA");
             apply_to_accepted(&mut outcomes, &rcpts, refusal);
         }
         let reusable = abandon(conn, data.as_ref()).await;
-        return Ok(Done { outcomes, reusable });
+        return Ok(Done {
+            outcomes,
+            reusable,
+            rider: None,
+        });
     }
-    conn.send_message(msg.data).await?;
+    let rider = stop.and_then(Stop::take);
+    let behind = rider.as_ref().map(|r| rider_envelope(conn.caps, r));
+    conn.send_message_then(msg.data, behind.as_deref().unwrap_or_default())
+        .await?;
+    if let Some(rider) = &rider {
+        tracing::debug!(queue_id = msg.id, rider = %rider.id, "envelope sent behind the data");
+    }
     let last = live(conn.read_reply().await?)?;
     apply_to_accepted(&mut outcomes, &rcpts, &last);
     Ok(Done {
         outcomes,
         reusable: true,
+        rider,
     })
 }
 

@@ -1,0 +1,158 @@
+//! Deliveries that ride along: a delivery that finds another message of the same upstream
+//! waiting for its `354` has its envelope written behind that message's data and takes the
+//! connection over afterwards. Against a fake upstream on real sockets that answers DATA
+//! slowly, so the second delivery surely finds the first one waiting.
+
+#[path = "common/upstream.rs"]
+mod upstream;
+
+use postern::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
+use postern::relay::smtp::SmtpUpstream;
+use postern::relay::{Deliver, Outgoing, RcptOutcome, RelayError};
+use std::time::Duration;
+use upstream::{FakeUpstream, Script};
+
+/// How long the fake upstream takes to answer DATA; the second delivery starts a tenth of
+/// it after the first.
+const SLOW: Duration = Duration::from_millis(400);
+
+async fn start(script: Script) -> (FakeUpstream, SmtpUpstream) {
+    let server = FakeUpstream::start(Script {
+        pipelining: true,
+        slow_data: Some(SLOW),
+        ..script
+    })
+    .await;
+    let cfg = SmtpConfig {
+        host: "127.0.0.1".into(),
+        port: server.addr.port(),
+        tls: UpstreamTls::None,
+        auth: UpstreamAuth::None,
+        username: String::new(),
+        password: String::new(),
+        ca_file: None,
+        pool_size: 4,
+        pool_idle_secs: 30,
+        max_connections: 8,
+        timeout_secs: 5,
+        oauth: None,
+    };
+    let up = SmtpUpstream::new("test", &cfg, "gateway.test").expect("upstream builds");
+    (server, up)
+}
+
+async fn send(
+    up: &SmtpUpstream,
+    id: &str,
+    to: &str,
+    data: &[u8],
+) -> Result<Vec<RcptOutcome>, RelayError> {
+    let rcpts = vec![to.to_string()];
+    let msg = Outgoing {
+        id,
+        mail_from: "sender@example.com",
+        rcpts: &rcpts,
+        data,
+        smtputf8: false,
+        eight_bit: false,
+    };
+    up.deliver(&msg).await
+}
+
+/// Delivers A, and B once A waits for its DATA reply; returns both outcomes.
+async fn a_then_b(
+    up: &SmtpUpstream,
+    a_to: &str,
+) -> (
+    Result<Vec<RcptOutcome>, RelayError>,
+    Result<Vec<RcptOutcome>, RelayError>,
+) {
+    let b = async {
+        tokio::time::sleep(SLOW / 10).await;
+        send(up, "B", "b@example.net", b"Subject: b\r\n\r\nbody b\r\n").await
+    };
+    tokio::join!(send(up, "A", a_to, b"Subject: a\r\n\r\n.body a\r\n"), b)
+}
+
+fn delivered(result: &Result<Vec<RcptOutcome>, RelayError>) -> bool {
+    matches!(result.as_deref(), Ok([RcptOutcome::Delivered(_)]))
+}
+
+#[tokio::test]
+async fn a_delivery_rides_behind_one_waiting_for_its_354() {
+    let (server, up) = start(Script::default()).await;
+    let (a, b) = a_then_b(&up, "a@example.net").await;
+    assert!(delivered(&a) && delivered(&b), "{a:?} {b:?}");
+    {
+        let record = server.record();
+        assert_eq!(record.connections, 1, "B took no connection of its own");
+        assert!(!record.lines().contains(&"RSET"), "{:?}", record.lines());
+        let data: Vec<&[u8]> = record.messages.iter().map(|m| m.data.as_slice()).collect();
+        assert_eq!(
+            data,
+            [
+                &b"Subject: a\r\n\r\n.body a\r\n"[..],
+                b"Subject: b\r\n\r\nbody b\r\n"
+            ]
+        );
+        assert_eq!(record.messages[1].rcpts, ["b@example.net"]);
+        // B's envelope arrived with A's data: A's final reply went out with B's envelope
+        // replies, after the server had read B's MAIL, RCPT and DATA.
+        let envelopes = record
+            .batches
+            .iter()
+            .filter(|b| *b == &["MAIL", "RCPT", "DATA"]);
+        assert_eq!(envelopes.count(), 2, "{:?}", record.batches);
+    }
+
+    // The connection goes on serving: a later delivery reuses it (with RSET, as usual).
+    let c = send(&up, "C", "c@example.net", b"c\r\n").await;
+    assert!(delivered(&c), "{c:?}");
+    let record = server.record();
+    assert_eq!(record.connections, 1);
+    assert_eq!(record.lines().iter().filter(|l| **l == "RSET").count(), 1);
+}
+
+#[tokio::test]
+async fn a_rider_whose_connection_closes_is_retried_on_a_fresh_one() {
+    for goodbye in [None, Some("421 4.4.2 closing".to_string())] {
+        let script = Script {
+            close_after_messages: Some(1),
+            goodbye: goodbye.clone(),
+            ..Script::default()
+        };
+        let (server, up) = start(script).await;
+        let (a, b) = a_then_b(&up, "a@example.net").await;
+        assert!(delivered(&a) && delivered(&b), "{goodbye:?}: {a:?} {b:?}");
+        let record = server.record();
+        assert_eq!(record.connections, 2, "{goodbye:?}");
+        assert_eq!(record.messages.len(), 2, "{goodbye:?}");
+        assert_eq!(record.messages[1].data, b"Subject: b\r\n\r\nbody b\r\n");
+        if goodbye.is_some() {
+            // B's MAIL came behind A's data on the first connection and was answered 421.
+            let first = record
+                .commands
+                .iter()
+                .filter(|(c, l)| *c == 0 && l.starts_with("MAIL"));
+            assert_eq!(first.count(), 2, "{:?}", record.commands);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rider_whose_leader_sends_no_data_goes_its_own_way() {
+    let script = Script {
+        rcpt_replies: vec![("gone@example.net".into(), "550 5.1.1 no such user".into())],
+        ..Script::default()
+    };
+    let (server, up) = start(script).await;
+    let (a, b) = a_then_b(&up, "gone@example.net").await;
+    assert_eq!(
+        a.expect("A's attempt"),
+        [RcptOutcome::Permanent("550 5.1.1 no such user".into())]
+    );
+    assert!(delivered(&b), "{b:?}");
+    let record = server.record();
+    assert_eq!(record.messages.len(), 1);
+    assert_eq!(record.messages[0].rcpts, ["b@example.net"]);
+}
