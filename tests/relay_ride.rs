@@ -3,14 +3,13 @@
 //! connection over afterwards. Against a fake upstream on real sockets that answers DATA
 //! slowly, so the second delivery surely finds the first one waiting.
 
-#[path = "common/upstream.rs"]
-mod upstream;
+mod common;
 
-use postern::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
+use common::upstream::{FakeUpstream, Script};
+use postern::config::UpstreamConfig;
 use postern::relay::smtp::SmtpUpstream;
 use postern::relay::{Deliver, Outgoing, RcptOutcome, RelayError};
 use std::time::Duration;
-use upstream::{FakeUpstream, Script};
 
 /// How long the fake upstream takes to answer DATA; the second delivery starts a tenth of
 /// it after the first.
@@ -23,19 +22,8 @@ async fn start(script: Script) -> (FakeUpstream, SmtpUpstream) {
         ..script
     })
     .await;
-    let cfg = SmtpConfig {
-        host: "127.0.0.1".into(),
-        port: server.addr.port(),
-        tls: UpstreamTls::None,
-        auth: UpstreamAuth::None,
-        username: String::new(),
-        password: String::new(),
-        ca_file: None,
-        pool_size: 4,
-        pool_idle_secs: 30,
-        max_connections: 8,
-        timeout_secs: 5,
-        oauth: None,
+    let UpstreamConfig::Smtp(cfg) = common::sink_upstream(server.addr.port()) else {
+        panic!("sink_upstream is an SMTP upstream");
     };
     let up = SmtpUpstream::new("test", &cfg, "gateway.test").expect("upstream builds");
     (server, up)

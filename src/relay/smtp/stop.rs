@@ -19,12 +19,7 @@ use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
 /// A delivery waiting at a stop: its envelope, and where its connection will come.
 pub(crate) struct Rider {
-    /// Queue id, for the log.
-    pub(crate) id: String,
-    pub(crate) mail_from: String,
-    pub(crate) rcpts: Vec<String>,
-    pub(crate) smtputf8: bool,
-    pub(crate) eight_bit: bool,
+    pub(crate) envelope: Boarding,
     handoff: oneshot::Sender<Ride>,
 }
 
@@ -36,6 +31,7 @@ pub(crate) struct Ride {
 
 /// The envelope of a delivery about to board.
 pub(crate) struct Boarding {
+    /// Queue id, for the log.
     pub(crate) id: String,
     pub(crate) mail_from: String,
     pub(crate) rcpts: Vec<String>,
@@ -83,11 +79,7 @@ impl Stops {
         let (_, seat) = open.iter_mut().find(|(_, rider)| rider.is_none())?;
         let (handoff, ride) = oneshot::channel();
         *seat = Some(Rider {
-            id: boarding.id,
-            mail_from: boarding.mail_from,
-            rcpts: boarding.rcpts,
-            smtputf8: boarding.smtputf8,
-            eight_bit: boarding.eight_bit,
+            envelope: boarding,
             handoff,
         });
         Some(ride)
@@ -146,7 +138,7 @@ mod tests {
         let _first = stops.board(boarding("1")).expect("boards the open stop");
         assert!(stops.board(boarding("2")).is_none(), "the seat is taken");
         let rider = stop.take().expect("the rider");
-        assert_eq!(rider.id, "1");
+        assert_eq!(rider.envelope.id, "1");
         assert!(
             stops.board(boarding("3")).is_none(),
             "a taken stop is closed"

@@ -143,15 +143,10 @@ fn push_rcpt(conn: &mut Connection, rcpt: &str) {
 
 /// A rider's MAIL, RCPTs and DATA, to follow this message's final dot.
 fn rider_envelope(caps: Capabilities, rider: &Rider) -> Vec<u8> {
+    let env = &rider.envelope;
     let mut buf = Vec::with_capacity(128);
-    mail_command(
-        &mut buf,
-        caps,
-        &rider.mail_from,
-        rider.smtputf8,
-        rider.eight_bit,
-    );
-    for rcpt in &rider.rcpts {
+    mail_command(&mut buf, caps, &env.mail_from, env.smtputf8, env.eight_bit);
+    for rcpt in &env.rcpts {
         command(&mut buf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
     }
     command(&mut buf, &[b"DATA"]);
@@ -287,7 +282,7 @@ async fn finish(
     conn.send_message_then(msg.data, behind.as_deref().unwrap_or_default())
         .await?;
     if let Some(rider) = &rider {
-        tracing::debug!(queue_id = msg.id, rider = %rider.id, "envelope sent behind the data");
+        tracing::debug!(queue_id = msg.id, rider = %rider.envelope.id, "envelope sent behind the data");
     }
     let last = live(conn.read_reply().await?)?;
     apply_to_accepted(&mut outcomes, &rcpts, &last);
