@@ -6,7 +6,7 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use postern::config::UpstreamConfig;
+use postern::config::{SmtpUpstream as SmtpConfig, UpstreamConfig};
 use postern::relay::smtp::SmtpUpstream;
 use postern::relay::{Deliver, Outgoing, RcptOutcome, RelayError};
 use std::time::Duration;
@@ -16,15 +16,24 @@ use std::time::Duration;
 const SLOW: Duration = Duration::from_millis(400);
 
 async fn start(script: Script) -> (FakeUpstream, SmtpUpstream) {
+    start_with(script, |_| {}).await
+}
+
+/// Like `start`, with the client configuration adjusted by `edit`.
+async fn start_with(
+    script: Script,
+    edit: impl FnOnce(&mut SmtpConfig),
+) -> (FakeUpstream, SmtpUpstream) {
     let server = FakeUpstream::start(Script {
         pipelining: true,
         slow_data: Some(SLOW),
         ..script
     })
     .await;
-    let UpstreamConfig::Smtp(cfg) = common::sink_upstream(server.addr.port()) else {
+    let UpstreamConfig::Smtp(mut cfg) = common::sink_upstream(server.addr.port()) else {
         panic!("sink_upstream is an SMTP upstream");
     };
+    edit(&mut cfg);
     let up = SmtpUpstream::new("test", &cfg, "gateway.test").expect("upstream builds");
     (server, up)
 }
@@ -143,4 +152,12 @@ async fn a_rider_whose_leader_sends_no_data_goes_its_own_way() {
     let record = server.record();
     assert_eq!(record.messages.len(), 1);
     assert_eq!(record.messages[0].rcpts, ["b@example.net"]);
+}
+
+#[tokio::test]
+async fn nobody_rides_where_connections_are_not_reused() {
+    let (server, up) = start_with(Script::default(), |cfg| cfg.pool_size = 0).await;
+    let (a, b) = a_then_b(&up, "a@example.net").await;
+    assert!(delivered(&a) && delivered(&b), "{a:?} {b:?}");
+    assert_eq!(server.record().connections, 2, "a connection each");
 }

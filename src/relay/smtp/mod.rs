@@ -185,7 +185,8 @@ impl SmtpUpstream {
         msg: &Outgoing<'_>,
         start: Start,
     ) -> Result<Vec<RcptOutcome>, RelayError> {
-        let stops = (!conn.downgraded).then_some(&self.stops);
+        // No riding where connections are not to be reused at all.
+        let stops = (!conn.downgraded && self.pool.keeps_any()).then_some(&self.stops);
         match transaction::run(&mut conn, msg, start, stops).await {
             Ok(mut done) => {
                 if conn.downgraded {

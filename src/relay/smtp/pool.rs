@@ -52,6 +52,12 @@ impl Pool {
         }
     }
 
+    /// False when the configuration keeps no connection for reuse (`pool_size = 0` or
+    /// `pool_idle_secs = 0`): then every message gets a connection of its own.
+    pub(crate) fn keeps_any(&self) -> bool {
+        self.shared.max > 0 && !self.shared.max_idle.is_zero()
+    }
+
     /// The most recently used idle connection that has not expired.
     pub(crate) fn take(&self) -> Option<Connection> {
         drop(self.shared.take_expired());
@@ -60,7 +66,7 @@ impl Pool {
 
     /// Keeps `conn` for reuse if there is room; otherwise it is closed.
     pub(crate) fn put(&self, mut conn: Connection) {
-        if self.shared.max == 0 || self.shared.max_idle.is_zero() {
+        if !self.keeps_any() {
             return;
         }
         conn.idle_since = std::time::Instant::now();

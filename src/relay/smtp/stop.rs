@@ -10,7 +10,8 @@
 //! A rider whose envelope the leader does not send (the leader's transaction failed or
 //! carries no data) is declined and goes the usual way. A rider whose envelope was sent
 //! but whose connection then fails has failed on a reused connection before MAIL FROM was
-//! accepted, which is retried once on a fresh connection like any other.
+//! accepted, which is retried once on a fresh connection like any other. An upstream
+//! configured to reuse no connection (`pool_size` or `pool_idle_secs` 0) opens no stops.
 
 use super::conn::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
