@@ -15,11 +15,8 @@ use std::time::Duration;
 /// it after the first.
 const SLOW: Duration = Duration::from_millis(400);
 
-async fn start(script: Script) -> (FakeUpstream, SmtpUpstream) {
-    start_with(script, |_| {}).await
-}
-
-/// Like `start`, with the client configuration adjusted by `edit`.
+/// The fake upstream, pipelining and slow to answer DATA, following `script`, and a client
+/// for it with its configuration adjusted by `edit`.
 async fn start_with(
     script: Script,
     edit: impl FnOnce(&mut SmtpConfig),
@@ -77,7 +74,7 @@ fn delivered(result: &Result<Vec<RcptOutcome>, RelayError>) -> bool {
 
 #[tokio::test]
 async fn a_delivery_rides_behind_one_waiting_for_its_354() {
-    let (server, up) = start(Script::default()).await;
+    let (server, up) = start_with(Script::default(), |_| {}).await;
     let (a, b) = a_then_b(&up, "a@example.net").await;
     assert!(delivered(&a) && delivered(&b), "{a:?} {b:?}");
     {
@@ -118,7 +115,7 @@ async fn a_rider_whose_connection_closes_is_retried_on_a_fresh_one() {
             goodbye: goodbye.clone(),
             ..Script::default()
         };
-        let (server, up) = start(script).await;
+        let (server, up) = start_with(script, |_| {}).await;
         let (a, b) = a_then_b(&up, "a@example.net").await;
         assert!(delivered(&a) && delivered(&b), "{goodbye:?}: {a:?} {b:?}");
         let record = server.record();
@@ -142,7 +139,7 @@ async fn a_rider_whose_leader_sends_no_data_goes_its_own_way() {
         rcpt_replies: vec![("gone@example.net".into(), "550 5.1.1 no such user".into())],
         ..Script::default()
     };
-    let (server, up) = start(script).await;
+    let (server, up) = start_with(script, |_| {}).await;
     let (a, b) = a_then_b(&up, "gone@example.net").await;
     assert_eq!(
         a.expect("A's attempt"),
