@@ -13,8 +13,8 @@
 //! pipelining connection, and rides behind it (`stop`); else it takes a pooled connection,
 //! else opens one. A failure on a pooled (or ridden) connection before the upstream
 //! accepted MAIL FROM (dead socket, 421, refused RSET) is retried once, at once, on a
-//! fresh connection. Every log line
-//! carries the queue id; credentials are never logged. This module never touches the spool.
+//! fresh connection. Every log line carries the queue id; credentials are never logged.
+//! This module never touches the spool.
 
 mod conn;
 mod dot;
