@@ -156,13 +156,16 @@ impl SmtpUpstream {
     /// Boards an open stop, if there is one, and waits for the connection its envelope was
     /// sent on. `None`: no stop, or the leader did not send it.
     async fn ride_along(&self, msg: &Outgoing<'_>) -> Option<Ride> {
-        transaction::check_envelope(msg).ok()?;
-        let ride = self.stops.board(Boarding {
-            id: msg.id.to_string(),
-            mail_from: msg.mail_from.to_string(),
-            rcpts: msg.rcpts.to_vec(),
-            smtputf8: msg.smtputf8,
-            eight_bit: msg.eight_bit,
+        let ride = self.stops.board(|| {
+            // The leader writes this envelope: it is checked before it boards.
+            transaction::check_envelope(msg).ok()?;
+            Some(Boarding {
+                id: msg.id.to_string(),
+                mail_from: msg.mail_from.to_string(),
+                rcpts: msg.rcpts.to_vec(),
+                smtputf8: msg.smtputf8,
+                eight_bit: msg.eight_bit,
+            })
         })?;
         ride.await.ok()
     }

@@ -73,11 +73,16 @@ impl Stops {
         }
     }
 
-    /// Boards the first open stop that has no rider yet: the receiver gets the connection
-    /// once the leader has sent this envelope, or an error if it will not.
-    pub(crate) fn board(&self, boarding: Boarding) -> Option<oneshot::Receiver<Ride>> {
+    /// Boards the first open stop that has no rider yet with the envelope `boarding` makes
+    /// (called only then; `None` stays off): the receiver gets the connection once the
+    /// leader has sent this envelope, or an error if it will not.
+    pub(crate) fn board(
+        &self,
+        boarding: impl FnOnce() -> Option<Boarding>,
+    ) -> Option<oneshot::Receiver<Ride>> {
         let mut open = self.lock();
         let (_, seat) = open.iter_mut().find(|(_, rider)| rider.is_none())?;
+        let boarding = boarding()?;
         let (handoff, ride) = oneshot::channel();
         *seat = Some(Rider {
             envelope: boarding,
@@ -121,27 +126,28 @@ impl Drop for Stop<'_> {
 mod tests {
     use super::*;
 
-    fn boarding(id: &str) -> Boarding {
-        Boarding {
+    fn boarding(id: &str) -> Option<Boarding> {
+        Some(Boarding {
             id: id.into(),
             mail_from: "a@example.com".into(),
             rcpts: vec!["b@example.net".into()],
             smtputf8: false,
             eight_bit: false,
-        }
+        })
     }
 
     #[test]
     fn one_rider_per_stop_and_none_without_an_open_stop() {
         let stops = Stops::default();
-        assert!(stops.board(boarding("x")).is_none(), "no stop is open");
+        assert!(stops.board(|| boarding("x")).is_none(), "no stop is open");
         let stop = stops.open();
-        let _first = stops.board(boarding("1")).expect("boards the open stop");
-        assert!(stops.board(boarding("2")).is_none(), "the seat is taken");
+        assert!(stops.board(|| None).is_none(), "an envelope that stays off");
+        let _first = stops.board(|| boarding("1")).expect("boards the open stop");
+        assert!(stops.board(|| boarding("2")).is_none(), "the seat is taken");
         let rider = stop.take().expect("the rider");
         assert_eq!(rider.envelope.id, "1");
         assert!(
-            stops.board(boarding("3")).is_none(),
+            stops.board(|| boarding("3")).is_none(),
             "a taken stop is closed"
         );
     }
@@ -150,7 +156,7 @@ mod tests {
     async fn a_dropped_stop_declines_its_rider() {
         let stops = Stops::default();
         let stop = stops.open();
-        let ride = stops.board(boarding("1")).expect("boards");
+        let ride = stops.board(|| boarding("1")).expect("boards");
         drop(stop);
         assert!(ride.await.is_err(), "declined");
         assert!(stops.lock().is_empty());
