@@ -137,8 +137,8 @@ fn mail_command(buf: &mut Vec<u8>, caps: Capabilities, from: &str, utf8: bool, e
     buf.extend_from_slice(b"\r\n");
 }
 
-fn push_rcpt(conn: &mut Connection, rcpt: &str) {
-    command(&mut conn.wbuf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
+fn push_rcpt(buf: &mut Vec<u8>, rcpt: &str) {
+    command(buf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
 }
 
 /// A rider's MAIL, RCPTs and DATA, to follow this message's final dot.
@@ -147,7 +147,7 @@ fn rider_envelope(caps: Capabilities, rider: &Rider) -> Vec<u8> {
     let mut buf = Vec::with_capacity(128);
     mail_command(&mut buf, caps, &env.mail_from, env.smtputf8, env.eight_bit);
     for rcpt in &env.rcpts {
-        command(&mut buf, &[b"RCPT TO:<", rcpt.as_bytes(), b">"]);
+        push_rcpt(&mut buf, rcpt);
     }
     command(&mut buf, &[b"DATA"]);
     buf
@@ -178,7 +178,7 @@ async fn envelope_pipelined<'s>(
         }
         push_mail(conn, msg);
         for rcpt in msg.rcpts {
-            push_rcpt(conn, rcpt);
+            push_rcpt(&mut conn.wbuf, rcpt);
         }
         command(&mut conn.wbuf, &[b"DATA"]);
         conn.flush().await?;
@@ -227,7 +227,7 @@ async fn envelope_lockstep(
     *mail_accepted = true;
     let mut rcpts = Vec::with_capacity(msg.rcpts.len());
     for rcpt in msg.rcpts {
-        push_rcpt(conn, rcpt);
+        push_rcpt(&mut conn.wbuf, rcpt);
         conn.flush().await?;
         rcpts.push(live(conn.read_reply().await?)?);
     }
