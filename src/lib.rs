@@ -27,7 +27,8 @@
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   a delivery riding behind another that waits for its `354` (its envelope follows that
-//!   message's data), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
+//!   message's data), BDAT in the same write as the envelope with CHUNKING (one round
+//!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, a pool per
 //!   destination); `oauth`, OAuth2 tokens (client credentials with a secret or a

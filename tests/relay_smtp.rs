@@ -4,7 +4,7 @@
 
 #[path = "common/tls.rs"]
 mod tls;
-#[path = "common/upstream.rs"]
+#[path = "common/upstream/mod.rs"]
 mod upstream;
 
 use postern::config::{SmtpUpstream as SmtpConfig, UpstreamAuth, UpstreamTls};
@@ -28,6 +28,7 @@ fn config(port: u16) -> SmtpConfig {
         pool_idle_secs: 30,
         max_connections: 8,
         timeout_secs: 5,
+        chunking: true,
         oauth: None,
     }
 }

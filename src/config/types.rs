@@ -399,6 +399,10 @@ pub struct SmtpUpstream {
     /// Seconds allowed to connect, and for each reply.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Send messages with BDAT (RFC 3030), pipelined with MAIL and RCPT, when the upstream
+    /// offers CHUNKING and PIPELINING: one round trip per message instead of two.
+    #[serde(default = "default_chunking")]
+    pub chunking: bool,
     /// Where the OAuth2 token for `xoauth2` / `oauthbearer` comes from.
     #[serde(default)]
     pub oauth: Option<OAuthConfig>,
@@ -420,6 +424,7 @@ impl SmtpUpstream {
             pool_idle_secs: default_pool_idle(),
             max_connections: default_max_connections(),
             timeout_secs: default_timeout(),
+            chunking: default_chunking(),
             oauth: None,
         }
     }
@@ -439,4 +444,7 @@ fn default_pool_idle() -> u64 {
 }
 fn default_timeout() -> u64 {
     60
+}
+fn default_chunking() -> bool {
+    true
 }

@@ -462,6 +462,7 @@ pub fn sink_upstream(port: u16) -> UpstreamConfig {
         pool_idle_secs: 30,
         max_connections: 8,
         timeout_secs: 5,
+        chunking: true,
         oauth: None,
     })
 }

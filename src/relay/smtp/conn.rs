@@ -11,6 +11,7 @@ use super::reply::Reply;
 use super::stream::{Stream, TlsTarget};
 use smtp_proto::response::parser::ResponseReceiver;
 use smtp_proto::EhloResponse;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
@@ -188,6 +189,21 @@ impl Connection {
         }
         self.wbuf.extend_from_slice(b".\r\n");
         self.wbuf.extend_from_slice(then);
+        self.flush().await
+    }
+
+    /// Sends `wbuf` and the message as one `BDAT <size> LAST` chunk (RFC 3030): not
+    /// dot-stuffed, and ending in CRLF like a message sent with DATA (a missing one is added
+    /// and counted in the size).
+    pub(crate) async fn send_last_chunk(&mut self, data: &[u8]) -> Result<(), SmtpError> {
+        let add_crlf = !data.is_empty() && !data.ends_with(b"\r\n");
+        let size = data.len() + if add_crlf { 2 } else { 0 };
+        // Writing to a Vec cannot fail.
+        let _ = write!(self.wbuf, "BDAT {size} LAST\r\n");
+        self.write_slice(data).await?;
+        if add_crlf {
+            self.wbuf.extend_from_slice(b"\r\n");
+        }
         self.flush().await
     }
 

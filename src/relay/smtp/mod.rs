@@ -2,7 +2,8 @@
 //! for `kind = "smtp"`.
 //!
 //! - `session`     — connect, implicit TLS / STARTTLS, EHLO (HELO fallback), AUTH.
-//! - `transaction` — MAIL / RCPT / DATA, pipelined when offered; per-recipient outcomes.
+//! - `transaction` — MAIL / RCPT / DATA (BDAT with CHUNKING), pipelined when offered;
+//!   per-recipient outcomes.
 //! - `conn`        — framing: command buffer, smtp-proto reply parser, timeouts.
 //! - `dot`         — dot-stuffing by slices.
 //! - `pool`        — idle connections kept for reuse.
@@ -95,6 +96,7 @@ impl SmtpUpstream {
             target,
             helo_name: helo_name.to_string(),
             timeout: Duration::from_secs(cfg.timeout_secs.max(1)),
+            chunking: cfg.chunking,
         };
         Ok(SmtpUpstream {
             name: name.to_string(),

@@ -13,7 +13,9 @@ use crate::config::{UpstreamAuth, UpstreamTls};
 use crate::relay::oauth::{self, TokenSource};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use smtp_proto::{AUTH_LOGIN, AUTH_OAUTHBEARER, AUTH_PLAIN, AUTH_XOAUTH2, EXT_START_TLS};
+use smtp_proto::{
+    AUTH_LOGIN, AUTH_OAUTHBEARER, AUTH_PLAIN, AUTH_XOAUTH2, EXT_CHUNKING, EXT_START_TLS,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub(crate) struct Settings {
     pub(crate) helo_name: String,
     /// Bound on connect, TLS handshake, each reply and each write.
     pub(crate) timeout: Duration,
+    /// Use CHUNKING when offered; when false, the offer is ignored.
+    pub(crate) chunking: bool,
 }
 
 /// Appends one command line (the parts, then CRLF) to `buf`.
@@ -122,6 +126,9 @@ async fn open_with(settings: &Settings, try_starttls: bool) -> Result<Connection
         UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer => {
             auth_oauth(&mut conn, settings).await?
         }
+    }
+    if !settings.chunking {
+        conn.caps.extensions &= !EXT_CHUNKING;
     }
     Ok(conn)
 }

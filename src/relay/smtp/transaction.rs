@@ -4,6 +4,10 @@
 //! connection the wait for `354` is an open stop (`stop`): a rider that boards it has its
 //! envelope written behind this message's data and gets the connection afterwards.
 //!
+//! An upstream that offers CHUNKING as well (Microsoft 365 and Gmail do) gets the envelope
+//! and the whole message as one `BDAT <size> LAST` chunk (RFC 3030) in a single write: one
+//! round trip per message instead of two. There is no wait for `354` there, so no stop.
+//!
 //! It turns replies into per-recipient outcomes. It does not decide about retries or the
 //! pool beyond saying whether the connection is still clean enough to reuse.
 
@@ -13,7 +17,7 @@ use super::reply::Reply;
 use super::session::command;
 use super::stop::{Rider, Stop, Stops};
 use crate::relay::{Outgoing, RcptOutcome};
-use smtp_proto::{EXT_8BIT_MIME, EXT_PIPELINING, EXT_SMTP_UTF8};
+use smtp_proto::{EXT_8BIT_MIME, EXT_CHUNKING, EXT_PIPELINING, EXT_SMTP_UTF8};
 
 /// How a transaction starts on its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,7 +79,11 @@ async fn transact(
     mail_accepted: &mut bool,
 ) -> Result<Done, SmtpError> {
     check_envelope(msg)?;
-    if conn.caps.has(EXT_PIPELINING) {
+    // A rider's DATA went out behind its leader's message: it continues with DATA.
+    let chunked = conn.caps.has(EXT_PIPELINING) && conn.caps.has(EXT_CHUNKING);
+    if chunked && start != Start::Riding {
+        chunked_transaction(conn, msg, start == Start::Reused, mail_accepted).await
+    } else if conn.caps.has(EXT_PIPELINING) {
         let (envelope, stop) = envelope_pipelined(conn, msg, start, stops, mail_accepted).await?;
         finish(conn, msg, envelope, stop).await
     } else {
@@ -290,6 +298,52 @@ async fn finish(
         outcomes,
         reusable: true,
         rider,
+    })
+}
+
+/// [RSET,] MAIL, every RCPT and the message as one `BDAT <size> LAST` chunk in one write,
+/// then every reply in order. The upstream reads (and throws away) the chunk even when it
+/// refused the envelope, so the replies stay in step; a connection whose chunk was refused
+/// is not reused all the same, in case a server got that wrong.
+async fn chunked_transaction(
+    conn: &mut Connection,
+    msg: &Outgoing<'_>,
+    reused: bool,
+    mail_accepted: &mut bool,
+) -> Result<Done, SmtpError> {
+    if reused {
+        command(&mut conn.wbuf, &[b"RSET"]);
+    }
+    push_mail(conn, msg);
+    for rcpt in msg.rcpts {
+        push_rcpt(&mut conn.wbuf, rcpt);
+    }
+    conn.send_last_chunk(msg.data).await?;
+    if reused {
+        expect_rset(conn).await?;
+    }
+    let mail = live(conn.read_reply().await?)?;
+    *mail_accepted = mail.is_positive();
+    let mut rcpts = Vec::with_capacity(msg.rcpts.len());
+    for _ in msg.rcpts {
+        rcpts.push(live(conn.read_reply().await?)?);
+    }
+    let last = live(conn.read_reply().await?)?;
+    let outcomes = match mail.is_positive() {
+        false => {
+            tracing::debug!(queue_id = msg.id, reply = %mail, "upstream refused MAIL FROM");
+            vec![mail.outcome(); msg.rcpts.len()]
+        }
+        true => {
+            let mut outcomes: Vec<RcptOutcome> = rcpts.iter().map(Reply::outcome).collect();
+            apply_to_accepted(&mut outcomes, &rcpts, &last);
+            outcomes
+        }
+    };
+    Ok(Done {
+        outcomes,
+        reusable: last.is_positive(),
+        rider: None,
     })
 }
 

@@ -4,9 +4,12 @@
 //! un-dot-stuffs what it receives and records everything: accepted connections, command
 //! lines, successful logins, messages, and which commands arrived before it replied (it
 //! sends replies only when it has no complete input line left, like a pipelining server,
-//! so commands pipelined by the client show up together in one `batch`).
+//! so commands pipelined by the client show up together in one `batch`). With `chunking`
+//! it offers CHUNKING and takes messages with BDAT as well (RFC 3030; `message`).
 
 #![allow(dead_code)]
+
+mod message;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -61,9 +64,12 @@ pub struct Script {
     /// Wait this long before answering DATA (a slow upstream, so that the next delivery
     /// finds this one still waiting for its reply).
     pub slow_data: Option<std::time::Duration>,
+    /// Advertise CHUNKING and take BDAT.
+    pub chunking: bool,
 }
 
-/// One message as the server received it (data un-dot-stuffed, final CRLF included).
+/// One message as the server received it (data un-dot-stuffed, final CRLF included; a
+/// BDAT message exactly as its chunks carried it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Message {
     pub mail_from: String,
@@ -193,6 +199,8 @@ struct Session<'a, S> {
     rcpts: Vec<String>,
     messages: usize,
     closing: bool,
+    /// BDAT chunks of the message in progress.
+    chunks: Vec<u8>,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
@@ -217,6 +225,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             rcpts: Vec::new(),
             messages: 0,
             closing: false,
+            chunks: Vec::new(),
         }
     }
 
@@ -305,6 +314,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                         return Ok(End::Close);
                     }
                 }
+                "BDAT" if self.script.chunking => {
+                    if self.bdat(&text).await? {
+                        return Ok(End::Close);
+                    }
+                }
                 "RSET" => {
                     self.mail_from = None;
                     self.rcpts.clear();
@@ -330,6 +344,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         self.reply("250-fake.test");
         if self.script.pipelining {
             self.reply("250-PIPELINING");
+        }
+        if self.script.chunking {
+            self.reply("250-CHUNKING");
         }
         if self.script.starttls.is_some() && !self.tls {
             self.reply("250-STARTTLS");
@@ -436,104 +453,6 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
         let line = self.read_line().await?.unwrap_or_default();
         Ok(String::from_utf8_lossy(&line).trim_end().to_string())
     }
-
-    fn mail(&mut self, text: &str) {
-        if let Some(reply) = self.script.mail_reply.clone() {
-            return self.reply(&reply);
-        }
-        self.mail_from = Some(address(text));
-        self.reply("250 2.1.0 sender ok");
-    }
-
-    fn rcpt(&mut self, text: &str) {
-        if self.mail_from.is_none() {
-            return self.reply("503 5.5.1 need MAIL first");
-        }
-        let rcpt = address(text);
-        let scripted = self
-            .script
-            .rcpt_replies
-            .iter()
-            .find(|(addr, _)| *addr == rcpt);
-        match scripted.map(|(_, reply)| reply.clone()) {
-            Some(reply) => self.reply(&reply),
-            None => {
-                self.rcpts.push(rcpt);
-                self.reply("250 2.1.5 recipient ok");
-            }
-        }
-    }
-
-    /// Returns true when the connection is to be closed after this message.
-    async fn data(&mut self) -> std::io::Result<bool> {
-        if let Some(wait) = self.script.slow_data {
-            tokio::time::sleep(wait).await;
-        }
-        let Some(mail_from) = self.mail_from.clone() else {
-            self.reply("503 5.5.1 need MAIL first");
-            return Ok(false);
-        };
-        if self.rcpts.is_empty() {
-            self.reply("554 5.5.1 no valid recipients");
-            return Ok(false);
-        }
-        self.reply("354 go ahead");
-        let mut data = Vec::new();
-        loop {
-            let Some(line) = self.read_line().await? else {
-                return Ok(true);
-            };
-            if line == b".\r\n" {
-                break;
-            }
-            let unstuffed = line.strip_prefix(b".").unwrap_or(&line);
-            data.extend_from_slice(unstuffed);
-        }
-        let attempt = {
-            let mut record = self.record.lock().unwrap();
-            record.data_attempts += 1;
-            record.data_attempts
-        };
-        let reply = match attempt <= self.script.tempfail_first {
-            true => Some(
-                self.script
-                    .tempfail_reply
-                    .clone()
-                    .unwrap_or_else(|| "451 4.3.0 try again later".to_string()),
-            ),
-            false => self.script.data_reply.clone(),
-        };
-        let reply = reply.as_deref().unwrap_or("250 2.0.0 queued");
-        if reply.starts_with('2') {
-            let rcpts = std::mem::take(&mut self.rcpts);
-            self.record.lock().unwrap().messages.push(Message {
-                mail_from,
-                rcpts,
-                data,
-                tls: self.tls,
-            });
-        }
-        self.mail_from = None;
-        self.rcpts.clear();
-        self.reply(reply);
-        self.messages += 1;
-        if self.script.close_after_messages == Some(self.messages) {
-            if self.script.goodbye.is_some() {
-                self.closing = true;
-                return Ok(false);
-            }
-            self.flush().await?;
-            return Ok(true);
-        }
-        Ok(false)
-    }
-}
-
-/// The address between `<` and `>` of a MAIL/RCPT line.
-fn address(line: &str) -> String {
-    let start = line.find('<').map_or(0, |i| i + 1);
-    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
-    line[start..end].to_string()
 }
 
 fn decode_text(token: &str) -> String {
