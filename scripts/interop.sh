@@ -14,7 +14,9 @@
 #      and an inbound listener for a helpdesk mailbox whose webhook is a Python HTTP server;
 #      upstream = a byte-exact capture server (Python, below) that stores every message
 #      as received after dot-unstuffing, plus its envelope;
-#   B  a trusted-network listener (smtp-source cannot AUTH); upstream = Postfix's smtp-sink.
+#   B  a trusted-network listener (smtp-source cannot AUTH); upstream = Postfix's smtp-sink,
+#      or (check f3) a Postfix instance of the script's own, whose smtpd offers CHUNKING,
+#      relaying to that smtp-sink.
 # Last, schemathesis (PyPI) checks instance A's OpenAPI document against its answers.
 # The last line is `N passed, M failed`; the exit status is non-zero if anything failed.
 
@@ -79,11 +81,16 @@ fi
 T=$(mktemp -d "${TMPDIR:-/tmp}/postern-interop.XXXXXX")
 mkdir -p "$T/checks" "$T/msgs" "$T/capture"
 PIDS=()
+PF=""        # the Postfix instance's directory (started by start_postfix)
 
 cleanup() {
     local rc=$?
     set +e
     local pid
+    if [ -n "$PF" ]; then
+        as_root postfix -c "$PF/conf" stop >/dev/null 2>&1
+        rm -rf "$PF"
+    fi
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -489,7 +496,8 @@ PY
 py() { python3 "$T/helpers.py" "$@"; }
 
 # ---------------------------------------------------------------- processes
-read -r A_API A_PLAIN A_STARTTLS A_IMPLICIT A_INBOUND B_API B_TRUSTED CAPTURE SINK HOOK <<<"$(py freeports 10)"
+read -r A_API A_PLAIN A_STARTTLS A_IMPLICIT A_INBOUND B_API B_TRUSTED CAPTURE SINK HOOK PF_PORT \
+    <<<"$(py freeports 11)"
 HOST=postern.interop.test
 TOKEN=interop-admin-token-$(date +%s)-$$
 USER_LOGIN=alice@example.com
@@ -590,6 +598,16 @@ host = "127.0.0.1"
 port = $SINK
 tls = "none"
 timeout_secs = 10
+
+# A real peer offering PIPELINING and CHUNKING (check f3): messages go as BDAT. Idle
+# connections close after a second, so that Postfix logs their command counts.
+[upstream.postfix]
+kind = "smtp"
+host = "127.0.0.1"
+port = $PF_PORT
+tls = "none"
+timeout_secs = 10
+pool_idle_secs = 1
 EOF
         fi
     } >"$T/$i/postern.toml"
@@ -628,11 +646,38 @@ wait_port() { # port
     die "nothing listens on 127.0.0.1:$1"
 }
 
+# A Postfix instance of the script's own (config, queue, log under $PF; /etc/postfix is
+# only read): its smtpd on 127.0.0.1:$PF_PORT relays everything to the smtp-sink.
+start_postfix() {
+    PF=$(mktemp -d /var/tmp/postern-interop-postfix.XXXXXX)
+    chmod 755 "$PF"   # the postfix user must reach its queue and data directories
+    mkdir -p "$PF/conf" "$PF/queue" "$PF/data"
+    cp /etc/postfix/master.cf "$PF/conf/master.cf"
+    : >"$PF/conf/main.cf"
+    postconf -c "$PF/conf" -e "compatibility_level = 3.6" "queue_directory = $PF/queue" \
+        "data_directory = $PF/data" "maillog_file = $PF/maillog" "maillog_file_prefixes = $PF" \
+        "myhostname = interop-postfix.localdomain" "inet_interfaces = loopback-only" \
+        "inet_protocols = ipv4" "mynetworks = 127.0.0.0/8" "mydestination =" \
+        "local_recipient_maps =" "alias_maps =" "alias_database =" \
+        "relayhost = [127.0.0.1]:$SINK" "smtp_dns_support_level = disabled" \
+        "smtpd_peername_lookup = no" "biff = no"
+    postconf -c "$PF/conf" -F '*/*/chroot = n'
+    postconf -c "$PF/conf" -MX smtp/inet
+    postconf -c "$PF/conf" -M "127.0.0.1:$PF_PORT/inet=127.0.0.1:$PF_PORT inet n - n - - smtpd"
+    as_root /etc/postfix/post-install config_directory="$PF/conf" meta_directory=/etc/postfix \
+        create-missing >/dev/null
+    as_root chown postfix "$PF/data"
+    as_root postfix -c "$PF/conf" start >/dev/null 2>&1 \
+        || die "postfix did not start: $(tail -5 "$PF/maillog" 2>/dev/null)"
+}
+
 write_config a
 write_config b
+start_postfix
 wait_port "$CAPTURE"
 wait_port "$SINK"
 wait_port "$HOOK"
+wait_port "$PF_PORT"
 
 # ---------------------------------------------------------------- checks
 
@@ -818,6 +863,37 @@ check_smtp_source() { # label extra-smtp-source-options...
     [ "$got" -eq "$want" ] && [ "$acc" -eq "$((want))" ] && [ "$del" -eq "$want" ]
 }
 
+# Postern to a real CHUNKING peer: the relay account goes through Postfix for one
+# smtp-source run. Every message reaches smtp-sink, and Postfix's smtpd, whose
+# `disconnect from` log line counts each command of a session, took them all by BDAT and
+# none by DATA.
+check_postfix_bdat() {
+    local before want got=0 bdat=0
+    [ "$(api_call PATCH "$B_API" "/api/v1/accounts/$RELAY_ACCOUNT" "" '{"upstream":"postfix"}')" = 200 ] \
+        || { cat "$T/api.out"; return 1; }
+    before=$(sink_count); before=${before:-0}
+    want=$((before + N_SOURCE))
+    timeout 120 smtp-source -s 10 -m "$N_SOURCE" -l 4096 -d -f "$RELAY_LOGIN" -t sink@example.net \
+        "127.0.0.1:$B_TRUSTED" >"$T/checks/smtp-source-postfix.out" 2>&1 \
+        || { tail -5 "$T/checks/smtp-source-postfix.out"; echo "smtp-source failed"; return 1; }
+    for _ in $(seq 300); do
+        got=$(sink_count); got=${got:-0}
+        bdat=$(sed -n 's/.*disconnect from .* bdat=\([0-9]*\).*/\1/p' "$PF/maillog" | awk '{n += $1} END {print n + 0}')
+        [ "$got" -ge "$want" ] && [ "$bdat" -ge "$N_SOURCE" ] && break
+        sleep 0.1
+    done
+    # Back to smtp-sink directly, once everything went through Postfix.
+    [ "$(api_call PATCH "$B_API" "/api/v1/accounts/$RELAY_ACCOUNT" "" '{"upstream":"sink"}')" = 200 ] \
+        || { cat "$T/api.out"; return 1; }
+    grep 'disconnect from' "$PF/maillog" | sed 's/.*disconnect from [^ ]* //' | sort | uniq -c
+    echo "smtp-sink counted $((got - before)) new messages; Postfix smtpd took $bdat by BDAT"
+    if grep 'disconnect from' "$PF/maillog" | grep -q ' data='; then
+        echo "Postfix smtpd saw DATA"
+        return 1
+    fi
+    [ "$got" -eq "$want" ] && [ "$bdat" -eq "$N_SOURCE" ]
+}
+
 say "postern: $BIN ($("$BIN" --version 2>/dev/null || echo '?'))"
 say "workspace: $T"
 CHECKS_START=$SECONDS
@@ -976,6 +1052,7 @@ api_user "$A_API" "{\"login\":\"$USER_LOGIN\",\"email\":\"$USER_LOGIN\",\"kind\"
 api_user "$B_API" "{\"login\":\"$RELAY_LOGIN\",\"email\":\"$RELAY_LOGIN\",\"kind\":\"system\",\"password\":\"$RELAY_SECRET\"}"
 # The system principal sends as its own address through a system-scope account (SPEC §2).
 api_post "$B_API" /api/v1/accounts "{\"name\":\"relay\",\"address\":\"$RELAY_LOGIN\",\"upstream\":\"sink\",\"scope\":{\"kind\":\"system\"},\"default_send_mode\":\"send_as\"}"
+RELAY_ACCOUNT=$(json_field "$T/api.out" 'j["id"]')
 [ "$(stat -c %a "$T/a/certs/postern.key")" = 600 ] || die "generated key is not mode 0600"
 
 run "a. swaks STARTTLS + AUTH PLAIN" check_swaks_starttls
@@ -990,6 +1067,7 @@ run "h2. send_as through a shared account" check_send_as
 run "h3. no right: refused at MAIL FROM, rule named" check_send_as_refused
 run "f. smtp-source x$N_SOURCE -> smtp-sink" check_smtp_source
 run "f2. smtp-source -d x$N_SOURCE -> smtp-sink" check_smtp_source -d
+run "f3. BDAT to Postfix smtpd x$N_SOURCE -> smtp-sink" check_postfix_bdat
 run "g. capture count = accepted = delivered" check_capture_count 8
 run "j. swaks -> inbound -> ticket + signed webhook" check_inbound_ticket
 run "k. leaver backup -> mbox read by Python mailbox" check_leaver_backup
