@@ -12,7 +12,8 @@
 //!
 //! Modules: `options` (command line), `message` (the bytes sent), `client` (one SMTP client
 //! connection), `drive` (the sessions of one load phase), `sink` (the counting sink and the
-//! refusing "blackhole"), `server` (starting and stopping Postern), `http` (a minimal
+//! refusing "blackhole", optionally offering CHUNKING and answering a round trip late),
+//! `server` (starting and stopping Postern), `http` (a minimal
 //! HTTP/1.1 client for the control API), `setup` (principals, accounts, prefill), `idle`
 //! (memory per idle session), `procfs` (CPU and RSS), `report` (figures and output), `run`
 //! (the phases in order).

@@ -28,6 +28,12 @@ pub struct Options {
     /// Port of the counting sink (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub sink_port: u16,
+    /// The sink offers CHUNKING (as Microsoft 365 and Gmail do): Postern sends BDAT.
+    #[arg(long)]
+    pub sink_chunking: bool,
+    /// Milliseconds the sink waits before each batch of replies: a provider's round trip.
+    #[arg(long, default_value_t = 0)]
+    pub sink_rtt_ms: u64,
     /// Port of the refusing upstream used by --prefill (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub blackhole_port: u16,

@@ -12,7 +12,7 @@ use crate::options::{Options, Target};
 use crate::report::{round, Percentiles, PolicyReport, PrefillReport, Report};
 use crate::server::{self, Server, Upstreams};
 use crate::setup::{self, Api};
-use crate::sink::{self, Counters, Mode, Sink};
+use crate::sink::{self, Counters, Mode, Sink, Style};
 use crate::{idle, procfs};
 use anyhow::bail;
 use std::net::SocketAddr;
@@ -37,10 +37,14 @@ pub async fn run(opts: Options) -> anyhow::Result<()> {
     opts.validate()?;
     let target = opts.target()?;
     let base = Instant::now();
-    let sink = sink::start(opts.sink_port, Mode::Accept, base, opts.messages).await?;
+    let style = Style {
+        chunking: opts.sink_chunking,
+        round_trip: Duration::from_millis(opts.sink_rtt_ms),
+    };
+    let sink = sink::start(opts.sink_port, Mode::Accept, style, base, opts.messages).await?;
     let blackhole = match opts.prefill {
         0 => None,
-        _ => Some(sink::start(opts.blackhole_port, Mode::Refuse, base, 0).await?),
+        _ => Some(sink::start(opts.blackhole_port, Mode::Refuse, style, base, 0).await?),
     };
     eprintln!(
         "load: sink on 127.0.0.1:{}{}",

@@ -6,6 +6,10 @@
 //! scanned for the `.` line without keeping the message. Each message is counted with its
 //! octets when its final dot arrives, and its arrival time is stored under the sequence
 //! number carried by the first recipient (`rcpt+NNNNNNNNNN@...`). It never judges syntax.
+//!
+//! `Style` makes it look like a provider: CHUNKING offered (BDAT chunks are skipped by
+//! their size, the message counted at `LAST`), and a round trip: each batch of replies
+//! goes out that much later.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +25,15 @@ pub enum Mode {
     Accept,
     /// `451 4.3.0 later` to every RCPT: nothing is ever delivered.
     Refuse,
+}
+
+/// How the sink looks to its client.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Style {
+    /// Offer CHUNKING and take BDAT.
+    pub chunking: bool,
+    /// Delay before each batch of replies: a round trip to a distant server.
+    pub round_trip: Duration,
 }
 
 /// What the sink has seen; shared with the generator, which polls it.
@@ -79,7 +92,13 @@ pub struct Sink {
 
 /// Binds 127.0.0.1:`port` (0: any) and serves every connection on its own task.
 /// `capacity` is the number of sequence numbers whose arrival is recorded.
-pub async fn start(port: u16, mode: Mode, base: Instant, capacity: u64) -> io::Result<Sink> {
+pub async fn start(
+    port: u16,
+    mode: Mode,
+    style: Style,
+    base: Instant,
+    capacity: u64,
+) -> io::Result<Sink> {
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;
     let port = listener.local_addr()?.port();
     let counters = Arc::new(Counters::new(base, capacity));
@@ -89,7 +108,7 @@ pub async fn start(port: u16, mode: Mode, base: Instant, capacity: u64) -> io::R
             match listener.accept().await {
                 Ok((stream, _)) => {
                     let counters = shared.clone();
-                    tokio::spawn(async move { serve(stream, mode, &counters).await });
+                    tokio::spawn(async move { serve(stream, mode, style, &counters).await });
                 }
                 // Out of descriptors, most likely: wait for some to close.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -107,10 +126,13 @@ struct Conn<'a> {
     end: usize,
     out: Vec<u8>,
     mode: Mode,
+    style: Style,
     counters: &'a Counters,
     /// Sequence number of the transaction's first recipient; recipients accepted.
     seq: Option<u64>,
     rcpts: usize,
+    /// Octets of the message's BDAT chunks so far.
+    chunked: usize,
 }
 
 /// Where the input is: commands, or the data phase of a message.
@@ -121,9 +143,14 @@ enum Phase {
         octets: usize,
         line_start: bool,
     },
+    /// In a BDAT chunk: octets still to come, and whether this chunk is the last.
+    Chunk {
+        left: usize,
+        last: bool,
+    },
 }
 
-async fn serve(stream: TcpStream, mode: Mode, counters: &Counters) -> io::Result<()> {
+async fn serve(stream: TcpStream, mode: Mode, style: Style, counters: &Counters) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut conn = Conn {
         stream,
@@ -132,9 +159,11 @@ async fn serve(stream: TcpStream, mode: Mode, counters: &Counters) -> io::Result
         end: 0,
         out: Vec::with_capacity(1024),
         mode,
+        style,
         counters,
         seq: None,
         rcpts: 0,
+        chunked: 0,
     };
     conn.out
         .extend_from_slice(b"220 sink.bench ESMTP load sink\r\n");
@@ -147,6 +176,7 @@ async fn serve(stream: TcpStream, mode: Mode, counters: &Counters) -> io::Result
                 None => conn.wait().await.map(|()| Phase::Command)?,
             },
             Phase::Data { octets, line_start } => conn.data(octets, line_start).await?,
+            Phase::Chunk { left, last } => conn.chunk(left, last).await?,
         };
     }
 }
@@ -171,11 +201,13 @@ impl Conn<'_> {
         });
         let seq = recipient_seq(line);
         self.start += nl + 1;
+        let bdat = bdat_size(line);
         let reply: &[u8] = match verb.as_ref() {
+            Some(b"EHLO") if self.style.chunking => b"250-sink.bench\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n",
             Some(b"EHLO") => b"250-sink.bench\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 0\r\n250 ENHANCEDSTATUSCODES\r\n",
             Some(b"HELO") => b"250 sink.bench\r\n",
             Some(b"MAIL") => {
-                (self.seq, self.rcpts) = (None, 0);
+                (self.seq, self.rcpts, self.chunked) = (None, 0, 0);
                 b"250 2.1.0 ok\r\n"
             }
             Some(b"RCPT") => self.rcpt(seq),
@@ -188,8 +220,12 @@ impl Conn<'_> {
                 };
                 return Some(Step::Next(data));
             }
+            Some(b"BDAT") if self.style.chunking => match bdat {
+                Some((left, last)) => return Some(Step::Next(Phase::Chunk { left, last })),
+                None => b"501 5.5.4 syntax: BDAT size [LAST]\r\n",
+            },
             Some(b"RSET") => {
-                (self.seq, self.rcpts) = (None, 0);
+                (self.seq, self.rcpts, self.chunked) = (None, 0, 0);
                 b"250 2.0.0 ok\r\n"
             }
             Some(b"NOOP") => b"250 2.0.0 ok\r\n",
@@ -239,6 +275,38 @@ impl Conn<'_> {
         }
     }
 
+    /// Skips a BDAT chunk's octets; at its end answers it, and counts the message at the
+    /// end of the last chunk.
+    async fn chunk(&mut self, left: usize, last: bool) -> io::Result<Phase> {
+        let here = left.min(self.end - self.start);
+        self.start += here;
+        self.chunked += here;
+        if left > here {
+            self.wait().await?;
+            return Ok(Phase::Chunk {
+                left: left - here,
+                last,
+            });
+        }
+        let reply: &[u8] = match (self.rcpts, last) {
+            (0, _) => b"554 5.5.1 no valid recipients\r\n",
+            (_, false) => return Ok(self.reply(b"250 2.0.0 chunk ok\r\n")),
+            (_, true) => {
+                self.counters.record(self.seq, self.chunked);
+                (self.seq, self.rcpts) = (None, 0);
+                b"250 2.0.0 ok\r\n"
+            }
+        };
+        self.chunked = 0;
+        Ok(self.reply(reply))
+    }
+
+    /// Queues `reply`; the next input is a command.
+    fn reply(&mut self, reply: &[u8]) -> Phase {
+        self.out.extend_from_slice(reply);
+        Phase::Command
+    }
+
     /// Sends the replies gathered so far, then waits for more input.
     async fn wait(&mut self) -> io::Result<()> {
         self.flush().await?;
@@ -262,6 +330,9 @@ impl Conn<'_> {
 
     async fn flush(&mut self) -> io::Result<()> {
         if !self.out.is_empty() {
+            if !self.style.round_trip.is_zero() {
+                tokio::time::sleep(self.style.round_trip).await;
+            }
             self.stream.write_all(&self.out).await?;
             self.out.clear();
         }
@@ -307,6 +378,18 @@ fn scan_data(data: &[u8], mut line_start: bool) -> Scan {
             }
         }
     }
+}
+
+/// The size of `BDAT <size> [LAST]` and whether it is the last chunk, if the line is one.
+fn bdat_size(line: &[u8]) -> Option<(usize, bool)> {
+    if !line.get(..5)?.eq_ignore_ascii_case(b"BDAT ") {
+        return None;
+    }
+    let text = std::str::from_utf8(&line[5..]).ok()?;
+    let mut words = text.split_ascii_whitespace();
+    let size = words.next()?.parse().ok()?;
+    let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+    Some((size, last))
 }
 
 /// The sequence number in `RCPT TO:<rcpt+NNNNNNNNNN@...>`, if the line is one.
