@@ -116,6 +116,27 @@ async fn a_message_without_a_final_crlf_gets_one_counted_in_the_chunk_size() {
 }
 
 #[tokio::test]
+async fn a_large_message_goes_byte_exact_in_one_chunk() {
+    let (server, up) = start_with(Script::default(), |_| {}).await;
+    // Over the connection's 64 KiB write chunk, with dotted lines all through it.
+    let mut data = b"Subject: big\r\n\r\n".to_vec();
+    while data.len() < 300 * 1024 {
+        data.extend_from_slice(b".a line that DATA would stuff\r\nand a plain one\r\n");
+    }
+    let result = send(&up, &["a@example.net"], &data).await;
+    assert!(all_delivered(&result), "{result:?}");
+    let record = server.record();
+    assert_eq!(record.messages[0].data, data);
+    let want = format!("BDAT {} LAST", data.len());
+    let chunks: Vec<&str> = record
+        .lines()
+        .into_iter()
+        .filter(|l| l.starts_with("BDAT"))
+        .collect();
+    assert_eq!(chunks, [want.as_str()]);
+}
+
+#[tokio::test]
 async fn a_refused_recipient_keeps_its_refusal_and_the_others_get_the_chunk_reply() {
     let script = Script {
         rcpt_replies: vec![("no@example.net".into(), "550 5.1.1 no such user".into())],
