@@ -198,6 +198,26 @@ async fn a_refused_envelope_fails_every_recipient_and_the_connection_is_not_reus
 }
 
 #[tokio::test]
+async fn a_refused_rset_before_an_accepted_transaction_does_not_send_the_message_twice() {
+    // The whole message is out before the RSET reply is read: a transaction that went
+    // ahead anyway is the outcome, not a reason to try again on a fresh connection.
+    let script = Script {
+        rset_reply: Some("502 5.5.1 RSET not supported".into()),
+        ..Script::default()
+    };
+    let (server, up) = start_with(script, |_| {}).await;
+    let first = send(&up, &["a@example.net"], DOTTED).await;
+    let second = send(&up, &["b@example.net"], DOTTED).await;
+    assert!(
+        all_delivered(&first) && all_delivered(&second),
+        "{first:?} {second:?}"
+    );
+    let record = server.record();
+    assert_eq!(record.messages.len(), 2, "{:?}", record.lines());
+    assert_eq!(record.connections, 1);
+}
+
+#[tokio::test]
 async fn chunking_off_sends_data_even_when_offered() {
     let (server, up) = start_with(Script::default(), |cfg| cfg.chunking = false).await;
     let result = send(&up, &["a@example.net"], DOTTED).await;

@@ -305,6 +305,11 @@ async fn finish(
 /// then every reply in order. The upstream reads (and throws away) the chunk even when it
 /// refused the envelope, so the replies stay in step; a connection whose chunk was refused
 /// is not reused all the same, in case a server got that wrong.
+///
+/// Unlike DATA, the message is complete before any reply is read: after a refused RSET
+/// the MAIL reply says whether a transaction went ahead all the same. If it did, its
+/// replies are the outcome (giving up would deliver it twice); if not, the connection
+/// was unusable and a fresh one gets the message.
 async fn chunked_transaction(
     conn: &mut Connection,
     msg: &Outgoing<'_>,
@@ -319,11 +324,15 @@ async fn chunked_transaction(
         push_rcpt(&mut conn.wbuf, rcpt);
     }
     conn.send_last_chunk(msg.data).await?;
-    if reused {
-        expect_rset(conn).await?;
-    }
+    let rset = match reused {
+        true => Some(live(conn.read_reply().await?)?),
+        false => None,
+    };
     let mail = live(conn.read_reply().await?)?;
     *mail_accepted = mail.is_positive();
+    if let Some(refused) = rset.filter(|r| !r.is_positive() && !mail.is_positive()) {
+        return Err(SmtpError::Rset(refused));
+    }
     let mut rcpts = Vec::with_capacity(msg.rcpts.len());
     for _ in msg.rcpts {
         rcpts.push(live(conn.read_reply().await?)?);

@@ -66,6 +66,8 @@ pub struct Script {
     pub slow_data: Option<std::time::Duration>,
     /// Advertise CHUNKING and take BDAT.
     pub chunking: bool,
+    /// Answer RSET with this line (and reset nothing) instead of `250 2.0.0 reset`.
+    pub rset_reply: Option<String>,
 }
 
 /// One message as the server received it (data un-dot-stuffed, final CRLF included; a
@@ -319,11 +321,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
                         return Ok(End::Close);
                     }
                 }
-                "RSET" => {
-                    self.mail_from = None;
-                    self.rcpts.clear();
-                    self.reply("250 2.0.0 reset");
-                }
+                "RSET" => match self.script.rset_reply.clone() {
+                    Some(reply) => self.reply(&reply),
+                    None => {
+                        self.mail_from = None;
+                        self.rcpts.clear();
+                        self.reply("250 2.0.0 reset");
+                    }
+                },
                 "NOOP" => self.reply("250 2.0.0 ok"),
                 "QUIT" => {
                     self.reply("221 2.0.0 bye");
