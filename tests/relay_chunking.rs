@@ -6,9 +6,9 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use postern::config::{SmtpUpstream as SmtpConfig, UpstreamConfig};
+use postern::config::SmtpUpstream as SmtpConfig;
 use postern::relay::smtp::SmtpUpstream;
-use postern::relay::{Deliver, Outgoing, RcptOutcome, RelayError};
+use postern::relay::{RcptOutcome, RelayError};
 
 /// A message with lines that DATA would have to dot-stuff.
 const DOTTED: &[u8] = b"Subject: dots\r\n\r\n.leading dot\r\n.\r\n..two\r\nend\r\n";
@@ -19,18 +19,12 @@ async fn start_with(
     script: Script,
     edit: impl FnOnce(&mut SmtpConfig),
 ) -> (FakeUpstream, SmtpUpstream) {
-    let server = FakeUpstream::start(Script {
+    let script = Script {
         pipelining: true,
         chunking: true,
         ..script
-    })
-    .await;
-    let UpstreamConfig::Smtp(mut cfg) = common::sink_upstream(server.addr.port()) else {
-        panic!("sink_upstream is an SMTP upstream");
     };
-    edit(&mut cfg);
-    let up = SmtpUpstream::new("test", &cfg, "gateway.test").expect("upstream builds");
-    (server, up)
+    common::relay::client_for(script, edit).await
 }
 
 async fn send(
@@ -38,16 +32,7 @@ async fn send(
     rcpts: &[&str],
     data: &[u8],
 ) -> Result<Vec<RcptOutcome>, RelayError> {
-    let rcpts: Vec<String> = rcpts.iter().map(|r| r.to_string()).collect();
-    let msg = Outgoing {
-        id: "Q1",
-        mail_from: "sender@example.com",
-        rcpts: &rcpts,
-        data,
-        smtputf8: false,
-        eight_bit: false,
-    };
-    up.deliver(&msg).await
+    common::relay::deliver(up, "Q1", rcpts, data).await
 }
 
 fn all_delivered(result: &Result<Vec<RcptOutcome>, RelayError>) -> bool {

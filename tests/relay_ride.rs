@@ -6,9 +6,9 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use postern::config::{SmtpUpstream as SmtpConfig, UpstreamConfig};
+use postern::config::SmtpUpstream as SmtpConfig;
 use postern::relay::smtp::SmtpUpstream;
-use postern::relay::{Deliver, Outgoing, RcptOutcome, RelayError};
+use postern::relay::{RcptOutcome, RelayError};
 use std::time::Duration;
 
 /// How long the fake upstream takes to answer DATA; the second delivery starts a tenth of
@@ -21,18 +21,12 @@ async fn start_with(
     script: Script,
     edit: impl FnOnce(&mut SmtpConfig),
 ) -> (FakeUpstream, SmtpUpstream) {
-    let server = FakeUpstream::start(Script {
+    let script = Script {
         pipelining: true,
         slow_data: Some(SLOW),
         ..script
-    })
-    .await;
-    let UpstreamConfig::Smtp(mut cfg) = common::sink_upstream(server.addr.port()) else {
-        panic!("sink_upstream is an SMTP upstream");
     };
-    edit(&mut cfg);
-    let up = SmtpUpstream::new("test", &cfg, "gateway.test").expect("upstream builds");
-    (server, up)
+    common::relay::client_for(script, edit).await
 }
 
 async fn send(
@@ -41,16 +35,7 @@ async fn send(
     to: &str,
     data: &[u8],
 ) -> Result<Vec<RcptOutcome>, RelayError> {
-    let rcpts = vec![to.to_string()];
-    let msg = Outgoing {
-        id,
-        mail_from: "sender@example.com",
-        rcpts: &rcpts,
-        data,
-        smtputf8: false,
-        eight_bit: false,
-    };
-    up.deliver(&msg).await
+    common::relay::deliver(up, id, &[to], data).await
 }
 
 /// Delivers A, and B once A waits for its DATA reply; returns both outcomes.

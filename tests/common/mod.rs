@@ -9,6 +9,7 @@ pub mod dns;
 pub mod helpdesk;
 pub mod logs;
 pub mod oauth;
+pub mod relay;
 pub mod tls;
 pub mod upstream;
 

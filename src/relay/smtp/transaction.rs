@@ -195,12 +195,7 @@ async fn envelope_pipelined<'s>(
     if start == Start::Reused {
         expect_rset(conn).await?;
     }
-    let mail = live(conn.read_reply().await?)?;
-    *mail_accepted = mail.is_positive();
-    let mut rcpts = Vec::with_capacity(msg.rcpts.len());
-    for _ in msg.rcpts {
-        rcpts.push(live(conn.read_reply().await?)?);
-    }
+    let (mail, rcpts) = read_envelope(conn, msg.rcpts.len(), mail_accepted).await?;
     let data = live(conn.read_reply().await?)?;
     let envelope = Envelope {
         mail,
@@ -208,6 +203,21 @@ async fn envelope_pipelined<'s>(
         data: Some(data),
     };
     Ok((envelope, stop))
+}
+
+/// The pipelined replies to MAIL FROM and to `rcpts` RCPT TOs.
+async fn read_envelope(
+    conn: &mut Connection,
+    rcpts: usize,
+    mail_accepted: &mut bool,
+) -> Result<(Reply, Vec<Reply>), SmtpError> {
+    let mail = live(conn.read_reply().await?)?;
+    *mail_accepted = mail.is_positive();
+    let mut replies = Vec::with_capacity(rcpts);
+    for _ in 0..rcpts {
+        replies.push(live(conn.read_reply().await?)?);
+    }
+    Ok((mail, replies))
 }
 
 /// One command, one reply; DATA only when a recipient was accepted.
@@ -328,14 +338,9 @@ async fn chunked_transaction(
         true => Some(live(conn.read_reply().await?)?),
         false => None,
     };
-    let mail = live(conn.read_reply().await?)?;
-    *mail_accepted = mail.is_positive();
+    let (mail, rcpts) = read_envelope(conn, msg.rcpts.len(), mail_accepted).await?;
     if let Some(refused) = rset.filter(|r| !r.is_positive() && !mail.is_positive()) {
         return Err(SmtpError::Rset(refused));
-    }
-    let mut rcpts = Vec::with_capacity(msg.rcpts.len());
-    for _ in msg.rcpts {
-        rcpts.push(live(conn.read_reply().await?)?);
     }
     let last = live(conn.read_reply().await?)?;
     let outcomes = match mail.is_positive() {
