@@ -701,15 +701,16 @@ captured() { py count "$T/capture"; }
 
 # The OpenAPI document against the live server: schemathesis (from PyPI, in a venv)
 # generates requests from the document and fails on any 5xx or any response that does not
-# match the schema the document gives for its status.
+# match the schema the document gives for its status. It runs in the workspace, where it
+# leaves its `.schemathesis` cache.
 check_openapi() {
     python3 -m venv "$T/st-venv"
     "$T/st-venv/bin/pip" install -q --disable-pip-version-check schemathesis
     curl -sf "http://127.0.0.1:$A_API/api/v1/openapi.json" | python3 -c \
         'import json,sys; d=json.load(sys.stdin); assert d["openapi"].startswith("3.1"), d["openapi"]; assert len(d["paths"]) >= 30'
-    "$T/st-venv/bin/schemathesis" run "http://127.0.0.1:$A_API/api/v1/openapi.json" \
+    (cd "$T" && "$T/st-venv/bin/schemathesis" run "http://127.0.0.1:$A_API/api/v1/openapi.json" \
         -H "Authorization: Bearer $TOKEN" --checks not_a_server_error,response_schema_conformance \
-        --max-examples 30 --generation-deterministic --phases examples,coverage,fuzzing
+        --max-examples 30 --generation-deterministic --phases examples,coverage,fuzzing)
 }
 
 sendas_message() { # id from-header [X-Postern-Account value] -> writes $T/msgs/ID.wire
