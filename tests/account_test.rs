@@ -25,8 +25,10 @@ async fn a_test_message_reports_what_the_upstream_said() {
     let gw = Gateway::start(move |c| {
         c.upstreams
             .insert("sink".into(), common::sink_upstream(port));
-        c.upstreams
-            .insert("dead".into(), common::sink_upstream(common::free_port()));
+        c.upstreams.insert(
+            "dead".into(),
+            common::sink_upstream(common::free_ports::<1>()[0]),
+        );
     })
     .await;
     let api = gw.running.api;

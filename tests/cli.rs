@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{free_port, start_with_alice, Client};
+use common::{free_ports, start_with_alice, Client};
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -44,7 +44,7 @@ fn check_config_accepts_the_shipped_file_and_names_unknown_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_session_in_flight_finish() {
     let dir = tempfile::tempdir().unwrap();
-    let (smtp, api) = (free_port(), free_port());
+    let [smtp, api] = free_ports();
     let config = dir.path().join("postern.toml");
     std::fs::write(
         &config,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::upstream::{FakeUpstream, Script};
-use common::{free_port, spawn_binary, start_with_alice, Client};
+use common::{free_ports, spawn_binary, start_with_alice, Client};
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -46,7 +46,7 @@ timeout_secs = 5
 async fn accepted_mail_survives_a_hard_kill() {
     const N: usize = 25;
     let dir = tempfile::tempdir().unwrap();
-    let (smtp, api, dead) = (free_port(), free_port(), free_port());
+    let [smtp, api, dead] = free_ports();
     let config = write_config(dir.path(), smtp, api, dead);
     let mut child = start_with_alice(&config, api).await;
 
@@ -170,7 +170,7 @@ async fn every_250_survives_kill_9_under_load() {
         ..Script::default()
     })
     .await;
-    let (smtp, api) = (free_port(), free_port());
+    let [smtp, api] = free_ports();
     let config = write_config(dir.path(), smtp, api, first.addr.port());
     let mut child = start_with_alice(&config, api).await;
 

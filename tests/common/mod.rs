@@ -413,30 +413,42 @@ impl Gateway {
     }
 }
 
-/// A loopback port that was free a moment ago (for configs of the spawned binary).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `N` distinct loopback ports that were free a moment ago (for configs of the spawned
+/// binary): all bound at once, so no two are the same.
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let listeners: Vec<std::net::TcpListener> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| listeners[i].local_addr().unwrap().port())
 }
 
-/// Starts the real `postern serve --config CONFIG` with the test admin token.
+/// Where `spawn_binary` writes the binary's stderr: `postern.stderr` beside `config`.
+pub fn binary_log(config: &std::path::Path) -> PathBuf {
+    config.with_file_name("postern.stderr")
+}
+
+/// Starts the real `postern serve --config CONFIG` with the test admin token; its stderr
+/// is appended to `binary_log(config)`.
 pub fn spawn_binary(config: &std::path::Path) -> std::process::Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(binary_log(config))
+        .expect("log file for the binary");
     std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
         .args(["serve", "--config"])
         .arg(config)
         .env("POSTERN_ADMIN_TOKEN", TOKEN)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("postern starts")
 }
 
-/// Waits until the API at `api` answers `/readyz` with 200.
-pub async fn wait_ready(api: SocketAddr) {
+/// Waits until the API at `api` answers `/readyz` with 200; fails at once, with the
+/// binary's log, if `child` exits first.
+pub async fn wait_ready(api: SocketAddr, child: &mut std::process::Child, log: &std::path::Path) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if TcpStream::connect(api).await.is_ok()
@@ -444,7 +456,11 @@ pub async fn wait_ready(api: SocketAddr) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "gateway not ready");
+        let exited = child.try_wait().expect("child status");
+        if exited.is_some() || Instant::now() >= deadline {
+            let stderr = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("gateway not ready ({exited:?}); its stderr:\n{stderr}");
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -471,9 +487,9 @@ pub fn sink_upstream(port: u16) -> UpstreamConfig {
 /// Starts the real binary on `config`, waits for its API on `api_port`, and creates the
 /// staff user alice@example.com (password `alice-password`).
 pub async fn start_with_alice(config: &std::path::Path, api_port: u16) -> std::process::Child {
-    let child = spawn_binary(config);
+    let mut child = spawn_binary(config);
     let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
-    wait_ready(api).await;
+    wait_ready(api, &mut child, &binary_log(config)).await;
     let body = r#"{"login":"alice@example.com","email":"alice@example.com","kind":"staff","password":"alice-password"}"#;
     let (status, text) = http(api, "POST", "/api/v1/users", Some(TOKEN), Some(body)).await;
     assert_eq!(status, 201, "{text}");
