@@ -3,7 +3,7 @@
 //! scripted final reply.
 
 use super::{Message, Session};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     pub(super) fn mail(&mut self, text: &str) {
@@ -97,13 +97,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<'_, S> {
     /// Exactly `n` octets of input (pipelined replies go out before waiting for more).
     async fn read_octets(&mut self, n: usize) -> std::io::Result<Option<Vec<u8>>> {
         while self.input.len() < n {
-            self.flush().await?;
-            let mut chunk = [0u8; 4096];
-            let read = self.stream.read(&mut chunk).await?;
-            if read == 0 {
+            if !self.fill().await? {
                 return Ok(None);
             }
-            self.input.extend_from_slice(&chunk[..read]);
         }
         Ok(Some(self.input.drain(..n).collect()))
     }

@@ -260,14 +260,19 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Session<'a, S> {
             if let Some(lf) = self.input.iter().position(|&b| b == b'\n') {
                 return Ok(Some(self.input.drain(..=lf).collect()));
             }
-            self.flush().await?;
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await?;
-            if n == 0 {
+            if !self.fill().await? {
                 return Ok(None);
             }
-            self.input.extend_from_slice(&chunk[..n]);
         }
+    }
+
+    /// Sends the replies gathered so far, then reads more input; false at end of stream.
+    async fn fill(&mut self) -> std::io::Result<bool> {
+        self.flush().await?;
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk).await?;
+        self.input.extend_from_slice(&chunk[..n]);
+        Ok(n > 0)
     }
 
     async fn serve(&mut self) -> std::io::Result<End> {
