@@ -17,7 +17,9 @@
 # times per mode, interleaved; the table gives medians, each round's rate, and the share of
 # the ceiling as the median of each round against the ceiling measured just before), STALL (60: seconds without a new arrival before a run
 # is declared incomplete), POSTERN_BIN (default target/release/postern, built if missing),
-# POSTERN_LOG (RUST_LOG for Postern, default info), BENCH_KEEP=1 (keep the work directory),
+# POSTERN_LOG (RUST_LOG for Postern, default info), POSTERN_TOML (the configuration template,
+# default bench/postern-bench.toml; a copy with other settings compares them), BENCH_KEEP=1
+# (keep the work directory),
 # ARCHIVE (off: the bench principal's mail is not archived; on: a staff user of account
 # type `complete` has the bench account's address as its mailbox, so the archive keeps
 # every message). SYSTEMS may also name `postern-archive`: Postern with that archive on,
@@ -53,6 +55,7 @@ ROUNDS=${ROUNDS:-3}
 STALL=${STALL:-60}
 ARCHIVE=${ARCHIVE:-off}
 POSTERN_LOG=${POSTERN_LOG:-info}
+POSTERN_TOML=${POSTERN_TOML:-$ROOT/bench/postern-bench.toml}
 PATH=$PATH:/usr/sbin:/sbin
 
 die() { echo "compare: $*" >&2; exit 1; }
@@ -168,7 +171,7 @@ start_postern() { # label system
     mkdir -p "$dir"
     sed -e "s|@DATA@|$dir/data|g" -e "s|@API@|$api|g" -e "s|@PORT@|$POSTERN_PORT|g" \
         -e "s|@SINK@|$SINK|g" -e "s|@PRINCIPAL@|$principal|g" \
-        "$ROOT/bench/postern-bench.toml" >"$dir/postern.toml"
+        "$POSTERN_TOML" >"$dir/postern.toml"
     (cd "$dir" && POSTERN_ADMIN_TOKEN=$token RUST_LOG=$POSTERN_LOG NO_COLOR=1 \
         exec "$BIN" serve --config "$dir/postern.toml") >"$dir/stdout.log" 2>"$dir/postern.log" &
     POSTERN_PID=$!
