@@ -30,8 +30,8 @@
 //!   message's data), BDAT in the same write as the envelope with CHUNKING (one round
 //!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
-//!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, a pool per
-//!   destination); `oauth`, OAuth2 tokens (client credentials with a secret or a
+//!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, BDAT where
+//!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a secret or a
 //!   certificate's signed assertion, refresh token) cached per upstream with one request
 //!   per refresh; `dkim`, signing of
 //!   what `smtp` and `mx` upstreams send with the active keys of the From domain (key

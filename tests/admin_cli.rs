@@ -265,7 +265,7 @@ async fn an_administrator_scripts_the_whole_set_up() {
         "ok\n"
     );
     // The other resources.
-    ok(
+    let created = ok(
         api,
         &[
             "upstreams",
@@ -277,9 +277,12 @@ async fn an_administrator_scripts_the_whole_set_up() {
             "2999",
             "--tls",
             "none",
+            "--chunking",
+            "false",
         ],
     )
     .await;
+    assert!(created.contains("chunking: false"), "{created}");
     let upstreams = ok(api, &["upstreams", "list"]).await;
     assert!(
         upstreams

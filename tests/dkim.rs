@@ -51,6 +51,7 @@ async fn setup(upstream: &FakeUpstream) -> Gateway {
         pool_idle_secs: 30,
         max_connections: 2,
         timeout_secs: 5,
+        chunking: true,
     };
     let gw = Gateway::start(move |c| {
         c.upstreams

@@ -2,7 +2,8 @@
 //! several loopback addresses (one port, like port 25 on real hosts): MX preference order,
 //! fallback when the first host refuses connections, A fallback with no MX, one message's
 //! recipients split by domain, NXDOMAIN and null MX failing for good (a DSN to the sender),
-//! and connections reused per destination.
+//! connections reused per destination, and BDAT to hosts that offer CHUNKING unless
+//! `chunking = false`.
 
 mod common;
 
@@ -91,6 +92,7 @@ async fn mail_goes_to_the_preferred_mx_that_answers() {
         pool_idle_secs: 30,
         max_connections: 4,
         timeout_secs: 5,
+        chunking: true,
     };
     let gw = Gateway::start(move |c| {
         c.upstreams.insert("direct".into(), UpstreamConfig::Mx(mx));
@@ -153,4 +155,42 @@ async fn mail_goes_to_the_preferred_mx_that_answers() {
         dsn.contains("y@nomail.example") && dsn.contains("5.1.10"),
         "{dsn}"
     );
+}
+
+/// A host that offers CHUNKING and PIPELINING gets each message as one BDAT chunk; with
+/// `chunking = false` it gets DATA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bdat_to_a_host_that_offers_chunking_unless_turned_off() {
+    for chunking in [true, false] {
+        let script = Script {
+            pipelining: true,
+            chunking: true,
+            ..Script::default()
+        };
+        let host = FakeUpstream::start_on("127.0.0.6:0".parse().unwrap(), script).await;
+        let dns = serve_records(&[("d.example", Rr::A("127.0.0.6".parse().unwrap()))]).await;
+        let mx = MxUpstream {
+            nameservers: vec![dns],
+            port: host.addr.port(),
+            pool_size: 2,
+            pool_idle_secs: 30,
+            max_connections: 2,
+            timeout_secs: 5,
+            chunking,
+        };
+        let gw = Gateway::start(move |c| {
+            c.upstreams.insert("direct".into(), UpstreamConfig::Mx(mx));
+            c.default_upstream = "direct".into();
+        })
+        .await;
+        gw.create_user(DESK, "staff", "desk-password-1").await;
+        submit(&gw, &["dan@d.example"], "chunked").await;
+        until("the message at d.example", || received(&host).len() == 1).await;
+        assert_eq!(received(&host)[0].0, "Subject: chunked");
+        let record = host.record();
+        let lines = record.lines();
+        let bdat = lines.iter().any(|l| l.starts_with("BDAT"));
+        assert_eq!(bdat, chunking, "chunking = {chunking}: {lines:?}");
+        assert_eq!(lines.contains(&"DATA"), !chunking, "{lines:?}");
+    }
 }

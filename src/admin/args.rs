@@ -316,6 +316,9 @@ pub enum UpstreamCmd {
         /// `-` reads it from standard input.
         #[arg(long)]
         password: Option<String>,
+        /// `false`: DATA even when the upstream offers CHUNKING (default: BDAT then).
+        #[arg(long)]
+        chunking: Option<bool>,
     },
     Delete {
         name: String,

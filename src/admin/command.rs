@@ -326,10 +326,12 @@ fn upstreams(cmd: &UpstreamCmd) -> Result<Call, AdminError> {
             auth,
             username,
             password,
+            chunking,
         } => {
             let mut body = json!({"name": name, "kind": "smtp", "host": host, "port": port,
                 "tls": tls, "auth": auth, "username": username});
             set(&mut body, "password", secret(password)?.map(Value::from));
+            set(&mut body, "chunking", chunking.map(Value::from));
             call("POST", "/api/v1/upstreams", Some(body), View::Record)
         }
         UpstreamCmd::Delete { name } => call(

@@ -134,8 +134,15 @@ pub struct MxUpstream {
     /// Seconds allowed to connect, and for each reply (and for a DNS answer).
     #[serde(default = "mx_timeout")]
     pub timeout_secs: u64,
+    /// Send with BDAT to hosts that offer CHUNKING and PIPELINING (as `chunking` of an SMTP
+    /// upstream); false: DATA to every host.
+    #[serde(default = "mx_chunking")]
+    pub chunking: bool,
 }
 
+fn mx_chunking() -> bool {
+    true
+}
 fn mx_port() -> u16 {
     25
 }

@@ -218,6 +218,7 @@ impl MxRelay {
             pool_idle_secs: self.config.pool_idle_secs,
             max_connections: self.config.max_connections,
             timeout_secs: self.config.timeout_secs,
+            chunking: self.config.chunking,
             ..SmtpConfig::with_host(&ip.to_string())
         };
         let label = format!("{} ({host} {addr})", self.name);
