@@ -31,9 +31,9 @@
 //!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, BDAT where
-//!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a secret or a
-//!   certificate's signed assertion, refresh token) cached per upstream with one request
-//!   per refresh; `dkim`, signing of
+//!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a
+//!   secret or a certificate's signed assertion, refresh token) cached per upstream with
+//!   one request per refresh; `dkim`, signing of
 //!   what `smtp` and `mx` upstreams send with the active keys of the From domain (key
 //!   generation, the TXT record to publish); `health`, each
 //!   attempt classified into the status of the accounts behind its upstream;

@@ -126,19 +126,26 @@ impl Shared {
     }
 }
 
-/// Handle to the journal. Dropping the last one stops the writer after it wrote what was
-/// queued.
+/// Handle to the journal. Dropping it stops the writer once it wrote what was queued, and
+/// waits for it: a journal opened again in the same directory right after never races a
+/// writer still deleting dead segments.
 pub struct Journal {
     shared: Arc<Shared>,
+    writer: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Drop for Journal {
     fn drop(&mut self) {
         self.shared.spares.stop();
-        let mut st = self.shared.lock();
-        st.stopping = true;
-        st.writer_idle = false;
+        {
+            let mut st = self.shared.lock();
+            st.stopping = true;
+            st.writer_idle = false;
+        }
         self.shared.wake.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
     }
 }
 
@@ -194,9 +201,12 @@ impl Journal {
             deleting: Mutex::new(()),
         });
         // Built first, so that a failure below drops it and stops the spares thread.
-        let journal = Journal { shared };
+        let mut journal = Journal {
+            shared,
+            writer: None,
+        };
         writer::delete_dead(&journal.shared)?;
-        writer::start(journal.shared.clone())?;
+        journal.writer = Some(writer::start(journal.shared.clone())?);
         Ok(journal)
     }
 

@@ -279,3 +279,20 @@ async fn a_retired_segment_number_is_never_used_again() {
         .windows(10)
         .any(|w| w == b"Subject: 1"));
 }
+
+#[tokio::test]
+async fn dropping_the_journal_waits_for_its_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..3 {
+        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        put(&journal, round + 1).await;
+        journal.remove(round + 1);
+        journal.sync().await.unwrap();
+        let shared = journal.shared.clone();
+        drop(journal);
+        // The writer held the other reference: it has finished, dead segments deleted.
+        assert_eq!(Arc::strong_count(&shared), 1, "the writer still runs");
+    }
+    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    assert_eq!(journal.len(), 0);
+}

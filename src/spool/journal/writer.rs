@@ -14,11 +14,10 @@ use std::os::unix::fs::FileExt;
 use std::sync::{Arc, MutexGuard};
 
 /// Starts the writer thread.
-pub fn start(shared: Arc<Shared>) -> io::Result<()> {
+pub fn start(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("postern-journal".into())
         .spawn(move || run(&shared))
-        .map(|_| ())
 }
 
 fn run(shared: &Shared) {
