@@ -47,6 +47,17 @@ fn received(host: &FakeUpstream) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
+/// A gateway whose default upstream is `mx`, with the desk user.
+async fn gateway(mx: MxUpstream) -> Gateway {
+    let gw = Gateway::start(move |c| {
+        c.upstreams.insert("direct".into(), UpstreamConfig::Mx(mx));
+        c.default_upstream = "direct".into();
+    })
+    .await;
+    gw.create_user(DESK, "staff", "desk-password-1").await;
+    gw
+}
+
 async fn until(what: &str, done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while !done() {
@@ -94,12 +105,7 @@ async fn mail_goes_to_the_preferred_mx_that_answers() {
         timeout_secs: 5,
         chunking: true,
     };
-    let gw = Gateway::start(move |c| {
-        c.upstreams.insert("direct".into(), UpstreamConfig::Mx(mx));
-        c.default_upstream = "direct".into();
-    })
-    .await;
-    gw.create_user(DESK, "staff", "desk-password-1").await;
+    let gw = gateway(mx).await;
 
     // Preference order; then a second message reuses the connection.
     submit(&gw, &["ann@a.example"], "first").await;
@@ -178,12 +184,7 @@ async fn bdat_to_a_host_that_offers_chunking_unless_turned_off() {
             timeout_secs: 5,
             chunking,
         };
-        let gw = Gateway::start(move |c| {
-            c.upstreams.insert("direct".into(), UpstreamConfig::Mx(mx));
-            c.default_upstream = "direct".into();
-        })
-        .await;
-        gw.create_user(DESK, "staff", "desk-password-1").await;
+        let gw = gateway(mx).await;
         submit(&gw, &["dan@d.example"], "chunked").await;
         until("the message at d.example", || received(&host).len() == 1).await;
         assert_eq!(received(&host)[0].0, "Subject: chunked");
