@@ -127,8 +127,9 @@ impl Shared {
 }
 
 /// Handle to the journal. Dropping it stops the writer once it wrote what was queued, and
-/// waits for it: a journal opened again in the same directory right after never races a
-/// writer still deleting dead segments.
+/// the spares thread, and waits for both: a journal opened again in the same directory
+/// right after never races a writer still deleting dead segments, or a spare still being
+/// made under a name the new journal's thread will use.
 pub struct Journal {
     shared: Arc<Shared>,
     writer: Option<std::thread::JoinHandle<()>>,

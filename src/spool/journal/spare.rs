@@ -17,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 const SPARE_EXT: &str = ".spare";
 const TMP_EXT: &str = ".spare.tmp";
@@ -35,6 +36,8 @@ pub struct Spares {
     size: u64,
     state: Mutex<State>,
     wake: Condvar,
+    /// The thread, joined by `stop`.
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Spares {
@@ -62,11 +65,13 @@ impl Spares {
                 stopping: false,
             }),
             wake: Condvar::new(),
+            thread: Mutex::new(None),
         });
         let worker = spares.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("postern-spares".into())
             .spawn(move || worker.run())?;
+        *spares.thread.lock().unwrap_or_else(|p| p.into_inner()) = Some(thread);
         Ok(spares)
     }
 
@@ -89,10 +94,16 @@ impl Spares {
         self.lock().ready.len()
     }
 
-    /// Stops the thread (after the spare it is making, if any).
+    /// Stops the thread and waits for it: a spare half made is abandoned (its `.tmp` file
+    /// deleted), so a journal opened again in the same directory right after never meets a
+    /// thread of the old one still writing under the names it will use.
     pub fn stop(&self) {
         self.lock().stopping = true;
         self.wake.notify_one();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     fn run(&self) {
@@ -109,7 +120,8 @@ impl Spares {
                 st.next - 1
             };
             match self.make(name) {
-                Ok(path) => self.lock().ready.push(path),
+                Ok(Some(path)) => self.lock().ready.push(path),
+                Ok(None) => return,
                 Err(error) => {
                     tracing::warn!(%error, dir = %self.dir.display(), "cannot make a spare journal segment; new segments grow by appending");
                     return;
@@ -118,8 +130,9 @@ impl Spares {
         }
     }
 
-    /// Writes a zero-filled file of `size` octets, syncs it and gives it its spare name.
-    fn make(&self, n: u64) -> io::Result<PathBuf> {
+    /// Writes a zero-filled file of `size` octets, syncs it and gives it its spare name;
+    /// `None` if told to stop meanwhile (the half-made file is deleted).
+    fn make(&self, n: u64) -> io::Result<Option<PathBuf>> {
         let tmp = self.dir.join(format!("{n:08x}{TMP_EXT}"));
         let path = self.dir.join(format!("{n:08x}{SPARE_EXT}"));
         let mut file = OpenOptions::new()
@@ -130,6 +143,11 @@ impl Spares {
         let zeros = vec![0u8; 1 << 20];
         let mut left = self.size;
         while left > 0 {
+            if self.lock().stopping {
+                drop(file);
+                std::fs::remove_file(&tmp)?;
+                return Ok(None);
+            }
             let n = left.min(zeros.len() as u64) as usize;
             file.write_all(&zeros[..n])?;
             left -= n as u64;
@@ -137,6 +155,6 @@ impl Spares {
         file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         File::open(&self.dir)?.sync_all()?;
-        Ok(path)
+        Ok(Some(path))
     }
 }

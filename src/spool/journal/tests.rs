@@ -296,3 +296,25 @@ async fn dropping_the_journal_waits_for_its_writer() {
     let journal = Journal::open_with(dir.path(), 1024).unwrap();
     assert_eq!(journal.len(), 0);
 }
+
+#[tokio::test]
+async fn dropping_the_journal_stops_its_spares_thread_mid_spare() {
+    let dir = tempfile::tempdir().unwrap();
+    // A spare this big is still being made when the journal is dropped.
+    let journal = Journal::open_with(dir.path(), 1 << 30).unwrap();
+    let shared = journal.shared.clone();
+    drop(journal);
+    assert_eq!(
+        Arc::strong_count(&shared.spares),
+        1,
+        "the spares thread still runs"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".tmp")),
+        "a half-made spare was left: {names:?}"
+    );
+}
