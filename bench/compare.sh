@@ -35,7 +35,9 @@
 # the same 2 vCPUs as the relay and compete with it for them, so their CPU per message is
 # in the table too (smtp-source: `times` of the subshell that reaped it; smtp-sink: its
 # /proc ticks around the run): what a message costs the whole machine on each path, which
-# is what the share of the ceiling follows. The arrival count is watched
+# is what the share of the ceiling follows. Under the table, for each relay and mode: the
+# CPU per message along both paths, the share of the ceiling the relay would reach if the
+# rate followed CPU alone, and the relay CPU per message that 60 % would need. The arrival count is watched
 # by bench/watch.py: one process polling every 2-20 ms (an eighth of the time the run still
 # needs, so every 2 ms near the end), not a shell loop forking twice per poll.
 #
@@ -349,6 +351,7 @@ for system, mode, got, secs, src, ticks, rc, rnd, src_ms, sink in rows:
         (rnd, int(got), float(secs), src, ticks, rc, rate, float(src_ms), int(sink)))
 med = lambda xs: statistics.median(xs) if xs else None
 rate = {k: med([r[6] for r in v]) for k, v in runs.items()}
+path = {}  # (system, mode) -> (relay CPU, smtp-source CPU, smtp-sink CPU), ms per message
 print("| system | mode | rounds | messages arrived (of sent) | seconds | msg/s | msg/s each round "
       "| vs Postfix | % of ceiling | smtp-source done (s) | CPU ms/msg | smtp-source CPU ms/msg "
       "| smtp-sink CPU ms/msg |")
@@ -371,4 +374,22 @@ for (system, mode), v in runs.items():
     print("| %s | %s | %d | %s (of %d)%s | %.2f | %.0f | %s | %s | %s | %s | %s | %s | %s |"
           % (system, mode, len(v), got, sent, notes, med([x[2] for x in v]), r, each, vs, pct,
              " / ".join(x[3] for x in v), cpu, src_cpu, sink_cpu))
+    path[(system, mode)] = (med(cpus) if cpus else None, float(src_cpu), float(sink_cpu))
+# The share of the ceiling a relay could reach if the rate followed CPU alone: what a
+# message costs the machine straight to the sink, against through the relay (all three
+# processes share the same vCPUs), and the relay's CPU per message that 60 % would need.
+lines = []
+for (system, mode), (cpu, src, sink) in path.items():
+    ceiling = path.get(("direct", mode))
+    if system == "direct" or cpu is None or ceiling is None:
+        continue
+    direct_path, relay_path = ceiling[1] + ceiling[2], src + cpu + sink
+    lines.append("- %s, %s: straight to the sink %.3f ms (%.3f + %.3f), through it %.3f ms "
+                 "(%.3f + %.3f + %.3f): %.0f %% if the rate followed CPU alone; 60 %% needs "
+                 "it at %.3f ms per message" % (system, mode, direct_path, ceiling[1], ceiling[2],
+                 relay_path, src, cpu, sink, 100 * direct_path / relay_path,
+                 direct_path / 0.6 - src - sink))
+if lines:
+    print("\nCPU per message along each path (medians; smtp-source + relay + smtp-sink):")
+    print("\n".join(lines))
 PY
