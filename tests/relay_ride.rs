@@ -143,3 +143,49 @@ async fn nobody_rides_where_connections_are_not_reused() {
     assert!(delivered(&a) && delivered(&b), "{a:?} {b:?}");
     assert_eq!(server.record().connections, 2, "a connection each");
 }
+
+#[tokio::test]
+async fn at_the_connection_limit_a_delivery_queues_for_the_next_stop() {
+    let (server, up) = start_with(Script::default(), |cfg| cfg.max_connections = 1).await;
+    // A takes the only connection; B boards A's stop; C finds the stop taken and no free
+    // slot, so it queues, and B's stop seats it as soon as B's turn comes.
+    let later = |id: &'static str, tenths: u32| {
+        let up = &up;
+        async move {
+            tokio::time::sleep(SLOW * tenths / 10).await;
+            let to = format!("{}@example.net", id.to_lowercase());
+            send(
+                up,
+                id,
+                &to,
+                format!("Subject: {id}\r\n\r\nbody\r\n").as_bytes(),
+            )
+            .await
+        }
+    };
+    let (a, b, c) = tokio::join!(
+        send(&up, "A", "a@example.net", b"Subject: A\r\n\r\nbody\r\n"),
+        later("B", 1),
+        later("C", 2)
+    );
+    assert!(
+        delivered(&a) && delivered(&b) && delivered(&c),
+        "{a:?} {b:?} {c:?}"
+    );
+    let record = server.record();
+    assert_eq!(record.connections, 1);
+    // Without the queue, C would wait for B's whole transaction and check the pooled
+    // connection with RSET; seated, its envelope follows B's data.
+    assert!(!record.lines().contains(&"RSET"), "{:?}", record.lines());
+    let rcpts: Vec<&str> = record
+        .messages
+        .iter()
+        .map(|m| m.rcpts[0].as_str())
+        .collect();
+    assert_eq!(rcpts, ["a@example.net", "b@example.net", "c@example.net"]);
+    let envelopes = record
+        .batches
+        .iter()
+        .filter(|b| *b == &["MAIL", "RCPT", "DATA"]);
+    assert_eq!(envelopes.count(), 3, "{:?}", record.batches);
+}

@@ -12,7 +12,8 @@
 //!
 //! A delivery first looks for a message of the same upstream waiting for its `354` on a
 //! pipelining connection, and rides behind it (`stop`); else it takes a pooled connection,
-//! else opens one. A failure on a pooled (or ridden) connection before the upstream
+//! else opens one. At the connection limit it queues for the next stop that opens, or the
+//! next free slot, whichever comes first. A failure on a pooled (or ridden) connection before the upstream
 //! accepted MAIL FROM (dead socket, 421, refused RSET) is retried once, at once, on a
 //! fresh connection. Every log line carries the queue id; credentials are never logged.
 //! This module never touches the spool.
@@ -108,7 +109,8 @@ impl SmtpUpstream {
     }
 
     /// One delivery: behind another message on its connection if one waits for its `354`
-    /// (see `stop`), else once a connection slot is free, on a pooled connection if there
+    /// (see `stop`), else once a connection slot is free (or, at the limit, behind the next
+    /// message whose stop opens first), on a pooled connection if there
     /// is one (with one retry on a fresh connection if that one turns out dead), else on a
     /// new connection. Holding a slot for the whole delivery keeps the open connections
     /// within what the pool can take back, so a busy upstream is not met with connection
@@ -118,7 +120,17 @@ impl SmtpUpstream {
             return Ok(Vec::new());
         }
         let mut slot = None;
-        if let Some(ride) = self.ride_along(msg).await {
+        let ride = match self.ride_along(msg).await {
+            Some(ride) => Some(ride),
+            None => match self.slot_or_seat(msg).await? {
+                Turn::Slot(permit) => {
+                    slot = Some(permit);
+                    None
+                }
+                Turn::Ride(ride) => Some(*ride),
+            },
+        };
+        if let Some(ride) = ride {
             slot = ride.slot;
             match self.attempt(ride.conn, &mut slot, msg, Start::Riding).await {
                 Err(e) if e.retry == Retry::IfReused => self.log_retry(msg, &e),
@@ -126,14 +138,7 @@ impl SmtpUpstream {
             }
         }
         if slot.is_none() {
-            slot = Some(self.slots.clone().acquire_owned().await.map_err(|_| {
-                RelayError::new(
-                    ErrorKind::Protocol,
-                    Side::Local,
-                    Retry::Later,
-                    "upstream closed",
-                )
-            })?);
+            slot = Some(self.slot().await?);
         }
         if let Some(conn) = self.pool.take() {
             match self.attempt(conn, &mut slot, msg, Start::Reused).await {
@@ -158,18 +163,51 @@ impl SmtpUpstream {
     /// Boards an open stop, if there is one, and waits for the connection its envelope was
     /// sent on. `None`: no stop, or the leader did not send it.
     async fn ride_along(&self, msg: &Outgoing<'_>) -> Option<Ride> {
-        let ride = self.stops.board(|| {
-            // The leader writes this envelope: it is checked before it boards.
-            transaction::check_envelope(msg).ok()?;
-            Some(Boarding {
-                id: msg.id.to_string(),
-                mail_from: msg.mail_from.to_string(),
-                rcpts: msg.rcpts.to_vec(),
-                smtputf8: msg.smtputf8,
-                eight_bit: msg.eight_bit,
-            })
-        })?;
+        let ride = self.stops.board(|| boarding(msg))?;
         ride.await.ok()
+    }
+
+    /// A free connection slot, or else whichever comes first: a slot, or a seat at the next
+    /// stop that opens (see `stop`). A delivery seated just as a slot came free keeps the
+    /// slot until its leader has sent its envelope, and uses it if the leader does not.
+    async fn slot_or_seat(&self, msg: &Outgoing<'_>) -> Result<Turn, RelayError> {
+        if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+            return Ok(Turn::Slot(permit));
+        }
+        // Where connections are not reused, no stop ever opens.
+        let ticket = self
+            .pool
+            .keeps_any()
+            .then(|| self.stops.queue(|| boarding(msg)));
+        let Some(mut ticket) = ticket.flatten() else {
+            return self.slot().await.map(Turn::Slot);
+        };
+        let permit = tokio::select! {
+            ride = &mut ticket.ride => match ride {
+                Ok(ride) => return Ok(Turn::Ride(Box::new(ride))),
+                Err(_) => return self.slot().await.map(Turn::Slot),
+            },
+            permit = self.slot() => permit?,
+        };
+        if ticket.leave() {
+            return Ok(Turn::Slot(permit));
+        }
+        match (&mut ticket.ride).await {
+            Ok(ride) => Ok(Turn::Ride(Box::new(ride))),
+            Err(_) => Ok(Turn::Slot(permit)),
+        }
+    }
+
+    /// Waits for one of the `max_connections` connection slots.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, RelayError> {
+        self.slots.clone().acquire_owned().await.map_err(|_| {
+            RelayError::new(
+                ErrorKind::Protocol,
+                Side::Local,
+                Retry::Later,
+                "upstream closed",
+            )
+        })
     }
 
     fn log_retry(&self, msg: &Outgoing<'_>, e: &RelayError) {
@@ -217,6 +255,28 @@ impl SmtpUpstream {
             }
         }
     }
+}
+
+/// What a delivery waiting for its turn gets.
+enum Turn {
+    /// A connection slot: a pooled or new connection follows.
+    Slot(OwnedSemaphorePermit),
+    /// A connection its envelope was sent on, behind another message (boxed: a connection
+    /// is large, a permit small).
+    Ride(Box<Ride>),
+}
+
+/// The envelope of `msg` for a stop; `None` when it is unfit to be written by another
+/// delivery (the leader writes it, so it is checked before it boards).
+fn boarding(msg: &Outgoing<'_>) -> Option<Boarding> {
+    transaction::check_envelope(msg).ok()?;
+    Some(Boarding {
+        id: msg.id.to_string(),
+        mail_from: msg.mail_from.to_string(),
+        rcpts: msg.rcpts.to_vec(),
+        smtputf8: msg.smtputf8,
+        eight_bit: msg.eight_bit,
+    })
 }
 
 /// On a clear-text connection after a failed opportunistic handshake, "530 must issue
