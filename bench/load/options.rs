@@ -34,6 +34,13 @@ pub struct Options {
     /// Milliseconds the sink waits before each batch of replies: a provider's round trip.
     #[arg(long, default_value_t = 0)]
     pub sink_rtt_ms: u64,
+    /// The upstream's `max_connections` and `pool_size` (default: Postern's, 32): a
+    /// provider's limit on concurrent connections.
+    #[arg(long)]
+    pub upstream_connections: Option<usize>,
+    /// `[queue] concurrency`, deliveries in flight (default: Postern's, 64).
+    #[arg(long)]
+    pub queue_concurrency: Option<usize>,
     /// Port of the refusing upstream used by --prefill (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub blackhole_port: u16,

@@ -88,7 +88,8 @@ pub async fn start(opts: &Options, upstreams: Upstreams) -> anyhow::Result<Serve
     let dir = work_dir()?;
     let (smtp, api) = (free_port()?, free_port()?);
     let connections = 1000.max(opts.idle + opts.sessions + 100);
-    let config = config(dir.path(), smtp, api, upstreams, connections);
+    let mut config = config(dir.path(), smtp, api, upstreams, connections);
+    tune(&mut config, opts);
     let config_path = dir.path().join("postern.toml");
     std::fs::write(&config_path, config)?;
     let token = opts
@@ -205,6 +206,18 @@ tls = "none"
         ));
     }
     text
+}
+
+/// Applies `--queue-concurrency` and `--upstream-connections` to the configuration.
+fn tune(config: &mut String, opts: &Options) {
+    if let Some(n) = opts.queue_concurrency {
+        *config = config.replace("[queue]\n", &format!("[queue]\nconcurrency = {n}\n"));
+    }
+    if let Some(n) = opts.upstream_connections {
+        let sink = "[upstream.sink]\n";
+        let tuned = format!("{sink}max_connections = {n}\npool_size = {n}\n");
+        *config = config.replace(sink, &tuned);
+    }
 }
 
 fn spawn(
