@@ -1,7 +1,8 @@
 //! Deliveries that ride along: a delivery that finds another message of the same upstream
 //! waiting for its `354` has its envelope written behind that message's data and takes the
-//! connection over afterwards. Against a fake upstream on real sockets that answers DATA
-//! slowly, so the second delivery surely finds the first one waiting.
+//! connection over afterwards; at the connection limit, deliveries queue for the next such
+//! seat. Against a fake upstream on real sockets that answers DATA slowly, so the second
+//! delivery surely finds the first one waiting.
 
 mod common;
 
@@ -144,30 +145,34 @@ async fn nobody_rides_where_connections_are_not_reused() {
     assert_eq!(server.record().connections, 2, "a connection each");
 }
 
-#[tokio::test]
-async fn at_the_connection_limit_a_delivery_queues_for_the_next_stop() {
-    let (server, up) = start_with(Script::default(), |cfg| cfg.max_connections = 1).await;
-    // A takes the only connection; B boards A's stop; C finds the stop taken and no free
-    // slot, so it queues, and B's stop seats it as soon as B's turn comes.
+/// Over one connection slot: A at once to `a_to`, B a tenth of `SLOW` later (it boards
+/// A's stop), C two tenths later (the stop is taken and no slot is free, so it queues).
+async fn a_b_c_over_one_slot(
+    script: Script,
+    a_to: &str,
+) -> (FakeUpstream, [Result<Vec<RcptOutcome>, RelayError>; 3]) {
+    let (server, up) = start_with(script, |cfg| cfg.max_connections = 1).await;
     let later = |id: &'static str, tenths: u32| {
         let up = &up;
         async move {
             tokio::time::sleep(SLOW * tenths / 10).await;
             let to = format!("{}@example.net", id.to_lowercase());
-            send(
-                up,
-                id,
-                &to,
-                format!("Subject: {id}\r\n\r\nbody\r\n").as_bytes(),
-            )
-            .await
+            let data = format!("Subject: {id}\r\n\r\nbody\r\n");
+            send(up, id, &to, data.as_bytes()).await
         }
     };
     let (a, b, c) = tokio::join!(
-        send(&up, "A", "a@example.net", b"Subject: A\r\n\r\nbody\r\n"),
+        send(&up, "A", a_to, b"Subject: A\r\n\r\nbody\r\n"),
         later("B", 1),
         later("C", 2)
     );
+    (server, [a, b, c])
+}
+
+#[tokio::test]
+async fn at_the_connection_limit_a_delivery_queues_for_the_next_stop() {
+    let (server, [a, b, c]) = a_b_c_over_one_slot(Script::default(), "a@example.net").await;
+    // B's stop seats C as soon as B's turn comes.
     assert!(
         delivered(&a) && delivered(&b) && delivered(&c),
         "{a:?} {b:?} {c:?}"
@@ -188,4 +193,32 @@ async fn at_the_connection_limit_a_delivery_queues_for_the_next_stop() {
         .iter()
         .filter(|b| *b == &["MAIL", "RCPT", "DATA"]);
     assert_eq!(envelopes.count(), 3, "{:?}", record.batches);
+}
+
+#[tokio::test]
+async fn queued_deliveries_whose_leader_sends_no_data_take_the_slot_in_turn() {
+    let script = Script {
+        rcpt_replies: vec![("gone@example.net".into(), "550 5.1.1 no such user".into())],
+        ..Script::default()
+    };
+    // A sends no data: B (on A's stop) is declined and queues behind C. A's slot goes to
+    // C, which takes the pooled connection; C's stop seats B.
+    let (server, [a, b, c]) = a_b_c_over_one_slot(script, "gone@example.net").await;
+    assert_eq!(
+        a.expect("A's attempt"),
+        [RcptOutcome::Permanent("550 5.1.1 no such user".into())]
+    );
+    assert!(delivered(&b) && delivered(&c), "{b:?} {c:?}");
+    let record = server.record();
+    assert_eq!(record.connections, 1);
+    let rcpts: Vec<&str> = record
+        .messages
+        .iter()
+        .map(|m| m.rcpts[0].as_str())
+        .collect();
+    assert_eq!(rcpts, ["c@example.net", "b@example.net"]);
+    // RSET after A's refused envelope, and before C's on the pooled connection; none for
+    // B, whose envelope followed C's data.
+    let rsets = record.lines().iter().filter(|l| **l == "RSET").count();
+    assert_eq!(rsets, 2, "{:?}", record.lines());
 }
