@@ -13,10 +13,10 @@
 //! A delivery first looks for a message of the same upstream waiting for its `354` on a
 //! pipelining connection, and rides behind it (`stop`); else it takes a pooled connection,
 //! else opens one. At the connection limit it queues for the next stop that opens, or the
-//! next free slot, whichever comes first. A failure on a pooled (or ridden) connection before the upstream
-//! accepted MAIL FROM (dead socket, 421, refused RSET) is retried once, at once, on a
-//! fresh connection. Every log line carries the queue id; credentials are never logged.
-//! This module never touches the spool.
+//! next free slot, whichever comes first. A failure on a pooled (or ridden) connection
+//! before the upstream accepted MAIL FROM (dead socket, 421, refused RSET) is retried
+//! once, at once, on a fresh connection. Every log line carries the queue id; credentials
+//! are never logged. This module never touches the spool.
 
 mod conn;
 mod dot;
@@ -110,11 +110,11 @@ impl SmtpUpstream {
 
     /// One delivery: behind another message on its connection if one waits for its `354`
     /// (see `stop`), else once a connection slot is free (or, at the limit, behind the next
-    /// message whose stop opens first), on a pooled connection if there
-    /// is one (with one retry on a fresh connection if that one turns out dead), else on a
-    /// new connection. Holding a slot for the whole delivery keeps the open connections
-    /// within what the pool can take back, so a busy upstream is not met with connection
-    /// churn; a rider is handed its leader's slot with the connection.
+    /// message whose stop opens first), on a pooled connection if there is one (with one
+    /// retry on a fresh connection if that one turns out dead), else on a new connection.
+    /// Holding a slot for the whole delivery keeps the open connections within what the
+    /// pool can take back, so a busy upstream is not met with connection churn; a rider is
+    /// handed its leader's slot with the connection.
     async fn deliver_message(&self, msg: &Outgoing<'_>) -> Result<Vec<RcptOutcome>, RelayError> {
         if msg.rcpts.is_empty() {
             return Ok(Vec::new());
