@@ -7,9 +7,15 @@ use serde::{Deserialize, Serialize};
 /// A queue id: unique and increasing, shown as 16 upper-case hex digits.
 pub type QueueId = u64;
 
-/// Formats a queue id the way it appears in replies and logs.
+/// Formats a queue id the way it appears in replies and logs: 16 upper-case hex digits
+/// (as `{:016X}`, written directly: it is formatted several times per message).
 pub fn show_id(id: QueueId) -> String {
-    format!("{id:016X}")
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut text = String::with_capacity(16);
+    for shift in (0..16).rev() {
+        text.push(DIGITS[(id >> (shift * 4)) as usize & 0xF] as char);
+    }
+    text
 }
 
 /// Where one recipient stands.
@@ -93,5 +99,18 @@ impl Meta {
         self.rcpts
             .iter()
             .filter(|r| r.status == RcptStatus::Pending)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::show_id;
+
+    #[test]
+    fn queue_ids_show_as_sixteen_upper_case_hex_digits() {
+        for id in [0, 1, 0x9C41, 0x0123_4567_89AB_CDEF, u64::MAX] {
+            assert_eq!(show_id(id), format!("{id:016X}"));
+        }
+        assert_eq!(show_id(0xABC), "0000000000000ABC");
     }
 }
