@@ -96,8 +96,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
                 return Ok(refusal);
             }
+            // Boxed: the checks' future is large and only inbound listeners await it, so
+            // it stays out of every submission's DATA future (which is moved as a whole).
             let checked = super::inbound::end_of_data(session, &mut tx, &buf[start..], &inspected);
-            let checked = match checked.await {
+            let checked = match Box::pin(checked).await {
                 Ok(checked) => checked,
                 Err(refusal) => return Ok(refusal),
             };

@@ -147,12 +147,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Request::Auth {
                 mechanism,
                 initial_response,
-            } => auth::auth(self, mechanism, &initial_response).await,
+                // AUTH and BDAT are boxed: rare, and their futures would otherwise make every
+                // command's future (moved in whole for each command) as large as theirs.
+            } => Box::pin(auth::auth(self, mechanism, &initial_response)).await,
             Request::Data => data::data(self).await,
             Request::Bdat {
                 chunk_size,
                 is_last,
-            } => bdat::bdat(self, chunk_size, is_last).await,
+            } => Box::pin(bdat::bdat(self, chunk_size, is_last)).await,
             Request::Rset => {
                 self.state.tx = None;
                 self.conn.reply(reply::RESET);
