@@ -68,7 +68,8 @@
 //!   levels, with sled's older records still read.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
-//!   by a thread of their own, warnings and errors at once (in order).
+//!   by a thread of their own, warnings and errors at once (in order); `plain` writes the
+//!   default format's lines without its formatting machinery.
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.

@@ -72,14 +72,19 @@ fn init_logging<W>(writer: W)
 where
     W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    // On a terminal, the default format with colours; else the same lines, written faster.
+    match std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        true => builder.with_ansi(true).init(),
+        false => builder
+            .with_ansi(false)
+            .event_format(postern::logging::Plain)
+            .init(),
+    }
 }
 
 /// Runs one `postern admin` command: its output on stdout, an error on stderr and exit

@@ -12,6 +12,9 @@
 //! with SIGKILL loses at most the last [`INTERVAL`] of informational lines; the spool,
 //! not the log, is what keeps mail.
 
+mod plain;
+
+pub use plain::Plain;
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
