@@ -144,11 +144,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Request::Ehlo { host } => Ok(ehlo::ehlo(self, &host, true)),
             Request::Helo { host } => Ok(ehlo::ehlo(self, &host, false)),
             Request::StartTls => Ok(ehlo::starttls(self)),
+            // AUTH and BDAT are boxed: rare, and their futures would otherwise make every
+            // command's future (moved in whole for each command) as large as theirs.
             Request::Auth {
                 mechanism,
                 initial_response,
-                // AUTH and BDAT are boxed: rare, and their futures would otherwise make every
-                // command's future (moved in whole for each command) as large as theirs.
             } => Box::pin(auth::auth(self, mechanism, &initial_response)).await,
             Request::Data => data::data(self).await,
             Request::Bdat {
