@@ -78,7 +78,7 @@
 //!
 //! listener → `smtp::Session` (credentials at AUTH, the send-as policy at MAIL FROM, limits
 //! at MAIL/RCPT/DATA) → data receiver (strict CRLF, dot-unstuffing, headroom in front) →
-//! `rewrite::inspect` → `policy::decide` (account, scope, send mode) → `rewrite::apply`
+//! `rewrite::inspect` → `policy::admit` (account, scope, send mode) → `rewrite::apply`
 //! (header block only) → Message-ID recorded → `spool` journal append + group `fdatasync` →
 //! `250 2.0.0 queued as <id>` → spool worker → `relay::Deliver` for the account's upstream,
 //! envelope sender = the account address (DKIM-signed first for `smtp` and `mx`, on the

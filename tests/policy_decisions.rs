@@ -2,7 +2,7 @@
 //! grant × default send mode, checked against the SPEC's sentences; then literal rows with
 //! the exact reply texts.
 
-use postern::policy::{check_envelope, decide, SendRight, Snapshot};
+use postern::policy::{admit, check_envelope, decide, Decision, Refusal, SendRight, Snapshot};
 use postern::store::{
     Account, CreatedVia, DefaultSendMode, Grant, Grantee, Role, Scope, SendMode, Settings, User,
     UserKind, UserStatus,
@@ -206,6 +206,7 @@ fn every_scope_kind_grant_and_default_mode() {
                     let got = decide(&snap, 7, SHARED, None);
                     let want = expected(scope_name, kind, grant_case, mode);
                     let case = format!("{scope_name} {kind:?} {grant_case:?} {mode:?}");
+                    quietly_the_same(&got, &admit(&snap, 7, SHARED, None), &case);
                     match (want, got) {
                         (Some(right), Ok(d)) => {
                             assert_eq!(d.right, right, "{case}: {:?}", d.trail);
@@ -283,6 +284,35 @@ fn snapshot() -> Snapshot {
         vec![default_account(), personal, shared, notify],
         Settings::default(),
     )
+}
+
+/// The SMTP path's `admit` reaches the verdict `decide` reaches, without the trail.
+fn quietly_the_same(
+    traced: &Result<Decision<'_>, Refusal>,
+    quiet: &Result<Decision<'_>, Refusal>,
+    case: &str,
+) {
+    match (traced, quiet) {
+        (Ok(traced), Ok(quiet)) => {
+            assert!(!traced.trail.is_empty(), "{case}");
+            assert!(quiet.trail.is_empty(), "{case}: {:?}", quiet.trail);
+            assert_eq!(
+                (traced.right, traced.account.id, traced.user.id),
+                (quiet.right, quiet.account.id, quiet.user.id),
+                "{case}"
+            );
+        }
+        (Err(traced), Err(quiet)) => {
+            assert!(!traced.trail.is_empty(), "{case}");
+            assert!(quiet.trail.is_empty(), "{case}: {:?}", quiet.trail);
+            assert_eq!(
+                (&traced.reply, &traced.rule),
+                (&quiet.reply, &quiet.rule),
+                "{case}"
+            );
+        }
+        _ => panic!("{case}: decide and admit disagree"),
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The send-as decision (SPEC §3.1–3.2) as pure functions over a `Snapshot`: which account
 //! a message goes out through, whether the principal may use it, and with which right.
-//! Every step is written to a trail, so a refusal names its rule and `explain` can show it.
+//! Every step can be written to a trail, so `explain` can show it (`decide`); the SMTP
+//! path asks for the verdict alone (`admit`), and a refusal names its rule either way.
 
 use super::snapshot::{normalize, Snapshot};
 use crate::store::{Account, DefaultSendMode, Grantee, Scope, SendMode, User, UserKind};
@@ -56,31 +57,76 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn no_account(from: &str, trail: Vec<String>) -> Refusal {
+    fn no_account(from: &str, trail: &mut Trail) -> Refusal {
         Refusal {
             reply: format!("550 5.7.1 no email account for <{from}>"),
             rule: "no_account".into(),
-            trail,
+            trail: trail.take(),
         }
     }
 
-    fn not_allowed(login: &str, from: &str, rule: String, mut trail: Vec<String>) -> Refusal {
-        trail.push(format!("refused: {rule}"));
+    fn not_allowed(login: &str, from: &str, rule: String, trail: &mut Trail) -> Refusal {
+        trail.note(|| format!("refused: {rule}"));
         Refusal {
             reply: format!("550 5.7.1 <{login}> may not send as <{from}> ({rule})"),
             rule,
-            trail,
+            trail: trail.take(),
         }
     }
 }
 
+/// The steps of a decision, written down only when someone will read them (`explain`,
+/// the API): on the SMTP path, twice per message, they were formatted and thrown away.
+struct Trail {
+    steps: Option<Vec<String>>,
+}
+
+impl Trail {
+    fn new(record: bool) -> Trail {
+        Trail {
+            steps: record.then(Vec::new),
+        }
+    }
+
+    fn note(&mut self, step: impl FnOnce() -> String) {
+        if let Some(steps) = &mut self.steps {
+            steps.push(step());
+        }
+    }
+
+    fn take(&mut self) -> Vec<String> {
+        self.steps.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+}
+
 /// Decides a submission by user `user_id` with header `From` address `from` and an
-/// optional `X-Postern-Account` value.
+/// optional `X-Postern-Account` value, with the trail of every step.
 pub fn decide<'a>(
     snap: &'a Snapshot,
     user_id: u64,
     from: &str,
     hint: Option<&str>,
+) -> Result<Decision<'a>, Refusal> {
+    decide_with(snap, user_id, from, hint, &mut Trail::new(true))
+}
+
+/// The same decision without its trail (empty in the result): for the SMTP path, where
+/// only the outcome, the rule and the reply are used.
+pub fn admit<'a>(
+    snap: &'a Snapshot,
+    user_id: u64,
+    from: &str,
+    hint: Option<&str>,
+) -> Result<Decision<'a>, Refusal> {
+    decide_with(snap, user_id, from, hint, &mut Trail::new(false))
+}
+
+fn decide_with<'a>(
+    snap: &'a Snapshot,
+    user_id: u64,
+    from: &str,
+    hint: Option<&str>,
+    trail: &mut Trail,
 ) -> Result<Decision<'a>, Refusal> {
     let Some(user) = snap.active_user(user_id) else {
         let rule = "the principal is not an active user".to_string();
@@ -88,11 +134,10 @@ pub fn decide<'a>(
             &user_id.to_string(),
             from,
             rule,
-            Vec::new(),
+            trail,
         ));
     };
-    let mut trail = Vec::new();
-    let account = choose_account(snap, user, from, hint, &mut trail)?;
+    let account = choose_account(snap, user, from, hint, trail)?;
     // Deactivating a user stops its personal accounts (SPEC §8), for its delegates too.
     if account
         .owner
@@ -104,17 +149,19 @@ pub fn decide<'a>(
         );
         return Err(Refusal::not_allowed(&user.login, from, rule, trail));
     }
-    let right = send_right(user, account, from, &mut trail)?;
-    trail.push(format!(
-        "admitted: {} through account {:?}",
-        right_name(right),
-        account.name
-    ));
+    let right = send_right(user, account, from, trail)?;
+    trail.note(|| {
+        format!(
+            "admitted: {} through account {:?}",
+            right_name(right),
+            account.name
+        )
+    });
     Ok(Decision {
         account,
         user,
         right,
-        trail,
+        trail: trail.take(),
     })
 }
 
@@ -124,7 +171,7 @@ pub fn check_envelope(snap: &Snapshot, user_id: u64, mail_from: &str) -> Result<
     if mail_from.is_empty() {
         return Ok(());
     }
-    decide(snap, user_id, mail_from, None).map(|_| ())
+    admit(snap, user_id, mail_from, None).map(|_| ())
 }
 
 fn choose_account<'a>(
@@ -132,60 +179,58 @@ fn choose_account<'a>(
     user: &User,
     from: &str,
     hint: Option<&str>,
-    trail: &mut Vec<String>,
+    trail: &mut Trail,
 ) -> Result<&'a Account, Refusal> {
     if let Some(hint) = hint {
         return match snap.account_by_name_or_id(hint) {
             Some(account) => {
-                trail.push(format!(
-                    "account {:?} named by X-Postern-Account",
-                    account.name
-                ));
+                trail.note(|| format!("account {:?} named by X-Postern-Account", account.name));
                 Ok(account)
             }
-            None => Err(Refusal {
-                reply: format!("550 5.7.1 no email account named {:?}", hint.trim()),
-                rule: "unknown_account".into(),
-                trail: vec![format!(
-                    "X-Postern-Account {:?} names no account",
-                    hint.trim()
-                )],
-            }),
+            None => {
+                trail.note(|| format!("X-Postern-Account {:?} names no account", hint.trim()));
+                Err(Refusal {
+                    reply: format!("550 5.7.1 no email account named {:?}", hint.trim()),
+                    rule: "unknown_account".into(),
+                    trail: trail.take(),
+                })
+            }
         };
     }
     if let Some(account) = snap.account_by_address(from) {
-        trail.push(format!(
-            "From <{from}> is an address of account {:?}",
-            account.name
-        ));
+        trail.note(|| format!("From <{from}> is an address of account {:?}", account.name));
         return Ok(account);
     }
     if normalize(from) != normalize(&user.email) {
-        trail.push(format!(
-            "no account has the address <{from}>, and it is not the principal's own"
-        ));
-        return Err(Refusal::no_account(from, std::mem::take(trail)));
+        trail.note(|| {
+            format!("no account has the address <{from}>, and it is not the principal's own")
+        });
+        return Err(Refusal::no_account(from, trail));
     }
     if let Some(account) = snap.personal_account(user.id) {
-        trail.push(format!(
-            "From is the principal's own address: personal account {:?}",
-            account.name
-        ));
+        trail.note(|| {
+            format!(
+                "From is the principal's own address: personal account {:?}",
+                account.name
+            )
+        });
         return Ok(account);
     }
     match snap.default_account() {
         Some(account) => {
-            trail.push(format!(
-                "From is the principal's own address: default account {:?}",
-                account.name
-            ));
+            trail.note(|| {
+                format!(
+                    "From is the principal's own address: default account {:?}",
+                    account.name
+                )
+            });
             Ok(account)
         }
         None => {
-            trail.push(
-                "From is the principal's own address, but there is no default account".into(),
-            );
-            Err(Refusal::no_account(from, std::mem::take(trail)))
+            trail.note(|| {
+                "From is the principal's own address, but there is no default account".into()
+            });
+            Err(Refusal::no_account(from, trail))
         }
     }
 }
@@ -194,52 +239,39 @@ fn send_right(
     user: &User,
     account: &Account,
     from: &str,
-    trail: &mut Vec<String>,
+    trail: &mut Trail,
 ) -> Result<SendRight, Refusal> {
     if account.owner == Some(user.id) {
-        trail.push("the principal owns this personal account: send_as".into());
+        trail.note(|| "the principal owns this personal account: send_as".into());
         return Ok(SendRight::SendAs);
     }
     if let Err(rule) = scope_admits(&account.scope, user) {
-        return Err(Refusal::not_allowed(
-            &user.login,
-            from,
-            rule,
-            std::mem::take(trail),
-        ));
+        return Err(Refusal::not_allowed(&user.login, from, rule, trail));
     }
-    trail.push(format!(
-        "scope {} admits a {} principal",
-        scope_name(&account.scope),
-        kind_name(user.kind)
-    ));
+    trail.note(|| {
+        format!(
+            "scope {} admits a {} principal",
+            scope_name(&account.scope),
+            kind_name(user.kind)
+        )
+    });
     let granted = granted_mode(user, account, trail);
     let mode = match (granted, user.kind, account.default_send_mode) {
         (Some(mode), _, _) => mode,
         (None, UserKind::Requester, _) => {
             let rule = "a requester needs an explicit send grant".to_string();
-            return Err(Refusal::not_allowed(
-                &user.login,
-                from,
-                rule,
-                std::mem::take(trail),
-            ));
+            return Err(Refusal::not_allowed(&user.login, from, rule, trail));
         }
         (None, _, DefaultSendMode::None) => {
             let rule = "no send grant and the account's default_send_mode is none".to_string();
-            return Err(Refusal::not_allowed(
-                &user.login,
-                from,
-                rule,
-                std::mem::take(trail),
-            ));
+            return Err(Refusal::not_allowed(&user.login, from, rule, trail));
         }
         (None, _, DefaultSendMode::SendAs) => {
-            trail.push("no grant: default_send_mode send_as".into());
+            trail.note(|| "no grant: default_send_mode send_as".into());
             SendMode::SendAs
         }
         (None, _, DefaultSendMode::SendOnBehalf) => {
-            trail.push("no grant: default_send_mode send_on_behalf".into());
+            trail.note(|| "no grant: default_send_mode send_on_behalf".into());
             SendMode::SendOnBehalf
         }
     };
@@ -278,18 +310,22 @@ pub fn scope_admits(scope: &Scope, user: &User) -> Result<(), String> {
 }
 
 /// The most permissive of the user's own grant and its roles' grants.
-fn granted_mode(user: &User, account: &Account, trail: &mut Vec<String>) -> Option<SendMode> {
+fn granted_mode(user: &User, account: &Account, trail: &mut Trail) -> Option<SendMode> {
     let mut best: Option<SendMode> = None;
     for grant in &account.grants {
         let Some(mode) = grant.send else { continue };
-        let holder = match &grant.grantee {
-            Grantee::User(id) if *id == user.id => "the principal".to_string(),
+        // `None`: the principal's own grant.
+        let role = match &grant.grantee {
+            Grantee::User(id) if *id == user.id => None,
             Grantee::Role(role) if user.roles.iter().any(|r| r.eq_ignore_ascii_case(role)) => {
-                format!("role {role:?}")
+                Some(role)
             }
             _ => continue,
         };
-        trail.push(format!("grant to {holder}: {}", mode_name(mode)));
+        trail.note(|| match role {
+            None => format!("grant to the principal: {}", mode_name(mode)),
+            Some(role) => format!("grant to role {role:?}: {}", mode_name(mode)),
+        });
         best = best.max(Some(mode));
     }
     best

@@ -19,7 +19,9 @@ mod snapshot;
 pub use credentials::{
     digest_matches, digest_secret, hash_password, new_secret, principal, Credentials,
 };
-pub use decide::{check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight};
+pub use decide::{
+    admit, check_envelope, decide, right_name, scope_admits, Decision, Refusal, SendRight,
+};
 pub use explain::{explain, from_display, sender, Explanation};
 pub use hasher::Hasher;
 pub use snapshot::{normalize, Blocked, Policy, Snapshot};

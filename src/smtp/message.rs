@@ -194,7 +194,7 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
     };
     let snapshot = session.shared.policy.snapshot();
     let from = inspected.from.address.as_str();
-    let decision = policy::decide(&snapshot, principal.id, from, inspected.account_hint.as_deref())
+    let decision = policy::admit(&snapshot, principal.id, from, inspected.account_hint.as_deref())
         .map_err(|refusal| {
             tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, principal = %principal.login,
                 from, rule = %refusal.rule, "submission refused");
