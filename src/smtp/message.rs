@@ -26,10 +26,11 @@ pub fn buffer() -> Vec<u8> {
     buf
 }
 
-/// The `Received` field for message `id` of this session.
+/// The `Received` field for message `queue_id` of this session, received at `date`.
 fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &Session<S>,
-    id: QueueId,
+    queue_id: &str,
+    date: &str,
 ) -> String {
     let state = &session.state;
     received_field(&ReceivedInfo {
@@ -40,8 +41,8 @@ fn trace_field<S: AsyncRead + AsyncWrite + Unpin + Send>(
         authenticated: state.principal.is_some(),
         esmtp: state.esmtp,
         utf8: state.tx.as_ref().is_some_and(|tx| tx.smtputf8),
-        queue_id: &show_id(id),
-        date: &date::now_rfc5322(),
+        queue_id,
+        date,
     })
 }
 
@@ -69,11 +70,13 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
     start: usize,
 ) -> io::Result<Next> {
     let started = Instant::now();
-    let trace = trace_field(session, id);
+    // One date for the trace field and a submitted message's `Date`.
+    let now = date::now_rfc5322();
+    let queue_id = show_id(id);
+    let trace = trace_field(session, &queue_id, &now);
     let Some(mut tx) = session.state.tx.take() else {
         return Ok(session.refuse(Reject::BadSequence, reply::BAD_SEQUENCE));
     };
-    let queue_id = show_id(id);
     let outcome = match session.shared.listener.purpose {
         Purpose::Submission => {
             let inspected = match rewrite::inspect(&buf[start..]) {
@@ -83,7 +86,12 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
                 return Ok(refusal);
             }
-            match submission(session, &mut buf, start, &inspected, &queue_id, &trace) {
+            let received = Received {
+                queue_id: &queue_id,
+                trace: &trace,
+                date: &now,
+            };
+            match submission(session, &mut buf, start, &inspected, &received) {
                 Ok(outcome) => outcome,
                 Err(text) => return Ok(session.refuse(Reject::PolicyRefused, &text)),
             }
@@ -186,8 +194,7 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
     buf: &mut Vec<u8>,
     start: usize,
     inspected: &Inspected,
-    queue_id: &str,
-    trace: &str,
+    received: &Received<'_>,
 ) -> Result<Outcome, String> {
     let Some(principal) = session.state.principal.as_ref() else {
         return Err(reply::AUTH_REQUIRED.to_string());
@@ -206,9 +213,9 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
         true => rewrite::thread_refs(&buf[start..], inspected),
         false => Vec::new(),
     };
-    let now = date::now_rfc5322();
-    let plan = plan(&decision, inspected, queue_id, trace, &now);
+    let plan = plan(&decision, inspected, received);
     let (new_start, message_id) = rewrite::apply(buf, start, inspected, &plan);
+    let queue_id = received.queue_id;
     tracing::debug!(queue_id, account = %decision.account.name, right = policy::right_name(decision.right), "send-as decision");
     Ok(Outcome {
         start: new_start,
@@ -225,12 +232,17 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
     })
 }
 
-fn plan<'a>(
-    decision: &'a Decision<'a>,
-    inspected: &'a Inspected,
+/// How an accepted message was received: its queue id, trace field and date.
+struct Received<'a> {
     queue_id: &'a str,
     trace: &'a str,
     date: &'a str,
+}
+
+fn plan<'a>(
+    decision: &'a Decision<'a>,
+    inspected: &'a Inspected,
+    received: &Received<'a>,
 ) -> Plan<'a> {
     let from_address = decision.from_address();
     Plan {
@@ -243,9 +255,9 @@ fn plan<'a>(
             .as_deref()
             .filter(|r| !r.is_empty()),
         message_id_domain: from_address.rsplit('@').next().unwrap_or("localhost"),
-        unique: queue_id,
-        date,
-        trace,
+        unique: received.queue_id,
+        date: received.date,
+        trace: received.trace,
     }
 }
 
