@@ -70,6 +70,8 @@
 //! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
 //!   by a thread of their own, warnings and errors at once (in order); `plain` writes the
 //!   default format's lines without its formatting machinery.
+//! - `digits`  — decimal numbers written without the formatting machinery (log fields,
+//!   dates, reply codes).
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
 //!   client, tables or `--json`).
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
@@ -103,6 +105,7 @@ pub mod api;
 pub mod app;
 pub mod archive;
 pub mod config;
+pub mod digits;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;

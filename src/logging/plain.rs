@@ -212,21 +212,10 @@ fn quoted(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
 }
 
 fn decimal(out: &mut impl fmt::Write, value: u64, negative: bool) -> fmt::Result {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut rest = value;
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (rest % 10) as u8;
-        rest /= 10;
-        if rest == 0 {
-            break;
-        }
-    }
     if negative {
         out.write_char('-')?;
     }
-    out.write_str(std::str::from_utf8(&buf[at..]).map_err(|_| fmt::Error)?)
+    crate::digits::decimal(out, value, 1)
 }
 
 /// Writes through `out`, defusing the characters that could drive a terminal, as the

@@ -3,8 +3,8 @@
 //!
 //! Parsing is smtp-proto's job (`ResponseReceiver`); this module only flattens its result.
 
+use crate::digits::push_decimal;
 use crate::relay::RcptOutcome;
-use crate::rewrite::date::push_number;
 use smtp_proto::Response;
 use std::fmt;
 
@@ -38,15 +38,15 @@ impl From<Response<String>> for Reply {
         // Digits pushed one by one: three replies or more per relayed message, and the
         // formatting machinery cost more than the rest of the reply's handling.
         let mut text = String::with_capacity(response.message.len() + 16);
-        push_number(&mut text, u64::from(response.code), 1);
+        push_decimal(&mut text, u64::from(response.code), 1);
         if response.esc != [0, 0, 0] {
             let [class, subject, detail] = response.esc;
             text.push(' ');
-            push_number(&mut text, u64::from(class), 1);
+            push_decimal(&mut text, u64::from(class), 1);
             text.push('.');
-            push_number(&mut text, u64::from(subject), 1);
+            push_decimal(&mut text, u64::from(subject), 1);
             text.push('.');
-            push_number(&mut text, u64::from(detail), 1);
+            push_decimal(&mut text, u64::from(detail), 1);
         }
         for line in response.message.split('\n') {
             let line = line.trim();
