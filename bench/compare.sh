@@ -25,7 +25,10 @@
 # every message). SYSTEMS may also name `postern-archive`: Postern with that archive on,
 # beside plain `postern` in the same run (issue 7's on/off comparison). `postern-dkim-rsa`
 # and `postern-dkim-ed25519`: Postern signing every message with an active DKIM key of
-# that algorithm for the bench account's domain (issue 8's cost of signing).
+# that algorithm for the bench account's domain (issue 8's cost of signing). `null` and
+# `null-sync`: bench/nullrelay.rs, the least a relay can do (no checks, no rewriting), with
+# no disk at all or with a group-committed `fdatasync` before each `250`: the share of the
+# ceiling any relay can reach on this machine (NULLRELAY_BIN, default: built with cargo).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -232,6 +235,40 @@ dkim_on() { # dir api admin-token algorithm
     [ "$code" = 201 ] || die "DKIM key refused (HTTP $code): $(cat "$1/dkim.json")"
 }
 
+# ---------------------------------------------------------------- the null relay
+# bench/nullrelay.rs: the least a relay can do (no checks, relays before its 250), a
+# yardstick for the share of the ceiling any relay can reach here. `null` keeps nothing on
+# disk; `null-sync` group-commits each message into a file (`fdatasync`) before relaying it.
+NULL_PID=""
+NULL_PORT=""
+start_null() { # label system
+    if [ -z "${NULLRELAY_BIN:-}" ]; then
+        NULLRELAY_BIN=$(cd "$ROOT" && cargo bench --bench nullrelay --no-run --message-format=json 2>/dev/null \
+            | python3 -c 'import json, sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("executable") and m.get("target", {}).get("name") == "nullrelay": print(m["executable"])')
+        [ -x "$NULLRELAY_BIN" ] || die "could not build bench/nullrelay.rs"
+    fi
+    NULL_PORT=$(freeports 1)
+    local sync=()
+    [ "$2" = null-sync ] && sync=("$W/null-$1.ring")
+    "$NULLRELAY_BIN" "127.0.0.1:$NULL_PORT" "127.0.0.1:$SINK" "${sync[@]}" >"$W/null-$1.log" 2>&1 &
+    NULL_PID=$!
+    PIDS+=($NULL_PID)
+    for _ in $(seq 100); do
+        python3 -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' \
+            "$NULL_PORT" 2>/dev/null && return
+        sleep 0.1
+    done
+    die "the null relay did not start: $(cat "$W/null-$1.log")"
+}
+
+stop_null() {
+    kill -TERM "$NULL_PID" 2>/dev/null || true
+    wait "$NULL_PID" 2>/dev/null || true
+}
+
 stop_postern() {
     kill -TERM "$POSTERN_PID" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$POSTERN_PID" 2>/dev/null || break; sleep 0.1; done
@@ -332,6 +369,11 @@ for mode in $MODES; do
                 run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID"
                 stop_postern ;;
             postfix) run postfix "$mode" "$PF_PORT" "$(postfix_master)" ;;
+            null|null-sync)
+                start_null "$mode-$system-$ROUND" "$system"
+                run "$system" "$mode" "$NULL_PORT" "$NULL_PID"
+                stop_null
+                rm -f "$W/null-$mode-$system-$ROUND.ring" ;;
             *) die "unknown system $system" ;;
         esac
         sleep 2 # let TIME_WAIT sockets and queues settle between runs
