@@ -28,7 +28,8 @@
 # that algorithm for the bench account's domain (issue 8's cost of signing). `null` and
 # `null-sync`: bench/nullrelay.rs, the least a relay can do (no checks, no rewriting), with
 # no disk at all or with a group-committed `fdatasync` before each `250`: the share of the
-# ceiling any relay can reach on this machine (NULLRELAY_BIN, default: built with cargo).
+# ceiling a relay that adds nothing else reaches on this machine (NULLRELAY_BIN, default:
+# built with cargo).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -236,9 +237,10 @@ dkim_on() { # dir api admin-token algorithm
 }
 
 # ---------------------------------------------------------------- the null relay
-# bench/nullrelay.rs: the least a relay can do (no checks, relays before its 250), a
-# yardstick for the share of the ceiling any relay can reach here. `null` keeps nothing on
-# disk; `null-sync` group-commits each message into a file (`fdatasync`) before relaying it.
+# bench/nullrelay.rs: the least a relay can do (no checks, no rewriting), a yardstick for
+# the share of the ceiling a relay reaches here. `null` keeps nothing on disk and relays
+# before its 250; `null-sync` group-commits each message into a file (`fdatasync`), answers
+# 250, then relays it.
 NULL_PID=""
 NULL_PORT=""
 start_null() { # label system

@@ -6,8 +6,8 @@
 //! each message over a pooled upstream connection (a new one when none is free): `MAIL`,
 //! the `RCPT`s and `DATA` in one write, then the client's data as it came (dot-stuffing
 //! kept) with the end-of-data line in a second. Without a `SYNC_FILE` it relays before it
-//! answers the client's final dot, as it keeps nothing. Tokio's multi-thread
-//! runtime, two workers on this machine, as Postern runs.
+//! answers the client's final dot, as it keeps nothing. Tokio's multi-thread runtime, two
+//! workers on this machine, as Postern runs.
 //!
 //! With `SYNC_FILE`, each message is made durable the way Postern's journal does it, then
 //! answered `250`, then relayed by a task of its own: queued for one writer thread, which
@@ -16,9 +16,10 @@
 //! touches the disk.
 //!
 //! What it measures: the CPU a message costs on the path smtp-source → relay → smtp-sink
-//! when the relay adds only the second hop (and the sync). Whatever share of the smtp-sink
-//! ceiling it reaches bounds the share any relay (with a `250` that means synced) can
-//! reach on the same machine.
+//! when the relay adds only the second hop (and the sync), and the share of the smtp-sink
+//! ceiling that reaches on the same machine. A yardstick, not a bound: a relay that writes
+//! less per message can do a little better (Postern sends the next envelope in the same
+//! write as the data before it).
 
 use std::fs::File;
 use std::io;
