@@ -22,7 +22,9 @@
 //!   `250`, an in-memory index and due order, segment deletion and compaction; fresh
 //!   messages handed to the worker with their bytes in hand (bounded); retry schedule,
 //!   delivery worker, DSNs; `control` (list, retry now, delete, bounce for the API); a
-//!   one-time move of the older sled spool. A finished message the archive keeps gets a
+//!   one-time move of the older sled spool; `ids`, queue ids from blocks whose limit is
+//!   durable before use (never reused across crashes); `room`, the free-space reserve
+//!   checked before anything is written (`452 4.3.1`). A finished message the archive keeps gets a
 //!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
@@ -65,7 +67,11 @@
 //!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change); the
 //!   Message-ID registry (`msgids`), which is not in sled but in sorted run files of
 //!   fixed-size entries (`store/message-ids`), one written and synced a second, merged by
-//!   levels, with sled's older records still read.
+//!   levels, with sled's older records still read; `ids`, the store's id sequence (blocks
+//!   whose limit is synced before use: no id twice, whatever crashes when); `ballast`, a
+//!   file released when a start finds the disk full, so the store still opens.
+//! - `disk`    — free space of a file system (`fstatvfs`), for the spool's reserve and the
+//!   store's ballast.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
 //! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
 //!   by a thread of their own, warnings and errors at once (in order); `plain` writes the
@@ -106,6 +112,7 @@ pub mod app;
 pub mod archive;
 pub mod config;
 pub mod digits;
+pub mod disk;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;

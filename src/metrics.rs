@@ -31,10 +31,11 @@ pub enum Reject {
     Blocked,
     RelayDenied,
     AuthVerdict,
+    DiskFull,
 }
 
 impl Reject {
-    const ALL: [Reject; 21] = [
+    const ALL: [Reject; 22] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -56,6 +57,7 @@ impl Reject {
         Reject::Blocked,
         Reject::RelayDenied,
         Reject::AuthVerdict,
+        Reject::DiskFull,
     ];
 
     /// The label value used in `/metrics` and in logs.
@@ -82,6 +84,7 @@ impl Reject {
             Reject::Blocked => "blocked",
             Reject::RelayDenied => "relay_denied",
             Reject::AuthVerdict => "auth_verdict",
+            Reject::DiskFull => "disk_full",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::load::{subject_counts, submit_until_killed};
 use common::upstream::{FakeUpstream, Script};
 use common::{free_ports, spawn_binary, start_with_alice, Client};
 use std::collections::HashSet;
@@ -101,65 +102,7 @@ async fn accepted_mail_survives_a_hard_kill() {
 }
 
 fn subjects_of(upstream: &FakeUpstream) -> HashSet<String> {
-    upstream
-        .record()
-        .messages
-        .iter()
-        .filter_map(|m| {
-            let text = String::from_utf8_lossy(&m.data);
-            text.lines()
-                .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
-        })
-        .collect()
-}
-
-/// One client that submits until the server goes away; returns the subjects answered 250.
-async fn submit_until_killed(smtp: SocketAddr, task: usize) -> Vec<String> {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let mut acknowledged = Vec::new();
-    let Ok(stream) = tokio::net::TcpStream::connect(smtp).await else {
-        return acknowledged;
-    };
-    let mut io = BufReader::new(stream);
-    let auth = common::base64("\0alice@example.com\0alice-password");
-    let hello = format!("EHLO load.test\r\nAUTH PLAIN {auth}\r\n");
-    if io.get_mut().write_all(hello.as_bytes()).await.is_err() {
-        return acknowledged;
-    }
-    let mut line = String::new();
-    // greeting + EHLO (multi-line) + AUTH: read until the 235.
-    loop {
-        line.clear();
-        if io.read_line(&mut line).await.unwrap_or(0) == 0 {
-            return acknowledged;
-        }
-        if line.starts_with("235") {
-            break;
-        }
-    }
-    for i in 0.. {
-        let subject = format!("load {task}-{i}");
-        let msg = format!(
-            "MAIL FROM:<alice@example.com>\r\nRCPT TO:<bob@example.net>\r\nDATA\r\n\
-             From: alice@example.com\r\nSubject: {subject}\r\n\r\n{}\r\n.\r\n",
-            vec!["x".repeat(98); 20].join("\r\n")
-        );
-        if io.get_mut().write_all(msg.as_bytes()).await.is_err() {
-            break;
-        }
-        let mut codes = Vec::new();
-        for _ in 0..4 {
-            line.clear();
-            if io.read_line(&mut line).await.unwrap_or(0) == 0 {
-                return acknowledged;
-            }
-            codes.push(line[..3].to_string());
-        }
-        if codes.last().map(String::as_str) == Some("250") {
-            acknowledged.push(subject);
-        }
-    }
-    acknowledged
+    subject_counts(&[upstream]).into_keys().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,4 +164,195 @@ async fn every_250_survives_kill_9_under_load() {
         acknowledged.len(),
         &missing[..missing.len().min(10)]
     );
+}
+
+/// What the upstream does during one life of the gateway.
+#[derive(Debug, Clone, Copy)]
+enum Upstream {
+    /// Nothing listens: every attempt fails to connect.
+    Down,
+    /// Answers the first many messages with `451`, then takes them.
+    Flaky,
+    Up,
+}
+
+/// A small xorshift generator: the test's random moments, reproducible from its seed.
+struct Dice(u64);
+
+impl Dice {
+    fn roll(&mut self, below: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % below
+    }
+}
+
+/// Creates user `login` through the API; its id.
+async fn create_user(api: SocketAddr, login: &str) -> u64 {
+    let body = format!(
+        r#"{{"login":"{login}","email":"{login}","kind":"staff","password":"pw-{login}"}}"#
+    );
+    let (status, text) = common::http(
+        api,
+        "POST",
+        "/api/v1/users",
+        Some(common::TOKEN),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(status, 201, "{text}");
+    let user: serde_json::Value = serde_json::from_str(&text).unwrap();
+    user["id"].as_u64().unwrap()
+}
+
+/// One life of the gateway: started, loaded by `clients` pipelining clients (and a user
+/// created through the API), killed with SIGKILL after `life`; what it acknowledged.
+async fn one_life(
+    config: &Path,
+    smtp: SocketAddr,
+    api: SocketAddr,
+    round: usize,
+    life: Duration,
+) -> (Vec<String>, u64) {
+    let mut child = spawn_binary(config);
+    common::wait_ready(api, &mut child, &common::binary_log(config)).await;
+    let clients: Vec<_> = (0..6)
+        .map(|t| tokio::spawn(submit_until_killed(smtp, round * 100 + t)))
+        .collect();
+    let user = create_user(api, &format!("crash{round}@example.com")).await;
+    tokio::time::sleep(life).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for client in clients {
+        acknowledged.extend(client.await.unwrap());
+    }
+    (acknowledged, user)
+}
+
+/// Issue 24: a `250` survives any sequence of crashes. The real binary under load is
+/// killed with SIGKILL seven times in a row at random moments (some within a second of
+/// its start), the upstream down, failing or up in turn; then every message answered
+/// `250` must reach an upstream, and every user answered `201` must still be there, each
+/// with an id of its own. Queue ids that came back after a second crash (sled's lazily
+/// persisted counter) lost hundreds of messages here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_250_survives_repeated_kill_9() {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    println!("seed {seed}");
+    let mut dice = Dice(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let [smtp_port, api_port] = free_ports();
+    let smtp: SocketAddr = format!("127.0.0.1:{smtp_port}").parse().unwrap();
+    let api: SocketAddr = format!("127.0.0.1:{api_port}").parse().unwrap();
+    let mut upstreams = Vec::new();
+    let config = write_config(dir.path(), smtp_port, api_port, free_ports::<1>()[0]);
+    let mut first = start_with_alice(&config, api_port).await;
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    let (mut acknowledged, mut users) = (Vec::new(), Vec::new());
+    let modes = [Upstream::Down, Upstream::Flaky, Upstream::Up];
+    for round in 0..7 {
+        let mode = modes[dice.roll(3) as usize];
+        let port = match mode {
+            Upstream::Down => free_ports::<1>()[0],
+            Upstream::Flaky | Upstream::Up => {
+                let tempfail_first = if matches!(mode, Upstream::Flaky) {
+                    1_000_000
+                } else {
+                    0
+                };
+                let upstream = FakeUpstream::start(Script {
+                    pipelining: true,
+                    tempfail_first,
+                    ..Script::default()
+                })
+                .await;
+                let port = upstream.addr.port();
+                upstreams.push(upstream);
+                port
+            }
+        };
+        let config = write_config(dir.path(), smtp_port, api_port, port);
+        // Half the lives end within a second of the start, the rest within three.
+        let life = Duration::from_millis(200 + dice.roll(if round % 2 == 0 { 800 } else { 2800 }));
+        let (acked, user) = one_life(&config, smtp, api, round, life).await;
+        println!(
+            "life {round}: upstream {mode:?}, killed after {life:?}, {} acknowledged",
+            acked.len()
+        );
+        acknowledged.extend(acked);
+        users.push(user);
+    }
+    assert!(
+        acknowledged.len() > 100,
+        "too little load to mean anything: {}",
+        acknowledged.len()
+    );
+
+    let last = FakeUpstream::start(Script {
+        pipelining: true,
+        ..Script::default()
+    })
+    .await;
+    let config = write_config(dir.path(), smtp_port, api_port, last.addr.port());
+    let mut child = spawn_binary(&config);
+    common::wait_ready(api, &mut child, &common::binary_log(&config)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (missing, twice) = loop {
+        let mut all: Vec<&FakeUpstream> = upstreams.iter().collect();
+        all.push(&last);
+        let counts = subject_counts(&all);
+        let missing: Vec<String> = acknowledged
+            .iter()
+            .filter(|s| !counts.contains_key(*s))
+            .cloned()
+            .collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            break (missing, counts.values().filter(|&&n| n > 1).count());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (status, text) = common::http(api, "GET", "/api/v1/users", Some(common::TOKEN), None).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    println!(
+        "{} acknowledged, {} lost, {twice} delivered more than once (seed {seed})",
+        acknowledged.len(),
+        missing.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged messages lost (seed {seed}): {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(10)]
+    );
+    assert_eq!(status, 200, "{text}");
+    let listed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let listed = listed
+        .as_array()
+        .or(listed["items"].as_array())
+        .expect("a list of users")
+        .clone();
+    let mut ids: Vec<u64> = listed.iter().map(|u| u["id"].as_u64().unwrap()).collect();
+    for (round, id) in users.iter().enumerate() {
+        let found = listed.iter().find(|u| u["id"].as_u64() == Some(*id));
+        let login = found.map(|u| u["login"].as_str().unwrap_or_default().to_string());
+        assert_eq!(
+            login,
+            Some(format!("crash{round}@example.com")),
+            "user {id} of life {round}"
+        );
+    }
+    let all = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), all, "two users share an id");
 }

@@ -84,6 +84,11 @@ impl Api {
                 ?problem,
                 "audit entry not written"
             );
+            // Never a success for a change whose trail is not on disk.
+            return Err(Problem::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("the change was made but its audit entry could not be written ({}); check the store's disk", problem.detail),
+            ));
         }
         Ok(())
     }

@@ -122,12 +122,23 @@ impl Problem {
             "internal error; see the server log",
         )
     }
+
+    /// 503: the store could not make the change durable (a full disk, an I/O error);
+    /// the caller may try again once the cause is gone.
+    pub fn not_durable(detail: impl std::fmt::Display) -> Problem {
+        tracing::error!(%detail, "API change not made durable");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the change could not be made durable ({detail}); try again later"),
+        )
+    }
 }
 
 impl From<StoreError> for Problem {
     fn from(error: StoreError) -> Problem {
         match error {
             StoreError::Conflict(what) => Problem::conflict(format!("{what} already exists")),
+            other if other.is_io() => Problem::not_durable(other),
             other => Problem::internal(other),
         }
     }
@@ -172,4 +183,19 @@ pub async fn method_not_allowed() -> Problem {
         StatusCode::METHOD_NOT_ALLOWED,
         "this resource does not support that method",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_write_that_did_not_reach_the_disk_is_503_not_500() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert_eq!(Problem::from(StoreError::Sync(full)).status, 503);
+        let corrupt = StoreError::Corrupt("x".into());
+        assert_eq!(Problem::from(corrupt).status, 500);
+        let taken = StoreError::Conflict("login".into());
+        assert_eq!(Problem::from(taken).status, 409);
+    }
 }

@@ -228,6 +228,10 @@ pub struct QueueConfig {
     pub expire_after_secs: u64,
     /// Deliveries in flight at once, over all upstreams.
     pub concurrency: usize,
+    /// Free space (MiB) kept on the spool's and the store's file systems: below it new
+    /// mail is refused with `452 4.3.1` before anything is written (Postfix's
+    /// `queue_minfree`), and no spare journal segment is made from it.
+    pub min_free_mb: u64,
 }
 
 impl Default for QueueConfig {
@@ -236,6 +240,7 @@ impl Default for QueueConfig {
             retry_intervals_secs: vec![60, 300, 900, 1800, 3600],
             expire_after_secs: 5 * 24 * 3600,
             concurrency: 64,
+            min_free_mb: 64,
         }
     }
 }

@@ -61,6 +61,11 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
             }
         }
     }
+    if let Err(short) = session.shared.spool.has_room(params.size.unwrap_or(0)) {
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name,
+            free = short.free, needed = short.needed, "MAIL FROM refused: free disk space below the reserve");
+        return session.refuse(Reject::DiskFull, reply::NO_ROOM);
+    }
     let spf = super::inbound::start_spf(session, &mail_from);
     session.state.tx = Some(Transaction {
         mail_from,

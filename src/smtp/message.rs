@@ -157,6 +157,10 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
     let rcpt_count = envelope.rcpts.len();
     let from = envelope.mail_from.clone();
     if let Err(error) = session.shared.spool.enqueue(id, envelope, data).await {
+        if let crate::spool::SpoolError::NoRoom(short) = error {
+            tracing::warn!(queue_id = %queue_id, free = short.free, needed = short.needed, "message refused: free disk space below the reserve");
+            return Ok(session.refuse(Reject::DiskFull, reply::NO_ROOM));
+        }
         tracing::error!(queue_id = %queue_id, %error, "message not stored");
         return Ok(session.refuse(Reject::StoreFailed, reply::STORE_FAILED));
     }

@@ -52,6 +52,8 @@ pub const AUTH_BAD_BASE64: &str = "501 5.5.2 cannot decode response";
 pub const AUTH_TEMP: &str = "454 4.7.0 temporary authentication failure";
 
 pub const STORE_FAILED: &str = "451 4.3.0 message could not be stored; try again later";
+/// Free disk space is below the reserve (`[queue] min_free_mb`): nothing was written.
+pub const NO_ROOM: &str = "452 4.3.1 insufficient system storage; try again later";
 pub const TOO_MANY_ERRORS: &str = "421 4.7.0 too many errors; closing connection";
 pub const TOO_MANY_AUTH_FAILURES: &str =
     "421 4.7.0 too many authentication failures; closing connection";

@@ -10,9 +10,11 @@ mod attempt;
 mod control;
 pub mod dsn;
 mod fresh;
+mod ids;
 mod journal;
 mod meta;
 mod migrate;
+mod room;
 pub mod schedule;
 mod worker;
 
@@ -20,6 +22,7 @@ pub use control::{QueueControl, QueueFilter};
 pub use fresh::Fresh;
 pub use journal::{Kept, Loc, ARCHIVE_DIR};
 pub use meta::{show_id, Envelope, Keep, Meta, QueueId, Rcpt, RcptStatus};
+pub use room::NoRoom;
 pub use worker::Worker;
 
 use crate::config::QueueConfig;
@@ -27,7 +30,10 @@ use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use fresh::Held;
+use ids::QueueIds;
 use journal::Journal;
+use room::Room;
+use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -45,11 +51,17 @@ pub enum SpoolError {
     Flush(String),
     #[error("spool record {0} is corrupt: {1}")]
     Corrupt(String, String),
+    #[error("not enough free disk space: {} octets free, {} needed", .0.free, .0.needed)]
+    NoRoom(NoRoom),
 }
 
 /// The durable queue.
 pub struct Spool {
     journal: Journal,
+    /// Queue ids: the spool's own, never reused (`ids`).
+    ids: QueueIds,
+    /// The free space new mail must leave (`room`).
+    room: Room,
     store: Store,
     notify: mpsc::UnboundedSender<Fresh>,
     /// Bytes of fresh messages held in memory for their first attempt (`fresh`).
@@ -72,7 +84,7 @@ pub fn now_ms() -> u64 {
 }
 
 impl Spool {
-    /// Opens the spool's journal in `dir` (ids come from `store`); the receiver yields ids
+    /// Opens the spool's journal in `dir` (with its own queue ids, `ids`); the receiver yields ids
     /// of newly queued messages for the worker. Messages left in the spool format of
     /// earlier versions are moved into the journal first.
     pub async fn open(
@@ -92,11 +104,19 @@ impl Spool {
         queue: QueueConfig,
         segment_bytes: u64,
     ) -> Result<(Arc<Spool>, mpsc::UnboundedReceiver<Fresh>), SpoolError> {
-        let journal = {
-            let dir = dir.to_path_buf();
-            tokio::task::spawn_blocking(move || Journal::open_with(&dir, segment_bytes))
-                .await
-                .map_err(|e| SpoolError::Flush(e.to_string()))??
+        let reserve = queue.min_free_mb.saturating_mul(1 << 20);
+        let (journal, ids, room) = {
+            let (dir, store) = (dir.to_path_buf(), store.clone());
+            tokio::task::spawn_blocking(move || {
+                let journal = Journal::open_with(&dir, segment_bytes, reserve)?;
+                let legacy = || store.legacy_id_floor().map_err(std::io::Error::other);
+                let ids = QueueIds::open(&dir, journal.max_id(), legacy)?;
+                let store_dir = store.dir_handle().map_err(std::io::Error::other)?;
+                let room = Room::new(vec![File::open(&dir)?, store_dir], reserve)?;
+                Ok::<_, std::io::Error>((journal, ids, room))
+            })
+            .await
+            .map_err(|e| SpoolError::Flush(e.to_string()))??
         };
         let (notify, rx) = mpsc::unbounded_channel();
         let (kept, kept_rx) = mpsc::unbounded_channel();
@@ -105,6 +125,8 @@ impl Spool {
         }
         let spool = Spool {
             journal,
+            ids,
+            room,
             store,
             notify,
             held: Arc::new(AtomicUsize::new(0)),
@@ -121,7 +143,12 @@ impl Spool {
 
     /// A fresh queue id (known before the data arrives, for the `Received` field).
     pub fn new_id(&self) -> Result<QueueId, SpoolError> {
-        Ok(self.store.generate_id()? + 1)
+        Ok(self.ids.next()?)
+    }
+
+    /// Whether a message of `size` octets fits above the free-space reserve now.
+    pub fn has_room(&self, size: u64) -> Result<(), NoRoom> {
+        self.room.check(size)
     }
 
     /// Stores `data` under `id` with its envelope and returns once it is on disk; the
@@ -132,6 +159,10 @@ impl Spool {
         envelope: Envelope,
         data: Bytes,
     ) -> Result<(), SpoolError> {
+        // The reserve is checked before anything is written: with the bytes in hand.
+        self.room
+            .check(data.len() as u64)
+            .map_err(SpoolError::NoRoom)?;
         let now = now_ms();
         let meta = Meta {
             id,

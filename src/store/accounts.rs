@@ -1,7 +1,7 @@
 //! Email accounts (SPEC §2): wrappers around a real upstream mailbox, with a security
 //! scope, grants and send modes. Stored by id; names are unique (case-insensitive).
 
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -162,7 +162,7 @@ pub struct Inbound {
 /// The accounts tree.
 #[derive(Clone)]
 pub struct Accounts {
-    db: sled::Db,
+    ids: Ids,
     tree: sled::Tree,
     sync: Syncer,
     /// Every account's identifying fields, read from the tree once and then kept in step
@@ -172,9 +172,9 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Accounts, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Accounts, StoreError> {
         Ok(Accounts {
-            db: db.clone(),
+            ids,
             tree: db.open_tree("accounts")?,
             sync,
             keys: Arc::default(),
@@ -203,7 +203,7 @@ impl Accounts {
         {
             return Err(StoreError::Conflict(format!("account {:?}", account.name)));
         }
-        account.id = self.db.generate_id()? + 1;
+        account.id = self.ids.next()?;
         self.write(&account)?;
         Ok(account)
     }

@@ -10,7 +10,7 @@
 //! for backups).
 
 use super::records::{decode, encode, get, key};
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -76,15 +76,19 @@ pub struct ArchivedMessage {
 /// The archive catalog tree.
 #[derive(Clone)]
 pub struct ArchiveCatalog {
-    db: sled::Db,
+    ids: Ids,
     tree: sled::Tree,
     sync: Syncer,
 }
 
 impl ArchiveCatalog {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<ArchiveCatalog, StoreError> {
+    pub(super) fn open(
+        db: &sled::Db,
+        sync: Syncer,
+        ids: Ids,
+    ) -> Result<ArchiveCatalog, StoreError> {
         Ok(ArchiveCatalog {
-            db: db.clone(),
+            ids,
             tree: db.open_tree("archive")?,
             sync,
         })
@@ -95,7 +99,7 @@ impl ArchiveCatalog {
         if messages.is_empty() {
             return Ok(());
         }
-        let seq = self.db.generate_id()? + 1;
+        let seq = self.ids.next()?;
         let mut batch = sled::Batch::default();
         batch.insert(key(b"b", &[seq]), encode(&messages)?);
         for owner in owners(messages) {

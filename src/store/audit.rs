@@ -3,7 +3,7 @@
 //! big-endian sequence number, so iteration is chronological and ids never repeat.
 //! Append-only: nothing here updates or deletes an entry.
 
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
@@ -54,7 +54,7 @@ impl AuditFilter {
 /// The audit tree.
 #[derive(Clone)]
 pub struct Audit {
-    db: sled::Db,
+    ids: Ids,
     tree: sled::Tree,
     sync: Syncer,
     /// Held from taking an id to inserting under it, so entries appear in id order and a
@@ -63,9 +63,9 @@ pub struct Audit {
 }
 
 impl Audit {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Audit, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Audit, StoreError> {
         Ok(Audit {
-            db: db.clone(),
+            ids,
             tree: db.open_tree("audit")?,
             sync,
             order: Arc::default(),
@@ -76,7 +76,7 @@ impl Audit {
     pub fn record(&self, mut entry: AuditEntry) -> Result<AuditEntry, StoreError> {
         {
             let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
-            entry.id = self.db.generate_id()? + 1;
+            entry.id = self.ids.next()?;
             let raw = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.tree.insert(entry.id.to_be_bytes(), raw)?;
         }

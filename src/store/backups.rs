@@ -5,7 +5,7 @@
 //! Keys: `b` + backup id → the job; `i` + backup id + queue id → one message of it.
 
 use super::records::{encode, get, key, scan};
-use super::{AccountType, Direction, Grantee, StoreError, Syncer};
+use super::{ids::Ids, AccountType, Direction, Grantee, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 /// A whole backup, or only the mail since the previous one.
@@ -93,15 +93,15 @@ pub struct BackupItem {
 /// The backups tree.
 #[derive(Clone)]
 pub struct Backups {
-    db: sled::Db,
+    ids: Ids,
     tree: sled::Tree,
     sync: Syncer,
 }
 
 impl Backups {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Backups, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Backups, StoreError> {
         Ok(Backups {
-            db: db.clone(),
+            ids,
             tree: db.open_tree("backups")?,
             sync,
         })
@@ -109,7 +109,7 @@ impl Backups {
 
     /// A fresh backup id.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.ids.next()?)
     }
 
     /// Writes a job (new or changed); durable on return.

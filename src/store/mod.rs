@@ -15,9 +15,11 @@ mod accounts;
 mod archive;
 mod audit;
 mod backups;
+mod ballast;
 mod blocklist;
 mod directory;
 mod dkim;
+mod ids;
 mod mail_config;
 mod msgids;
 mod password_links;
@@ -48,6 +50,7 @@ pub use tickets::{
 pub use users::{login_key, CreatedVia, NewUser, User, UserKind, UserStatus, Users};
 pub use webhooks::{Delivery, DeliveryStatus, Webhook, Webhooks, DEFAULT_MAX_ATTEMPTS};
 
+use ids::Ids;
 use std::fs::File;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
@@ -73,6 +76,26 @@ pub enum StoreError {
     Sync(#[from] std::io::Error),
 }
 
+impl StoreError {
+    /// Whether the disk failed the store (a full disk, an I/O error): the write may not
+    /// be durable, and trying again later may succeed.
+    pub fn is_io(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sync(_) | StoreError::Sled(sled::Error::Io(_))
+        )
+    }
+
+    /// Whether the disk is full.
+    fn is_disk_full(&self) -> bool {
+        let io = match self {
+            StoreError::Sync(e) | StoreError::Sled(sled::Error::Io(e)) => e,
+            _ => return false,
+        };
+        io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull
+    }
+}
+
 /// The opened store. Cheap to clone: every clone shares one database.
 #[derive(Clone)]
 pub struct Store {
@@ -95,36 +118,43 @@ pub struct Store {
     archive: ArchiveCatalog,
     backups: Backups,
     dkim_keys: DkimKeys,
+    ids: Ids,
 }
 
 impl Store {
     /// Opens (or creates) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = open_db(dir)?;
+        let db = match open_db(dir) {
+            Err(error) if error.is_disk_full() && ballast::release(dir) => open_db(dir)?,
+            other => other?,
+        };
+        ballast::ensure(dir);
         let settings = db.open_tree("settings")?;
         check_schema(&settings)?;
         let sync = Syncer {
             db: db.clone(),
             dir: Arc::new(File::open(dir)?),
         };
-        let webhooks = Webhooks::open(&db, sync.clone())?;
+        let ids = Ids::open(&db, &settings, sync.clone())?;
+        let webhooks = Webhooks::open(&db, sync.clone(), ids.clone())?;
         Ok(Store {
-            users: Users::open(&db, sync.clone())?,
-            accounts: Accounts::open(&db, sync.clone())?,
+            users: Users::open(&db, sync.clone(), ids.clone())?,
+            accounts: Accounts::open(&db, sync.clone(), ids.clone())?,
             roles: Directory::open(&db, "roles", sync.clone())?,
             skill_groups: Directory::open(&db, "skill_groups", sync.clone())?,
             groups: Directory::open(&db, "groups", sync.clone())?,
             upstreams: Directory::open(&db, "upstreams", sync.clone())?,
             message_ids: MessageIds::open(&db, &dir.join("message-ids"))?,
-            audit: Audit::open(&db, sync.clone())?,
+            audit: Audit::open(&db, sync.clone(), ids.clone())?,
             blocklist: Blocklist::open(&db, sync.clone())?,
-            tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone())?,
+            tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone(), ids.clone())?,
             webhooks,
             password_links: PasswordLinks::open(&db, sync.clone())?,
             mail_configs: MailConfigs::open(&db, sync.clone())?,
-            archive: ArchiveCatalog::open(&db, sync.clone())?,
-            backups: Backups::open(&db, sync.clone())?,
+            archive: ArchiveCatalog::open(&db, sync.clone(), ids.clone())?,
+            backups: Backups::open(&db, sync.clone(), ids.clone())?,
             dkim_keys: DkimKeys::open(&db, sync.clone())?,
+            ids,
             db,
             sync,
             settings,
@@ -272,6 +302,11 @@ impl Store {
         Ok(())
     }
 
+    /// The store's directory, opened again (to watch its file system's free space).
+    pub fn dir_handle(&self) -> Result<File, StoreError> {
+        Ok(self.sync.dir.try_clone()?)
+    }
+
     /// Makes every write so far durable: the registry's waiting records (their own run
     /// file), sled's buffers to the kernel, then one `syncfs`. Blocking: call it from a
     /// blocking thread.
@@ -347,8 +382,15 @@ fn check_schema(settings: &sled::Tree) -> Result<(), StoreError> {
 }
 
 impl Store {
-    /// A new unique, increasing id (queue ids); unique across restarts.
-    pub fn generate_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+    /// A new id from the store's sequence (`ids`): increasing, never handed out twice,
+    /// whatever crashes when.
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        self.ids.next()
+    }
+
+    /// A floor for ids handed out by earlier versions from sled's counter (the spool's
+    /// queue ids, before the spool kept its own): above every one of them sled persisted.
+    pub fn legacy_id_floor(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()? + 1)
     }
 }

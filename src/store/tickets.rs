@@ -10,7 +10,7 @@
 
 use super::records::{encode, get, key, scan, text_key};
 use super::webhooks::{write_into, Delivery};
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 use sled::transaction::{TransactionError, Transactional};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -168,7 +168,7 @@ pub struct Change {
 /// The ticket store.
 #[derive(Clone)]
 pub struct Tickets {
-    db: sled::Db,
+    ids: Ids,
     tree: sled::Tree,
     /// The webhooks tree, for deliveries queued with a change.
     hooks: sled::Tree,
@@ -193,11 +193,12 @@ impl Tickets {
         db: &sled::Db,
         hooks: sled::Tree,
         sync: Syncer,
+        ids: Ids,
     ) -> Result<Tickets, StoreError> {
         let tree = db.open_tree("tickets")?;
         let any = tree.scan_prefix(TICKET).next().is_some();
         Ok(Tickets {
-            db: db.clone(),
+            ids,
             tree,
             hooks,
             sync,
@@ -213,7 +214,7 @@ impl Tickets {
 
     /// A fresh id for a ticket, article or knowledge item.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.ids.next()?)
     }
 
     /// Runs `build` and writes the change it returns in one transaction, made durable

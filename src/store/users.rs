@@ -3,7 +3,7 @@
 //! Secrets are stored only as an argon2id PHC string (human passwords) or a SHA-256 digest
 //! (high-entropy secrets of `system` principals); verifying them is `policy`'s job.
 
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 /// What kind of principal a user is.
@@ -85,7 +85,7 @@ pub struct NewUser {
 /// Access to the users tree.
 #[derive(Clone)]
 pub struct Users {
-    db: sled::Db,
+    ids: Ids,
     sync: Syncer,
     by_id: sled::Tree,
     by_login: sled::Tree,
@@ -97,9 +97,9 @@ pub fn login_key(login: &str) -> String {
 }
 
 impl Users {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Users, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Users, StoreError> {
         Ok(Users {
-            db: db.clone(),
+            ids,
             sync,
             by_id: db.open_tree("users")?,
             by_login: db.open_tree("users_by_login")?,
@@ -109,7 +109,7 @@ impl Users {
     /// Creates a user, refusing a login that is already taken; durable on return.
     pub fn create(&self, new: NewUser, now: u64) -> Result<User, StoreError> {
         let key = login_key(&new.login);
-        let id = self.db.generate_id()? + 1;
+        let id = self.ids.next()?;
         let user = User {
             id,
             login: new.login,

@@ -8,7 +8,7 @@
 //! them (`Tickets::change`), through `write_into`.
 
 use super::records::{encode, get, key, scan};
-use super::{StoreError, Syncer};
+use super::{ids::Ids, StoreError, Syncer};
 use serde::{Deserialize, Serialize};
 
 const HOOK: &[u8] = b"h/";
@@ -68,7 +68,7 @@ pub struct Delivery {
 /// The webhooks tree.
 #[derive(Clone)]
 pub struct Webhooks {
-    db: sled::Db,
+    ids: Ids,
     pub(super) tree: sled::Tree,
     sync: Syncer,
 }
@@ -83,9 +83,9 @@ pub(super) fn write_into(batch: &mut sled::Batch, delivery: &Delivery) -> Result
 }
 
 impl Webhooks {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Webhooks, StoreError> {
+    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Webhooks, StoreError> {
         Ok(Webhooks {
-            db: db.clone(),
+            ids,
             tree: db.open_tree("webhooks")?,
             sync,
         })
@@ -93,7 +93,7 @@ impl Webhooks {
 
     /// A fresh id.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.ids.next()?)
     }
 
     /// Stores a new webhook under a fresh id; durable on return.

@@ -7,6 +7,7 @@ pub mod backup;
 pub mod desk;
 pub mod dns;
 pub mod helpdesk;
+pub mod load;
 pub mod logs;
 pub mod oauth;
 pub mod relay;
@@ -435,7 +436,9 @@ pub fn spawn_binary(config: &std::path::Path) -> std::process::Child {
         .append(true)
         .open(binary_log(config))
         .expect("log file for the binary");
-    std::process::Command::new(env!("CARGO_BIN_EXE_postern"))
+    // POSTERN_TEST_BIN runs these tests against another build (an older commit, say).
+    let binary = std::env::var("POSTERN_TEST_BIN").unwrap_or(env!("CARGO_BIN_EXE_postern").into());
+    std::process::Command::new(binary)
         .args(["serve", "--config"])
         .arg(config)
         .env("POSTERN_ADMIN_TOKEN", TOKEN)

@@ -159,11 +159,12 @@ impl Journal {
     /// Opens the journal in `dir` (created if missing), replays it, and starts the writer.
     #[cfg(test)]
     pub fn open(dir: &Path) -> io::Result<Journal> {
-        Journal::open_with(dir, SEGMENT_BYTES)
+        Journal::open_with(dir, SEGMENT_BYTES, 0)
     }
 
-    /// `open` with segments of `segment_bytes` (`SEGMENT_BYTES`; small ones in tests).
-    pub fn open_with(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
+    /// `open` with segments of `segment_bytes` (`SEGMENT_BYTES`; small ones in tests);
+    /// spares are made only from space above `reserve` octets free.
+    pub fn open_with(dir: &Path, segment_bytes: u64, reserve: u64) -> io::Result<Journal> {
         std::fs::create_dir_all(dir)?;
         let mut index = Index::default();
         let mut files = BTreeMap::new();
@@ -196,7 +197,7 @@ impl Journal {
         };
         let shared = Arc::new(Shared {
             dir: dir.to_path_buf(),
-            spares: spare::Spares::start(dir, segment_bytes)?,
+            spares: spare::Spares::start(dir, segment_bytes, reserve)?,
             state: Mutex::new(state),
             wake: Condvar::new(),
             deleting: Mutex::new(()),
@@ -209,6 +210,15 @@ impl Journal {
         writer::delete_dead(&journal.shared)?;
         journal.writer = Some(writer::start(journal.shared.clone())?);
         Ok(journal)
+    }
+
+    /// The largest queue id the journal holds (live or kept for the archive); 0 if none.
+    pub fn max_id(&self) -> QueueId {
+        let st = self.shared.lock();
+        let live = st.index.metas().map(|m| m.id);
+        live.chain(st.recovered.iter().map(|k| k.meta.id))
+            .max()
+            .unwrap_or(0)
     }
 
     /// Number of live messages.

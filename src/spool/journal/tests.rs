@@ -105,7 +105,7 @@ async fn a_torn_tail_is_cut_and_the_rest_survives() {
 #[tokio::test]
 async fn dead_segments_are_deleted_and_a_lone_survivor_is_moved_forward() {
     let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     for id in 1..=20 {
         put(&journal, id).await;
     }
@@ -126,7 +126,7 @@ async fn dead_segments_are_deleted_and_a_lone_survivor_is_moved_forward() {
         segment_files(dir.path())
     );
     drop(journal);
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     assert_eq!(journal.due(u64::MAX, 10), vec![1]);
     assert_eq!(journal.load(1).unwrap().unwrap().1, body(1));
 }
@@ -157,7 +157,7 @@ async fn a_segment_made_from_a_spare_is_overwritten_in_place_and_reads_back() {
     let dir = tempfile::tempdir().unwrap();
     let size = 64 * 1024;
     {
-        let journal = Journal::open_with(dir.path(), size).unwrap();
+        let journal = Journal::open_with(dir.path(), size, 0).unwrap();
         // Ready means handed to the writer, not only visible on disk (the file gets its
         // name a directory sync before the writer may take it).
         let spare_ready = || journal.shared.spares.ready() > 0;
@@ -180,7 +180,7 @@ async fn a_segment_made_from_a_spare_is_overwritten_in_place_and_reads_back() {
             "the segment did not grow: it is the spare, overwritten"
         );
     }
-    let journal = Journal::open_with(dir.path(), size).unwrap();
+    let journal = Journal::open_with(dir.path(), size, 0).unwrap();
     assert_eq!(journal.due(u64::MAX, 10), vec![1, 2, 3]);
     assert_eq!(journal.load(2).unwrap().unwrap().1, body(2));
 }
@@ -189,7 +189,7 @@ async fn a_segment_made_from_a_spare_is_overwritten_in_place_and_reads_back() {
 async fn kept_records_outlive_their_segment_and_nothing_else_does() {
     let dir = tempfile::tempdir().unwrap();
     let kept = {
-        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
         for id in 1..=12 {
             put(&journal, id).await;
         }
@@ -208,7 +208,7 @@ async fn kept_records_outlive_their_segment_and_nothing_else_does() {
         // A crash here: the keep records are on disk, the catalogue is not.
         kept
     };
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     assert_eq!(journal.len(), 0);
     let found = journal.take_recovered();
     let ids: Vec<QueueId> = found.iter().map(|k| k.meta.id).collect();
@@ -238,7 +238,7 @@ async fn kept_records_outlive_their_segment_and_nothing_else_does() {
         }
     }
     drop(journal);
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     assert!(
         journal.take_recovered().is_empty(),
         "retired: never replayed again"
@@ -250,7 +250,7 @@ async fn kept_records_outlive_their_segment_and_nothing_else_does() {
 async fn a_retired_segment_number_is_never_used_again() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
         for id in 1..=8 {
             put(&journal, id).await;
         }
@@ -262,11 +262,11 @@ async fn a_retired_segment_number_is_never_used_again() {
     }
     // The first reopen deletes the last (dead) segment; the second finds none in the
     // journal's directory, only retired ones.
-    drop(Journal::open_with(dir.path(), 1024).unwrap());
+    drop(Journal::open_with(dir.path(), 1024, 0).unwrap());
     assert_eq!(segment_files(dir.path()), 0);
     let retired = recover::segments(&dir.path().join(retire::ARCHIVE_DIR)).unwrap();
     let newest = *retired.last().unwrap();
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     put(&journal, 9).await;
     let seg = journal.shared.lock().index.get(9).unwrap().body.seg;
     assert!(
@@ -284,7 +284,7 @@ async fn a_retired_segment_number_is_never_used_again() {
 async fn dropping_the_journal_waits_for_its_writer() {
     let dir = tempfile::tempdir().unwrap();
     for round in 0..3 {
-        let journal = Journal::open_with(dir.path(), 1024).unwrap();
+        let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
         put(&journal, round + 1).await;
         journal.remove(round + 1);
         journal.sync().await.unwrap();
@@ -293,7 +293,7 @@ async fn dropping_the_journal_waits_for_its_writer() {
         // The writer held the other reference: it has finished, dead segments deleted.
         assert_eq!(Arc::strong_count(&shared), 1, "the writer still runs");
     }
-    let journal = Journal::open_with(dir.path(), 1024).unwrap();
+    let journal = Journal::open_with(dir.path(), 1024, 0).unwrap();
     assert_eq!(journal.len(), 0);
 }
 
@@ -301,7 +301,7 @@ async fn dropping_the_journal_waits_for_its_writer() {
 async fn dropping_the_journal_stops_its_spares_thread_mid_spare() {
     let dir = tempfile::tempdir().unwrap();
     // A spare this big is still being made when the journal is dropped.
-    let journal = Journal::open_with(dir.path(), 1 << 30).unwrap();
+    let journal = Journal::open_with(dir.path(), 1 << 30, 0).unwrap();
     let shared = journal.shared.clone();
     drop(journal);
     assert_eq!(
