@@ -109,7 +109,7 @@ impl Backups {
 
     /// A fresh backup id.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.ids.next()?)
+        self.ids.next()
     }
 
     /// Writes a job (new or changed); durable on return.

@@ -214,7 +214,7 @@ impl Tickets {
 
     /// A fresh id for a ticket, article or knowledge item.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.ids.next()?)
+        self.ids.next()
     }
 
     /// Runs `build` and writes the change it returns in one transaction, made durable

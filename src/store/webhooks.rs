@@ -93,7 +93,7 @@ impl Webhooks {
 
     /// A fresh id.
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.ids.next()?)
+        self.ids.next()
     }
 
     /// Stores a new webhook under a fresh id; durable on return.
