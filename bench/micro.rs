@@ -8,6 +8,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use postern::config::QueueConfig;
 use postern::metrics::Metrics;
 use postern::rewrite::{apply, inspect, Plan};
+use postern::smtp::deadline::Timing;
 use postern::smtp::io::{Conn, DataLimits};
 use postern::smtp::params::{check_mailbox, mail_params, split_path};
 use postern::spool::{Envelope, Spool};
@@ -48,15 +49,18 @@ fn parser(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let stream = tokio::io::join(&wire[..], tokio::io::sink());
-                let mut conn = Conn::new(stream);
+                let timing = Timing {
+                    session_end: std::time::Instant::now() + Duration::from_secs(3600),
+                    idle: Duration::from_secs(5),
+                    min_data_rate: 500,
+                };
+                let mut conn = Conn::new(stream, timing);
                 let mut out = Vec::with_capacity(8192);
                 let limits = DataLimits {
                     max_size: 1 << 25,
                     max_line: 1001,
                 };
-                conn.read_data(&mut out, limits, Duration::from_secs(5))
-                    .await
-                    .unwrap()
+                conn.read_data(&mut out, limits).await.unwrap()
             })
         })
     });

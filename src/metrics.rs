@@ -25,7 +25,10 @@ pub enum Reject {
     StoreFailed,
     TooManyErrors,
     ConnectionLimit,
-    Timeout,
+    IdleTimeout,
+    DataRate,
+    SessionTimeout,
+    HandshakeTimeout,
     BadHeader,
     PolicyRefused,
     Blocked,
@@ -35,7 +38,7 @@ pub enum Reject {
 }
 
 impl Reject {
-    const ALL: [Reject; 22] = [
+    const ALL: [Reject; 25] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -51,7 +54,10 @@ impl Reject {
         Reject::StoreFailed,
         Reject::TooManyErrors,
         Reject::ConnectionLimit,
-        Reject::Timeout,
+        Reject::IdleTimeout,
+        Reject::DataRate,
+        Reject::SessionTimeout,
+        Reject::HandshakeTimeout,
         Reject::BadHeader,
         Reject::PolicyRefused,
         Reject::Blocked,
@@ -78,7 +84,10 @@ impl Reject {
             Reject::StoreFailed => "store_failed",
             Reject::TooManyErrors => "too_many_errors",
             Reject::ConnectionLimit => "connection_limit",
-            Reject::Timeout => "timeout",
+            Reject::IdleTimeout => "idle_timeout",
+            Reject::DataRate => "data_rate",
+            Reject::SessionTimeout => "session_timeout",
+            Reject::HandshakeTimeout => "tls_handshake_timeout",
             Reject::BadHeader => "bad_header",
             Reject::PolicyRefused => "policy",
             Reject::Blocked => "blocked",

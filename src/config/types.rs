@@ -189,9 +189,16 @@ pub struct Limits {
     pub errors_per_session: u32,
     /// Failed AUTH attempts before the session is closed.
     pub auth_failures: u32,
-    /// Seconds without a complete command before the session is closed.
+    /// Seconds a command line (or AUTH answer, or TLS handshake, at most 30 s) may take to
+    /// arrive whole, from the moment the server waits for it: a deadline per line, not per
+    /// read. Also the first allowance of DATA and of each BDAT chunk.
     pub idle_timeout_secs: u64,
-    /// Longest a session may last, in seconds.
+    /// Octets per second DATA and BDAT must keep to (Postfix's `smtpd_min_data_rate`): the
+    /// payload's deadline moves `n / min_data_rate` seconds on for `n` octets received, but
+    /// never beyond `idle_timeout_secs` from the last read. 0: only the idle timeout.
+    pub min_data_rate: u64,
+    /// Longest a session may last, in seconds, whatever it is doing (also mid-line or
+    /// mid-message).
     pub session_timeout_secs: u64,
     /// Concurrent sessions from one IP address, per listener.
     pub connections_per_ip: usize,
@@ -211,6 +218,7 @@ impl Default for Limits {
             errors_per_session: 20,
             auth_failures: 3,
             idle_timeout_secs: 300,
+            min_data_rate: 500,
             session_timeout_secs: 3600,
             connections_per_ip: 50,
             max_connections: 1000,

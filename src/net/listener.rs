@@ -1,6 +1,7 @@
 //! The accept loop of one SMTP listener: a global cap and a per-IP cap on concurrent
-//! sessions (over either, the client gets `421` and the connection closes), one task per
-//! session, and a graceful stop that lets sessions in flight finish up to a deadline.
+//! sessions (over either, the client gets `421 4.7.0` saying which, and the connection
+//! closes), one task per session, and a graceful stop that lets sessions in flight finish
+//! up to a deadline. How long a session may hold its slot is `smtp::deadline`'s business.
 
 use crate::metrics::Reject;
 use crate::smtp::{self, reply, Shared};
@@ -56,12 +57,17 @@ pub async fn run(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
-                let guard = claim(&per_ip, peer.ip(), shared.limits.connections_per_ip);
                 let permit = slots.clone().try_acquire_owned().ok();
+                let full = permit.is_none();
+                let guard = claim(&per_ip, peer.ip(), shared.limits.connections_per_ip);
                 let (Some(guard), Some(permit)) = (guard, permit) else {
+                    let (limit, text) = match full {
+                        true => ("max_connections", reply::TOO_MANY_CONNECTIONS),
+                        false => ("connections_per_ip", reply::TOO_MANY_CONNECTIONS_FROM_IP),
+                    };
                     shared.metrics.reject(Reject::ConnectionLimit);
-                    tracing::warn!(%peer, listener = %shared.listener.name, "connection limit reached");
-                    tokio::spawn(refuse(stream));
+                    tracing::warn!(%peer, listener = %shared.listener.name, limit, "connection limit reached");
+                    tokio::spawn(refuse(stream, text));
                     continue;
                 };
                 let shared = shared.clone();
@@ -87,8 +93,8 @@ pub async fn run(
     }
 }
 
-async fn refuse(mut stream: TcpStream) {
-    let line = format!("{}\r\n", reply::TOO_MANY_CONNECTIONS);
+async fn refuse(mut stream: TcpStream, text: &'static str) {
+    let line = format!("{text}\r\n");
     let _ = stream.write_all(line.as_bytes()).await;
     let _ = stream.shutdown().await;
 }

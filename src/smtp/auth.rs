@@ -144,17 +144,14 @@ async fn challenge<S: AsyncRead + AsyncWrite + Unpin + Send>(
     text: &str,
 ) -> io::Result<Answer> {
     session.conn.reply(text);
-    let timeout = session.timeout()?;
-    Ok(
-        match session.conn.read_line(MAX_AUTH_LINE, timeout).await? {
-            Line::Eof => Answer::Closed,
-            Line::TooLong | Line::BareNewline => Answer::Invalid,
-            Line::Ok(line) => match &line[..line.len() - 2] {
-                b"*" => Answer::Cancelled,
-                raw => decode(&String::from_utf8_lossy(raw)),
-            },
+    Ok(match session.conn.read_line(MAX_AUTH_LINE).await? {
+        Line::Eof => Answer::Closed,
+        Line::TooLong | Line::BareNewline => Answer::Invalid,
+        Line::Ok(line) => match &line[..line.len() - 2] {
+            b"*" => Answer::Cancelled,
+            raw => decode(&String::from_utf8_lossy(raw)),
         },
-    )
+    })
 }
 
 fn decode(text: &str) -> Answer {

@@ -1,6 +1,12 @@
 //! BDAT (RFC 3030 CHUNKING): chunks of exact size, no dot-stuffing. Every announced chunk
 //! is read, even when the transaction is refused, so the stream stays in step. The whole
-//! message is checked for bare CR/LF and line length at `LAST`.
+//! message is checked for bare CR/LF and line length at `LAST`. A chunk must come at the
+//! minimum data rate (`deadline`).
+//!
+//! The command is parsed here, not by smtp-proto: smtp-proto 0.2 reads a size of more
+//! digits than a `u64` holds as some small number, which would put the server out of step
+//! with the client. A size that cannot be read gets `501` and the session closes, since
+//! nobody knows where the chunk after it ends.
 
 use super::io::check_lines;
 use super::session::{Next, Session};
@@ -20,26 +26,61 @@ pub struct Chunks {
     pub too_big: bool,
 }
 
+/// Reads what follows `BDAT` on its line (CRLF excluded): ` <size> [LAST]`, the size a
+/// decimal number that fits in a `u64` (and a `usize`).
+pub fn parse(args: &[u8]) -> Option<(usize, bool)> {
+    let text = std::str::from_utf8(args).ok()?;
+    if !text.starts_with([' ', '\t']) {
+        return None;
+    }
+    let mut words = text.split([' ', '\t']).filter(|w| !w.is_empty());
+    let size = words.next()?;
+    if !size.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let size = usize::try_from(size.parse::<u64>().ok()?).ok()?;
+    let last = match words.next() {
+        None => false,
+        Some(word) if word.eq_ignore_ascii_case("LAST") => true,
+        Some(_) => return None,
+    };
+    words.next().is_none().then_some((size, last))
+}
+
+/// Handles a `BDAT` line: parses it, then reads the chunk.
+pub async fn command<S: AsyncRead + AsyncWrite + Unpin + Send>(
+    session: &mut Session<S>,
+    args: &[u8],
+) -> io::Result<Next> {
+    let Some((size, last)) = parse(args) else {
+        session.state.tx = None;
+        tracing::debug!(peer = %session.peer, "unreadable BDAT size; closing");
+        return session
+            .close_with(Reject::Syntax, reply::BAD_CHUNK_SIZE)
+            .await;
+    };
+    bdat(session, size, last).await
+}
+
 /// Handles `BDAT <size> [LAST]`.
-pub async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
+async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
     session: &mut Session<S>,
     size: usize,
     last: bool,
 ) -> io::Result<Next> {
-    let timeout = session.timeout()?;
     let refusal = match session.state.tx.as_ref() {
         None => Some(reply::NEED_MAIL),
         Some(tx) if tx.rcpts.is_empty() => Some(reply::NEED_RCPT),
         Some(_) => None,
     };
     if let Some(text) = refusal {
-        if !session.conn.read_chunk(None, size, timeout).await? {
+        if !session.conn.read_chunk(None, size).await? {
             return Ok(Next::Close);
         }
         return Ok(session.refuse(Reject::BadSequence, text));
     }
     if let Err(text) = start_chunks(session) {
-        let _ = session.conn.read_chunk(None, size, timeout).await?;
+        let _ = session.conn.read_chunk(None, size).await?;
         session.state.tx = None;
         return Ok(session.refuse(Reject::StoreFailed, text));
     }
@@ -50,7 +91,7 @@ pub async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
     };
     chunks.too_big |= chunks.buf.len() - chunks.start + size > max;
     let sink = (!chunks.too_big).then_some(&mut chunks.buf);
-    if !conn.read_chunk(sink, size, timeout).await? {
+    if !conn.read_chunk(sink, size).await? {
         return Ok(Next::Close);
     }
     if !last {
@@ -112,4 +153,28 @@ async fn finish<S: AsyncRead + AsyncWrite + Unpin + Send>(
         chunks.buf.extend_from_slice(b"\r\n");
     }
     message::accept(session, chunks.id, chunks.buf, chunks.start).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse;
+
+    #[test]
+    fn sizes_that_do_not_fit_are_unreadable() {
+        assert_eq!(parse(b" 5"), Some((5, false)));
+        assert_eq!(parse(b" 0 LAST"), Some((0, true)));
+        assert_eq!(parse(b" 12 last"), Some((12, true)));
+        assert_eq!(
+            parse(b" 18446744073709551615 LAST"),
+            Some((usize::MAX, true))
+        );
+        assert_eq!(parse(b" 18446744073709551616 LAST"), None);
+        assert_eq!(parse(b" 1000000000000000000005 LAST"), None);
+        assert_eq!(parse(b" +5"), None);
+        assert_eq!(parse(b""), None);
+        assert_eq!(parse(b" "), None);
+        assert_eq!(parse(b"5"), None);
+        assert_eq!(parse(b" 5 LAST x"), None);
+        assert_eq!(parse(b" 5 FIRST"), None);
+    }
 }

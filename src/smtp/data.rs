@@ -2,6 +2,7 @@
 //! rewrite writes the new header block into.
 //! A bare CR or LF closes the session: after one, the client and server may no longer agree
 //! where the message ends, which is how messages get smuggled.
+//! The client must keep to the minimum data rate (`deadline`) while it sends the message.
 
 use super::io::{DataEnd, DataLimits};
 use super::session::{Next, Session};
@@ -38,13 +39,8 @@ pub async fn data<S: AsyncRead + AsyncWrite + Unpin + Send>(
         // the transmitted line may carry one stuffing dot
         max_line: session.shared.limits.text_line + 1,
     };
-    let timeout = session.timeout()?;
-    let (end, flags) = match session.conn.read_data(&mut buf, limits, timeout).await {
-        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-            return session.close_with(Reject::Timeout, reply::TIMEOUT).await;
-        }
-        other => other?,
-    };
+    // A deadline that passes here ends the session in `Session::run` (nothing is queued).
+    let (end, flags) = session.conn.read_data(&mut buf, limits).await?;
     match end {
         DataEnd::Eof => return Ok(Next::Close),
         DataEnd::BareNewline => {

@@ -4,11 +4,15 @@
 //! LF; command lines are capped (512 octets by default) and text lines too (1000); only a
 //! line `.` CRLF ends DATA — also as the very first line. Replies are buffered and written
 //! only when the next read would block, which is what makes PIPELINING cheap.
+//!
+//! Every read and write runs under a deadline (`deadline`): one per command line, one that
+//! moves with the data rate per payload, all capped by the session's end.
 
+use super::deadline::{Deadline, Limit, Timing, LAST_REPLY_MAX};
 use bytes::{Buf, BytesMut};
 use memchr::{memchr, memchr2};
 use std::io;
-use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// One command line as read.
@@ -56,21 +60,23 @@ pub struct Conn<S> {
     wbuf: Vec<u8>,
     /// Discarding an overlong line until its LF.
     skipping: bool,
-}
-
-/// The read timed out.
-pub fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+    timing: Timing,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
-    pub fn new(stream: S) -> Conn<S> {
+    pub fn new(stream: S, timing: Timing) -> Conn<S> {
         Conn {
             stream,
             rbuf: BytesMut::with_capacity(8192),
             wbuf: Vec::with_capacity(1024),
             skipping: false,
+            timing,
         }
+    }
+
+    /// The session's time limits.
+    pub fn timing(&self) -> &Timing {
+        &self.timing
     }
 
     /// Gives the stream back (for the TLS upgrade); unread input is dropped on purpose.
@@ -84,14 +90,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.wbuf.extend_from_slice(b"\r\n");
     }
 
-    /// Writes every queued reply.
+    /// Writes every queued reply; the client must take them within the idle timeout.
     pub async fn flush(&mut self) -> io::Result<()> {
-        if !self.wbuf.is_empty() {
-            self.stream.write_all(&self.wbuf).await?;
-            self.stream.flush().await?;
-            self.wbuf.clear();
-        }
-        Ok(())
+        let deadline = self.timing.line();
+        deadline
+            .run(write_out(&mut self.stream, &mut self.wbuf))
+            .await
+    }
+
+    /// Writes the session's last replies, waiting at most `LAST_REPLY_MAX` (also when the
+    /// session's time is already up).
+    pub async fn flush_last(&mut self) -> io::Result<()> {
+        let deadline = Deadline {
+            at: Instant::now() + self.timing.idle.min(LAST_REPLY_MAX),
+            limit: Limit::Idle,
+        };
+        deadline
+            .run(write_out(&mut self.stream, &mut self.wbuf))
+            .await
     }
 
     /// True if the client has sent bytes not yet consumed.
@@ -99,18 +115,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         !self.rbuf.is_empty()
     }
 
-    async fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
-        self.flush().await?;
+    /// Writes the queued replies, then reads what the client sent, both before `deadline`.
+    async fn fill(&mut self, deadline: Deadline) -> io::Result<usize> {
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             self.rbuf.reserve(16384);
         }
-        tokio::time::timeout(timeout, self.stream.read_buf(&mut self.rbuf))
-            .await
-            .map_err(|_| timed_out())?
+        let Conn {
+            stream, rbuf, wbuf, ..
+        } = self;
+        let work = async {
+            write_out(stream, wbuf).await?;
+            stream.read_buf(rbuf).await
+        };
+        deadline.run(work).await
     }
 
-    /// Reads one line of at most `max` octets (CRLF included).
-    pub async fn read_line(&mut self, max: usize, timeout: Duration) -> io::Result<Line> {
+    /// Reads one line of at most `max` octets (CRLF included); the whole line must arrive
+    /// within the idle timeout.
+    pub async fn read_line(&mut self, max: usize) -> io::Result<Line> {
+        let deadline = self.timing.line();
         loop {
             if let Some(pos) = memchr(b'\n', &self.rbuf) {
                 let line = self.rbuf.split_to(pos + 1);
@@ -126,19 +149,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 self.skipping = true;
                 self.rbuf.clear();
             }
-            if self.fill(timeout).await? == 0 {
+            if self.fill(deadline).await? == 0 {
                 return Ok(Line::Eof);
             }
         }
     }
 
-    /// Reads a DATA payload up to `CRLF.CRLF`, un-dot-stuffed, appending to `out`.
+    /// Reads a DATA payload up to `CRLF.CRLF`, un-dot-stuffed, appending to `out`; the
+    /// client must keep to the minimum data rate.
     pub async fn read_data(
         &mut self,
         out: &mut Vec<u8>,
         limits: DataLimits,
-        timeout: Duration,
     ) -> io::Result<(DataEnd, DataFlags)> {
+        let mut rate = self.timing.payload();
         let mut scan = DataScan {
             limits,
             flags: DataFlags::default(),
@@ -160,20 +184,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 let keep = self.rbuf.len() - 1;
                 self.rbuf.advance(keep);
             }
-            if self.fill(timeout).await? == 0 {
-                return Ok((DataEnd::Eof, scan.flags));
+            match self.fill(rate.deadline()).await? {
+                0 => return Ok((DataEnd::Eof, scan.flags)),
+                n => rate.received(n),
             }
         }
     }
 
     /// Reads exactly `n` octets (a BDAT chunk), appending them to `out` or, when `out` is
     /// `None`, discarding them; returns false if the client closed the connection first.
+    /// The client must keep to the minimum data rate.
     pub async fn read_chunk(
         &mut self,
         mut out: Option<&mut Vec<u8>>,
         mut n: usize,
-        timeout: Duration,
     ) -> io::Result<bool> {
+        let mut rate = self.timing.payload();
         loop {
             let take = n.min(self.rbuf.len());
             if let Some(out) = out.as_deref_mut() {
@@ -184,11 +210,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             if n == 0 {
                 return Ok(true);
             }
-            if self.fill(timeout).await? == 0 {
-                return Ok(false);
+            match self.fill(rate.deadline()).await? {
+                0 => return Ok(false),
+                read => rate.received(read),
             }
         }
     }
+}
+
+/// Writes and clears `wbuf`.
+async fn write_out<S: AsyncWrite + Unpin>(stream: &mut S, wbuf: &mut Vec<u8>) -> io::Result<()> {
+    if !wbuf.is_empty() {
+        stream.write_all(wbuf).await?;
+        stream.flush().await?;
+        wbuf.clear();
+    }
+    Ok(())
 }
 
 /// The state of reading one DATA payload across reads.
@@ -283,6 +320,15 @@ pub fn check_lines(message: &[u8]) -> (bool, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn timing() -> Timing {
+        Timing {
+            session_end: Instant::now() + Duration::from_secs(60),
+            idle: Duration::from_secs(5),
+            min_data_rate: 500,
+        }
+    }
 
     #[test]
     fn clean_lines() {
@@ -300,16 +346,13 @@ mod tests {
         let (mut client, server) = tokio::io::duplex(1 << 16);
         client.write_all(input).await.unwrap();
         drop(client);
-        let mut conn = Conn::new(server);
+        let mut conn = Conn::new(server, timing());
         let mut out = Vec::new();
         let limits = DataLimits {
             max_size: 1 << 20,
             max_line: 1000,
         };
-        let (end, flags) = conn
-            .read_data(&mut out, limits, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let (end, flags) = conn.read_data(&mut out, limits).await.unwrap();
         (end, flags, out)
     }
 
@@ -373,16 +416,13 @@ mod tests {
         input.extend_from_slice(b".\r\n");
         let (mut client, server) = tokio::io::duplex(1 << 16);
         client.write_all(&input).await.unwrap();
-        let mut conn = Conn::new(server);
+        let mut conn = Conn::new(server, timing());
         let mut out = Vec::new();
         let limits = DataLimits {
             max_size: 1000,
             max_line: 1000,
         };
-        let (end, flags) = conn
-            .read_data(&mut out, limits, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let (end, flags) = conn.read_data(&mut out, limits).await.unwrap();
         assert_eq!(end, DataEnd::Complete);
         assert!(flags.too_big);
         assert!(out.len() <= 1000);

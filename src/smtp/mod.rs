@@ -5,10 +5,14 @@
 //! Commands are classified by smtp-proto, except MAIL and RCPT, whose arguments Postern
 //! reads itself (`params`) to close smtp-proto's gaps. Framing is strict (`io`). The
 //! server decides nothing about policy: it asks `policy` and hands messages to `spool`.
+//!
+//! Time limits are deadlines (`deadline`): per command line, per payload at a minimum data
+//! rate, per TLS handshake, and one for the whole session, which STARTTLS does not reset.
 
 mod auth;
 mod bdat;
 mod data;
+pub mod deadline;
 mod ehlo;
 mod inbound;
 pub mod io;
@@ -39,8 +43,8 @@ pub enum SmtpError {
     Io(#[from] std::io::Error),
     #[error("TLS handshake: {0}")]
     Handshake(std::io::Error),
-    #[error("TLS handshake timed out")]
-    HandshakeTimeout,
+    #[error("TLS handshake: {}", .0.reason())]
+    HandshakeTimeout(deadline::Limit),
 }
 
 /// What every session of one listener shares.
@@ -119,7 +123,7 @@ pub async fn serve(
     let deadline = Instant::now() + Duration::from_secs(shared.limits.session_timeout_secs);
     let greeting = reply::greeting(&shared.hostname);
     if shared.listener.tls == TlsMode::Implicit {
-        let tls = handshake(&shared, stream).await?;
+        let tls = handshake(&shared, stream, &peer, deadline).await?;
         let state = shared.fresh_state(true, &peer, deadline);
         let mut session = Session::new(tls, shared.clone(), peer, state);
         session.conn.reply(&greeting);
@@ -133,7 +137,7 @@ pub async fn serve(
         return Ok(());
     }
     let (errors, auth_failures) = (session.state.errors, session.state.auth_failures);
-    let tls = handshake(&shared, session.conn.into_stream()).await?;
+    let tls = handshake(&shared, session.conn.into_stream(), &peer, deadline).await?;
     let mut state = shared.fresh_state(true, &peer, deadline);
     state.errors = errors;
     state.auth_failures = auth_failures;
@@ -141,15 +145,27 @@ pub async fn serve(
     Ok(())
 }
 
+/// The TLS handshake, within `idle_timeout_secs` (at most 30 s) and the session's end. A
+/// client that runs out of time gets no reply (there is no channel for one) but is counted
+/// and logged like every other time limit.
 async fn handshake(
     shared: &Shared,
     stream: TcpStream,
+    peer: &SocketAddr,
+    session_end: Instant,
 ) -> Result<tokio_rustls::server::TlsStream<TcpStream>, SmtpError> {
     let acceptor = shared.tls.clone().ok_or_else(|| {
         SmtpError::Handshake(std::io::Error::other("listener has no certificate"))
     })?;
-    tokio::time::timeout(Duration::from_secs(30), acceptor.accept(stream))
-        .await
-        .map_err(|_| SmtpError::HandshakeTimeout)?
-        .map_err(SmtpError::Handshake)
+    let deadline = deadline::Timing::new(&shared.limits, session_end).handshake();
+    match tokio::time::timeout_at(deadline.at.into(), acceptor.accept(stream)).await {
+        Ok(done) => done.map_err(SmtpError::Handshake),
+        Err(_) => {
+            let limit = deadline.limit;
+            shared.metrics.reject(limit.reject());
+            tracing::info!(%peer, listener = %shared.listener.name, limit = limit.reject().as_str(),
+                "{}; closing the connection", limit.reason());
+            Err(SmtpError::HandshakeTimeout(limit))
+        }
+    }
 }

@@ -33,6 +33,8 @@ pub const ALREADY_TLS: &str = "503 5.5.1 TLS already active";
 pub const UNSUPPORTED_PARAM: &str = "555 5.5.4 parameter not recognized or not implemented";
 pub const BAD_XTEXT: &str = "501 5.5.4 invalid xtext value (control characters are not allowed)";
 pub const BAD_SIZE: &str = "501 5.5.4 invalid SIZE value";
+pub const BAD_CHUNK_SIZE: &str =
+    "501 5.5.4 syntax: BDAT <size> [LAST], a size of 64 bits at most; closing connection";
 pub const BAD_ADDRESS: &str = "553 5.1.3 address syntax is invalid";
 pub const NEED_SMTPUTF8: &str = "553 5.6.7 non-ASCII address requires SMTPUTF8";
 pub const TOO_BIG: &str = "552 5.3.4 message exceeds the size limit";
@@ -57,8 +59,13 @@ pub const NO_ROOM: &str = "452 4.3.1 insufficient system storage; try again late
 pub const TOO_MANY_ERRORS: &str = "421 4.7.0 too many errors; closing connection";
 pub const TOO_MANY_AUTH_FAILURES: &str =
     "421 4.7.0 too many authentication failures; closing connection";
-pub const TIMEOUT: &str = "421 4.4.2 timeout exceeded; closing connection";
-pub const TOO_MANY_CONNECTIONS: &str = "421 4.7.0 too many connections from your address";
+pub const IDLE_TIMEOUT: &str = "421 4.4.2 idle timeout; closing connection";
+pub const DATA_RATE: &str = "421 4.4.2 data rate too low; closing connection";
+pub const SESSION_TIMEOUT: &str = "421 4.4.2 session time limit exceeded; closing connection";
+/// The listener serves as many sessions as it may.
+pub const TOO_MANY_CONNECTIONS: &str = "421 4.7.0 too many connections; try again later";
+/// The client's address has as many sessions as it may.
+pub const TOO_MANY_CONNECTIONS_FROM_IP: &str = "421 4.7.0 too many connections from your address";
 pub const SHUTTING_DOWN: &str = "421 4.3.2 service shutting down";
 
 /// The greeting.

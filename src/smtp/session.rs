@@ -1,8 +1,10 @@
 //! `Session<S>`: one SMTP conversation over any stream (TCP, TLS, an in-memory duplex).
 //! It reads a line, hands it to the command's own file, and keeps the session state and
-//! its limits (idle and total time, errors, AUTH failures).
+//! its limits (errors, AUTH failures). Time limits are `deadline`'s: any read or write that
+//! runs into one, in any command, ends the session here with `421 4.4.2` naming the limit.
 
-use super::io::{timed_out, Conn, Line};
+use super::deadline::{self, Expired, Limit, Timing};
+use super::io::{Conn, Line};
 use super::{auth, bdat, data, ehlo, mail, rcpt, reply, Shared};
 use crate::metrics::Reject;
 use crate::policy::Principal;
@@ -10,7 +12,7 @@ use smtp_proto::Request;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 /// What the session loop does after a command.
@@ -45,6 +47,7 @@ pub struct State {
     pub tx: Option<Transaction>,
     pub errors: u32,
     pub auth_failures: u32,
+    /// When the session ends (`session_timeout_secs` after the connection was accepted).
     pub deadline: Instant,
 }
 
@@ -58,8 +61,9 @@ pub struct Session<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
     pub fn new(stream: S, shared: Arc<Shared>, peer: SocketAddr, state: State) -> Session<S> {
+        let timing = Timing::new(&shared.limits, state.deadline);
         Session {
-            conn: Conn::new(stream),
+            conn: Conn::new(stream, timing),
             shared,
             peer,
             state,
@@ -68,17 +72,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     /// Runs commands until the client quits, a limit closes the session, or STARTTLS.
     pub async fn run(&mut self) -> io::Result<Next> {
+        match self.commands().await {
+            Err(error) => match deadline::expired(&error) {
+                Some(limit) => self.expire(limit).await,
+                None => Err(error),
+            },
+            done => done,
+        }
+    }
+
+    async fn commands(&mut self) -> io::Result<Next> {
         loop {
-            let Some(timeout) = self.read_timeout() else {
-                return self.close_with(Reject::Timeout, reply::TIMEOUT).await;
-            };
+            if Instant::now() >= self.state.deadline {
+                return Err(Expired(Limit::Session).into());
+            }
             let max = self.shared.limits.command_line;
-            let line = match self.conn.read_line(max, timeout).await {
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                    return self.close_with(Reject::Timeout, reply::TIMEOUT).await;
-                }
-                other => other?,
-            };
+            let line = self.conn.read_line(max).await?;
             let next = match line {
                 Line::Eof => return Ok(Next::Close),
                 Line::TooLong => self.refuse(Reject::LineTooLong, reply::LINE_TOO_LONG),
@@ -97,22 +106,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
         }
     }
 
-    fn read_timeout(&self) -> Option<Duration> {
-        let left = self.state.deadline.checked_duration_since(Instant::now())?;
-        let idle = Duration::from_secs(self.shared.limits.idle_timeout_secs);
-        Some(left.min(idle)).filter(|d| !d.is_zero())
-    }
-
-    /// The time one blocking read may take.
-    pub fn timeout(&self) -> io::Result<Duration> {
-        self.read_timeout().ok_or_else(timed_out)
+    /// Ends a session that ran into a time limit: whatever transaction was in progress is
+    /// dropped (nothing of it is queued), the limit is logged and counted.
+    async fn expire(&mut self, limit: Limit) -> io::Result<Next> {
+        self.state.tx = None;
+        tracing::info!(peer = %self.peer, listener = %self.shared.listener.name,
+            limit = limit.reject().as_str(), "{}; closing the session", limit.reason());
+        self.close_with(limit.reject(), limit.reply()).await
     }
 
     /// Sends a final reply and ends the session.
     pub async fn close_with(&mut self, reason: Reject, text: &str) -> io::Result<Next> {
         self.shared.metrics.reject(reason);
         self.conn.reply(text);
-        self.conn.flush().await?;
+        self.conn.flush_last().await?;
         Ok(Next::Close)
     }
 
@@ -127,6 +134,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
 
     async fn command(&mut self, line: &[u8]) -> io::Result<Next> {
         let verb = line.get(..5).unwrap_or(b"").to_ascii_uppercase();
+        if verb.starts_with(b"BDAT") && matches!(verb[4], b' ' | b'\t' | b'\r') {
+            // Boxed: rare, and its future would otherwise make every command's as large.
+            return Box::pin(bdat::command(self, &line[4..line.len() - 2])).await;
+        }
         if verb == b"MAIL " || verb == b"RCPT " {
             let Ok(text) = std::str::from_utf8(&line[..line.len() - 2]) else {
                 return Ok(self.refuse(Reject::Syntax, reply::BAD_ADDRESS));
@@ -144,17 +155,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<S> {
             Request::Ehlo { host } => Ok(ehlo::ehlo(self, &host, true)),
             Request::Helo { host } => Ok(ehlo::ehlo(self, &host, false)),
             Request::StartTls => Ok(ehlo::starttls(self)),
-            // AUTH and BDAT are boxed: rare, and their futures would otherwise make every
-            // command's future (moved in whole for each command) as large as theirs.
+            // AUTH is boxed: rare, and its future would otherwise make every command's
+            // future (moved in whole for each command) as large as its.
             Request::Auth {
                 mechanism,
                 initial_response,
             } => Box::pin(auth::auth(self, mechanism, &initial_response)).await,
             Request::Data => data::data(self).await,
-            Request::Bdat {
-                chunk_size,
-                is_last,
-            } => Box::pin(bdat::bdat(self, chunk_size, is_last)).await,
             Request::Rset => {
                 self.state.tx = None;
                 self.conn.reply(reply::RESET);
