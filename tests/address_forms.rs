@@ -20,7 +20,13 @@ use proptest::prelude::*;
 use serde_json::{json, Value};
 
 async fn block(gw: &Gateway, entry: &str) -> Value {
-    let (status, body) = api(gw, "POST", "/api/v1/blocklist", Some(json!({"entry": entry}))).await;
+    let (status, body) = api(
+        gw,
+        "POST",
+        "/api/v1/blocklist",
+        Some(json!({"entry": entry})),
+    )
+    .await;
     assert_eq!(status, 201, "{body}");
     body
 }
@@ -37,7 +43,10 @@ async fn mail_from(gw: &Gateway, sender: &str, params: &str) -> common::Reply {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocked_address_is_refused_in_every_spelling_and_leaves_nothing_behind() {
     let gw = helpdesk().await;
-    assert_eq!(block(&gw, "ann@customer.example").await["entry"], "ann@customer.example");
+    assert_eq!(
+        block(&gw, "ann@customer.example").await["entry"],
+        "ann@customer.example"
+    );
     // The same entry spelled another way is the same entry.
     let (status, _) = api(
         &gw,
@@ -83,7 +92,10 @@ async fn a_blocked_address_is_refused_in_every_spelling_and_leaves_nothing_behin
     );
 
     // A domain entry written in U-labels blocks its A-label spelling, and the reverse.
-    assert_eq!(block(&gw, "BÜCHER.example.").await["entry"], "xn--bcher-kva.example");
+    assert_eq!(
+        block(&gw, "BÜCHER.example.").await["entry"],
+        "xn--bcher-kva.example"
+    );
     let reply = mail_from(&gw, "x@mail.xn--bcher-kva.example", "").await;
     assert_eq!(reply.code, 550, "{reply:?}");
     let reply = mail_from(&gw, "x@Bücher.example", " SMTPUTF8").await;
@@ -118,7 +130,10 @@ async fn one_sender_is_one_requester_whatever_the_spelling() {
     assert_eq!(bobs.len(), 1, "{users}");
     let tickets = tickets(&gw).await;
     assert_eq!(tickets.len(), 2, "{tickets:?}");
-    assert!(tickets.iter().all(|t| t["requester"] == bob["id"]), "{tickets:?}");
+    assert!(
+        tickets.iter().all(|t| t["requester"] == bob["id"]),
+        "{tickets:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -310,7 +325,9 @@ fn decisions(stored: &str, stored_domain: &str, address: &str) -> [bool; 7] {
         domains.blocked(address).is_some(),
         admit(&own, 7, address, None).is_ok_and(|d| d.right == SendRight::Myself),
         admit(&shared, 7, address, None).is_ok_and(|d| d.account.id == 2),
-        requesters.user_by_address(address).is_some_and(|u| u.id == 9),
+        requesters
+            .user_by_address(address)
+            .is_some_and(|u| u.id == 9),
         knows(&ticket, &stranger, address),
         domain_in(address, &[stored_domain.to_string()]),
     ]

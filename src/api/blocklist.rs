@@ -8,8 +8,8 @@
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::smtp::params::check_mailbox;
 use crate::policy::address::{self, Address};
+use crate::smtp::params::check_mailbox;
 use crate::store::{BlockEntry, BlockKind, StoreError};
 use axum::extract::State;
 use axum::http::StatusCode;

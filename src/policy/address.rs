@@ -297,7 +297,10 @@ fn atext(c: char) -> bool {
 
 /// True if `local` can be written as a dot-atom, without quotes.
 fn is_dot_atom(local: &str) -> bool {
-    !local.is_empty() && local.split('.').all(|a| !a.is_empty() && a.chars().all(atext))
+    !local.is_empty()
+        && local
+            .split('.')
+            .all(|a| !a.is_empty() && a.chars().all(atext))
 }
 
 /// Appends `local` as it is written in an address: bare if a dot-atom, else quoted.
@@ -317,7 +320,9 @@ fn write_local(out: &mut String, local: &str) {
 }
 
 fn nfc(text: &str) -> String {
-    ComposingNormalizerBorrowed::new_nfc().normalize(text).into_owned()
+    ComposingNormalizerBorrowed::new_nfc()
+        .normalize(text)
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -154,7 +154,9 @@ impl Snapshot {
     pub fn with_blocklist(mut self, entries: Vec<BlockEntry>) -> Snapshot {
         for entry in entries {
             match entry.kind {
-                BlockKind::Address => self.blocked_addresses.insert(normalize(&entry.entry), entry),
+                BlockKind::Address => self
+                    .blocked_addresses
+                    .insert(normalize(&entry.entry), entry),
                 BlockKind::Domain => self.blocked_domains.insert(domain_key(&entry.entry), entry),
             };
         }
@@ -165,7 +167,9 @@ impl Snapshot {
     /// blocklist entry for the address itself, its domain or a parent domain.
     pub fn blocked(&self, address: &str) -> Option<Blocked<'_>> {
         let parsed = Address::parse(address);
-        let key = parsed.as_ref().map_or_else(|| normalize(address), Address::key);
+        let key = parsed
+            .as_ref()
+            .map_or_else(|| normalize(address), Address::key);
         if let Some(user) = self.blocked_users.get(&key).and_then(|id| self.user(*id)) {
             return Some(Blocked::User(user));
         }
@@ -415,6 +419,17 @@ mod tests {
         assert!(snapshot.blocked("BAD@example.com").is_some());
         assert!(snapshot.blocked("good@example.com").is_none());
         assert!(snapshot.blocked("").is_none());
+        // Every spelling (SPEC §12), and entries stored under the older rules.
+        let snapshot = snapshot.with_blocklist(vec![
+            entry("\"ann\"@customer.example", BlockKind::Address),
+            entry("bücher.example", BlockKind::Domain),
+        ]);
+        assert!(snapshot.blocked("ann@CUSTOMER.example.").is_some());
+        assert!(snapshot.blocked("\"B\\AD\"@example.com").is_some());
+        assert!(snapshot
+            .blocked("Pest <x@mail.XN--BCHER-KVA.example>")
+            .is_some());
+        assert!(snapshot.blocked("x@[192.0.2.1]").is_none());
     }
 
     /// While a rebuild is under way (here: its lock is held), a reader that comes after a
