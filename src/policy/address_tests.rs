@@ -54,6 +54,10 @@ fn empty_and_odd_inputs_are_never_confused_with_real_addresses() {
     assert!(Address::parse("a@").is_none());
     assert!(Address::parse("a@.").is_none());
     assert_ne!(key("\"\"@x"), key("a@x"));
+    // Found by the fixed-point property: an escaped CR, white space in a broken literal.
+    assert_eq!(key("\"\\\r\"@0"), "\"\"@0");
+    assert_eq!(key(&key("@[\t.")), key("@[\t."));
+    assert_eq!(key(&key("@(\r.")), key("@(\r."));
     // An unterminated quote or comment is compared as written, not read past.
     assert_ne!(key("\"ann@x"), key("ann@x"));
     assert_ne!(key("ann(@x"), key("ann@x"));
@@ -66,6 +70,15 @@ fn domains_compare_in_a_label_form() {
         key("ann@xn--bcher-kva.example."),
         "ann@xn--bcher-kva.example"
     );
+    // The plain path (an A-label, valid or not) agrees with the general one.
+    for text in [
+        "Ann@XN--BCHER-KVA.Example",
+        "a@xn--Bcher-kva.example",
+        "a@xn--zz.example",
+    ] {
+        let general = Address::parse(text).unwrap().key();
+        assert_eq!(plain_key(text), Some(general), "{text}");
+    }
     assert_eq!(domain_key(" Bücher.Example. "), "xn--bcher-kva.example");
     assert_eq!(domain_key("ＢＵＣＨＥＲ.example"), "bucher.example");
     assert!(domain_in(
@@ -122,6 +135,17 @@ proptest! {
             let shown = address.to_string();
             prop_assert_eq!(key(&shown), address.key());
             prop_assert_eq!(canonical(&shown), shown.clone());
+        }
+    }
+
+    /// The plain-ASCII fast path gives what the general path gives.
+    #[test]
+    fn the_fast_path_agrees_with_the_general_path(
+        text in "[a-zA-Z0-9!#$%&'*+/=?^_`{|}~.-]{1,8}@(xn--|XN--)?[a-zA-Z0-9.-]{1,12}",
+    ) {
+        let general = Address::parse(&text).map(|a| a.key());
+        if let Some(fast) = plain_key(&text) {
+            prop_assert_eq!(Some(fast), general);
         }
     }
 
