@@ -351,7 +351,8 @@ proptest! {
         };
         let asked_text = address.write(asked);
         prop_assert_eq!(key(&stored_text), key(&asked_text));
-        prop_assert_eq!(login_for(&stored_text).to_lowercase(), login_for(&asked_text).to_lowercase());
+        let login = |text: &str| login_for(text).to_lowercase();
+        prop_assert_eq!(login(&stored_text), login(&asked_text));
         let got = decisions(&stored_text, &stored_domain, &asked_text);
         prop_assert_eq!(got, [true; 7], "{} vs {}", stored_text, asked_text);
 

@@ -4,9 +4,9 @@
 //! granted to.
 //!
 //! Rules, each refused with its reason: only a deactivated staff user; account type
-//! `record_level` or `complete`; a mailbox whose domain is one of `org_domains` (both compared in canonical form,
-//! `policy::address`: lower case, A-labels, no trailing dot); one job
-//! at a time per user. `{"latest": true}` needs a completed earlier backup and, when the
+//! `record_level` or `complete`; a mailbox whose domain is one of `org_domains` (both in
+//! canonical form, `policy::address`: lower case, A-labels, no trailing dot); one job at a
+//! time per user. `{"latest": true}` needs a completed earlier backup and, when the
 //! user was reactivated since, a mail configuration saved after that reactivation.
 
 use super::extract::{blocking, Body, Param};

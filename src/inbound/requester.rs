@@ -1,8 +1,9 @@
-//! Requesters (SPEC §7): the sender of an inbound message is looked up by address; an
-//! unknown one is created when the mailbox allows it (`created_via = email`, login and
-//! e-mail = the address in its canonical display form, `policy::address`: `"ann"@X.example`
-//! becomes `ann@x.example`, so no second spelling makes a second requester), in the mailbox's default group when that group
-//! still exists and has room, else in no group with a warning. The installation's
+//! Requesters (SPEC §7): the sender of an inbound message is looked up by address (any
+//! spelling, `policy::address`); an unknown one is created when the mailbox allows it
+//! (`created_via = email`, login and e-mail = the address in its canonical display form:
+//! `"ann"@X.example` becomes `ann@x.example`, so another spelling finds it and makes no
+//! second requester), in the mailbox's default group when that group still exists and
+//! has room, else in no group with a warning. The installation's
 //! `max_users` is never exceeded: then no requester is created.
 
 use super::InboundError;
