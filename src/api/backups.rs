@@ -4,14 +4,16 @@
 //! granted to.
 //!
 //! Rules, each refused with its reason: only a deactivated staff user; account type
-//! `record_level` or `complete`; a mailbox whose domain is one of `org_domains`; one job
-//! at a time per user. `{"latest": true}` needs a completed earlier backup and, when the
+//! `record_level` or `complete`; a mailbox whose domain is one of `org_domains` (both in
+//! canonical form, `policy::address`: lower case, A-labels, no trailing dot); one job at a
+//! time per user. `{"latest": true}` needs a completed earlier backup and, when the
 //! user was reactivated since, a mail configuration saved after that reactivation.
 
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::archive::backup::mbox_path;
+use crate::policy::address;
 use crate::store::{
     AccountType, Backup, BackupCounts, BackupItem, BackupKind, BackupStatus, Grantee, Store, User,
     UserKind, UserStatus,
@@ -78,15 +80,8 @@ fn plan(store: &Store, id: u64, body: BackupRequest, by: String) -> Result<Backu
             user.login
         )));
     }
-    let domain = config
-        .mailbox
-        .rsplit_once('@')
-        .map(|(_, d)| d.to_ascii_lowercase());
-    let org = store.settings()?.org_domains;
-    if !domain
-        .as_ref()
-        .is_some_and(|d| org.iter().any(|o| o.eq_ignore_ascii_case(d)))
-    {
+    // Both sides canonical (SPEC §12): `Ann@BÜCHER.example.` is in `bücher.example`.
+    if !address::domain_in(&config.mailbox, &store.settings()?.org_domains) {
         return Err(Problem::conflict(format!(
             "the mailbox {:?} of {} is not in one of the organisation's domains (org_domains)",
             config.mailbox, user.login

@@ -1,13 +1,16 @@
 //! The blocklist: `GET /api/v1/blocklist`, `POST /api/v1/blocklist {"entry", "reason"}`
 //! and `DELETE /api/v1/blocklist/{entry}`, all with permission `block_unwanted_email`. An
 //! entry with an `@` blocks that address; without, a domain and its subdomains. Changes
-//! are audited and reach the policy snapshot, where the SMTP side looks them up.
+//! are audited and reach the policy snapshot, where the SMTP side looks them up. Entries
+//! are stored in canonical form (`policy::address`), so `"Ann"@X.example` and `ann@x.example`
+//! are one entry, and a U-label domain is stored as its A-labels.
 
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
+use crate::policy::address::{self, Address};
 use crate::smtp::params::check_mailbox;
-use crate::store::{BlockEntry, BlockKind};
+use crate::store::{BlockEntry, BlockKind, StoreError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -68,7 +71,12 @@ pub async fn add(
     let work = api.clone();
     let saved = block.clone();
     blocking(move || {
-        work.store().blocklist().add(&saved)?;
+        let list = work.store().blocklist();
+        // An entry stored under older rules (`"ann"@x`) is the same entry.
+        if list.all()?.iter().any(|e| same_entry(e, &saved.entry)) {
+            return Err(StoreError::Conflict(format!("blocklist entry {:?}", saved.entry)).into());
+        }
+        list.add(&saved)?;
         work.reload()
     })
     .await?;
@@ -100,7 +108,15 @@ pub async fn remove(
     let work = api.clone();
     let key = normalize_entry(&entry);
     let removed = blocking(move || {
-        let removed = work.store().blocklist().remove(&key)?;
+        let list = work.store().blocklist();
+        let mut removed = list.remove(&key)?;
+        if removed.is_none() {
+            // Stored under older rules: found by its canonical form, removed as stored.
+            let old = list.all()?.into_iter().find(|e| same_entry(e, &key));
+            if let Some(old) = old {
+                removed = list.remove(&old.entry)?;
+            }
+        }
         work.reload()?;
         Ok(removed)
     })
@@ -119,18 +135,25 @@ pub async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// An entry as stored: trimmed, without angle brackets, lower-cased.
+/// An entry as stored: an address's canonical key (`policy::address`: quotes only where
+/// needed, lower case, domain in A-labels), or a canonical domain (lower case, A-labels,
+/// no trailing dot). Brackets, display names and comments do not count.
 fn normalize_entry(raw: &str) -> String {
-    raw.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_lowercase()
+    match Address::parse(raw) {
+        Some(address) => address.key(),
+        None => address::domain_key(raw),
+    }
+}
+
+/// True if the stored `entry` (perhaps under older rules) is the canonical `key`.
+fn same_entry(entry: &BlockEntry, key: &str) -> bool {
+    normalize_entry(&entry.entry) == key
 }
 
 /// The normalized entry and what it blocks.
 fn classify(raw: &str) -> Result<(String, BlockKind), Problem> {
     let entry = normalize_entry(raw);
-    if entry.contains('@') {
+    if raw.contains('@') {
         check_mailbox(&entry).map_err(|_| Problem::invalid("entry", "not a valid address"))?;
         return Ok((entry, BlockKind::Address));
     }

@@ -37,7 +37,7 @@ pub use notice::{send_password_link, LINK_LIFETIME_SECS};
 pub use parse::{clean, Parsed};
 pub use process::{process, Context, Incoming, Processed, Recorded};
 pub use requester::login_for;
-pub use thread::subject_tag;
+pub use thread::{knows, subject_tag};
 pub use verdicts::{Checked, Verifier};
 pub use webhook::{sign, Dispatcher};
 

@@ -158,7 +158,8 @@ impl Plan<'_> {
             .map(|a| normalize(a));
         for address in people {
             let ours = snapshot.inbound_mailbox(&address).is_some();
-            if !ours && address != requester && !ticket.participants.contains(&address) {
+            let known = ticket.participants.iter().any(|p| normalize(p) == address);
+            if !ours && address != requester && !known {
                 ticket.participants.push(address);
             }
         }

@@ -1,7 +1,9 @@
-//! Requesters (SPEC §7): the sender of an inbound message is looked up by address; an
-//! unknown one is created when the mailbox allows it (`created_via = email`, login = the
-//! address with its domain lower-cased), in the mailbox's default group when that group
-//! still exists and has room, else in no group with a warning. The installation's
+//! Requesters (SPEC §7): the sender of an inbound message is looked up by address (any
+//! spelling, `policy::address`); an unknown one is created when the mailbox allows it
+//! (`created_via = email`, login and e-mail = the address in its canonical display form:
+//! `"ann"@X.example` becomes `ann@x.example`, so another spelling finds it and makes no
+//! second requester), in the mailbox's default group when that group still exists and
+//! has room, else in no group with a warning. The installation's
 //! `max_users` is never exceeded: then no requester is created.
 
 use super::InboundError;
@@ -16,12 +18,11 @@ pub struct Requester {
     pub created: bool,
 }
 
-/// `local@Domain` → `local@domain` (the local part is left as written).
+/// The login (and e-mail) of a requester created from `address`: its canonical display
+/// form (quotes only where needed, domain lower-cased in A-labels; the local part's case
+/// kept, which lookups ignore).
 pub fn login_for(address: &str) -> String {
-    match address.rsplit_once('@') {
-        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
-        None => address.to_string(),
-    }
+    crate::policy::address::canonical(address)
 }
 
 /// The user who sent from `address`, created if unknown and `inbound` allows it; `None`

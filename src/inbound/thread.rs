@@ -1,7 +1,8 @@
 //! Threading (SPEC §7): a message joins a ticket when its `In-Reply-To` or `References`
 //! hold a Message-ID recorded for it (inbound, or outbound through the gateway), or when
 //! its subject carries the tag `[#<id>]` and the sender is the ticket's requester or a
-//! participant. Anything else opens a new ticket.
+//! participant (addresses compared in their canonical form, `policy::address`). Anything
+//! else opens a new ticket.
 
 use super::parse::Parsed;
 use super::InboundError;
@@ -25,9 +26,7 @@ pub fn find(store: &Store, parsed: &Parsed, sender: &User) -> Result<Option<Tick
     let Some(ticket) = store.tickets().get(id)? else {
         return Ok(None);
     };
-    let address = normalize(&parsed.from);
-    let known = ticket.requester == sender.id || ticket.participants.contains(&address);
-    match known {
+    match knows(&ticket, sender, &parsed.from) {
         true => Ok(Some(ticket)),
         false => {
             tracing::info!(ticket = id, from = %parsed.from,
@@ -35,6 +34,14 @@ pub fn find(store: &Store, parsed: &Parsed, sender: &User) -> Result<Option<Tick
             Ok(None)
         }
     }
+}
+
+/// True if `sender`, writing from `from` (any spelling), is `ticket`'s requester or one of
+/// its participants. Participants stored under older rules (lower-cased, quotes kept)
+/// compare by their canonical key too.
+pub fn knows(ticket: &Ticket, sender: &User, from: &str) -> bool {
+    let address = normalize(from);
+    ticket.requester == sender.id || ticket.participants.iter().any(|p| normalize(p) == address)
 }
 
 /// The ticket a Message-ID belongs to: the ticket store's index, else the registry of

@@ -4,12 +4,15 @@
 //!   argon2id for human passwords (on the `hasher` threads, never on the async workers), a
 //!   constant-time compare of SHA-256 digests for high-entropy secrets.
 //! - `hasher` — a fixed pool of threads for argon2, bounding its concurrency and memory.
+//! - `address` — the canonical form of a mailbox address (SPEC §12), the one key every
+//!   address comparison uses.
 //! - `snapshot` — an immutable, atomically swapped picture of users, roles and accounts.
 //! - `decide` — the send-as rules of SPEC §3 as pure functions over a snapshot.
 //! - `explain` — a decision with its rule trail and the rewrite it would apply.
 //!
 //! Policy decisions never write and never await; they read a snapshot and return a verdict.
 
+pub mod address;
 mod credentials;
 mod decide;
 mod explain;

@@ -2,6 +2,7 @@
 //! blocklist with O(1) lookups, rebuilt after the store changes (lazily, by the first
 //! reader) and swapped atomically (`ArcSwap`). Decisions read one snapshot and never await.
 
+use super::address::{domain_key, Address};
 use super::PolicyError;
 use crate::store::{
     login_key, Account, AccountType, BlockEntry, BlockKind, DefaultSendMode, MailConfig, Role,
@@ -12,13 +13,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// Addresses compare with the whole address lower-cased (SPEC §3.1: local parts too).
+/// The key an address is compared by: its canonical form (`address::key`; SPEC §12), so
+/// `"Ann"@Example.COM` and `ann@example.com` are one address.
 pub fn normalize(address: &str) -> String {
-    address
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_lowercase()
+    super::address::key(address)
 }
 
 /// Everything a decision needs, frozen.
@@ -151,37 +149,41 @@ impl Snapshot {
             .map_or(&[], Vec::as_slice)
     }
 
-    /// The snapshot with `entries` as its blocklist.
+    /// The snapshot with `entries` as its blocklist, keyed by their canonical form (entries
+    /// stored under older rules, say `"ann"@x` or a U-label domain, still match).
     pub fn with_blocklist(mut self, entries: Vec<BlockEntry>) -> Snapshot {
         for entry in entries {
-            let map = match entry.kind {
-                BlockKind::Address => &mut self.blocked_addresses,
-                BlockKind::Domain => &mut self.blocked_domains,
+            match entry.kind {
+                BlockKind::Address => self
+                    .blocked_addresses
+                    .insert(normalize(&entry.entry), entry),
+                BlockKind::Domain => self.blocked_domains.insert(domain_key(&entry.entry), entry),
             };
-            map.insert(entry.entry.clone(), entry);
         }
         self
     }
 
-    /// Why mail from `address` is refused: a blocked user's address, or a blocklist entry
-    /// for the address itself, its domain or a parent domain.
+    /// Why mail from `address` (any spelling) is refused: a blocked user's address, or a
+    /// blocklist entry for the address itself, its domain or a parent domain.
     pub fn blocked(&self, address: &str) -> Option<Blocked<'_>> {
-        let address = normalize(address);
-        if let Some(user) = self
-            .blocked_users
-            .get(&address)
-            .and_then(|id| self.user(*id))
-        {
+        let parsed = Address::parse(address);
+        let key = parsed
+            .as_ref()
+            .map_or_else(|| normalize(address), Address::key);
+        if let Some(user) = self.blocked_users.get(&key).and_then(|id| self.user(*id)) {
             return Some(Blocked::User(user));
         }
-        self.blocklisted(&address).map(Blocked::Listed)
+        if let Some(entry) = self.blocked_addresses.get(&key) {
+            return Some(Blocked::Listed(entry));
+        }
+        self.blocked_domain(parsed?.domain()).map(Blocked::Listed)
     }
 
-    fn blocklisted(&self, address: &str) -> Option<&BlockEntry> {
-        if let Some(entry) = self.blocked_addresses.get(address) {
-            return Some(entry);
+    /// The entry blocking `domain` (canonical) or a parent domain of it.
+    fn blocked_domain(&self, mut domain: &str) -> Option<&BlockEntry> {
+        if domain.starts_with('[') {
+            return self.blocked_domains.get(domain);
         }
-        let (_, mut domain) = address.rsplit_once('@')?;
         loop {
             if let Some(entry) = self.blocked_domains.get(domain) {
                 return Some(entry);
@@ -417,6 +419,17 @@ mod tests {
         assert!(snapshot.blocked("BAD@example.com").is_some());
         assert!(snapshot.blocked("good@example.com").is_none());
         assert!(snapshot.blocked("").is_none());
+        // Every spelling (SPEC §12), and entries stored under the older rules.
+        let snapshot = snapshot.with_blocklist(vec![
+            entry("\"ann\"@customer.example", BlockKind::Address),
+            entry("bücher.example", BlockKind::Domain),
+        ]);
+        assert!(snapshot.blocked("ann@CUSTOMER.example.").is_some());
+        assert!(snapshot.blocked("\"B\\AD\"@example.com").is_some());
+        assert!(snapshot
+            .blocked("Pest <x@mail.XN--BCHER-KVA.example>")
+            .is_some());
+        assert!(snapshot.blocked("x@[192.0.2.1]").is_none());
     }
 
     /// While a rebuild is under way (here: its lock is held), a reader that comes after a

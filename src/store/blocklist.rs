@@ -1,6 +1,8 @@
 //! The blocklist (SPEC §4): addresses and domains whose mail is refused. Keyed by the
-//! lower-cased entry; a domain entry also covers its subdomains (the lookup is the policy
-//! snapshot's `blocked`).
+//! entry as the API stored it: today an address's canonical key or a canonical domain
+//! (`policy::address`), earlier the lower-cased text. Lookups never compare these keys
+//! directly: the policy snapshot's `blocked` re-reads every entry into its canonical form,
+//! and a domain entry also covers its subdomains.
 
 use super::{StoreError, Syncer};
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,8 @@ pub enum BlockKind {
 /// One blocked address or domain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BlockEntry {
-    /// Lower-cased address (`someone@example.com`) or domain (`example.com`).
+    /// The address (`someone@example.com`) or domain (`example.com`, `xn--bcher-kva.example`)
+    /// in canonical form (`policy::address`; lower-cased only, for entries made before).
     pub entry: String,
     pub kind: BlockKind,
     #[serde(default)]
@@ -56,7 +59,7 @@ impl Blocklist {
         self.sync.flush()
     }
 
-    /// Removes `entry` (as stored: lower-cased); the removed entry, if it existed. Durable
+    /// Removes `entry` (the key as stored); the removed entry, if it existed. Durable
     /// on return.
     pub fn remove(&self, entry: &str) -> Result<Option<BlockEntry>, StoreError> {
         let Some(raw) = self.tree.remove(entry.as_bytes())? else {
