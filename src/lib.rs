@@ -8,10 +8,14 @@
 //!   self-signed development certificate; a small HTTP/1.1 client (webhooks, OAuth2 token
 //!   endpoints); the resolver settings DNS users share.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
-//!   (`io`), one file per command, every reply text in `reply`.
+//!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
+//!   minimum data rate, per TLS handshake, per session), one file per command, every reply
+//!   text in `reply`.
 //! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
 //!   threads, SHA-256 digests for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
-//!   SPEC §3 as pure functions; `explain`.
+//!   SPEC §3 as pure functions; `explain`; `address`, the canonical form of a mailbox address
+//!   (quoted dot-atoms unquoted, local parts case-folded and NFC, domains in lower-case
+//!   A-labels) that every address comparison uses (SPEC §12).
 //! - `rewrite` — the header block on raw bytes: `inspect` (exactly one From, Sender,
 //!   `X-Postern-Account`, trace fields) and `apply` (From/Sender per send mode, RFC 2047
 //!   display names, Reply-To, removals, Message-ID/Date, `Received`), written into headroom
