@@ -72,3 +72,25 @@ async fn a_bdat_size_beyond_64_bits_gets_501() {
     let r = c.reply().await;
     assert_eq!(r.code, 250, "leading zeros are still a small size: {r:?}");
 }
+
+/// Fuzz finding F2: a chunk size near `usize::MAX` after a first chunk overflowed the size
+/// check (a panic in debug builds, unbounded memory in release ones). A chunk larger than
+/// the message size limit is refused at once, and the connection closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bdat_chunk_past_the_size_limit_is_refused_at_once() {
+    let gw = Gateway::start(|_| {}).await;
+    gw.create_user("alice@example.com", "staff", "alice-password")
+        .await;
+    let mut c = Client::connect(gw.addr("plain")).await;
+    c.login("alice@example.com", "alice-password").await;
+    c.expect("MAIL FROM:<alice@example.com>", 250).await;
+    c.expect("RCPT TO:<bob@example.net>", 250).await;
+    c.send(b"BDAT 2\r\nxy").await;
+    assert_eq!(c.reply().await.code, 250);
+    c.send(format!("BDAT {}\r\nmore", usize::MAX - 1).as_bytes())
+        .await;
+    let r = c.reply().await;
+    assert!(r.text.starts_with("552 5.3.4"), "{r:?}");
+    assert!(c.closed().await);
+    assert!(gw.wait_outbox_none().await, "a message was accepted");
+}

@@ -85,11 +85,19 @@ async fn bdat<S: AsyncRead + AsyncWrite + Unpin + Send>(
         return Ok(session.refuse(Reject::StoreFailed, text));
     }
     let max = session.shared.limits.message_size;
+    if size > max {
+        // One chunk past the limit: reading it to stay in step could take for ever.
+        session.state.tx = None;
+        return session
+            .close_with(Reject::MessageTooBig, reply::TOO_BIG)
+            .await;
+    }
     let Session { conn, state, .. } = session;
     let Some(chunks) = state.tx.as_mut().and_then(|tx| tx.bdat.as_mut()) else {
         return Ok(Next::Close);
     };
-    chunks.too_big |= chunks.buf.len() - chunks.start + size > max;
+    // Compared without adding: the client's size may be near `usize::MAX` (fuzz F2).
+    chunks.too_big |= size > max.saturating_sub(chunks.buf.len() - chunks.start);
     let sink = (!chunks.too_big).then_some(&mut chunks.buf);
     if !conn.read_chunk(sink, size).await? {
         return Ok(Next::Close);
