@@ -12,6 +12,7 @@ use super::{dsn, now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
 use crate::relay::health::{self, HealthBook};
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
+use crate::store::Health;
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -160,7 +161,9 @@ impl Worker {
     }
 
     /// Records what the attempt says of the upstream's account(s); a refusal that is the
-    /// account's own problem keeps the message queued.
+    /// account's own problem keeps the message queued. An upstream whose answers come from
+    /// the recipients' servers (or none) only ever says "healthy", when mail got through:
+    /// an account moved onto it does not keep the status of its former upstream.
     fn observe(
         &self,
         upstream: &str,
@@ -169,16 +172,16 @@ impl Worker {
         let Some(book) = &self.health else {
             return;
         };
-        if !self
+        let judges = self
             .upstreams
             .get(upstream)
-            .is_some_and(|u| u.judges_account())
-        {
-            return;
-        }
+            .is_some_and(|u| u.judges_account());
         let Some(observed) = health::classify(result) else {
             return;
         };
+        if !judges && observed.health != Health::Healthy {
+            return;
+        }
         if observed.holds_mail() {
             health::hold(result);
         }
