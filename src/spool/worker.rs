@@ -6,9 +6,10 @@
 //! index, scanned once a second (which also compacts the journal a step).
 
 use super::attempt::{self, Applied};
+use super::dsn::Notices;
 use super::fresh::{Fresh, Held};
 use super::meta::{show_id, Meta, QueueId};
-use super::{dsn, now_ms, Spool, SpoolError};
+use super::{now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
 use crate::relay::health::{self, HealthBook};
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
@@ -25,25 +26,19 @@ pub struct Worker {
     upstreams: Arc<Relays>,
     /// Where what each attempt says of its upstream is recorded.
     health: Option<Arc<HealthBook>>,
-    hostname: String,
-    dsn_upstream: String,
+    /// Where DSNs are written and sent.
+    notices: Arc<Notices>,
     limit: Arc<Semaphore>,
 }
 
 impl Worker {
-    pub fn new(
-        spool: Arc<Spool>,
-        upstreams: Arc<Relays>,
-        hostname: String,
-        dsn_upstream: String,
-    ) -> Worker {
+    pub fn new(spool: Arc<Spool>, upstreams: Arc<Relays>, notices: Arc<Notices>) -> Worker {
         let limit = Arc::new(Semaphore::new(spool.queue_config().concurrency));
         Worker {
             spool,
             upstreams,
             health: None,
-            hostname,
-            dsn_upstream,
+            notices,
             limit,
         }
     }
@@ -154,9 +149,10 @@ impl Worker {
             &self.spool.queue_config().retry_intervals_secs,
         );
         self.record(&meta, &applied, &result, now);
-        if !applied.failed.is_empty() && !meta.mail_from.is_empty() && !meta.is_dsn {
-            self.send_dsn(&meta, &data, &applied).await?;
-        }
+        // Null sender, a DSN, nobody to tell: the notices decide (and log) it.
+        self.notices
+            .send(&self.spool, &meta, &data, &applied.failed)
+            .await?;
         self.spool.save(&meta).await
     }
 
@@ -252,24 +248,5 @@ impl Worker {
                 "delivery attempt"
             ),
         }
-    }
-
-    async fn send_dsn(
-        &self,
-        meta: &Meta,
-        data: &[u8],
-        applied: &Applied,
-    ) -> Result<(), SpoolError> {
-        let dsn_id = dsn::send(
-            &self.spool,
-            &self.hostname,
-            &self.dsn_upstream,
-            meta,
-            data,
-            &applied.failed,
-        )
-        .await?;
-        tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
-        Ok(())
     }
 }
