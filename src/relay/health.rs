@@ -222,16 +222,15 @@ impl HealthBook {
             Health::Failing => 2.0,
         };
         let mut written = 0;
-        for mut account in accounts.into_iter().filter(|a| a.upstream == upstream) {
+        for account in accounts.into_iter().filter(|a| a.upstream == upstream) {
             self.metrics.account_health(&account.name, value);
-            if account.status.health == status.health
-                && account.status.last_error == status.last_error
+            match self
+                .store
+                .accounts()
+                .set_status(account.id, upstream, &status)
             {
-                continue;
-            }
-            account.status = status.clone();
-            match self.store.accounts().update(&account) {
-                Ok(_) => written += 1,
+                Ok(true) => written += 1,
+                Ok(false) => {}
                 Err(error) => {
                     tracing::error!(account = %account.name, %error, "account status not recorded")
                 }
