@@ -15,10 +15,10 @@
 
 use super::{ErrorKind, RcptOutcome, RelayError};
 use crate::metrics::Metrics;
-use crate::policy::Policy;
+use crate::policy::{Policy, Snapshot};
 use crate::store::{AccountStatus, Health, Store};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What one attempt says about the account behind an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +153,10 @@ pub struct HealthBook {
     metrics: Arc<Metrics>,
     /// The last status seen per upstream (the cheap check on every attempt).
     last: Mutex<HashMap<String, (Health, &'static str)>>,
+    /// Per upstream, the policy snapshot in which every account on it last showed this
+    /// health: while the snapshot is the same, the accounts need no second look. (A `Weak`
+    /// keeps the allocation, so a later snapshot can never be taken for this one.)
+    agreed: Mutex<HashMap<String, (Weak<Snapshot>, Health)>>,
     /// The lock writes take.
     writing: Mutex<()>,
 }
@@ -164,6 +168,7 @@ impl HealthBook {
             policy,
             metrics,
             last: Mutex::new(HashMap::new()),
+            agreed: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
         }
     }
@@ -185,13 +190,26 @@ impl HealthBook {
                 }
             }
         };
-        (new_class && observed.health != Health::Healthy)
-            || self
-                .policy
-                .snapshot()
-                .accounts()
-                .iter()
-                .any(|a| a.upstream == upstream && a.status.health != observed.health)
+        (new_class && observed.health != Health::Healthy) || !self.agree(upstream, observed.health)
+    }
+
+    /// Whether every account delivering through `upstream` shows `health`.
+    fn agree(&self, upstream: &str, health: Health) -> bool {
+        let snapshot = self.policy.snapshot();
+        let mut agreed = self.agreed.lock().unwrap_or_else(|p| p.into_inner());
+        if agreed.get(upstream).is_some_and(|(seen, was)| {
+            *was == health && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(&snapshot))
+        }) {
+            return true;
+        }
+        let all = snapshot
+            .accounts()
+            .iter()
+            .all(|a| a.upstream != upstream || a.status.health == health);
+        if all {
+            agreed.insert(upstream.to_string(), (Arc::downgrade(&snapshot), health));
+        }
+        all
     }
 
     /// Writes `observed` as the status of every account delivering through `upstream`
