@@ -14,6 +14,7 @@ use crate::relay::dkim::Signers;
 use crate::relay::health::HealthBook;
 use crate::relay::Relays;
 use crate::smtp::Shared;
+use crate::spool::dsn::Notices;
 use crate::spool::{QueueControl, Spool, Worker};
 use crate::store::Store;
 use anyhow::Context;
@@ -108,17 +109,15 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
 
-    let worker = Worker::new(
-        spool.clone(),
-        upstreams.clone(),
+    let notices = Arc::new(Notices::new(
+        policy.clone(),
         config.hostname.clone(),
         config.default_upstream.clone(),
-    )
-    .with_health(Arc::new(HealthBook::new(
-        store.clone(),
-        policy.clone(),
-        metrics.clone(),
-    )));
+    ));
+    let worker =
+        Worker::new(spool.clone(), upstreams.clone(), notices.clone()).with_health(Arc::new(
+            HealthBook::new(store.clone(), policy.clone(), metrics.clone()),
+        ));
     let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
     let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
@@ -188,11 +187,7 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         metrics,
         admin: Arc::new(admin),
         ready: ready.clone(),
-        queue: Arc::new(QueueControl::new(
-            spool.clone(),
-            config.hostname.clone(),
-            config.default_upstream.clone(),
-        )),
+        queue: Arc::new(QueueControl::new(spool.clone(), notices)),
         hostname: config.hostname.clone(),
         backups,
     };

@@ -126,6 +126,38 @@ async fn every_backup_rule_refuses_with_its_reason() {
     assert_eq!(status, 404);
     let (status, _) = http(gw.running.api, "GET", "/api/v1/backups", None, None).await;
     assert_eq!(status, 401);
+    // Every request is audited, the refused ones with their status and reason (a body
+    // that could not be read is no request).
+    let (_, audit) = api(&gw, "GET", "/api/v1/audit?action=backup.refused", None).await;
+    let refusals: Vec<(u64, &str, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let after = &e["after"];
+            assert!(
+                after["reason"].as_str().is_some_and(|r| !r.is_empty()),
+                "{e}"
+            );
+            let target = e["target"].as_str().unwrap();
+            (
+                after["status"].as_u64().unwrap(),
+                e["actor"].as_str().unwrap(),
+                target,
+            )
+        })
+        .collect();
+    let statuses: Vec<u64> = refusals.iter().map(|r| r.0).collect();
+    assert_eq!(
+        statuses,
+        [403, 404, 409, 409, 409, 409, 409, 422, 422],
+        "{audit}"
+    );
+    assert_eq!(refusals[0].1, "helper@help.example");
+    assert_eq!(refusals[2].2, format!("user/{lee}"));
+    assert_eq!(audit[7]["after"]["request"]["grant_to"], json!(["nobody"]));
+    let (_, created) = api(&gw, "GET", "/api/v1/audit?action=backup.create", None).await;
+    assert_eq!(created.as_array().unwrap().len(), 1, "{created}");
     let _ = TOKEN;
 }
 

@@ -258,3 +258,42 @@ async fn a_rate_limit_is_seen_as_degraded_while_it_lasts() {
         "{degraded}"
     );
 }
+
+/// Health follows the account: one moved from a failing upstream to a working one (which
+/// other accounts already use, healthy) becomes healthy once its mail gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_moved_to_a_working_upstream_becomes_healthy() {
+    let script = Script {
+        pipelining: true,
+        ..Script::default()
+    };
+    let denied = Script {
+        mail_reply: Some(
+            "550 5.7.60 SMTP; Client does not have permissions to send as this sender".into(),
+        ),
+        ..script.clone()
+    };
+    let (gw, cases) = gateway(vec![("steady", script, plain), ("moved", denied, plain)]).await;
+    let (steady, moved) = (&cases[0], &cases[1]);
+    send_through(&gw, "steady").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while steady.upstream.record().messages.is_empty() {
+        assert!(Instant::now() < deadline, "never delivered through steady");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    send_through(&gw, "moved").await;
+    status(&gw, moved.account, "failing").await;
+
+    let path = format!("/api/v1/accounts/{}", moved.account);
+    let (code, body) = api(&gw, "PATCH", &path, Some(json!({"upstream": "steady"}))).await;
+    assert_eq!(code, 200, "{body}");
+    send_through(&gw, "moved").await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while steady.upstream.record().messages.len() < 2 {
+        assert!(Instant::now() < deadline, "never delivered after the move");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let healthy = status(&gw, moved.account, "healthy").await;
+    assert_eq!(healthy["last_error"], Value::Null, "{healthy}");
+    status(&gw, steady.account, "healthy").await;
+}

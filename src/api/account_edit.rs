@@ -3,7 +3,7 @@
 //! account is validated as a whole (`account_rules::validate`) before the one write, and
 //! the policy snapshot is rebuilt after it, so the next SMTP command sees the change.
 
-use super::account_rules::{require_inbound, require_setup, tidy, validate};
+use super::account_rules::{require_inbound, require_no_new_rights, require_setup, tidy, validate};
 use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
 use super::problem::Problems;
@@ -84,7 +84,8 @@ pub async fn patch(
 }
 
 /// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
-/// grant list; grantee users and roles must exist (422).
+/// grant list; grantee users and roles must exist (422); a grant that gives the caller (or
+/// a role it holds) a right it lacks needs admin or `shared_account_setup` (403).
 #[utoipa::path(
     put, path = "/api/v1/accounts/{id}/grants", tag = "accounts", params(("id" = u64, Path, description = "numeric id")), request_body = GrantList,
     responses((status = 200, body = Account), Problems)
@@ -154,6 +155,7 @@ async fn save(
     mut account: Account,
 ) -> Result<Account, Problem> {
     tidy(&mut account);
+    require_no_new_rights(caller, &previous, &account)?;
     validate(api.store(), &api.state.relays, caller, &account)?;
     let work = api.clone();
     let saved = account.clone();

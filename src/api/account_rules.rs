@@ -8,13 +8,17 @@
 //!   its owner itself while `allow_personal_accounts` is on (admins always, for anyone);
 //!   the `default` flag is for admins only.
 //! - change: the account's `setup` right — owner, a `setup` grant, admin, or for a shared
-//!   account `shared_account_setup`.
+//!   account `shared_account_setup`; a change (grants, scope, default send mode) that
+//!   would give the caller a right it does not hold needs admin or `shared_account_setup`.
 
 use super::{Caller, Problem};
-use crate::policy::normalize;
+use crate::policy::{normalize, scope_admits};
 use crate::relay::Relays;
 use crate::smtp::params::check_mailbox;
-use crate::store::{Account, AccountKeys, Grantee, Scope, Settings, Store, UserKind};
+use crate::store::{
+    Account, AccountKeys, DefaultSendMode, Grant, Grantee, Scope, SendMode, Settings, Store, User,
+    UserKind,
+};
 
 /// Longest account name.
 const MAX_NAME: usize = 100;
@@ -113,6 +117,89 @@ pub fn require_inbound(caller: &Caller) -> Result<(), Problem> {
             "shared_account_setup",
             "to change a helpdesk mailbox's inbound settings",
         )),
+    }
+}
+
+/// 403 unless the change from `before` to `after` leaves `caller` no right on the account
+/// it did not hold (its own grants, its roles' grants, the scope and the default send
+/// mode all count): a holder of a `setup` grant may hand rights out but not to itself.
+/// Admins and holders of `shared_account_setup` may.
+pub fn require_no_new_rights(
+    caller: &Caller,
+    before: &Account,
+    after: &Account,
+) -> Result<(), Problem> {
+    if caller.is_admin() || caller.has("shared_account_setup") {
+        return Ok(());
+    }
+    let Some(user) = &caller.user else {
+        return Ok(());
+    };
+    let (had, has) = (rights(user, before), rights(user, after));
+    let gained: Vec<&str> = [
+        (has.send > had.send, has.send.map_or("", mode_name)),
+        (has.access && !had.access, "access"),
+        (has.setup && !had.setup, "setup"),
+    ]
+    .into_iter()
+    .filter_map(|(gained, name)| gained.then_some(name))
+    .collect();
+    match gained.is_empty() {
+        true => Ok(()),
+        false => Err(Problem::forbidden_for(
+            "shared_account_setup",
+            &format!(
+                "(or admin) to give yourself or a role you hold {} on account {:?}",
+                gained.join(" and "),
+                after.name
+            ),
+        )),
+    }
+}
+
+/// What one user may do with an account.
+struct Rights {
+    send: Option<SendMode>,
+    access: bool,
+    setup: bool,
+}
+
+/// The rights `user` holds on `account` (SPEC §2, §3 rule 2).
+fn rights(user: &User, account: &Account) -> Rights {
+    if account.owner == Some(user.id) {
+        return Rights {
+            send: Some(SendMode::SendAs),
+            access: true,
+            setup: true,
+        };
+    }
+    let mine: Vec<&Grant> = account
+        .grants
+        .iter()
+        .filter(|g| match &g.grantee {
+            Grantee::User(id) => *id == user.id,
+            Grantee::Role(role) => user.roles.iter().any(|r| r.eq_ignore_ascii_case(role)),
+        })
+        .collect();
+    let granted = mine.iter().filter_map(|g| g.send).max();
+    let fallback = match (user.kind, account.default_send_mode) {
+        (UserKind::Requester, _) | (_, DefaultSendMode::None) => None,
+        (_, DefaultSendMode::SendAs) => Some(SendMode::SendAs),
+        (_, DefaultSendMode::SendOnBehalf) => Some(SendMode::SendOnBehalf),
+    };
+    Rights {
+        send: scope_admits(&account.scope, user)
+            .ok()
+            .and(granted.or(fallback)),
+        access: mine.iter().any(|g| g.access),
+        setup: mine.iter().any(|g| g.setup),
+    }
+}
+
+fn mode_name(mode: SendMode) -> &'static str {
+    match mode {
+        SendMode::SendAs => "send_as",
+        SendMode::SendOnBehalf => "send_on_behalf",
     }
 }
 

@@ -22,10 +22,10 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Body of `POST /api/v1/users/{id}/backup`.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// Who may read the backup: user logins or ids, role names; `user:` or `role:` in
@@ -38,7 +38,8 @@ pub struct BackupRequest {
 }
 
 /// `POST /api/v1/users/{id}/backup` — `admin`; the job is queued (202) and runs in the
-/// background.
+/// background. Every request is audited: `backup.create` with the job, or
+/// `backup.refused` with the request, the status and the reason.
 #[utoipa::path(
     post, path = "/api/v1/users/{id}/backup", tag = "backups", request_body = BackupRequest,
     params(("id" = u64, Path, description = "user id")),
@@ -50,14 +51,28 @@ pub async fn create(
     Param(id): Param<u64>,
     Body(body): Body<BackupRequest>,
 ) -> Result<(StatusCode, Json<Backup>), Problem> {
-    caller.require("admin")?;
     let _change = api.write_lock().await;
-    let store = api.store().clone();
-    let by = caller.name().to_string();
-    let job = blocking(move || plan(&store, id, body, by)).await?;
-    let saved = job.clone();
-    let store = api.store().clone();
-    blocking(move || Ok(store.backups().save(&saved)?)).await?;
+    let request = body.clone();
+    let job = match queue_job(&caller, &api, id, body).await {
+        Ok(job) => job,
+        Err(problem) => {
+            let refused = serde_json::json!({
+                "request": request,
+                "status": problem.status,
+                "reason": problem.detail,
+            });
+            let target = format!("user/{id}");
+            api.audit(
+                &caller,
+                "backup.refused",
+                target,
+                None::<&()>,
+                Some(&refused),
+            )
+            .await?;
+            return Err(problem);
+        }
+    };
     api.audit(
         &caller,
         "backup.create",
@@ -68,6 +83,24 @@ pub async fn create(
     .await?;
     api.state.backups.wake.notify_one();
     Ok((StatusCode::ACCEPTED, Json(job)))
+}
+
+/// Checks the caller and every rule, and saves the pending job. The caller holds the
+/// write lock.
+async fn queue_job(
+    caller: &Caller,
+    api: &Api,
+    id: u64,
+    body: BackupRequest,
+) -> Result<Backup, Problem> {
+    caller.require("admin")?;
+    let store = api.store().clone();
+    let by = caller.name().to_string();
+    let job = blocking(move || plan(&store, id, body, by)).await?;
+    let saved = job.clone();
+    let store = api.store().clone();
+    blocking(move || Ok(store.backups().save(&saved)?)).await?;
+    Ok(job)
 }
 
 /// Checks every rule and builds the pending job.

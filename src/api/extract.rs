@@ -7,28 +7,54 @@ use super::Problem;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-/// A JSON body. An empty body reads as `{}`; a body that is not the expected JSON is a 400.
+/// A JSON body. An empty body reads as `{}`; a body sent as anything but JSON (no
+/// `Content-Type`, or one other than `application/json` or `application/*+json`) is a 415,
+/// one over the body limit a 413, and one that is not the expected JSON a 400.
 pub struct Body<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = Problem;
 
     async fn from_request(req: Request, state: &S) -> Result<Body<T>, Problem> {
+        let json = is_json(req.headers());
+        // Over the limit: 413; a body that broke off: 400.
         let bytes = Bytes::from_request(req, state)
             .await
-            .map_err(|e| Problem::bad_request(e.body_text()))?;
+            .map_err(|e| Problem::new(e.status(), e.body_text()))?;
         let raw: &[u8] = match bytes.iter().all(u8::is_ascii_whitespace) {
             true => b"{}",
+            false if !json => return Err(Problem::unsupported_media_type()),
             false => &bytes,
         };
         serde_json::from_slice(raw)
             .map(Body)
             .map_err(|e| Problem::bad_request(format!("invalid JSON body: {e}")))
     }
+}
+
+/// Whether the request says its body is JSON: `application/json` or `application/*+json`,
+/// with any parameters.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || essence
+            .strip_prefix("application/")
+            .is_some_and(|sub| sub.ends_with("+json"))
 }
 
 /// A path parameter; one that does not parse names no resource (404).
@@ -85,5 +111,26 @@ pub fn page_limit(asked: Option<usize>, default: usize, max: usize) -> Result<us
     match asked.unwrap_or(default) {
         limit @ 1.. if limit <= max => Ok(limit),
         _ => Err(Problem::invalid("limit", format!("between 1 and {max}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_media_types_with_or_without_parameters() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, value.parse().unwrap());
+            is_json(&headers)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(with("application/merge-patch+json"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!with("text/plain"));
+        assert!(!with("text/json+xml"));
+        assert!(!is_json(&HeaderMap::new()));
     }
 }

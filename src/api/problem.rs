@@ -53,6 +53,12 @@ pub enum Problems {
     /// The resource is locked (a mail configuration an administrator locked).
     #[response(status = 423, content_type = "application/problem+json")]
     Locked(Problem),
+    /// The request body is larger than the API takes.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The request body is not sent as JSON (`Content-Type: application/json`).
+    #[response(status = 415, content_type = "application/problem+json")]
+    UnsupportedMediaType(Problem),
 }
 
 impl Problem {
@@ -109,6 +115,14 @@ impl Problem {
     /// 400: the request body or query could not be read.
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, detail)
+    }
+
+    /// 415: a body that is not sent as JSON.
+    pub fn unsupported_media_type() -> Problem {
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request body must be JSON, sent with Content-Type: application/json",
+        )
     }
 
     pub fn unauthorized() -> Problem {

@@ -2,8 +2,11 @@
 //! authentication failure, "send as" denied, relay limit or quota, TLS failure, DNS failure,
 //! greylisting — and becomes the status of the accounts that deliver through that upstream:
 //! `healthy`, `degraded` (mail is slowed down) or `failing` (mail cannot leave until an
-//! administrator acts), with the last error and since when. A change is written to the
-//! store (and the policy snapshot rebuilt) only when the status or its class changes, and
+//! administrator acts), with the last error and since when. The status follows the
+//! account: an attempt's verdict is written to every account delivering through the
+//! upstream whose status says otherwise (an account moved here from a failing upstream
+//! becomes healthy with the first message that gets through), and only then (store write,
+//! policy snapshot rebuilt): the check on every attempt is a look at the snapshot. It is
 //! exported as `postern_account_health{account}` (0 healthy, 1 degraded, 2 failing).
 //!
 //! A refusal that says the account itself cannot send (authentication, "send as" denied,
@@ -12,10 +15,10 @@
 
 use super::{ErrorKind, RcptOutcome, RelayError};
 use crate::metrics::Metrics;
-use crate::policy::Policy;
+use crate::policy::{Policy, Snapshot};
 use crate::store::{AccountStatus, Health, Store};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 /// What one attempt says about the account behind an upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,15 +146,18 @@ fn observed(health: Health, class: &'static str, detail: Option<String>) -> Obse
     }
 }
 
-/// The health of every upstream as last recorded, and where it is recorded.
+/// The health of every upstream as last seen, and where it is recorded.
 pub struct HealthBook {
     store: Store,
     policy: Arc<Policy>,
     metrics: Arc<Metrics>,
     /// The last status seen per upstream (the cheap check on every attempt).
     last: Mutex<HashMap<String, (Health, &'static str)>>,
-    /// The last status written per upstream, and the lock writes take.
-    written: Mutex<HashMap<String, (Health, &'static str)>>,
+    /// Per upstream, the policy snapshot in which every account on it last showed this
+    /// health: while the snapshot is the same, the accounts need no second look. (A `Weak`
+    /// keeps the allocation, so a later snapshot can never be taken for this one.)
+    agreed: Mutex<HashMap<String, (Weak<Snapshot>, Health)>>,
+    /// The lock writes take.
     writing: Mutex<()>,
 }
 
@@ -162,53 +168,62 @@ impl HealthBook {
             policy,
             metrics,
             last: Mutex::new(HashMap::new()),
-            written: Mutex::new(HashMap::new()),
+            agreed: Mutex::new(HashMap::new()),
             writing: Mutex::new(()),
         }
     }
 
-    /// Whether `observed` changes what is recorded for `upstream` (it is then remembered).
+    /// Whether `observed` changes what is recorded for the accounts behind `upstream`:
+    /// its class differs from the upstream's last one, or an account delivering through
+    /// `upstream` shows another health (one moved here from another upstream keeps its old
+    /// status until this one's verdict is written over it). The class is remembered.
     pub fn changes(&self, upstream: &str, observed: &Observed) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         let now = (observed.health, observed.class);
-        if last.get(upstream) == Some(&now) {
-            // The common case (healthy again and again): no allocation, no write.
-            return false;
-        }
-        match last.insert(upstream.to_string(), now) {
-            Some(before) => before != now,
-            // First sight since the start: compare with what the store holds.
-            None => {
-                self.stored(upstream) != Some(observed.health) || observed.health != Health::Healthy
+        let new_class = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            match last.get(upstream) {
+                // The common case (healthy again and again): no allocation.
+                Some(before) if *before == now => false,
+                _ => {
+                    last.insert(upstream.to_string(), now);
+                    true
+                }
             }
+        };
+        (new_class && observed.health != Health::Healthy) || !self.agree(upstream, observed.health)
+    }
+
+    /// Whether every account delivering through `upstream` shows `health`.
+    fn agree(&self, upstream: &str, health: Health) -> bool {
+        let snapshot = self.policy.snapshot();
+        let mut agreed = self.agreed.lock().unwrap_or_else(|p| p.into_inner());
+        if agreed.get(upstream).is_some_and(|(seen, was)| {
+            *was == health && std::ptr::eq(seen.as_ptr(), Arc::as_ptr(&snapshot))
+        }) {
+            return true;
         }
+        let all = snapshot
+            .accounts()
+            .iter()
+            .all(|a| a.upstream != upstream || a.status.health == health);
+        if all {
+            agreed.insert(upstream.to_string(), (Arc::downgrade(&snapshot), health));
+        }
+        all
     }
 
-    fn stored(&self, upstream: &str) -> Option<Health> {
-        let accounts = self.store.accounts().all().ok()?;
-        let first = accounts.into_iter().find(|a| a.upstream == upstream)?;
-        Some(first.status.health)
-    }
-
-    /// Writes `observed` as the status of every account delivering through `upstream`,
-    /// unless it is what was last written. One write at a time, so the last one written is
-    /// the last one recorded. Blocking (store writes).
+    /// Writes `observed` as the status of every account delivering through `upstream`
+    /// whose status says otherwise. One write at a time, and only while `observed` is the
+    /// upstream's latest verdict, so the last one seen is the last one recorded. Blocking
+    /// (store writes).
     pub fn record(&self, upstream: &str, observed: &Observed) {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
-        let now = (observed.health, observed.class);
         {
             // A later attempt saw something else: this one is stale, the later one writes.
             let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            if last.get(upstream) != Some(&now) {
+            if last.get(upstream) != Some(&(observed.health, observed.class)) {
                 return;
             }
-        }
-        {
-            let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
-            if written.get(upstream) == Some(&now) {
-                return;
-            }
-            written.insert(upstream.to_string(), now);
         }
         let status = AccountStatus {
             health: observed.health,
@@ -224,23 +239,32 @@ impl HealthBook {
             Health::Degraded => 1.0,
             Health::Failing => 2.0,
         };
-        for mut account in accounts.into_iter().filter(|a| a.upstream == upstream) {
+        let mut written = 0;
+        for account in accounts.into_iter().filter(|a| a.upstream == upstream) {
             self.metrics.account_health(&account.name, value);
-            if account.status.health == status.health
-                && account.status.last_error == status.last_error
+            match self
+                .store
+                .accounts()
+                .set_status(account.id, upstream, &status)
             {
-                continue;
+                Ok(true) => written += 1,
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(account = %account.name, %error, "account status not recorded")
+                }
             }
-            account.status = status.clone();
-            if let Err(error) = self.store.accounts().update(&account) {
-                tracing::error!(account = %account.name, %error, "account status not recorded");
-            }
+        }
+        if written == 0 {
+            return;
         }
         let _ = self.policy.reload();
         match observed.health {
-            Health::Healthy => tracing::info!(upstream, "upstream healthy again"),
+            Health::Healthy => {
+                tracing::info!(upstream, accounts = written, "accounts healthy again")
+            }
             health => tracing::warn!(
                 upstream,
+                accounts = written,
                 ?health,
                 class = observed.class,
                 detail = observed.detail.as_deref().unwrap_or(""),

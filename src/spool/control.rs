@@ -7,9 +7,10 @@
 //! message by then), which the answer cannot rule out, so the API says so.
 
 use super::attempt::Failed;
+use super::dsn::Notices;
 use super::fresh::Fresh;
 use super::meta::{Meta, QueueId, RcptStatus};
-use super::{dsn, Spool, SpoolError};
+use super::{Spool, SpoolError};
 use std::sync::Arc;
 
 /// Which queued messages a listing wants.
@@ -47,18 +48,13 @@ impl QueueFilter {
 /// The queue as an administrator sees it.
 pub struct QueueControl {
     spool: Arc<Spool>,
-    hostname: String,
-    dsn_upstream: String,
+    notices: Arc<Notices>,
 }
 
 impl QueueControl {
-    /// `hostname` and `dsn_upstream` are those the worker uses for its own DSNs.
-    pub fn new(spool: Arc<Spool>, hostname: String, dsn_upstream: String) -> QueueControl {
-        QueueControl {
-            spool,
-            hostname,
-            dsn_upstream,
-        }
+    /// `notices` are those the worker sends its own DSNs with.
+    pub fn new(spool: Arc<Spool>, notices: Arc<Notices>) -> QueueControl {
+        QueueControl { spool, notices }
     }
 
     /// Queued messages in id order.
@@ -87,7 +83,7 @@ impl QueueControl {
     }
 
     /// Deletes the message durably; with `bounce`, its pending recipients are then reported
-    /// to the envelope sender (not for the null sender or a DSN). Only the caller that
+    /// to its submitter (`dsn`: not for the null sender or a DSN). Only the caller that
     /// actually removed the message sends a DSN, so two bounces at once send one. Returns
     /// the message as it was, or `None` if it is not queued.
     pub async fn delete(&self, id: QueueId, bounce: bool) -> Result<Option<Meta>, SpoolError> {
@@ -112,18 +108,16 @@ impl QueueControl {
                 expired: false,
             })
             .collect();
-        if bounce && !meta.mail_from.is_empty() && !meta.is_dsn && !failed.is_empty() {
-            // The DSN's own commit makes the removal durable with it.
-            dsn::send(
-                &self.spool,
-                &self.hostname,
-                &self.dsn_upstream,
-                &meta,
-                &data,
-                &failed,
-            )
-            .await?;
-        } else {
+        // A DSN's own commit makes the removal durable with it.
+        let sent = match bounce {
+            true => {
+                self.notices
+                    .send(&self.spool, &meta, &data, &failed)
+                    .await?
+            }
+            false => None,
+        };
+        if sent.is_none() {
             self.spool.sync().await?;
         }
         Ok(Some(meta))

@@ -1,47 +1,162 @@
-//! Delivery status notifications (RFC 3464): the `multipart/report` sent back to the
-//! envelope sender when recipients fail for good or the message expires. Never built for
-//! the null sender or for a DSN itself; the caller checks that.
+//! Delivery status notifications (RFC 3464): the `multipart/report` sent when recipients
+//! fail for good or the message expires (SPEC §5). Never for the null sender or for a DSN.
+//!
+//! # Who gets it
+//!
+//! 1. The principal that submitted the message (`Meta::principal`, a login), at its user's
+//!    e-mail address, whatever address the message went out as: a user sending as the
+//!    shared `support@` gets its own bounces, and `support@`'s mailbox never collects
+//!    another user's failures (the upstream envelope sender is the account's address, so
+//!    the envelope sender is the wrong one to tell).
+//! 2. Without such a principal — no principal (inbound mail, the gateway's own notices,
+//!    records from before principals were kept), an unknown login, or a principal without
+//!    an address (a trusted network's `system` user, usually) — the envelope sender, unless
+//!    that address is an email account's mailbox that is not the principal's own personal
+//!    account. An account's mailbox is shared by whoever may use the account, so a bounce
+//!    there would show one sender's failure to all of them; nobody gets a DSN then, the
+//!    failure is logged (a warning naming the queue id) and stays in the queue API and the
+//!    account's status. Give a `system` user an e-mail address to have its bounces.
+//!
+//! # Through which account
+//!
+//! A system account: the first `system`-scope account with an address (as the "set your
+//! password" notices), else the global default account, else the configured default
+//! upstream. Its upstream carries the DSN and its address is the report's `From`; the
+//! envelope sender stays null (RFC 5321 §4.5.5), so a DSN can never cause another.
 
 use super::attempt::Failed;
 use super::meta::{show_id, Envelope, Meta, QueueId};
 use super::{Spool, SpoolError};
+use crate::policy::{normalize, Policy, Snapshot};
 use crate::rewrite::{date, header_block_len};
+use crate::store::Scope;
 use bytes::Bytes;
 use std::fmt::Write;
+use std::sync::Arc;
 
-/// Builds the DSN for `failed` recipients of `meta`/`original` and queues it to the
-/// envelope sender through `upstream`; returns the DSN's queue id.
-pub async fn send(
-    spool: &Spool,
-    hostname: &str,
-    upstream: &str,
-    meta: &Meta,
-    original: &[u8],
-    failed: &[Failed],
-) -> Result<QueueId, SpoolError> {
-    let dsn_id = spool.new_id()?;
-    let report = build(hostname, meta, original, failed, dsn_id);
-    let envelope = Envelope {
-        mail_from: String::new(),
-        rcpts: vec![meta.mail_from.clone()],
-        upstream: upstream.to_string(),
-        principal: None,
-        smtputf8: meta.smtputf8,
-        eight_bit: false,
-        is_dsn: true,
-        verdicts: None,
-        keep: None,
-    };
-    spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
-    spool.metrics().dsn_sent.increment(1);
-    Ok(dsn_id)
+/// Writes and queues DSNs: the worker's and an administrator's bounce share one.
+pub struct Notices {
+    policy: Arc<Policy>,
+    hostname: String,
+    /// The upstream when no system or default account exists.
+    fallback_upstream: String,
 }
 
-/// Builds the DSN for `failed` recipients of the message `meta`/`original`.
+/// Where one DSN goes and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The one recipient.
+    pub to: String,
+    /// The report's `From` address.
+    pub from: String,
+    /// The upstream that carries it.
+    pub upstream: String,
+}
+
+impl Notices {
+    /// `hostname` names the reporting MTA; `fallback_upstream` carries DSNs when no account
+    /// does (the configured default upstream).
+    pub fn new(policy: Arc<Policy>, hostname: String, fallback_upstream: String) -> Notices {
+        Notices {
+            policy,
+            hostname,
+            fallback_upstream,
+        }
+    }
+
+    /// Builds the DSN for `failed` recipients of `meta`/`original` and queues it to the
+    /// submitter (see the module header); returns the DSN's queue id, or `None` when no
+    /// DSN is due (null sender, a DSN, nobody to tell).
+    pub async fn send(
+        &self,
+        spool: &Spool,
+        meta: &Meta,
+        original: &[u8],
+        failed: &[Failed],
+    ) -> Result<Option<QueueId>, SpoolError> {
+        if meta.mail_from.is_empty() || meta.is_dsn || failed.is_empty() {
+            return Ok(None);
+        }
+        let snapshot = self.policy.snapshot();
+        let Some(to) = recipient(&snapshot, meta) else {
+            tracing::warn!(queue_id = %show_id(meta.id), principal = meta.principal.as_deref().unwrap_or(""),
+                sender = %meta.mail_from, failed = failed.len(),
+                "no DSN: the sender is a shared account's mailbox and no submitter address is known");
+            return Ok(None);
+        };
+        let route = self.route(&snapshot, to);
+        let dsn_id = spool.new_id()?;
+        let report = build(&self.hostname, &route, meta, original, failed, dsn_id);
+        let envelope = Envelope {
+            mail_from: String::new(),
+            rcpts: vec![route.to.clone()],
+            upstream: route.upstream,
+            principal: None,
+            smtputf8: meta.smtputf8 || !route.to.is_ascii(),
+            eight_bit: false,
+            is_dsn: true,
+            verdicts: None,
+            keep: None,
+        };
+        spool.enqueue(dsn_id, envelope, Bytes::from(report)).await?;
+        spool.metrics().dsn_sent.increment(1);
+        tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %route.to, "DSN queued");
+        Ok(Some(dsn_id))
+    }
+
+    /// The system account's upstream and address (see the module header).
+    fn route(&self, snapshot: &Snapshot, to: String) -> Route {
+        let account = snapshot
+            .accounts()
+            .into_iter()
+            .find(|a| a.scope == Scope::System && !a.address.is_empty())
+            .or_else(|| snapshot.default_account());
+        let from = account
+            .and_then(|a| {
+                [a.from_address.as_deref(), Some(a.address.as_str())]
+                    .into_iter()
+                    .flatten()
+                    .find(|address| !address.is_empty())
+            })
+            .map_or_else(
+                || format!("MAILER-DAEMON@{}", self.hostname),
+                str::to_string,
+            );
+        Route {
+            to,
+            from,
+            upstream: account
+                .map_or_else(|| self.fallback_upstream.clone(), |a| a.upstream.clone()),
+        }
+    }
+}
+
+/// Who is told of the failures of `meta` (see the module header); `None`: nobody.
+fn recipient(snapshot: &Snapshot, meta: &Meta) -> Option<String> {
+    let principal = meta
+        .principal
+        .as_deref()
+        .and_then(|login| snapshot.user_by_login(login));
+    if let Some(user) = principal.filter(|u| !u.email.trim().is_empty()) {
+        return Some(user.email.trim().to_string());
+    }
+    let sender = normalize(&meta.mail_from);
+    match snapshot.account_by_address(&sender) {
+        None => Some(meta.mail_from.clone()),
+        Some(account) if account.owner.is_some() && account.owner == principal.map(|u| u.id) => {
+            Some(meta.mail_from.clone())
+        }
+        Some(_) => None,
+    }
+}
+
+/// Builds the DSN for `failed` recipients of the message `meta`/`original`, from and to
+/// the addresses of `route`.
 /// `dsn_id` (the DSN's own queue id) makes its Message-ID and boundary unique, even for two
 /// DSNs about one message after the same attempt (the worker's and an administrator's).
 pub fn build(
     hostname: &str,
+    route: &Route,
     meta: &Meta,
     original: &[u8],
     failed: &[Failed],
@@ -54,7 +169,7 @@ pub fn build(
     let mut out = String::with_capacity(2048);
     let _ = write!(
         out,
-        "From: Mail Delivery System <MAILER-DAEMON@{hostname}>\r\n\
+        "From: Mail Delivery System <{from}>\r\n\
          To: <{to}>\r\n\
          Subject: Undelivered Mail Returned to Sender\r\n\
          Date: {now}\r\n\
@@ -68,7 +183,8 @@ pub fn build(
          \r\n--{boundary}\r\n\
          Content-Type: text/plain; charset=us-ascii\r\n\r\n\
          Your message (queue id {id}) could not be delivered to these recipients:\r\n\r\n",
-        to = ascii(&meta.mail_from),
+        from = ascii(&route.from),
+        to = ascii(&route.to),
     );
     for f in failed {
         let _ = write!(out, "<{}>: {}\r\n", ascii(&f.address), ascii(&f.reply));
@@ -146,9 +262,8 @@ mod tests {
     use super::*;
     use crate::spool::meta::Rcpt;
 
-    #[test]
-    fn report_has_the_three_parts() {
-        let meta = Meta {
+    fn meta() -> Meta {
+        Meta {
             id: 7,
             mail_from: "alice@example.com".into(),
             rcpts: vec![Rcpt {
@@ -168,14 +283,25 @@ mod tests {
             expires_at: 0,
             verdicts: None,
             keep: None,
-        };
+        }
+    }
+
+    #[test]
+    fn report_has_the_three_parts() {
+        let meta = meta();
         let failed = vec![Failed {
             address: "bob@example.net".into(),
             reply: "550 5.1.1 no such user\r\nInjected: x".into(),
             expired: false,
         }];
+        let route = Route {
+            to: "alice@example.com".into(),
+            from: "MAILER-DAEMON@gw.example".into(),
+            upstream: "u".into(),
+        };
         let dsn = build(
             "gw.example",
+            &route,
             &meta,
             b"Subject: hi\r\n\r\nbody",
             &failed,
@@ -188,5 +314,80 @@ mod tests {
         assert!(text.contains("text/rfc822-headers\r\n\r\nSubject: hi\r\n"));
         assert!(!text.contains("\r\nInjected"));
         assert!(text.ends_with("--\r\n"));
+    }
+
+    /// The rules of the module header, over a real store.
+    #[test]
+    fn the_submitter_is_told_and_a_shared_mailbox_never() {
+        use crate::store::{Account, DefaultSendMode, NewUser, Store, UserKind};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let policy = Policy::load(store.clone(), "local").unwrap();
+        let user = |login: &str, kind| {
+            let new = NewUser {
+                login: login.into(),
+                email: format!("{login}@example.com"),
+                kind: Some(kind),
+                ..NewUser::default()
+            };
+            store.users().create(new, 1).unwrap()
+        };
+        let bob = user("bob", UserKind::Staff);
+        user("relay-app", UserKind::System);
+        let account = |name: &str, owner: Option<u64>| Account {
+            id: 0,
+            name: name.into(),
+            description: String::new(),
+            address: format!("{name}@example.com"),
+            from_address: None,
+            display_name: None,
+            reply_to: None,
+            aliases: Vec::new(),
+            upstream: "local".into(),
+            owner,
+            is_default: false,
+            scope: Scope::AllStaff,
+            grants: Vec::new(),
+            default_send_mode: DefaultSendMode::SendAs,
+            inbound: None,
+            status: Default::default(),
+        };
+        store.accounts().create(account("support", None)).unwrap();
+        store
+            .accounts()
+            .create(account("bobs-own", Some(bob.id)))
+            .unwrap();
+        policy.reload().unwrap();
+        let snapshot = policy.snapshot();
+        let to = |principal: Option<&str>, mail_from: &str| {
+            let meta = Meta {
+                principal: principal.map(str::to_string),
+                mail_from: mail_from.into(),
+                ..meta()
+            };
+            recipient(&snapshot, &meta)
+        };
+        let some = |address: &str| Some(address.to_string());
+        // The submitter, whatever the message went out as; its login in any case.
+        assert_eq!(
+            to(Some("bob"), "support@example.com"),
+            some("bob@example.com")
+        );
+        assert_eq!(
+            to(Some("BOB"), "Support@Example.com"),
+            some("bob@example.com")
+        );
+        assert_eq!(
+            to(Some("relay-app"), "support@example.com"),
+            some("relay-app@example.com")
+        );
+        // Nobody known: a shared mailbox is nobody's own; another sender is told.
+        assert_eq!(to(None, "support@example.com"), None);
+        assert_eq!(to(Some("ghost"), "SUPPORT@example.com"), None);
+        assert_eq!(to(None, "bobs-own@example.com"), None);
+        assert_eq!(
+            to(None, "ann@customer.example"),
+            some("ann@customer.example")
+        );
     }
 }

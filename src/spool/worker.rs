@@ -6,12 +6,14 @@
 //! index, scanned once a second (which also compacts the journal a step).
 
 use super::attempt::{self, Applied};
+use super::dsn::Notices;
 use super::fresh::{Fresh, Held};
 use super::meta::{show_id, Meta, QueueId};
-use super::{dsn, now_ms, Spool, SpoolError};
+use super::{now_ms, Spool, SpoolError};
 use crate::metrics::Outcome;
 use crate::relay::health::{self, HealthBook};
 use crate::relay::{ErrorKind, Outgoing, RelayError, Relays, Retry, Side};
+use crate::store::Health;
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,25 +26,19 @@ pub struct Worker {
     upstreams: Arc<Relays>,
     /// Where what each attempt says of its upstream is recorded.
     health: Option<Arc<HealthBook>>,
-    hostname: String,
-    dsn_upstream: String,
+    /// Where DSNs are written and sent.
+    notices: Arc<Notices>,
     limit: Arc<Semaphore>,
 }
 
 impl Worker {
-    pub fn new(
-        spool: Arc<Spool>,
-        upstreams: Arc<Relays>,
-        hostname: String,
-        dsn_upstream: String,
-    ) -> Worker {
+    pub fn new(spool: Arc<Spool>, upstreams: Arc<Relays>, notices: Arc<Notices>) -> Worker {
         let limit = Arc::new(Semaphore::new(spool.queue_config().concurrency));
         Worker {
             spool,
             upstreams,
             health: None,
-            hostname,
-            dsn_upstream,
+            notices,
             limit,
         }
     }
@@ -153,14 +149,17 @@ impl Worker {
             &self.spool.queue_config().retry_intervals_secs,
         );
         self.record(&meta, &applied, &result, now);
-        if !applied.failed.is_empty() && !meta.mail_from.is_empty() && !meta.is_dsn {
-            self.send_dsn(&meta, &data, &applied).await?;
-        }
+        // Null sender, a DSN, nobody to tell: the notices decide (and log) it.
+        self.notices
+            .send(&self.spool, &meta, &data, &applied.failed)
+            .await?;
         self.spool.save(&meta).await
     }
 
     /// Records what the attempt says of the upstream's account(s); a refusal that is the
-    /// account's own problem keeps the message queued.
+    /// account's own problem keeps the message queued. An upstream whose answers come from
+    /// the recipients' servers (or none) only ever says "healthy", when mail got through:
+    /// an account moved onto it does not keep the status of its former upstream.
     fn observe(
         &self,
         upstream: &str,
@@ -169,16 +168,16 @@ impl Worker {
         let Some(book) = &self.health else {
             return;
         };
-        if !self
+        let judges = self
             .upstreams
             .get(upstream)
-            .is_some_and(|u| u.judges_account())
-        {
-            return;
-        }
+            .is_some_and(|u| u.judges_account());
         let Some(observed) = health::classify(result) else {
             return;
         };
+        if !judges && observed.health != Health::Healthy {
+            return;
+        }
         if observed.holds_mail() {
             health::hold(result);
         }
@@ -249,24 +248,5 @@ impl Worker {
                 "delivery attempt"
             ),
         }
-    }
-
-    async fn send_dsn(
-        &self,
-        meta: &Meta,
-        data: &[u8],
-        applied: &Applied,
-    ) -> Result<(), SpoolError> {
-        let dsn_id = dsn::send(
-            &self.spool,
-            &self.hostname,
-            &self.dsn_upstream,
-            meta,
-            data,
-            &applied.failed,
-        )
-        .await?;
-        tracing::info!(queue_id = %show_id(meta.id), dsn_id = %show_id(dsn_id), to = %meta.mail_from, "DSN queued");
-        Ok(())
     }
 }

@@ -213,6 +213,42 @@ impl Accounts {
         self.write(account)
     }
 
+    /// Sets the status of account `id` while it still delivers through `upstream` and its
+    /// status says otherwise (health or last error), by compare-and-swap, so that a change
+    /// made meanwhile (an API edit, a move to another upstream) is never overwritten with
+    /// an older copy. True if written; durable on return.
+    pub fn set_status(
+        &self,
+        id: u64,
+        upstream: &str,
+        status: &AccountStatus,
+    ) -> Result<bool, StoreError> {
+        loop {
+            let Some(raw) = self.tree.get(id.to_be_bytes())? else {
+                return Ok(false);
+            };
+            let mut account = decode(&raw)?;
+            if account.upstream != upstream
+                || (account.status.health == status.health
+                    && account.status.last_error == status.last_error)
+            {
+                return Ok(false);
+            }
+            account.status = status.clone();
+            let new =
+                serde_json::to_vec(&account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if self
+                .tree
+                .compare_and_swap(id.to_be_bytes(), Some(raw), Some(new))?
+                .is_ok()
+            {
+                self.note(id, Some(&account));
+                self.sync.flush()?;
+                return Ok(true);
+            }
+        }
+    }
+
     fn write(&self, account: &Account) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tree.insert(account.id.to_be_bytes(), raw)?;
@@ -365,5 +401,29 @@ mod tests {
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
         assert_eq!(names(reopened.accounts()), ["first", "renamed"]);
+    }
+
+    /// A status is set only on an account still on that upstream, and only once.
+    #[test]
+    fn status_is_set_on_the_account_as_it_is_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let accounts = store.accounts();
+        let mut moved = accounts.create(account("moved")).unwrap();
+        moved.upstream = "other".into();
+        moved.description = "edited meanwhile".into();
+        accounts.update(&moved).unwrap();
+        let failing = AccountStatus {
+            health: Health::Failing,
+            last_error: Some("535 5.7.8 no".into()),
+            since: 1,
+        };
+        assert!(!accounts.set_status(moved.id, "local", &failing).unwrap());
+        assert!(accounts.set_status(moved.id, "other", &failing).unwrap());
+        assert!(!accounts.set_status(moved.id, "other", &failing).unwrap());
+        let now = accounts.get(moved.id).unwrap().unwrap();
+        assert_eq!(now.status, failing);
+        assert_eq!(now.description, "edited meanwhile");
+        assert!(!accounts.set_status(999, "other", &failing).unwrap());
     }
 }
