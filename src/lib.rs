@@ -25,7 +25,8 @@
 //!   self-checking records, one writer thread that group-commits (`fdatasync`) before every
 //!   `250`, an in-memory index and due order, segment deletion and compaction; fresh
 //!   messages handed to the worker with their bytes in hand (bounded); retry schedule,
-//!   delivery worker, DSNs; `control` (list, retry now, delete, bounce for the API); a
+//!   delivery worker, DSNs (`dsn::Notices`: to the submitting principal, through a system
+//!   account); `control` (list, retry now, delete, bounce for the API); a
 //!   one-time move of the older sled spool; `ids`, queue ids from blocks whose limit is
 //!   durable before use (never reused across crashes); `room`, the free-space reserve
 //!   checked before anything is written (`452 4.3.1`). A finished message the archive keeps gets a
@@ -42,7 +43,9 @@
 //!   one request per refresh; `dkim`, signing of
 //!   what `smtp` and `mx` upstreams send with the active keys of the From domain (key
 //!   generation, the TXT record to publish); `health`, each
-//!   attempt classified into the status of the accounts behind its upstream;
+//!   attempt classified into the status of the accounts delivering through its upstream
+//!   (written to each account whose status differs, so health follows an account that
+//!   moves);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
 //!   the inbound hook under the reserved name `@inbound`.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
@@ -61,7 +64,7 @@
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
 //!   (block/unblock), webhooks, the "set your password" page, staff users' mail
 //!   configuration and its lock, backups, DKIM keys, the audit log of every change;
-//!   problem+json errors; `names`, what domain names and selectors may look like; the
+//!   problem+json errors (a body not sent as JSON `415`, over the limit `413`); `names`, what domain names and selectors may look like; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the audit log, the
