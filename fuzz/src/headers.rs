@@ -4,7 +4,8 @@
 //!
 //! Checked, panicking on a violation: nothing panics; the body is untouched; the output is
 //! accepted again by `inspect` with the From written; mail-parser 0.11 sees exactly one
-//! `From` field, holding exactly that address, and a display name without CR, LF or NUL.
+//! `From` field, holding exactly that address, and a display name without CR, LF or NUL
+//! (but for known finding F1, see `after_date`).
 
 use mail_parser::{HeaderName, MessageParser};
 use postern::rewrite::{apply, inspect, Inspected, Plan};
@@ -67,6 +68,17 @@ fn check(data: &[u8], inspected: &Inspected, plan: &Plan<'_>) {
         .iter()
         .filter(|h| h.name == HeaderName::From)
         .count();
+    if froms == 0 && after_date(header) {
+        // FINDINGS.md F1: mail-parser's date parser reads two octets past a letter in the
+        // zone, CRLF included, so the field after a client `Date` ending so is lost.
+        if std::env::var_os("POSTERN_FUZZ_STRICT").is_some() {
+            panic!(
+                "F1: mail-parser loses the From after the client's Date:\n{}",
+                show()
+            );
+        }
+        return;
+    }
     assert_eq!(
         froms,
         1,
@@ -87,4 +99,25 @@ fn check(data: &[u8], inspected: &Inspected, plan: &Plan<'_>) {
         "line break in the decoded display name {name:?}:\n{}",
         show()
     );
+}
+
+/// Whether the field just before the `From` Postern wrote is a `Date` or `Resent-Date`
+/// (known finding F1; set `POSTERN_FUZZ_STRICT=1` to count it as a crash again).
+fn after_date(header: &[u8]) -> bool {
+    let Some(from) = header.windows(8).position(|w| w == b"\r\nFrom: ") else {
+        return false;
+    };
+    let before = &header[..from];
+    let mut start = 0;
+    for (i, w) in before.windows(2).enumerate() {
+        if w == b"\r\n" && !matches!(before.get(i + 2), Some(b' ' | b'\t')) {
+            start = i + 2;
+        }
+    }
+    let field = &before[start..];
+    let name = field.split(|&b| b == b':').next().unwrap_or(b"");
+    let name = String::from_utf8_lossy(name)
+        .trim_end()
+        .to_ascii_lowercase();
+    name == "date" || name == "resent-date"
 }
