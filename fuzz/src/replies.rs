@@ -1,5 +1,6 @@
 //! What a well-formed stream of SMTP replies is (RFC 5321 §4.2): lines of three digits
-//! (first 2–5), a space or a dash, text of HT or printable ASCII, CRLF; the lines of one
+//! (first 2–5), a space or a dash, text of HT or printable characters (ASCII, or UTF-8 as
+//! RFC 6531 allows for SMTPUTF8), CRLF; the lines of one
 //! multi-line reply share their code and all but the last use the dash; the stream ends
 //! with a complete reply.
 
@@ -24,11 +25,14 @@ pub fn check(out: &[u8]) -> Result<usize, String> {
         if !digits || !matches!(sep, b' ' | b'-') {
             return Err(format!("malformed reply line: {:?}", show(line)));
         }
-        if let Some(bad) = text
-            .iter()
-            .find(|&&b| b != b'\t' && !(32..127).contains(&b))
-        {
-            return Err(format!("octet {bad:#04x} in reply text: {:?}", show(line)));
+        // RFC 6531 §3.7.4.2 lets a server answer an SMTPUTF8 client in UTF-8 (Postern
+        // echoes such an address when it refuses it), so valid UTF-8 is allowed; control
+        // characters never are.
+        let Ok(text) = std::str::from_utf8(text) else {
+            return Err(format!("reply text is not UTF-8: {:?}", show(line)));
+        };
+        if let Some(bad) = text.chars().find(|&c| c != '\t' && c.is_control()) {
+            return Err(format!("control {bad:?} in reply text: {:?}", show(line)));
         }
         if line.len() > 512 {
             return Err(format!("reply line over 512 octets: {:?}", show(line)));
@@ -69,6 +73,8 @@ mod tests {
         assert!(check(b"25 a\r\n").is_err());
         assert!(check(b"250 a\n").is_err());
         assert!(check(b"250 a\x01\r\n").is_err());
+        assert!(check(b"250 a\xff\r\n").is_err());
+        assert_eq!(check("550 <\"é\"@x>\r\n".as_bytes()), Ok(1));
         assert!(check(b"650 a\r\n").is_err());
     }
 }
