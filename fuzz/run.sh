@@ -33,6 +33,8 @@ install() {
 
 build() {
     nice -n 10 cargo afl build --release --locked --bins
+    # The harness's own checks (what a well-formed reply is), on the same build.
+    nice -n 10 cargo afl test --release --locked --lib
 }
 
 # The seeds and the committed regressions must pass before any fuzzing.
