@@ -57,15 +57,41 @@ pub struct Harness {
     _dir: tempfile::TempDir,
 }
 
+/// A fresh directory `postern-fuzz-<pid>-*` on tmpfs (else the system's temporary
+/// directory). A process that crashes or is killed by AFL++ leaves its directory behind,
+/// so the ones of processes no longer running are removed first.
 fn temp_dir() -> tempfile::TempDir {
     let shm = std::path::Path::new("/dev/shm");
-    let builder = &mut tempfile::Builder::new();
-    builder.prefix("postern-fuzz-");
-    match shm.is_dir() {
-        true => builder.tempdir_in(shm),
-        false => builder.tempdir(),
+    let parent = match shm.is_dir() {
+        true => shm.to_path_buf(),
+        false => std::env::temp_dir(),
+    };
+    sweep(&parent);
+    tempfile::Builder::new()
+        .prefix(&format!("postern-fuzz-{}-", std::process::id()))
+        .tempdir_in(&parent)
+        .expect("temporary directory")
+}
+
+fn sweep(parent: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name
+            .strip_prefix("postern-fuzz-")
+            .and_then(|r| r.split('-').next())
+        else {
+            continue;
+        };
+        let gone = pid
+            .parse::<u32>()
+            .is_ok_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+        if gone {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
-    .expect("temporary directory")
 }
 
 fn seed(store: &Store) {
