@@ -101,6 +101,13 @@ for t in "${targets[@]}"; do
     pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done
+# Store and spool directories of target processes AFL++ killed (the harness sweeps them
+# too, at its next start).
+for d in /dev/shm/postern-fuzz-* "${TMPDIR:-/tmp}"/postern-fuzz-*; do
+    [ -d "$d" ] || continue
+    pid=${d##*/postern-fuzz-}
+    [ -d "/proc/${pid%%-*}" ] || rm -rf "$d"
+done
 status=0
 for t in "${targets[@]}"; do report "$t" || status=1; done
 exit $status
