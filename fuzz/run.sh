@@ -101,6 +101,7 @@ for t in "${targets[@]}"; do
     pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || true; done
+sleep 2 # let the killed target processes go
 # Store and spool directories of target processes AFL++ killed (the harness sweeps them
 # too, at its next start).
 for d in /dev/shm/postern-fuzz-* "${TMPDIR:-/tmp}"/postern-fuzz-*; do
