@@ -99,7 +99,9 @@ impl Shared {
         }
     }
 
-    fn fresh_state(&self, tls: bool, peer: &SocketAddr, deadline: Instant) -> State {
+    /// The state a new session from `peer` starts in (trusted networks already applied);
+    /// `serve` uses it, and so do harnesses that run a `Session` over another stream.
+    pub fn fresh_state(&self, tls: bool, peer: &SocketAddr, deadline: Instant) -> State {
         State {
             tls,
             helo: None,

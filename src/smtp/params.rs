@@ -48,8 +48,13 @@ pub struct MailParams {
 }
 
 /// Splits `MAIL FROM:<path> params` (the line without CRLF) into the path and the rest.
+/// The keyword before the colon must be `MAIL FROM` or `RCPT TO` (any case), nothing else.
 pub fn split_path(line: &str) -> Result<(&str, &str), ParamError> {
     let colon = line.find(':').ok_or(ParamError::Syntax)?;
+    let keyword = &line[..colon];
+    if !keyword.eq_ignore_ascii_case("MAIL FROM") && !keyword.eq_ignore_ascii_case("RCPT TO") {
+        return Err(ParamError::Syntax);
+    }
     let rest = line[colon + 1..].trim_start_matches(' ');
     let inner = rest.strip_prefix('<').ok_or(ParamError::Syntax)?;
     let end = closing_bracket(inner).ok_or(ParamError::Syntax)?;
@@ -231,6 +236,24 @@ mod tests {
         assert!(check_mailbox("a..b@x").is_err());
         assert!(check_mailbox("\"a\"b\"@x").is_err());
         assert!(split_path("MAIL FROM:<a@b>SIZE=1").is_err());
+    }
+
+    /// Found by the fuzzer (fuzz/FINDINGS.md F5): `MAIL FNOM:<a@b>` was taken for MAIL FROM.
+    #[test]
+    fn keyword_before_the_colon_is_checked() {
+        assert!(split_path("mail from:<a@b>").is_ok());
+        assert!(split_path("RCPT TO:<a@b>").is_ok());
+        for line in [
+            "MAIL FNOM:<a@b>",
+            "RCPT XX:<a@b>",
+            "MAIL :<a@b>",
+            "MAIL  FROM:<a@b>",
+            "MAIL FROM :<a@b>",
+            "MAIL TO:<a@b>",
+            "RCPT FROM:<a@b>",
+        ] {
+            assert_eq!(split_path(line), Err(ParamError::Syntax), "{line}");
+        }
     }
 
     #[test]
