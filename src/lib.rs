@@ -89,6 +89,10 @@
 //!   client, tables or `--json`).
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
+//! Beside the crate, `fuzz/` (a cargo workspace of its own, never built by `cargo test`)
+//! holds AFL++ targets for `smtp::Session` and `rewrite::{inspect, apply}`
+//! (`fuzz/README.md`).
+//!
 //! # Flow
 //!
 //! listener → `smtp::Session` (credentials at AUTH, the send-as policy at MAIL FROM, limits
