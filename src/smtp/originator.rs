@@ -18,8 +18,9 @@ pub(super) struct Originators<'a> {
     pub from_display: Option<&'a str>,
     /// `Sender` (display, address), for send_on_behalf.
     pub sender: Option<(Option<&'a str>, &'a str)>,
-    /// `Some`: the resent fields to write instead of the client's (display names stripped);
-    /// `None`: the client's are kept as sent.
+    /// `Some`: the resent fields to write instead of the client's (display names re-encoded,
+    /// stripped where they carry another address); `None`: the client's are kept as sent
+    /// (`display_name_addresses = "allow"`, or there are none).
     pub resent: Option<Vec<Resent>>,
 }
 
@@ -87,8 +88,11 @@ fn resent_decisions<'a>(
     Ok(decisions)
 }
 
-/// The resent fields with every display name that carries another address replaced (by
-/// the account's display name, else the user's, else none); `None` when none does.
+/// The resent fields to write, with every display name that carries another address
+/// replaced (by the account's display name, else the user's, else none); `None` when the
+/// message has none. They are written even when nothing was replaced, so that what a
+/// reader decodes is what Postern read (mail-parser 0.11 also decodes an encoded word with
+/// text glued to its end, `=?utf-8?q?a=40b?=x`, which RFC 2047 and Postern do not).
 /// `decisions` holds one decision per mailbox, in order.
 fn strip_resent(
     mode: DisplayNameAddresses,
@@ -96,7 +100,6 @@ fn strip_resent(
     decisions: &[Decision<'_>],
 ) -> Result<Option<Vec<Resent>>, String> {
     let mut out = resent.to_vec();
-    let mut changed = false;
     let mailboxes = out
         .iter_mut()
         .flat_map(|f| {
@@ -122,9 +125,8 @@ fn strip_resent(
             display: replacement.map(str::to_string),
             address: mailbox.address.clone(),
         };
-        changed = true;
     }
-    Ok(changed.then_some(out))
+    Ok((!out.is_empty()).then_some(out))
 }
 
 /// A display name Postern writes for `address`: none when it is empty or, unless the
