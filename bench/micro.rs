@@ -83,6 +83,7 @@ fn rewrite(c: &mut Criterion) {
                         from_address: "support@example.com",
                         sender: Some((Some("Alice"), "alice@example.com")),
                         reply_to: None,
+                        resent: None,
                         message_id_domain: "example.com",
                         unique: "0000000000000001",
                         date: "Sun, 22 Nov 2026 10:41:06 +0000",

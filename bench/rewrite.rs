@@ -66,6 +66,7 @@ fn measure(message: &[u8]) -> f64 {
                 from_address: "billing@corp.example",
                 sender: Some((inspected.from.display.as_deref(), &inspected.from.address)),
                 reply_to: None,
+                resent: None,
                 message_id_domain: "corp.example",
                 unique: "00000000000004d2",
                 date: "Mon, 23 Nov 2026 08:12:44 +0000",

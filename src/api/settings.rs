@@ -1,11 +1,11 @@
 //! `/api/v1/settings`: the organisation settings (`allow_personal_accounts`,
-//! `org_domains`, `public_url`, `max_users`). A patch is validated as a whole and saved
+//! `org_domains`, `public_url`, `max_users`, `display_name_addresses`). A patch is validated as a whole and saved
 //! in one write; the policy snapshot (which carries the settings) is rebuilt after it.
 
 use super::extract::{blocking, nullable, Body};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::Settings;
+use crate::store::{DisplayNameAddresses, Settings};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -19,6 +19,7 @@ pub struct SettingsPatch {
     public_url: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     max_users: Option<Option<u64>>,
+    display_name_addresses: Option<DisplayNameAddresses>,
 }
 
 /// `GET /api/v1/settings` — permission `admin`.
@@ -51,6 +52,9 @@ pub async fn patch(
     }
     if let Some(domains) = patch.org_domains {
         settings.org_domains = check_domains(domains)?;
+    }
+    if let Some(mode) = patch.display_name_addresses {
+        settings.display_name_addresses = mode;
     }
     if let Some(url) = patch.public_url {
         settings.public_url = check_url(&url)?;

@@ -117,7 +117,9 @@ fn skip_route(toks: &[Tok<'_>], mut i: usize) -> Result<usize, RewriteError> {
 }
 
 /// A local part: `word *("." word)` (dot-atom, quoted string, obs-local-part), as written
-/// without whitespace or comments.
+/// without whitespace or comments. One holding `=?` is refused: RFC 2047 forbids encoded
+/// words in an addr-spec, yet mail-parser decodes `=?UTF-8?B?...?=a@b` as a display name
+/// and the address `a@b`, so two readers would see two different addresses.
 fn local_part(toks: &[Tok<'_>]) -> Result<String, RewriteError> {
     let mut out = String::new();
     for (n, tok) in toks.iter().enumerate() {
@@ -128,7 +130,7 @@ fn local_part(toks: &[Tok<'_>]) -> Result<String, RewriteError> {
             _ => return Err(UNREADABLE),
         }
     }
-    if toks.len() % 2 == 0 {
+    if toks.len() % 2 == 0 || out.contains("=?") {
         return Err(UNREADABLE);
     }
     Ok(out)
@@ -147,7 +149,10 @@ fn domain(toks: &[Tok<'_>], mut i: usize) -> Result<(String, usize), RewriteErro
         }
         i += 1;
         if !is_special(toks.get(i), '.') {
-            return Ok((out, i));
+            return match out.contains("=?") {
+                true => Err(UNREADABLE),
+                false => Ok((out, i)),
+            };
         }
         out.push('.');
         i += 1;
@@ -282,6 +287,9 @@ mod tests {
             "<a@b",
             "a@b>",
             "x <a@b> y",
+            "=?UTF-8?B?QQ==?=a@b",
+            "<=?utf-8?q?x?=@b>",
+            "a@=?utf-8?q?b?=",
         ] {
             assert_eq!(parse_address_list(bad.as_bytes()), Err(UNREADABLE), "{bad}");
         }

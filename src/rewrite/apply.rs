@@ -1,10 +1,12 @@
 //! Writing the rewritten header block (SPEC §3.3) in place, in front of an untouched body.
-//! Owns the order and the set of fields written; the body is never read, copied or changed,
-//! and it is not moved either when the caller left enough headroom before the message.
+//! Owns the order and the set of fields written (the trace field and the client's leading
+//! `Received` fields, then `From`, `Sender` and `Reply-To`, then the client's other fields
+//! in their order); the body is never read, copied or changed, and it is not moved either
+//! when the caller left enough headroom before the message.
 
-use super::encode::{mailbox_field, plain_field};
+use super::encode::{mailbox_field, mailbox_list_field, plain_field};
 use super::fields::{unfold, Field, Fields};
-use super::inspect::Inspected;
+use super::inspect::{Inspected, Resent};
 
 /// What to write: the outcome of the send-as decision for one message.
 #[derive(Debug, Clone, Copy)]
@@ -18,6 +20,10 @@ pub struct Plan<'a> {
     /// `Some(address)` replaces every `Reply-To` with one `Reply-To: <address>`, written
     /// right after `From`/`Sender`; `None` keeps the client's `Reply-To` fields.
     pub reply_to: Option<&'a str>,
+    /// `Some(fields)` drops every `Resent-From` and `Resent-Sender` field of the client and
+    /// writes `fields[i]` where its i-th one stood (display names re-encoded like `From`'s);
+    /// `None` keeps the client's as sent.
+    pub resent: Option<&'a [Resent]>,
     /// Domain of a generated `Message-ID`.
     pub message_id_domain: &'a str,
     /// Unique token (the queue id) of a generated `Message-ID`.
@@ -72,20 +78,32 @@ fn build(old: &[u8], plan: &Plan<'_>) -> (Vec<u8>, String) {
     if !plan.trace.is_empty() && !plan.trace.ends_with("\r\n") {
         out.extend_from_slice(b"\r\n");
     }
+    // Postern's own originator fields come right under the trace block (its own trace
+    // field and the client's leading `Received` fields): no other client field before them
+    // can make another parser lose them (mail-parser 0.11 swallows the line after a
+    // `Date`/`Resent-Date` value ending in `+A`, say).
     let mut from_written = false;
     let mut message_id = None;
     let mut has_date = false;
+    let mut resent = plan.resent.map(|r| r.iter());
     // `inspect` accepted this block, so every line belongs to a field; were it not so, a
     // line that is not a field would be dropped here, never copied.
     for field in Fields::new(old, old.len()).flatten() {
+        if !from_written && !field.is("received") {
+            write_from(&mut out, plan);
+            from_written = true;
+        }
         match classify(&field, plan) {
             Action::Keep => keep(&mut out, &field),
             Action::Drop => {}
-            Action::From if from_written => {}
-            Action::From => {
-                write_from(&mut out, plan);
-                from_written = true;
-            }
+            Action::Resent => match resent.as_mut() {
+                Some(planned) => {
+                    if let Some(field) = planned.next() {
+                        write_resent(&mut out, field);
+                    }
+                }
+                None => keep(&mut out, &field),
+            },
             Action::MessageId => {
                 if message_id.is_none() {
                     message_id = Some(String::from_utf8_lossy(&unfold(field.value)).into_owned());
@@ -117,13 +135,15 @@ fn build(old: &[u8], plan: &Plan<'_>) -> (Vec<u8>, String) {
 enum Action {
     Keep,
     Drop,
-    From,
+    /// `Resent-From` or `Resent-Sender`.
+    Resent,
     MessageId,
     Date,
 }
 
 fn classify(field: &Field<'_>, plan: &Plan<'_>) -> Action {
-    let dropped = field.is("sender")
+    let dropped = field.is("from")
+        || field.is("sender")
         || field.is("bcc")
         || field.is("return-path")
         || (field.is("reply-to") && plan.reply_to.is_some())
@@ -133,8 +153,8 @@ fn classify(field: &Field<'_>, plan: &Plan<'_>) -> Action {
             .is_some_and(|p| p.eq_ignore_ascii_case(b"x-postern-"));
     if dropped {
         Action::Drop
-    } else if field.is("from") {
-        Action::From
+    } else if field.is("resent-from") || field.is("resent-sender") {
+        Action::Resent
     } else if field.is("message-id") {
         Action::MessageId
     } else if field.is("date") {
@@ -161,6 +181,16 @@ fn write_from(out: &mut Vec<u8>, plan: &Plan<'_>) {
     if let Some(address) = plan.reply_to {
         mailbox_field(out, "Reply-To", None, address);
     }
+}
+
+/// One resent originator field, each mailbox's display name re-encoded.
+fn write_resent(out: &mut Vec<u8>, resent: &Resent) {
+    let list: Vec<(Option<&str>, &str)> = resent
+        .mailboxes
+        .iter()
+        .map(|m| (m.display.as_deref(), m.address.as_str()))
+        .collect();
+    mailbox_list_field(out, resent.field.name(), &list);
 }
 
 /// `<{unique}.{16 hex}@{domain}>`: the random part keeps IDs unique even if two gateways

@@ -24,14 +24,26 @@ const SPECIALS: &str = "()<>[]:;@\\,.\"";
 
 /// Appends `Name: [display] <address>` and its CRLF to `out`, folded.
 pub(crate) fn mailbox_field(out: &mut Vec<u8>, name: &str, display: Option<&str>, address: &str) {
-    let mut units = display
-        .and_then(sanitize)
-        .map_or_else(Vec::new, |d| display_units(&d));
-    let mut angle = String::with_capacity(address.len() + 2);
-    angle.push('<');
-    angle.extend(address.chars().filter(|c| !c.is_control()));
-    angle.push('>');
-    units.push(angle);
+    mailbox_list_field(out, name, &[(display, address)]);
+}
+
+/// Appends `Name: [display] <address>, [display] <address>...` and its CRLF, folded (the
+/// comma ends the unit of the address before it).
+pub(crate) fn mailbox_list_field(out: &mut Vec<u8>, name: &str, list: &[(Option<&str>, &str)]) {
+    let mut units = Vec::new();
+    for (n, (display, address)) in list.iter().enumerate() {
+        if let Some(display) = display.and_then(sanitize) {
+            units.extend(display_units(&display));
+        }
+        let mut angle = String::with_capacity(address.len() + 3);
+        angle.push('<');
+        angle.extend(address.chars().filter(|c| !c.is_control()));
+        angle.push('>');
+        if n + 1 < list.len() {
+            angle.push(',');
+        }
+        units.push(angle);
+    }
     fold(out, name, &units);
 }
 

@@ -1,6 +1,9 @@
 //! Reading the client's header block before the send-as decision (SPEC §3.1): the one
-//! `From` mailbox, the `Sender`, the `X-Postern-Account` hint and what is missing. Refuses
-//! anything ambiguous instead of guessing; never reads past the header block.
+//! `From` mailbox, the `Sender`, the resent originators (`Resent-From`, `Resent-Sender`),
+//! the `X-Postern-Account` hint and what is missing. Refuses anything ambiguous in `From`
+//! instead of guessing; a malformed resent field is reported in [`Inspected::resent`] (only
+//! submission refuses it: inbound mail is not the sender's to vouch for). Never reads past
+//! the header block.
 
 use super::address::{parse_address_list, Address};
 use super::fields::{check_octets, unfold, Field, Fields};
@@ -35,9 +38,41 @@ pub struct Inspected {
     pub has_date: bool,
     /// Number of `Received` fields (loop detection).
     pub received: usize,
+    /// The `Resent-From` and `Resent-Sender` fields in order, or why one of them cannot be
+    /// read (a submission refuses it, an inbound listener ignores it).
+    pub resent: Result<Vec<Resent>, RewriteError>,
     /// Where the values of `In-Reply-To` and `References` are in the message (what a reply
     /// threads to; read with `thread_refs` only when needed).
     pub threading: [Option<std::ops::Range<usize>>; 2],
+}
+
+/// Which resent originator field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResentField {
+    /// `Resent-From`: a mailbox list (RFC 5322 §3.6.6).
+    From,
+    /// `Resent-Sender`: exactly one mailbox.
+    Sender,
+}
+
+impl ResentField {
+    /// The field name as Postern writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResentField::From => "Resent-From",
+            ResentField::Sender => "Resent-Sender",
+        }
+    }
+}
+
+/// One `Resent-From` or `Resent-Sender` field, read: each of its mailboxes must be an
+/// address the submitting principal may send as (SPEC §12).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resent {
+    /// Which field.
+    pub field: ResentField,
+    /// Its mailboxes, in order (never empty; exactly one for `Resent-Sender`).
+    pub mailboxes: Vec<Mailbox>,
 }
 
 /// The fields `inspect` cares about, gathered in one pass.
@@ -54,6 +89,7 @@ struct Seen<'a> {
     received: usize,
     in_reply_to: Option<Field<'a>>,
     references: Option<Field<'a>>,
+    resent: Vec<(ResentField, Field<'a>)>,
 }
 
 /// Scans the header block of `message` (CRLF lines). Checks, in this order: NUL octets,
@@ -79,6 +115,11 @@ pub fn inspect(message: &[u8]) -> Result<Inspected, RewriteError> {
         from,
         sender,
         account_hint: account_hint(seen.hints, seen.hint)?,
+        resent: seen
+            .resent
+            .iter()
+            .map(|&(k, f)| resent(k, f.value))
+            .collect(),
         has_message_id: seen.has_message_id,
         has_date: seen.has_date,
         received: seen.received,
@@ -109,6 +150,10 @@ impl<'a> Seen<'a> {
             Some(b'm') if field.is("message-id") => self.has_message_id = true,
             Some(b'd') if field.is("date") => self.has_date = true,
             Some(b'r') if field.is("received") => self.received += 1,
+            Some(b'r') if field.is("resent-from") => self.resent.push((ResentField::From, field)),
+            Some(b'r') if field.is("resent-sender") => {
+                self.resent.push((ResentField::Sender, field));
+            }
             Some(b'r') if field.is("references") => {
                 self.references.get_or_insert(field);
             }
@@ -166,6 +211,31 @@ fn one_mailbox(value: &[u8], sender_present: bool) -> Result<Mailbox, RewriteErr
         (Some(Address::Mailbox(mailbox)), true) => Ok(mailbox),
         _ if sender_present => Err(RewriteError::FromList),
         _ => Err(RewriteError::FromListWithoutSender),
+    }
+}
+
+/// One resent originator field read: a non-empty list of mailboxes, no group, exactly one
+/// mailbox for `Resent-Sender`.
+fn resent(field: ResentField, value: &[u8]) -> Result<Resent, RewriteError> {
+    let error = match field {
+        ResentField::From => RewriteError::ResentFromUnparsable,
+        ResentField::Sender => RewriteError::ResentSenderUnparsable,
+    };
+    let list = parse_address_list(value).map_err(|_| error)?;
+    let mut mailboxes = Vec::with_capacity(list.len());
+    for address in list {
+        match address {
+            Address::Mailbox(mailbox) => mailboxes.push(mailbox),
+            Address::Group => return Err(error),
+        }
+    }
+    let count_ok = match field {
+        ResentField::From => !mailboxes.is_empty(),
+        ResentField::Sender => mailboxes.len() == 1,
+    };
+    match count_ok {
+        true => Ok(Resent { field, mailboxes }),
+        false => Err(error),
     }
 }
 

@@ -8,11 +8,13 @@
 //! display name Postern writes is re-encoded so that no decoded header can hold CR, LF or NUL.
 //!
 //! Pieces: `fields` splits the header block into fields, `lexer` + `address` parse RFC 5322
-//! mailboxes, `encode` writes display names and folds, `inspect` and `apply` are the API.
+//! mailboxes, `encode` writes display names and folds, `display` finds addresses hidden in
+//! display names, `inspect` and `apply` are the API.
 
 mod address;
 mod apply;
 pub mod date;
+mod display;
 mod encode;
 mod fields;
 mod header;
@@ -21,8 +23,9 @@ mod lexer;
 mod received;
 
 pub use apply::{apply, Plan};
+pub use display::foreign_address;
 pub use header::{header_block_len, received_count, HeaderScan};
-pub use inspect::{inspect, thread_refs, Inspected, Mailbox};
+pub use inspect::{inspect, thread_refs, Inspected, Mailbox, Resent, ResentField};
 pub use received::{received_field, ReceivedInfo};
 
 /// Why a message's header block is refused. Postern never guesses which `From` a client
@@ -66,6 +69,13 @@ pub enum RewriteError {
     /// `X-Postern-Account` is not UTF-8.
     #[error("X-Postern-Account field is not valid UTF-8")]
     AccountHintUnparsable,
+    /// A `Resent-From` that is not a list of one or more mailboxes (unreadable, empty,
+    /// or a group).
+    #[error("Resent-From field is not a valid mailbox list")]
+    ResentFromUnparsable,
+    /// A `Resent-Sender` that is not exactly one mailbox.
+    #[error("Resent-Sender field is not a single valid mailbox")]
+    ResentSenderUnparsable,
 }
 
 impl RewriteError {
@@ -88,6 +98,10 @@ impl RewriteError {
             }
             Self::MultipleAccountHints => "550 5.6.0 message has two X-Postern-Account fields",
             Self::AccountHintUnparsable => "550 5.6.0 X-Postern-Account field is not valid UTF-8",
+            Self::ResentFromUnparsable => "550 5.6.0 Resent-From field is not a valid mailbox list",
+            Self::ResentSenderUnparsable => {
+                "550 5.6.0 Resent-Sender field is not a single valid mailbox"
+            }
         }
     }
 }
@@ -111,6 +125,8 @@ mod tests {
             RewriteError::HeaderSyntax,
             RewriteError::MultipleAccountHints,
             RewriteError::AccountHintUnparsable,
+            RewriteError::ResentFromUnparsable,
+            RewriteError::ResentSenderUnparsable,
         ];
         for error in all {
             let reply = error.reply();

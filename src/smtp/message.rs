@@ -1,8 +1,10 @@
 //! The end of a message, shared by DATA and BDAT: the header checks (size, hops, exactly
-//! one From), the send-as decision, the rewrite of the header block in the headroom in
+//! one From), the send-as decision (and `originator`'s checks of the resent fields and
+//! display names), the rewrite of the header block in the headroom in
 //! front of the body (the body is neither moved nor copied), the Message-ID record, and the
 //! durable write before `250`.
 
+use super::originator::{self, Originators};
 use super::reply;
 use super::session::{Next, Session};
 use crate::archive::owners;
@@ -85,6 +87,11 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
             };
             if let Some(refusal) = check_limits(session, inspected.header_len, inspected.received) {
                 return Ok(refusal);
+            }
+            // A malformed Resent-From/Resent-Sender is refused like a bad From (on
+            // submission only: an inbound listener ignores it).
+            if let Err(error) = &inspected.resent {
+                return Ok(session.refuse(Reject::BadHeader, error.reply()));
             }
             let received = Received {
                 queue_id: &queue_id,
@@ -211,13 +218,18 @@ fn submission<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 from, rule = %refusal.rule, "submission refused");
             refusal.reply
         })?;
+    let originators = originator::check(&snapshot, principal, &decision, inspected).map_err(|reply| {
+        tracing::warn!(peer = %session.peer, listener = %session.shared.listener.name, principal = %principal.login,
+            from, %reply, "submission refused");
+        reply
+    })?;
     // Read before the rewrite (which may overwrite the client's header block); only where a
     // helpdesk exists.
     let thread_refs = match session.shared.tickets.any() {
         true => rewrite::thread_refs(&buf[start..], inspected),
         false => Vec::new(),
     };
-    let plan = plan(&decision, inspected, received);
+    let plan = plan(&decision, &originators, received);
     let (new_start, message_id) = rewrite::apply(buf, start, inspected, &plan);
     let queue_id = received.queue_id;
     tracing::debug!(queue_id, account = %decision.account.name, right = policy::right_name(decision.right), "send-as decision");
@@ -245,14 +257,15 @@ struct Received<'a> {
 
 fn plan<'a>(
     decision: &'a Decision<'a>,
-    inspected: &'a Inspected,
+    originators: &'a Originators<'a>,
     received: &Received<'a>,
 ) -> Plan<'a> {
     let from_address = decision.from_address();
     Plan {
-        from_display: policy::from_display(decision, inspected.from.display.as_deref()),
+        from_display: originators.from_display,
         from_address,
-        sender: policy::sender(decision),
+        sender: originators.sender,
+        resent: originators.resent.as_deref(),
         reply_to: decision
             .account
             .reply_to

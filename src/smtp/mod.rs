@@ -18,6 +18,7 @@ mod inbound;
 pub mod io;
 mod mail;
 mod message;
+mod originator;
 pub mod params;
 mod rcpt;
 pub mod reply;

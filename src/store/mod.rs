@@ -42,7 +42,7 @@ pub use dkim::{DkimAlgorithm, DkimKey, DkimKeys, DkimStatus};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use password_links::{PasswordLink, PasswordLinks};
-pub use settings::Settings;
+pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{
     ref_key, Article, ArticleKind, AttachmentInfo, Change, Done, KnowledgeItem, Origin, Ticket,
     TicketStatus, Tickets, Verdicts,

@@ -14,6 +14,24 @@ pub struct Settings {
     pub public_url: String,
     /// Most users the installation may hold; `None` = no limit.
     pub max_users: Option<u64>,
+    /// What a submission whose display name carries another address gets (SPEC §12).
+    pub display_name_addresses: DisplayNameAddresses,
+}
+
+/// What happens to a submitted message whose display name (`From`, `Sender`, `Resent-*`)
+/// carries an e-mail address other than the field's own address, e.g.
+/// `"support@bank.example" <evil@x.example>`: a defence against display-name spoofing,
+/// as mail security gateways have it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DisplayNameAddresses {
+    /// Left as the client wrote it.
+    Allow,
+    /// Replaced by the account's display name, else the user's, else removed.
+    #[default]
+    Strip,
+    /// The message is refused with `550 5.7.1`.
+    Refuse,
 }
 
 impl Default for Settings {
@@ -23,6 +41,7 @@ impl Default for Settings {
             org_domains: Vec::new(),
             public_url: "http://127.0.0.1:8025".into(),
             max_users: None,
+            display_name_addresses: DisplayNameAddresses::Strip,
         }
     }
 }
