@@ -10,7 +10,8 @@
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
 //!   minimum data rate, per TLS handshake, per session), one file per command, every reply
-//!   text in `reply`.
+//!   text in `reply`; `originator`, the send-as checks of `Resent-From`/`Resent-Sender`
+//!   and the `display_name_addresses` setting on submission.
 //! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
 //!   threads, SHA-256 digests for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
 //!   SPEC §3 as pure functions; `explain`; `address`, the canonical form of a mailbox address
@@ -19,7 +20,9 @@
 //! - `rewrite` — the header block on raw bytes: `inspect` (exactly one From, Sender,
 //!   `X-Postern-Account`, trace fields) and `apply` (From/Sender per send mode, RFC 2047
 //!   display names, Reply-To, removals, Message-ID/Date, `Received`), written into headroom
-//!   in front of the body, which is never moved, copied or changed.
+//!   in front of the body, which is never moved, copied or changed; Postern's own From,
+//!   Sender and Reply-To written right after the trace fields; `display`, an address
+//!   hidden in a display name, as a reader would see it.
 //! - `spool`   — durable queue: an append-only journal of segment files (`data_dir/spool`)
 //!   made from zero-filled spares (a helper thread prepares the next one), with
 //!   self-checking records, one writer thread that group-commits (`fdatasync`) before every

@@ -68,17 +68,6 @@ fn check(data: &[u8], inspected: &Inspected, plan: &Plan<'_>) {
         .iter()
         .filter(|h| h.name == HeaderName::From)
         .count();
-    if froms == 0 && lost_to_date(out, plan.from_address) {
-        // FINDINGS.md F1: mail-parser's date parser reads two octets past a letter in the
-        // zone, CRLF included, so the field after a client `Date` ending so is lost.
-        if std::env::var_os("POSTERN_FUZZ_STRICT").is_some() {
-            panic!(
-                "F1: mail-parser loses the From after the client's Date:\n{}",
-                show()
-            );
-        }
-        return;
-    }
     assert_eq!(
         froms,
         1,
@@ -101,44 +90,3 @@ fn check(data: &[u8], inspected: &Inspected, plan: &Plan<'_>) {
     );
 }
 
-/// Whether mail-parser lost the From only because of a client `Date` or `Resent-Date`
-/// (known finding F1): with those fields taken out of `out`, it reads the From written.
-/// Set `POSTERN_FUZZ_STRICT=1` to count F1 as a crash again.
-fn lost_to_date(out: &[u8], from_address: &str) -> bool {
-    let mut kept = Vec::with_capacity(out.len());
-    let mut dropping = false;
-    let mut rest = out;
-    while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
-        let line = &rest[..end + 2];
-        rest = &rest[end + 2..];
-        if line == b"\r\n" {
-            kept.extend_from_slice(line);
-            break;
-        }
-        if !matches!(line[0], b' ' | b'\t') {
-            let name = line.split(|&b| b == b':').next().unwrap_or(b"");
-            let name = String::from_utf8_lossy(name)
-                .trim_end()
-                .to_ascii_lowercase();
-            dropping = name == "date" || name == "resent-date";
-        }
-        if !dropping {
-            kept.extend_from_slice(line);
-        }
-    }
-    kept.extend_from_slice(rest);
-    let Some(parsed) = MessageParser::default().parse_headers(&kept[..]) else {
-        return false;
-    };
-    let froms = parsed
-        .headers()
-        .iter()
-        .filter(|h| h.name == HeaderName::From)
-        .count();
-    froms == 1
-        && parsed
-            .from()
-            .and_then(|a| a.first())
-            .and_then(|f| f.address())
-            == Some(from_address)
-}
