@@ -27,6 +27,8 @@ pub fn run(data: &[u8]) {
         from_address: "support@example.com",
         sender: Some((Some("Ann"), "ann@example.com")),
         reply_to: Some("help@example.com"),
+        // The client's resent fields pass as sent (`display_name_addresses = "allow"`).
+        resent: None,
         message_id_domain: "example.com",
         unique: "0000000000000001",
         date: "Sun, 22 Nov 2026 10:41:06 +0000",
@@ -89,4 +91,3 @@ fn check(data: &[u8], inspected: &Inspected, plan: &Plan<'_>) {
         show()
     );
 }
-
