@@ -6,6 +6,7 @@ use crate::api::BackupJobs;
 use crate::api::{self, AdminToken, ApiState};
 use crate::archive::{self, backup::Runner, Catalog};
 use crate::config::{Config, Purpose, TlsMode};
+use crate::console::Console;
 use crate::inbound::{Dispatcher, Hook, Verifier};
 use crate::metrics::Metrics;
 use crate::net::{listener, tls};
@@ -190,6 +191,8 @@ pub async fn start(config: Config, admin_token: Option<String>) -> anyhow::Resul
         queue: Arc::new(QueueControl::new(spool.clone(), notices)),
         hostname: config.hostname.clone(),
         backups,
+        credentials: credentials.clone(),
+        console: Arc::new(Console::new(config.console.clone())),
     };
     let api_socket = TcpListener::bind(config.api.bind)
         .await
@@ -287,7 +290,8 @@ async fn serve_api(socket: TcpListener, state: ApiState, mut shutdown: watch::Re
     let stop = async move {
         let _ = shutdown.changed().await;
     };
-    if let Err(error) = axum::serve(socket, api::router(state))
+    let service = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(error) = axum::serve(socket, service)
         .with_graceful_shutdown(stop)
         .await
     {

@@ -125,6 +125,7 @@ pub mod api;
 pub mod app;
 pub mod archive;
 pub mod config;
+pub mod console;
 pub mod digits;
 pub mod disk;
 pub mod inbound;

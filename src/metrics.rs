@@ -123,6 +123,8 @@ pub struct Metrics {
     pub dsn_sent: Counter,
     pub accept_latency: Histogram,
     pub delivery_latency: Histogram,
+    /// Per-minute counts of the last day, for the console's dashboard.
+    pub recent: Recent,
 }
 
 const BUCKETS: [f64; 14] = [
@@ -165,6 +167,7 @@ impl Metrics {
                 .register_histogram(&key("postern_accept_latency_seconds", vec![]), &META),
             delivery_latency: recorder
                 .register_histogram(&key("postern_delivery_latency_seconds", vec![]), &META),
+            recent: Recent::default(),
             handle,
             recorder,
         })
@@ -191,6 +194,7 @@ impl Metrics {
             Outcome::Deferred => self.deferred.increment(1),
             Outcome::Bounced => self.bounced.increment(1),
         }
+        self.recent.count(Event::from(outcome));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -254,4 +258,107 @@ fn describe(recorder: &PrometheusRecorder) {
         Some(Unit::Seconds),
         "Acceptance to delivery of the last recipient".into(),
     );
+}
+
+/// What the dashboard counts per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Accepted,
+    Delivered,
+    Deferred,
+    Bounced,
+}
+
+impl From<Outcome> for Event {
+    fn from(outcome: Outcome) -> Event {
+        match outcome {
+            Outcome::Delivered => Event::Delivered,
+            Outcome::Deferred => Event::Deferred,
+            Outcome::Bounced => Event::Bounced,
+        }
+    }
+}
+
+/// Minutes kept: one day.
+const MINUTES: usize = 24 * 60;
+
+/// Counts of this node's last day, one slot per minute and event, reused as the minutes go
+/// round. Slots are reset by the first count of a new minute; a count racing that reset
+/// may be lost, which a dashboard can bear (Prometheus has the exact totals).
+pub struct Recent {
+    /// (minute stamp, count) per event and slot.
+    slots: Vec<[(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64); 4]>,
+}
+
+impl Default for Recent {
+    fn default() -> Recent {
+        Recent {
+            slots: (0..MINUTES).map(|_| Default::default()).collect(),
+        }
+    }
+}
+
+impl Recent {
+    /// Counts one `event` now.
+    pub fn count(&self, event: Event) {
+        self.count_at(event, crate::spool::now_ms() / 60_000);
+    }
+
+    fn count_at(&self, event: Event, minute: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (stamp, count) = &self.slots[minute as usize % MINUTES][event as usize];
+        let seen = stamp.load(Relaxed);
+        if seen != minute
+            && stamp
+                .compare_exchange(seen, minute, Relaxed, Relaxed)
+                .is_ok()
+        {
+            count.store(0, Relaxed);
+        }
+        count.fetch_add(1, Relaxed);
+    }
+
+    /// How many `event`s in the last `minutes` minutes (at most a day).
+    pub fn last(&self, event: Event, minutes: u64) -> u64 {
+        self.last_at(event, minutes, crate::spool::now_ms() / 60_000)
+    }
+
+    fn last_at(&self, event: Event, minutes: u64, now: u64) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let window = minutes.min(MINUTES as u64);
+        self.slots
+            .iter()
+            .map(|slot| &slot[event as usize])
+            .filter(|(stamp, _)| {
+                let minute = stamp.load(Relaxed);
+                minute <= now && now - minute < window
+            })
+            .map(|(_, count)| count.load(Relaxed))
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod recent_tests {
+    use super::*;
+
+    #[test]
+    fn counts_fall_out_of_the_window_and_slots_are_reused() {
+        let recent = Recent::default();
+        let start = 1_000_000;
+        recent.count_at(Event::Accepted, start);
+        recent.count_at(Event::Accepted, start);
+        recent.count_at(Event::Delivered, start + 30);
+        recent.count_at(Event::Accepted, start + 59);
+        assert_eq!(recent.last_at(Event::Accepted, 60, start + 59), 3);
+        assert_eq!(recent.last_at(Event::Accepted, 60, start + 60), 1);
+        assert_eq!(recent.last_at(Event::Accepted, 1440, start + 60), 3);
+        assert_eq!(recent.last_at(Event::Delivered, 60, start + 60), 1);
+        // A day later the first slot is reused: the old count is gone.
+        recent.count_at(Event::Accepted, start + MINUTES as u64);
+        assert_eq!(
+            recent.last_at(Event::Accepted, 1440, start + MINUTES as u64),
+            2
+        );
+    }
 }

@@ -68,7 +68,9 @@ pub const PERMISSIONS: &[&str] = &[
 ];
 
 /// Extractor: who sent the request. A missing or unknown token, or the token of a user
-/// who is not active, is refused with 401 before any handler runs.
+/// who is not active, is refused with 401 before any handler runs. The console builds one
+/// for the user of a session (`Caller::for_user`) and calls the same handlers with it.
+#[derive(Clone)]
 pub struct Caller {
     /// `None` for the bootstrap admin token.
     pub user: Option<User>,
@@ -80,6 +82,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller for `user` (a console session's user), with what its roles grant.
+    pub(crate) fn for_user(store: &Store, user: User) -> Result<Caller, Problem> {
+        Ok(Caller {
+            granted: granted_by_roles(store, &user)?,
+            token_expires: None,
+            user: Some(user),
+            store: store.clone(),
+        })
+    }
+
     /// The calling user's id; `None` for the bootstrap admin.
     pub fn id(&self) -> Option<u64> {
         self.user.as_ref().map(|u| u.id)

@@ -17,41 +17,42 @@
 //! serialised by one lock, so a validation can never be overtaken by another change before
 //! its write. Handlers hold no other state of their own.
 
-mod account_edit;
-mod account_rules;
-mod account_test;
-mod accounts;
-mod audit;
-mod auth;
-mod backups;
-mod blocklist;
-mod directory;
-mod dkim;
-mod explain;
-mod extract;
-mod health;
-mod mail_config;
-mod me;
-mod names;
-mod openapi;
-mod password;
-mod problem;
-mod queue;
-mod requesters;
-mod roles;
-mod settings;
-mod tickets;
-mod tokens;
-mod upstreams;
-mod user_edit;
-mod users;
-mod webhooks;
+pub(crate) mod account_edit;
+pub(crate) mod account_rules;
+pub(crate) mod account_test;
+pub(crate) mod accounts;
+pub(crate) mod audit;
+pub(crate) mod auth;
+pub(crate) mod backups;
+pub(crate) mod blocklist;
+pub(crate) mod directory;
+pub(crate) mod dkim;
+pub(crate) mod explain;
+pub(crate) mod extract;
+pub(crate) mod health;
+pub(crate) mod mail_config;
+pub(crate) mod me;
+pub(crate) mod names;
+pub(crate) mod openapi;
+pub(crate) mod password;
+pub(crate) mod problem;
+pub(crate) mod queue;
+pub(crate) mod requesters;
+pub(crate) mod roles;
+pub(crate) mod settings;
+pub(crate) mod tickets;
+pub(crate) mod tokens;
+pub(crate) mod upstreams;
+pub(crate) mod user_edit;
+pub(crate) mod users;
+pub(crate) mod webhooks;
 
 pub use auth::{AdminToken, Caller, PERMISSIONS};
 pub use problem::Problem;
 
+use crate::console::Console;
 use crate::metrics::Metrics;
-use crate::policy::{Policy, Snapshot};
+use crate::policy::{Credentials, Policy, Snapshot};
 use crate::relay::Relays;
 use crate::spool::QueueControl;
 use crate::store::{Group, SkillGroup, Store};
@@ -79,6 +80,10 @@ pub struct ApiState {
     pub hostname: String,
     /// Where backup jobs are handed to the backup worker.
     pub backups: BackupJobs,
+    /// Password checks (argon2id on the hashing threads), for console logins.
+    pub credentials: Credentials,
+    /// The console's settings and its failed-login counts.
+    pub console: Arc<Console>,
 }
 
 /// The backup worker's side the API sees: where the mbox files are, and how to wake it.
@@ -91,7 +96,7 @@ pub struct BackupJobs {
 /// The router's state: the app's handles plus the lock that serialises changes.
 #[derive(Clone)]
 pub struct Api {
-    state: ApiState,
+    pub(crate) state: ApiState,
     writes: Arc<Mutex<()>>,
 }
 
@@ -101,7 +106,7 @@ impl Api {
         self.writes.clone().lock_owned().await
     }
 
-    fn store(&self) -> &Store {
+    pub(crate) fn store(&self) -> &Store {
         &self.state.store
     }
 
@@ -133,6 +138,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/metrics", get(health::metrics))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/password/{token}", get(password::show).post(password::set))
+        .merge(crate::console::router(api.clone()))
         .merge(principals())
         .merge(resources())
         .fallback(problem::not_found)

@@ -35,13 +35,13 @@ pub struct NewWebhook {
 /// A webhook as the API shows it (never its secret, except once at creation).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct WebhookView {
-    id: u64,
-    name: String,
-    url: String,
-    max_attempts: u32,
-    created_at: u64,
+    pub id: u64,
+    pub name: String,
+    pub url: String,
+    pub max_attempts: u32,
+    pub created_at: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
+    pub secret: Option<String>,
 }
 
 impl From<Webhook> for WebhookView {

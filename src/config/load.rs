@@ -52,10 +52,30 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
         ));
     }
     validate_webhooks(config)?;
+    validate_console(config)?;
     if config.archive.purge_interval_secs == 0 {
         return Err(ConfigError::invalid(
             "archive.purge_interval_secs",
             "must be at least 1",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_console(config: &Config) -> Result<(), ConfigError> {
+    let console = &config.console;
+    if console.session_lifetime_secs < 60 || console.max_failed_logins == 0 {
+        return Err(ConfigError::invalid(
+            "console",
+            "session_lifetime_secs must be at least 60 and max_failed_logins at least 1",
+        ));
+    }
+    let url = console.public_url.to_ascii_lowercase();
+    let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+    if !url.is_empty() && (!scheme_ok || url.trim_end_matches('/').matches('/').count() > 2) {
+        return Err(ConfigError::invalid(
+            "console.public_url",
+            "must be an origin such as https://postern.example.com (no path)",
         ));
     }
     Ok(())

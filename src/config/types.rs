@@ -21,6 +21,7 @@ pub struct Config {
     /// Seconds sessions in flight may take to finish after a stop is asked for.
     pub shutdown_grace_secs: u64,
     pub api: ApiConfig,
+    pub console: ConsoleConfig,
     pub tls: TlsConfig,
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
@@ -47,6 +48,7 @@ impl Default for Config {
             default_upstream: "local".into(),
             shutdown_grace_secs: 30,
             api: ApiConfig::default(),
+            console: ConsoleConfig::default(),
             tls: TlsConfig::default(),
             listeners: vec![
                 ListenerConfig {
@@ -93,6 +95,41 @@ impl Default for ApiConfig {
         ApiConfig {
             bind: "127.0.0.1:8025".parse().expect("literal address"),
         }
+    }
+}
+
+/// The web console served by the API listener (`/console/`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Seconds a console session lasts after its login.
+    pub session_lifetime_secs: u64,
+    /// The address people open the console at, e.g. `https://postern.example.com` behind a
+    /// TLS proxy. An `https` address makes the session cookie `Secure` under the
+    /// `__Host-` name; its origin is accepted on unsafe requests. Empty: the API listener
+    /// itself, over plain HTTP.
+    pub public_url: String,
+    /// Failed logins per address, and per client IP, within 15 minutes before further
+    /// attempts from it are refused until the window has passed.
+    pub max_failed_logins: u32,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            session_lifetime_secs: 8 * 3600,
+            public_url: String::new(),
+            max_failed_logins: 10,
+        }
+    }
+}
+
+impl ConsoleConfig {
+    /// Whether the console is reached over TLS (its public address is `https`).
+    pub fn secure(&self) -> bool {
+        self.public_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
     }
 }
 

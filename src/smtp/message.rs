@@ -173,6 +173,7 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
     }
     let metrics = &session.shared.metrics;
     metrics.messages_accepted.increment(1);
+    metrics.recent.count(crate::metrics::Event::Accepted);
     metrics.message_bytes.increment(size as u64);
     metrics
         .accept_latency

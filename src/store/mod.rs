@@ -1,5 +1,5 @@
 //! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the audit log, the blocklist, the tickets, the webhooks, the password links, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
+//! settings, the audit log, the blocklist, the tickets, the webhooks, the password links, the console sessions, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
 //! sync that makes writes durable. It also holds the Message-ID registry, kept in run files
 //! of its own beside sled's (`msgids`).
 //!
@@ -24,6 +24,7 @@ mod mail_config;
 mod msgids;
 mod password_links;
 mod records;
+mod sessions;
 mod settings;
 mod tickets;
 mod users;
@@ -42,6 +43,7 @@ pub use dkim::{DkimAlgorithm, DkimKey, DkimKeys, DkimStatus};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use password_links::{PasswordLink, PasswordLinks};
+pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{
     ref_key, Article, ArticleKind, AttachmentInfo, Change, Done, KnowledgeItem, Origin, Ticket,
@@ -118,6 +120,7 @@ pub struct Store {
     archive: ArchiveCatalog,
     backups: Backups,
     dkim_keys: DkimKeys,
+    sessions: Sessions,
     ids: Ids,
 }
 
@@ -154,11 +157,17 @@ impl Store {
             archive: ArchiveCatalog::open(&db, sync.clone(), ids.clone())?,
             backups: Backups::open(&db, sync.clone(), ids.clone())?,
             dkim_keys: DkimKeys::open(&db, sync.clone())?,
+            sessions: Sessions::open(&db, sync.clone(), ids.clone())?,
             ids,
             db,
             sync,
             settings,
         })
+    }
+
+    /// Console sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The DKIM keys the relay signs with.
