@@ -65,6 +65,13 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .route("/console/{*rest}", get(missing).post(missing))
+}
+
+/// A console address that names no page.
+async fn missing(viewer: Viewer) -> Response {
+    let problem = crate::api::Problem::not_found("this page");
+    render::problem_page(&viewer, &problem)
 }
 
 async fn stylesheet() -> Response {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod backup;
+pub mod console;
 pub mod desk;
 pub mod dns;
 pub mod helpdesk;
