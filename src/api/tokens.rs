@@ -51,18 +51,18 @@ pub struct NewToken {
 /// A token as listed: never the token itself.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
-    id: String,
-    user_id: u64,
-    created_at: u64,
-    label: String,
-    expires_at: Option<u64>,
+    pub id: String,
+    pub user_id: u64,
+    pub created_at: u64,
+    pub label: String,
+    pub expires_at: Option<u64>,
 }
 
 /// The answer of revoking every token of a user.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Revoked {
-    user_id: u64,
-    revoked: u64,
+    pub user_id: u64,
+    pub revoked: u64,
 }
 
 /// The public id of the token whose digest is `digest`.
@@ -73,12 +73,12 @@ fn token_id(digest: &str) -> String {
 /// The response that carries a token, the only time it is shown.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
-    token: String,
-    id: String,
-    user_id: u64,
-    created_at: u64,
-    label: String,
-    expires_at: Option<u64>,
+    pub token: String,
+    pub id: String,
+    pub user_id: u64,
+    pub created_at: u64,
+    pub label: String,
+    pub expires_at: Option<u64>,
 }
 
 /// The user a token belongs to and when the token expires, if it is known and unexpired.

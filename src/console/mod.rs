@@ -20,6 +20,10 @@ mod dashboard;
 mod guard;
 mod limiter;
 mod login;
+mod people;
+mod user_edit;
+mod user_tokens;
+mod users;
 pub(crate) mod render;
 pub(crate) mod session;
 
@@ -65,6 +69,9 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(users::routes())
+        .merge(user_edit::routes())
+        .merge(user_tokens::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 
