@@ -21,6 +21,7 @@ mod guard;
 mod limiter;
 mod login;
 mod people;
+mod roles;
 mod user_edit;
 mod user_tokens;
 mod users;
@@ -72,6 +73,7 @@ fn pages() -> Router<Api> {
         .merge(users::routes())
         .merge(user_edit::routes())
         .merge(user_tokens::routes())
+        .merge(roles::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 
