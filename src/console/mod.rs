@@ -16,11 +16,15 @@
 //! files under `templates/console/`; the one stylesheet and the few lines of script are
 //! embedded (`static/`).
 
+mod audit;
+mod backups;
 mod dashboard;
 mod guard;
 mod limiter;
 mod login;
+mod mail_users;
 mod people;
+mod queue;
 mod roles;
 mod user_edit;
 mod user_tokens;
@@ -74,6 +78,10 @@ fn pages() -> Router<Api> {
         .merge(user_edit::routes())
         .merge(user_tokens::routes())
         .merge(roles::routes())
+        .merge(mail_users::routes())
+        .merge(backups::routes())
+        .merge(queue::routes())
+        .merge(audit::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 
