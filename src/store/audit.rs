@@ -91,6 +91,7 @@ impl Audit {
     pub fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let start = filter.after.map_or(0, |id| id.saturating_add(1));
         let items: Box<dyn Iterator<Item = _>> = match filter.before {
+            Some(before) if before <= start => return Ok(Vec::new()),
             Some(before) => Box::new(
                 self.tree
                     .range(start.to_be_bytes()..before.to_be_bytes())
