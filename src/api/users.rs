@@ -117,7 +117,12 @@ pub async fn list(
         Some(asked) => page_limit(Some(asked), MAX_PAGE, MAX_PAGE)?,
         None => usize::MAX,
     };
-    let q = filter.q.as_deref().unwrap_or_default().trim().to_lowercase();
+    let q = filter
+        .q
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
     let mut users = api.store().users().all()?;
     users.sort_by_key(|u| u.id);
     Ok(Json(

@@ -77,7 +77,11 @@ pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>)
         .collect::<Vec<_>>()
         .join(", ");
     let page = BackupPage {
-        chrome: Chrome::new(&viewer, format!("Backup {id} of {}", job.login), "/console/mail-users"),
+        chrome: Chrome::new(
+            &viewer,
+            format!("Backup {id} of {}", job.login),
+            "/console/mail-users",
+        ),
         status: word(&job.status),
         kind: word(&job.kind),
         account_type: word(&job.account_type),

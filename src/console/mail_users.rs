@@ -93,7 +93,11 @@ async fn page(api: &Api, viewer: &Viewer, query: ListQuery, problem: Option<&Pro
 }
 
 /// The rows of one page and the `after` of the next, all read through the API.
-async fn rows(api: &Api, viewer: &Viewer, query: &ListQuery) -> Result<(Vec<Row>, Option<u64>), Problem> {
+async fn rows(
+    api: &Api,
+    viewer: &Viewer,
+    query: &ListQuery,
+) -> Result<(Vec<Row>, Option<u64>), Problem> {
     let filter = body(json!({
         "kind": "staff",
         "q": given(&query.q),
@@ -140,13 +144,23 @@ async fn rows(api: &Api, viewer: &Viewer, query: &ListQuery) -> Result<(Vec<Row>
 /// `POST /console/mail-users/{id}/lock`.
 pub async fn lock(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> Response {
     let done = mail_config::lock(viewer.caller(), State(api.clone()), Param(id)).await;
-    after(&api, &viewer, done.map(|_| "Configuration locked".to_string())).await
+    after(
+        &api,
+        &viewer,
+        done.map(|_| "Configuration locked".to_string()),
+    )
+    .await
 }
 
 /// `POST /console/mail-users/{id}/unlock`.
 pub async fn unlock(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> Response {
     let done = mail_config::unlock(viewer.caller(), State(api.clone()), Param(id)).await;
-    after(&api, &viewer, done.map(|_| "Configuration unlocked".to_string())).await
+    after(
+        &api,
+        &viewer,
+        done.map(|_| "Configuration unlocked".to_string()),
+    )
+    .await
 }
 
 /// The backup form: who may read it, and whether only the mail since the last backup.
@@ -174,7 +188,15 @@ pub async fn backup(
         .collect();
     let request = json!({"grant_to": grant_to, "latest": form.latest == "true"});
     let asked = match body(request) {
-        Ok(request) => backups::create(viewer.caller(), State(api.clone()), Param(id), Body(request)).await,
+        Ok(request) => {
+            backups::create(
+                viewer.caller(),
+                State(api.clone()),
+                Param(id),
+                Body(request),
+            )
+            .await
+        }
         Err(problem) => Err(problem),
     };
     match asked {
@@ -190,7 +212,9 @@ pub async fn backup(
 /// Back to the list with a notice, or the list with the API's refusal.
 async fn after(api: &Api, viewer: &Viewer, done: Result<String, Problem>) -> Response {
     match done {
-        Ok(notice) => redirect_with_notice(&api.state.console.settings, "/console/mail-users", &notice),
+        Ok(notice) => {
+            redirect_with_notice(&api.state.console.settings, "/console/mail-users", &notice)
+        }
         Err(problem) => page(api, viewer, ListQuery::default(), Some(&problem)).await,
     }
 }

@@ -25,12 +25,12 @@ mod login;
 mod mail_users;
 mod people;
 mod queue;
+pub(crate) mod render;
 mod roles;
+pub(crate) mod session;
 mod user_edit;
 mod user_tokens;
 mod users;
-pub(crate) mod render;
-pub(crate) mod session;
 
 pub use limiter::Limiter;
 pub use session::Viewer;

@@ -54,7 +54,10 @@ mod tests {
     fn times_and_words() {
         assert_eq!(when(Some(0)), "-");
         assert_eq!(when(Some(86_400 + 3_660)), "1970-01-02 01:01 UTC");
-        assert_eq!(word(&crate::store::AccountType::RecordLevel), "record_level");
+        assert_eq!(
+            word(&crate::store::AccountType::RecordLevel),
+            "record_level"
+        );
         assert_eq!(given(&Some("  ".into())), None);
     }
 }

@@ -119,7 +119,11 @@ impl ListPage {
 }
 
 /// `GET /console/queue`.
-pub async fn list(State(api): State<Api>, viewer: Viewer, Query(query): Query<ListQuery>) -> Response {
+pub async fn list(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Query(query): Query<ListQuery>,
+) -> Response {
     let deferred = given(&query.deferred).is_some();
     let asked = json!({
         "upstream": given(&query.upstream),
@@ -199,9 +203,14 @@ async fn act(api: &Api, viewer: &Viewer, id: String, delete: bool) -> Result<(),
     match delete {
         true => {
             let query = super::people::body(json!({}))?;
-            queue::delete(viewer.caller(), State(api.clone()), Param(id), QueryOf(query))
-                .await
-                .map(|_| ())
+            queue::delete(
+                viewer.caller(),
+                State(api.clone()),
+                Param(id),
+                QueryOf(query),
+            )
+            .await
+            .map(|_| ())
         }
         false => queue::retry(viewer.caller(), State(api.clone()), Param(id))
             .await
@@ -223,7 +232,11 @@ pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<Strin
         Ok(view) => {
             let message = message(view.0);
             let page = MessagePage {
-                chrome: Chrome::new(&viewer, format!("Queued message {}", message.id), "/console/queue"),
+                chrome: Chrome::new(
+                    &viewer,
+                    format!("Queued message {}", message.id),
+                    "/console/queue",
+                ),
                 manage: viewer.has("manage_queue"),
                 message,
             };
@@ -234,7 +247,11 @@ pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<Strin
 }
 
 /// `POST /console/queue/{id}/retry`.
-pub async fn retry_one(State(api): State<Api>, viewer: Viewer, Param(id): Param<String>) -> Response {
+pub async fn retry_one(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param(id): Param<String>,
+) -> Response {
     match act(&api, &viewer, id.clone(), false).await {
         Ok(()) => redirect_with_notice(
             &api.state.console.settings,
@@ -246,7 +263,11 @@ pub async fn retry_one(State(api): State<Api>, viewer: Viewer, Param(id): Param<
 }
 
 /// `POST /console/queue/{id}/delete`.
-pub async fn delete_one(State(api): State<Api>, viewer: Viewer, Param(id): Param<String>) -> Response {
+pub async fn delete_one(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param(id): Param<String>,
+) -> Response {
     match act(&api, &viewer, id.clone(), true).await {
         Ok(()) => redirect_with_notice(
             &api.state.console.settings,

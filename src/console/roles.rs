@@ -115,7 +115,11 @@ fn status_of(problem: Option<&Problem>) -> StatusCode {
 }
 
 /// `POST /console/roles`: a new role.
-pub async fn create(State(api): State<Api>, viewer: Viewer, Form(form): Form<RoleForm>) -> Response {
+pub async fn create(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Form(form): Form<RoleForm>,
+) -> Response {
     let request = json!({"name": form.name.trim(), "permissions": form.permissions});
     let created = match body(request) {
         Ok(request) => roles::create(viewer.caller(), State(api.clone()), Body(request)).await,
@@ -127,7 +131,9 @@ pub async fn create(State(api): State<Api>, viewer: Viewer, Form(form): Form<Rol
             "/console/roles",
             &format!("Role {} created", role.0.name),
         ),
-        Err(problem) => roles_page(&api, &viewer, form.name, form.permissions, Some(&problem)).await,
+        Err(problem) => {
+            roles_page(&api, &viewer, form.name, form.permissions, Some(&problem)).await
+        }
     }
 }
 
@@ -136,7 +142,12 @@ pub async fn show(State(api): State<Api>, viewer: Viewer, Param(name): Param<Str
     role_page(&api, &viewer, name, None).await
 }
 
-async fn role_page(api: &Api, viewer: &Viewer, name: String, problem: Option<&Problem>) -> Response {
+async fn role_page(
+    api: &Api,
+    viewer: &Viewer,
+    name: String,
+    problem: Option<&Problem>,
+) -> Response {
     let role = match roles::show(viewer.caller(), State(api.clone()), Param(name)).await {
         Ok(role) => role.0,
         Err(problem) => return problem_page(viewer, &problem),
@@ -160,7 +171,13 @@ pub async fn save(
     let request = json!({"permissions": form.permissions});
     let saved = match body(request) {
         Ok(request) => {
-            roles::replace(viewer.caller(), State(api.clone()), Param(name.clone()), Body(request)).await
+            roles::replace(
+                viewer.caller(),
+                State(api.clone()),
+                Param(name.clone()),
+                Body(request),
+            )
+            .await
         }
         Err(problem) => Err(problem),
     };
@@ -175,7 +192,11 @@ pub async fn save(
 }
 
 /// `POST /console/roles/{name}/delete`.
-pub async fn remove(State(api): State<Api>, viewer: Viewer, Param(name): Param<String>) -> Response {
+pub async fn remove(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param(name): Param<String>,
+) -> Response {
     match roles::remove(viewer.caller(), State(api.clone()), Param(name.clone())).await {
         Ok(_) => redirect_with_notice(
             &api.state.console.settings,
@@ -305,9 +326,11 @@ pub async fn add<T: Listed>(
         Ok(max_users) => {
             let request = json!({"name": form.name.trim(), "description": form.description.trim(), "max_users": max_users});
             match body(request) {
-                Ok(request) => directory::create::<T>(viewer.caller(), State(api.clone()), Body(request))
-                    .await
-                    .map(|_| ()),
+                Ok(request) => {
+                    directory::create::<T>(viewer.caller(), State(api.clone()), Body(request))
+                        .await
+                        .map(|_| ())
+                }
                 Err(problem) => Err(problem),
             }
         }
@@ -336,6 +359,8 @@ pub async fn delete<T: Listed>(
             &format!("{name} deleted"),
         ),
         Err(problem) if problem.status == 403 => problem_page(&viewer, &problem),
-        Err(problem) => directory_page::<T>(&api, &viewer, EntryForm::default(), Some(&problem)).await,
+        Err(problem) => {
+            directory_page::<T>(&api, &viewer, EntryForm::default(), Some(&problem)).await
+        }
     }
 }

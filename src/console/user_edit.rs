@@ -102,7 +102,9 @@ pub async fn load(api: &Api, viewer: &Viewer, id: u64) -> Result<UserPage, Probl
             has(&user.skill_groups, n)
         }),
         groups: choices(groups.into_iter().map(|g| g.name), |n| {
-            user.group.as_deref().is_some_and(|g| g.eq_ignore_ascii_case(n))
+            user.group
+                .as_deref()
+                .is_some_and(|g| g.eq_ignore_ascii_case(n))
         }),
         tokens,
         sessions,
@@ -122,11 +124,7 @@ fn choices(names: impl IntoIterator<Item = String>, chosen: impl Fn(&str) -> boo
 }
 
 /// `GET /console/users/{id}`.
-pub async fn show(
-    State(api): State<Api>,
-    viewer: Viewer,
-    Param(id): Param<u64>,
-) -> Response {
+pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> Response {
     match load(&api, &viewer, id).await {
         Ok(page) => html(StatusCode::OK, &page),
         Err(problem) => problem_page(&viewer, &problem),

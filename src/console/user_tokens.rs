@@ -81,7 +81,13 @@ pub async fn create(
     let request = json!({"label": form.label.trim(), "expires_at": expires_at});
     let issued = match body(request) {
         Ok(request) => {
-            tokens::create(viewer.caller(), State(api.clone()), Param(id), Body(request)).await
+            tokens::create(
+                viewer.caller(),
+                State(api.clone()),
+                Param(id),
+                Body(request),
+            )
+            .await
         }
         Err(problem) => Err(problem),
     };
@@ -121,11 +127,7 @@ pub async fn revoke(
 }
 
 /// `POST /console/users/{id}/tokens/revoke-all`.
-pub async fn revoke_all(
-    State(api): State<Api>,
-    viewer: Viewer,
-    Param(id): Param<u64>,
-) -> Response {
+pub async fn revoke_all(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> Response {
     match tokens::revoke_all(viewer.caller(), State(api.clone()), Param(id)).await {
         Ok(revoked) => redirect_with_notice(
             &api.state.console.settings,
