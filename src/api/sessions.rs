@@ -217,7 +217,7 @@ pub async fn change_password(
         user.password_hash = Some(hash);
         work.store().users().update(&user)?;
         work.store().sessions().revoke(id, None, now())?;
-        Ok(work.reload()?)
+        work.reload()
     })
     .await?;
     let target = format!("user/{id}/password");
