@@ -187,6 +187,27 @@ async fn an_admin_creates_a_user_gives_a_role_and_a_token_shown_once_then_revoke
     let (status, _) = common::http(gw.running.api, "GET", "/api/v1/me", Some(&token), None).await;
     assert_eq!(status, 401);
 
+    // Bob's console session is listed on his page and ended from there.
+    let mut bob = Console::login(gw.running.api, "bob@example.com", "bob-password-1").await;
+    assert_eq!(bob.get("/console/").await.status, 200);
+    let (_, sessions) = api(&gw, "GET", &format!("/api/v1/users/{id}/sessions"), None).await;
+    let session = sessions[0]["id"].as_u64().unwrap();
+    let shown = root.get(&user_page).await;
+    assert!(
+        shown.body.contains(&format!("/sessions/{session}/revoke")),
+        "{}",
+        shown.body
+    );
+    let page = root
+        .post(
+            &format!("/console/users/{id}/sessions/{session}/revoke"),
+            &[],
+        )
+        .await;
+    assert_eq!(location(&page), user_page);
+    let page = bob.get("/console/").await;
+    assert_eq!(page.status, 303, "the session is over: {}", page.body);
+
     // Deactivate: the user can no longer log in.
     let page = root
         .post(

@@ -295,7 +295,7 @@ fn of_user(store: &Store, id: u64) -> Result<Vec<(sled::IVec, TokenView)>, Store
 }
 
 /// The user whose tokens are managed, after the permission check.
-fn target(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
+pub(super) fn target(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
     if caller.id() != Some(id) {
         caller.require("manage_users")?;
     }

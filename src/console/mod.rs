@@ -23,6 +23,7 @@ mod guard;
 mod limiter;
 mod login;
 mod mail_users;
+mod me;
 mod people;
 mod queue;
 pub(crate) mod render;
@@ -33,6 +34,7 @@ mod user_tokens;
 mod users;
 
 pub use limiter::Limiter;
+pub use login::{check_password, ClientIp};
 pub use session::Viewer;
 
 use crate::api::Api;
@@ -74,6 +76,7 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(me::routes())
         .merge(users::routes())
         .merge(user_edit::routes())
         .merge(user_tokens::routes())

@@ -1,14 +1,14 @@
 //! A user's API tokens and console sessions, on the user's page: create a token (shown
 //! once, on the answer page), revoke one, revoke all (`api::tokens`, whose check decides:
-//! the user itself or `manage_users` covering the user); the sessions listed and revoked
-//! through the API's sessions endpoints when this build has them.
+//! the user itself or `manage_users` covering the user); the console sessions listed and
+//! ended, one or all (`api::sessions`, the same check).
 
-use super::people::body;
+use super::people::{body, when};
 use super::render::{html, redirect_with_notice, Chrome};
 use super::user_edit::with_errors;
 use super::Viewer;
 use crate::api::extract::{Body, Param};
-use crate::api::{tokens, Api};
+use crate::api::{sessions, tokens, Api};
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,6 +24,14 @@ pub fn routes() -> Router<Api> {
         .route("/console/users/{id}/tokens", post(create))
         .route("/console/users/{id}/tokens/revoke-all", post(revoke_all))
         .route("/console/users/{id}/tokens/{token}/revoke", post(revoke))
+        .route(
+            "/console/users/{id}/sessions/revoke-all",
+            post(revoke_sessions),
+        )
+        .route(
+            "/console/users/{id}/sessions/{session}/revoke",
+            post(revoke_session),
+        )
 }
 
 /// A secret shown once (a new token, a generated system secret).
@@ -46,9 +54,56 @@ pub struct SessionRow {
     pub user_agent: String,
 }
 
-/// The user's console sessions, when the API lists them and lets the viewer see them.
-pub async fn sessions(_api: &Api, _viewer: &Viewer, _id: u64) -> Option<Vec<SessionRow>> {
-    None
+/// The user's console sessions, when the API lets the viewer see them.
+pub async fn sessions(api: &Api, viewer: &Viewer, id: u64) -> Option<Vec<SessionRow>> {
+    let listed = sessions::list(viewer.caller(), State(api.clone()), Param(id))
+        .await
+        .ok()?;
+    Some(
+        listed
+            .0
+            .into_iter()
+            .map(|s| SessionRow {
+                id: s.id.to_string(),
+                created: when(Some(s.created_at)),
+                expires: when(Some(s.expires_at)),
+                ip: s.ip,
+                user_agent: s.user_agent,
+            })
+            .collect(),
+    )
+}
+
+/// `POST /console/users/{id}/sessions/{session}/revoke`: ends one console session.
+pub async fn revoke_session(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param((id, session)): Param<(u64, u64)>,
+) -> Response {
+    match sessions::revoke(viewer.caller(), State(api.clone()), Param((id, session))).await {
+        Ok(_) => redirect_with_notice(
+            &api.state.console.settings,
+            &format!("/console/users/{id}"),
+            "Session ended",
+        ),
+        Err(problem) => with_errors(&api, &viewer, id, &problem).await,
+    }
+}
+
+/// `POST /console/users/{id}/sessions/revoke-all`: ends every console session of the user.
+pub async fn revoke_sessions(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param(id): Param<u64>,
+) -> Response {
+    match sessions::revoke_all(viewer.caller(), State(api.clone()), Param(id)).await {
+        Ok(ended) => redirect_with_notice(
+            &api.state.console.settings,
+            &format!("/console/users/{id}"),
+            &format!("{} session(s) ended", ended.0.ended),
+        ),
+        Err(problem) => with_errors(&api, &viewer, id, &problem).await,
+    }
 }
 
 /// The new-token form.
