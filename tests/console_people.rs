@@ -5,30 +5,17 @@
 
 mod common;
 
-use common::backup::{mailbox_user, org_domains, save_config, set_status, submit, PASSWORD};
+use common::backup::save_config;
 use common::console::{Console, Page};
 use common::helpdesk::api;
-use common::{Gateway, TOKEN};
+use common::people::{self, HANDOVER, LEAVER, ROOT, ROOT_PASSWORD};
+use common::Gateway;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const ROOT: &str = "root@example.com";
-const ROOT_PASSWORD: &str = "root-password-1";
-
-/// An administrator (a role holding `admin`) logged in to the console.
+/// The administrator, logged in to the console.
 async fn admin(gw: &Gateway) -> Console {
-    let (status, body) = api(
-        gw,
-        "POST",
-        "/api/v1/roles",
-        Some(json!({"name": "admins", "permissions": ["admin"]})),
-    )
-    .await;
-    assert_eq!(status, 201, "{body}");
-    let id = gw.create_user(ROOT, "staff", ROOT_PASSWORD).await["id"].clone();
-    let patch = json!({"roles": ["admins"]});
-    let (status, body) = api(gw, "PATCH", &format!("/api/v1/users/{id}"), Some(patch)).await;
-    assert_eq!(status, 200, "{body}");
+    people::admin(gw).await;
     Console::login(gw.running.api, ROOT, ROOT_PASSWORD).await
 }
 
@@ -390,38 +377,10 @@ async fn lock_and_unlock_show_the_lock_and_refusals_their_reason() {
 async fn a_backup_runs_then_completes_and_its_mbox_downloads_with_the_session_cookie() {
     // The upstream refuses the first message for now: the leaver's mail waits in the queue,
     // and the backup waits for it (running) until the console's retry sends it.
-    let upstream = common::upstream::FakeUpstream::start(common::upstream::Script {
-        pipelining: true,
-        tempfail_first: 1,
-        ..common::upstream::Script::default()
-    })
-    .await;
-    let port = upstream.addr.port();
-    let gw = Gateway::start(move |c| {
-        c.upstreams
-            .insert("sink".into(), common::sink_upstream(port));
-        c.default_upstream = "sink".into();
-        c.queue.retry_intervals_secs = vec![3600];
-    })
-    .await;
+    let (_upstream, gw, leaver) = people::with_leaver().await;
     let mut root = admin(&gw).await;
-    org_domains(&gw, &["example.com"]).await;
-    let (leaver, _) = mailbox_user(&gw, "leaver@example.com", "complete").await;
-    submit(
-        &gw,
-        "leaver@example.com",
-        "partner@elsewhere.example",
-        "Handover notes",
-        "",
-    )
-    .await;
-    let deferred = until(
-        &mut root,
-        "/console/queue?deferred=true",
-        "leaver@example.com",
-    )
-    .await;
-    set_status(&gw, leaver, "deactivated").await;
+    let deferred = root.get("/console/queue?deferred=true").await;
+    assert!(deferred.body.contains(LEAVER), "{}", deferred.body);
 
     let page = root
         .post(
@@ -461,7 +420,7 @@ async fn a_backup_runs_then_completes_and_its_mbox_downloads_with_the_session_co
         "{}",
         done.body
     );
-    assert!(done.body.contains("Handover notes"), "{}", done.body);
+    assert!(done.body.contains(HANDOVER), "{}", done.body);
 
     let mbox = root.get(&format!("{job_page}/mbox")).await;
     assert_eq!(mbox.status, 200, "{}", mbox.body);
@@ -470,12 +429,11 @@ async fn a_backup_runs_then_completes_and_its_mbox_downloads_with_the_session_co
         Some("application/mbox")
     );
     assert!(mbox.body.starts_with("From "), "{}", mbox.body);
-    assert!(mbox.body.contains("Subject: Handover notes"));
+    assert!(mbox.body.contains(&format!("Subject: {HANDOVER}")));
     let mut stranger = Console::new(gw.running.api);
     let refused = stranger.get(&format!("{job_page}/mbox")).await;
     assert_ne!(refused.status, 200);
-    assert!(!refused.body.contains("Handover notes"));
-    let _ = PASSWORD;
+    assert!(!refused.body.contains(HANDOVER));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,5 +521,4 @@ async fn a_selection_of_queued_messages_is_retried_and_deleted() {
     assert_eq!(deletes.len(), 2);
     let retries = audit(&gw, &format!("actor={ROOT}&action=queue.retry")).await;
     assert_eq!(retries.len(), 2);
-    let _ = TOKEN;
 }

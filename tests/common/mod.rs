@@ -11,6 +11,7 @@ pub mod helpdesk;
 pub mod load;
 pub mod logs;
 pub mod oauth;
+pub mod people;
 pub mod relay;
 pub mod tls;
 pub mod upstream;
