@@ -163,14 +163,19 @@ fn link(
     store
         .password_links()
         .create(&digest_secret(&token), &link)?;
-    let public_url = store.settings()?.public_url;
+    let base = base(&store.settings()?.public_url, console_url, api);
+    Ok(format!("{}/password/{token}", base.trim_end_matches('/')))
+}
+
+/// Where people reach Postern: the setting `public_url` once changed from its default, else
+/// the console's address from the config file, else the API listener.
+fn base(public_url: &str, console_url: &str, api: SocketAddr) -> String {
     let unset = public_url.is_empty() || public_url == Settings::default().public_url;
-    let base = match (unset, console_url.trim()) {
-        (false, _) => public_url,
+    match (unset, console_url.trim()) {
+        (false, _) => public_url.to_string(),
         (true, "") => format!("http://{}", reachable(api)),
         (true, console) => console.to_string(),
-    };
-    Ok(format!("{}/password/{token}", base.trim_end_matches('/')))
+    }
 }
 
 /// `api`, with an unspecified address (listening on all of them) as the loopback one.
@@ -208,5 +213,17 @@ mod tests {
         assert_eq!(reachable(any6).to_string(), "[::1]:8025");
         let one: SocketAddr = "192.0.2.1:8025".parse().unwrap();
         assert_eq!(reachable(one), one);
+    }
+
+    #[test]
+    fn the_link_base_is_the_changed_setting_then_the_console_then_the_api() {
+        let api: SocketAddr = "0.0.0.0:9025".parse().unwrap();
+        let default = Settings::default().public_url;
+        let set = "https://mail.example.com";
+        let console = "https://console.example.com";
+        assert_eq!(base(set, console, api), set);
+        assert_eq!(base(&default, console, api), console);
+        assert_eq!(base("", " ", api), "http://127.0.0.1:9025");
+        assert_eq!(base(&default, "", api), "http://127.0.0.1:9025");
     }
 }
