@@ -21,6 +21,7 @@ use crate::store::{
     AuditEntry, NewUser, PasswordLink, Settings, Store, StoreError, User, UserKind,
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 /// The login of the first administrator.
 pub const LOGIN: &str = "admin";
@@ -57,7 +58,7 @@ impl FirstAdmin {
     pub async fn ensure(
         &self,
         store: &Store,
-        policy: &Policy,
+        policy: &Arc<Policy>,
         hostname: &str,
         console_url: &str,
         api: SocketAddr,
@@ -71,13 +72,7 @@ impl FirstAdmin {
         if exists {
             return Ok(None);
         }
-        let email = match self.email.as_deref().map(str::trim) {
-            Some(email) if !email.is_empty() => email.to_string(),
-            _ => format!("{LOGIN}@{hostname}"),
-        };
-        if crate::smtp::params::check_mailbox(&email).is_err() {
-            return Err(FirstAdminError::Email(email));
-        }
+        let email = self.email()?.unwrap_or_else(|| default_email(hostname));
         let password_hash = match self.password.clone().filter(|p| !p.is_empty()) {
             Some(p) if p.chars().count() < MIN_PASSWORD => {
                 return Err(FirstAdminError::ShortPassword)
@@ -86,11 +81,15 @@ impl FirstAdmin {
             None => None,
         };
         let with_password = password_hash.is_some();
-        let work = store.clone();
-        let Some(user) = blocking(move || create(&work, email, password_hash)).await? else {
+        let (work, snapshot) = (store.clone(), policy.clone());
+        let created = blocking(move || {
+            let user = create(&work, email, password_hash)?;
+            snapshot.reload()?;
+            Ok(user)
+        });
+        let Some(user) = created.await? else {
             return Ok(None);
         };
-        policy.reload()?;
         tracing::info!(login = LOGIN, id = user.id, email = %user.email, with_password, "first administrator created");
         if with_password {
             return Ok(None);
@@ -100,6 +99,31 @@ impl FirstAdmin {
         blocking(move || link(&work, user.id, &console_url, api))
             .await
             .map(Some)
+    }
+
+    /// `POSTERN_ADMIN_EMAIL`, if given; an invalid one stops the start.
+    fn email(&self) -> Result<Option<String>, FirstAdminError> {
+        let Some(email) = self
+            .email
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+        else {
+            return Ok(None);
+        };
+        match crate::smtp::params::check_mailbox(email) {
+            Ok(()) => Ok(Some(email.to_string())),
+            Err(_) => Err(FirstAdminError::Email(email.to_string())),
+        }
+    }
+}
+
+/// `admin@<hostname>`, or `admin@localhost` when the host name makes no valid address.
+fn default_email(hostname: &str) -> String {
+    let email = format!("{LOGIN}@{}", hostname.trim_end_matches('.'));
+    match crate::smtp::params::check_mailbox(&email) {
+        Ok(()) => email,
+        Err(_) => format!("{LOGIN}@localhost"),
     }
 }
 
@@ -213,6 +237,26 @@ mod tests {
         assert_eq!(reachable(any6).to_string(), "[::1]:8025");
         let one: SocketAddr = "192.0.2.1:8025".parse().unwrap();
         assert_eq!(reachable(one), one);
+    }
+
+    #[test]
+    fn the_default_address_is_on_the_host_name_when_that_makes_one() {
+        assert_eq!(default_email("gw.example.com."), "admin@gw.example.com");
+        assert_eq!(default_email("build_host"), "admin@localhost");
+        assert_eq!(default_email(""), "admin@localhost");
+        let given = |email: &str| FirstAdmin {
+            email: Some(email.into()),
+            password: None,
+        };
+        assert_eq!(
+            given(" boss@example.com ").email().unwrap().as_deref(),
+            Some("boss@example.com")
+        );
+        assert!(given("").email().unwrap().is_none());
+        assert!(matches!(
+            given("not an address").email(),
+            Err(FirstAdminError::Email(_))
+        ));
     }
 
     #[test]
