@@ -184,7 +184,7 @@ pub async fn show(
 }
 
 /// `GET /api/v1/archive/{id}/raw` — the message as it was kept (`message/rfc822`), for
-/// those who may read it.
+/// those who may read it; each download is in the audit log (`archive.read`).
 #[utoipa::path(
     get, path = "/api/v1/archive/{id}/raw", tag = "archive",
     params(("id" = String, Path, description = "queue id (16 hex digits)")),
@@ -196,6 +196,7 @@ pub async fn raw(
     Param(text): Param<String>,
 ) -> Result<impl IntoResponse, Problem> {
     let id = parse_id(&text)?;
+    let reader = caller.clone();
     let (catalog, snapshot): (_, Arc<Snapshot>) = (api.state.archive.clone(), api.snapshot());
     let found = blocking(move || {
         let now = crate::spool::now_ms();
@@ -203,6 +204,10 @@ pub async fn raw(
     })
     .await?;
     let (message, bytes) = found.ok_or_else(|| gone(&text))?;
+    // Reading someone's mail leaves a trace.
+    let target = format!("archive/{}", show_id(message.id));
+    api.audit(&reader, "archive.read", target, None::<&()>, None::<&()>)
+        .await?;
     let name = format!("attachment; filename=\"{}.eml\"", show_id(message.id));
     Ok((
         [

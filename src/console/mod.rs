@@ -16,6 +16,7 @@
 //! files under `templates/console/`; the one stylesheet and the few lines of script are
 //! embedded (`static/`).
 
+mod archive;
 mod dashboard;
 mod guard;
 mod limiter;
@@ -68,6 +69,7 @@ fn pages() -> Router<Api> {
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .merge(me::routes())
+        .merge(archive::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 
