@@ -16,6 +16,7 @@
 //! files under `templates/console/`; the one stylesheet and the few lines of script are
 //! embedded (`static/`).
 
+mod archive;
 mod audit;
 mod backups;
 mod dashboard;
@@ -77,6 +78,7 @@ fn pages() -> Router<Api> {
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .merge(me::routes())
+        .merge(archive::routes())
         .merge(users::routes())
         .merge(user_edit::routes())
         .merge(user_tokens::routes())
