@@ -1,6 +1,7 @@
 //! A backup's page (`/console/mail-users/backups/{id}`): status, counts and progress (the
 //! page refreshes itself every 3 s while the job is pending or running, by a `<meta>`
-//! refresh: no script), who asked and who may read it, the messages of a completed job,
+//! refresh: no script; a link turns that off, `?refresh=off`, for readers who need the
+//! page to hold still — WCAG 2.2.1), who asked and who may read it, the messages of a completed job,
 //! and its mbox download (`.../mbox`), served with the session cookie. All through
 //! `api::backups` (admins and the job's grantees; anyone else gets its 404).
 
@@ -12,11 +13,12 @@ use crate::api::extract::Param;
 use crate::api::{backups, Api};
 use crate::store::{Backup, BackupItem, BackupStatus, Grantee};
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde::Deserialize;
 
 /// The routes of this file.
 pub fn routes() -> Router<Api> {
@@ -45,6 +47,8 @@ struct BackupPage {
     kind: String,
     account_type: String,
     running: bool,
+    /// Whether the page reloads itself (while running, unless turned off: WCAG 2.2.1).
+    refresh: bool,
     completed: bool,
     created: String,
     started: String,
@@ -53,8 +57,19 @@ struct BackupPage {
     items: Vec<Item>,
 }
 
+/// `?refresh=off` stops a running job's page from reloading itself.
+#[derive(Debug, Default, Deserialize)]
+pub struct ShowQuery {
+    refresh: Option<String>,
+}
+
 /// `GET /console/mail-users/backups/{id}`.
-pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> Response {
+pub async fn show(
+    State(api): State<Api>,
+    viewer: Viewer,
+    Param(id): Param<u64>,
+    Query(query): Query<ShowQuery>,
+) -> Response {
     let job = match backups::show(viewer.caller(), State(api.clone()), Param(id)).await {
         Ok(job) => job.0,
         Err(problem) => return problem_page(&viewer, &problem),
@@ -86,6 +101,7 @@ pub async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>)
         kind: word(&job.kind),
         account_type: word(&job.account_type),
         running: under_way(job.status),
+        refresh: under_way(job.status) && query.refresh.as_deref() != Some("off"),
         completed,
         created: when(Some(job.created_at)),
         started: when(job.started_at),
