@@ -401,6 +401,13 @@ async fn a_backup_runs_then_completes_and_its_mbox_downloads_with_the_session_co
         "{}",
         running.body
     );
+    // A reader can make it hold still.
+    let still = root.get(&format!("{job_page}?refresh=off")).await;
+    assert!(
+        !still.body.contains("http-equiv=\"refresh\""),
+        "{}",
+        still.body
+    );
     let list = root.get("/console/mail-users").await;
     assert!(list.body.contains("badge running"), "{}", list.body);
 
