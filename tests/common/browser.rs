@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's chromium (package `chromium`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
-/// The window size every session starts with.
+/// The viewport (the page's area, inside the window) every session starts with.
 pub const WINDOW: (u32, u32) = (1280, 900);
 /// Tallest full-page screenshot, in CSS pixels.
 const MAX_SHOT_HEIGHT: u32 = 8000;
@@ -39,6 +39,8 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: Option<String>,
+    /// How much taller the window is than its viewport.
+    frame: u32,
     /// Holds `profile/` (chromium's user data dir) and `chromedriver.log`.
     dir: tempfile::TempDir,
 }
@@ -102,6 +104,7 @@ impl Browser {
             driver,
             port,
             session: None,
+            frame: 0,
             dir,
         };
         browser.wait_for_driver().await;
@@ -117,7 +120,24 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no chromium session: {e}\n{}", browser.driver_log()));
         browser.session = client.session_id().await.ok().flatten();
         browser.client = Some(client);
+        browser.fit_viewport().await;
         browser
+    }
+
+    /// Makes the viewport (not the window) `WINDOW` big.
+    async fn fit_viewport(&mut self) {
+        let (width, height) = WINDOW;
+        let frame = self
+            .client()
+            .execute("return window.outerHeight - window.innerHeight;", vec![])
+            .await
+            .expect("window size");
+        self.frame = frame.as_u64().unwrap_or(0) as u32;
+        if self.frame > 0 {
+            let client = self.client();
+            let set = client.set_window_size(width, height + self.frame).await;
+            set.expect("resize the window");
+        }
     }
 
     fn capabilities(&self) -> serde_json::Map<String, Value> {
@@ -341,24 +361,26 @@ impl Browser {
     /// Writes a PNG of the whole page (the window grows to the page's height, up to a
     /// limit, and shrinks back) to `path`, creating its directory.
     pub async fn screenshot(&self, path: &Path) {
+        const MISSING: &str = "const body = document.body ? document.body.scrollHeight : 0;\
+            return Math.max(document.documentElement.scrollHeight, body) - window.innerHeight;";
         let (width, height) = WINDOW;
         let client = self.client();
-        let page = client
-            .execute(
-                "return Math.ceil(document.documentElement.scrollHeight);",
-                vec![],
-            )
-            .await
-            .expect("page height")
-            .as_u64()
-            .unwrap_or(0) as u32;
-        let tall = page.clamp(height, MAX_SHOT_HEIGHT);
-        if tall > height {
+        let mut tall = height + self.frame;
+        // The window's outer size is set, the page's height is measured inside: a few
+        // rounds until the page fits.
+        for _ in 0..4 {
+            let missing = client.execute(MISSING, vec![]).await.expect("page height");
+            let missing = missing.as_i64().unwrap_or(0);
+            if missing <= 0 || tall >= MAX_SHOT_HEIGHT {
+                break;
+            }
+            tall = (tall + missing as u32).min(MAX_SHOT_HEIGHT);
             client.set_window_size(width, tall).await.expect("resize");
         }
         let png = client.screenshot().await.expect("screenshot");
-        if tall > height {
-            client.set_window_size(width, height).await.expect("resize");
+        if tall > height + self.frame {
+            let set = client.set_window_size(width, height + self.frame).await;
+            set.expect("resize");
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("screenshot directory");
