@@ -9,7 +9,7 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_edit, account_test, accounts, audit, backups, blocklist, dkim, explain, health,
-    mail_config, me, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit,
+    mail_config, me, my_tickets, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit,
     users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
@@ -49,6 +49,7 @@ use utoipa::{Modify, OpenApi};
         audit::list,
         tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::patch, tickets::remove,
         tickets::knowledge,
+        my_tickets::list, my_tickets::show, my_tickets::attachment,
         requesters::list, requesters::block, requesters::unblock,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries, webhooks::retry,
     )

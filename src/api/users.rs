@@ -35,21 +35,21 @@ pub struct CreateUser {
 /// A user as the API shows it: never a hash.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
-    id: u64,
-    login: String,
-    email: String,
-    display_name: String,
-    kind: UserKind,
-    status: UserStatus,
-    roles: Vec<String>,
-    skill_groups: Vec<String>,
-    group: Option<String>,
-    is_default_admin: bool,
-    created_via: CreatedVia,
-    created_at: u64,
+    pub id: u64,
+    pub login: String,
+    pub email: String,
+    pub display_name: String,
+    pub kind: UserKind,
+    pub status: UserStatus,
+    pub roles: Vec<String>,
+    pub skill_groups: Vec<String>,
+    pub group: Option<String>,
+    pub is_default_admin: bool,
+    pub created_via: CreatedVia,
+    pub created_at: u64,
     /// Only in the response that created a system principal without a given secret.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
+    pub secret: Option<String>,
 }
 
 impl From<User> for UserView {
