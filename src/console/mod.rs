@@ -18,10 +18,17 @@
 
 mod dashboard;
 mod guard;
+mod helpdesk;
+mod helpdesk_blocklist;
+mod helpdesk_inbound;
+mod helpdesk_mine;
 mod limiter;
 mod login;
 pub(crate) mod render;
+mod requesters;
 pub(crate) mod session;
+mod tickets;
+mod webhooks;
 
 pub use limiter::Limiter;
 pub use session::Viewer;
@@ -65,6 +72,12 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(tickets::routes())
+        .merge(requesters::routes())
+        .merge(helpdesk_blocklist::routes())
+        .merge(webhooks::routes())
+        .merge(helpdesk_inbound::routes())
+        .merge(helpdesk_mine::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 
