@@ -157,11 +157,14 @@ fn same_entry(entry: &BlockEntry, key: &str) -> bool {
 /// 422 when blocking the domain `entry` (and its subdomains) would block one of the
 /// organisation's own domains (`org_domains`): its staff's mail to the helpdesk.
 fn not_own_domain(entry: &str, org_domains: &[String]) -> Result<(), Problem> {
-    let own = org_domains.iter().map(|d| address::domain_key(d)).find(|d| {
-        d == entry
-            || d.strip_suffix(entry)
-                .is_some_and(|head| head.ends_with('.'))
-    });
+    let own = org_domains
+        .iter()
+        .map(|d| address::domain_key(d))
+        .find(|d| {
+            d == entry
+                || d.strip_suffix(entry)
+                    .is_some_and(|head| head.ends_with('.'))
+        });
     match own {
         Some(domain) => Err(Problem::invalid(
             "entry",

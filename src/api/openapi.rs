@@ -9,8 +9,8 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_edit, account_test, accounts, audit, backups, blocklist, dkim, explain, health,
-    mail_config, me, my_tickets, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit,
-    users, webhooks,
+    mail_config, me, my_tickets, queue, requesters, roles, settings, tickets, tokens, upstreams,
+    user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;

@@ -13,7 +13,8 @@ use super::extract::{blocking, Body, Param, QueryOf};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::{
-    Article, ArticleKind, AttachmentInfo, Change, KnowledgeItem, Origin, Ticket, TicketStatus, UserStatus,
+    Article, ArticleKind, AttachmentInfo, Change, KnowledgeItem, Origin, Ticket, TicketStatus,
+    UserStatus,
 };
 use axum::extract::State;
 use axum::http::{header, StatusCode};

@@ -61,7 +61,15 @@ struct ListPage {
 
 /// `GET /console/blocklist`.
 async fn list(State(api): State<Api>, viewer: Viewer, Query(f): Query<Filters>) -> Response {
-    page(&api, &viewer, f, AddForm::default(), StatusCode::OK, Errors::none()).await
+    page(
+        &api,
+        &viewer,
+        f,
+        AddForm::default(),
+        StatusCode::OK,
+        Errors::none(),
+    )
+    .await
 }
 
 async fn page(
@@ -83,9 +91,7 @@ async fn page(
     let rows: Vec<Row> = found
         .into_iter()
         .filter(|e| {
-            text.is_empty()
-                || e.entry.contains(&text)
-                || e.reason.to_lowercase().contains(&text)
+            text.is_empty() || e.entry.contains(&text) || e.reason.to_lowercase().contains(&text)
         })
         .map(|e| Row {
             kind: format!("{:?}", e.kind).to_lowercase(),

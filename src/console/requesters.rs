@@ -136,7 +136,9 @@ async fn block(
     }
     let delete = form.delete_tickets == "true";
     let blocked = match body_of(json!({"delete_tickets": delete})) {
-        Ok(body) => requesters::block(viewer.caller(), State(api.clone()), Param(id), Body(body)).await,
+        Ok(body) => {
+            requesters::block(viewer.caller(), State(api.clone()), Param(id), Body(body)).await
+        }
         Err(problem) => Err(problem),
     };
     match blocked {

@@ -4,8 +4,8 @@
 //! (`api::tickets`), called as the session's user: what a viewer may see or do is decided
 //! there, and a refusal is shown with the API's reason.
 
-use super::helpdesk::{body_of, number, page_number, paginate, query_string, staff_only, when};
 use super::helpdesk::Pager;
+use super::helpdesk::{body_of, number, page_number, paginate, query_string, staff_only, when};
 use super::render::{html, problem_page, redirect_with_notice, Chrome, Errors};
 use super::Viewer;
 use crate::api::extract::{Param, QueryOf};
@@ -308,7 +308,8 @@ async fn remove(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -
 /// the ticket cannot be shown.
 async fn refused(api: &Api, viewer: &Viewer, id: u64, problem: &Problem) -> Response {
     let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-    if status == StatusCode::NOT_FOUND {
+    let shown = tickets::show(viewer.caller(), State(api.clone()), Param(id)).await;
+    if status == StatusCode::NOT_FOUND || shown.is_err() {
         return problem_page(viewer, problem);
     }
     ticket_page(api, viewer, id, status, Errors::from_problem(problem)).await

@@ -95,7 +95,15 @@ async fn create(State(api): State<Api>, viewer: Viewer, Form(form): Form<NewForm
     match created {
         Ok((_, hook)) => {
             let form = NewForm::default();
-            list_page(&api, &viewer, form, Some(hook.0), StatusCode::CREATED, Errors::none()).await
+            list_page(
+                &api,
+                &viewer,
+                form,
+                Some(hook.0),
+                StatusCode::CREATED,
+                Errors::none(),
+            )
+            .await
         }
         Err(problem) => {
             let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -200,7 +208,11 @@ async fn hook_page(
     let here = format!("/console/webhooks/{id}");
     let (rows, pager) = paginate(rows, page_number(page), &here, "");
     let page = HookPage {
-        chrome: Chrome::new(viewer, format!("Webhook {}", hook.name), "/console/webhooks"),
+        chrome: Chrome::new(
+            viewer,
+            format!("Webhook {}", hook.name),
+            "/console/webhooks",
+        ),
         errors,
         hook,
         rows,
