@@ -24,6 +24,7 @@ mod helpdesk_inbound;
 mod helpdesk_mine;
 mod limiter;
 mod login;
+mod me;
 pub(crate) mod render;
 mod requesters;
 pub(crate) mod session;
@@ -31,6 +32,7 @@ mod tickets;
 mod webhooks;
 
 pub use limiter::Limiter;
+pub use login::{check_password, ClientIp};
 pub use session::Viewer;
 
 use crate::api::Api;
@@ -72,6 +74,7 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(me::routes())
         .merge(tickets::routes())
         .merge(requesters::routes())
         .merge(helpdesk_blocklist::routes())
