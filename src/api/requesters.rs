@@ -55,12 +55,6 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Use
 
 /// The user `id` if the rules of SPEC §4 let `caller` block it.
 fn blockable(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
-    if caller.id() == Some(id) {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "you cannot block yourself",
-        ));
-    }
     let user = api
         .store()
         .users()
@@ -86,6 +80,12 @@ fn blockable(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
             "{} is not a requester that opened a ticket by e-mail",
             user.login
         )));
+    }
+    if caller.id() == Some(id) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "you cannot block yourself",
+        ));
     }
     Ok(user)
 }
