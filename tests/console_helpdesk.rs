@@ -100,6 +100,11 @@ async fn inbound_mail_becomes_a_ticket_the_console_lists_shows_and_closes() {
         ],
     );
     assert!(!page.body.contains("<sparks>"), "{}", page.body);
+    assert!(
+        page.body.contains("Block requester and delete tickets"),
+        "{}",
+        page.body
+    );
     let link = format!("/console/tickets/{id}/articles/");
     let at = page.body.find(&link).expect("an attachment link");
     let href = &page.body[at..at + page.body[at..].find('"').unwrap()];

@@ -216,6 +216,9 @@ struct TicketPage {
     /// Where the attachment links start.
     attachment_base: String,
     may_delete: bool,
+    /// Whether to offer **Block requester** (and **... and delete tickets**).
+    may_block: bool,
+    may_block_and_delete: bool,
 }
 
 /// `GET /console/tickets/{id}`.
@@ -251,6 +254,8 @@ async fn ticket_page(
         articles: view.articles.into_iter().map(ArticleRow::from).collect(),
         attachment_base: format!("/console/tickets/{id}"),
         may_delete: viewer.has("delete_tickets"),
+        may_block: viewer.has("block_unwanted_email"),
+        may_block_and_delete: viewer.has("block_unwanted_email") && viewer.has("delete_tickets"),
     };
     html(status, &page)
 }
