@@ -16,6 +16,7 @@
 //! files under `templates/console/`; the one stylesheet and the few lines of script are
 //! embedded (`static/`).
 
+mod archive;
 mod dashboard;
 mod guard;
 mod helpdesk;
@@ -75,6 +76,7 @@ fn pages() -> Router<Api> {
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .merge(me::routes())
+        .merge(archive::routes())
         .merge(tickets::routes())
         .merge(requesters::routes())
         .merge(helpdesk_blocklist::routes())
