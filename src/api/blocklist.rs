@@ -3,7 +3,8 @@
 //! entry with an `@` blocks that address; without, a domain and its subdomains. Changes
 //! are audited and reach the policy snapshot, where the SMTP side looks them up. Entries
 //! are stored in canonical form (`policy::address`), so `"Ann"@X.example` and `ann@x.example`
-//! are one entry, and a U-label domain is stored as its A-labels.
+//! are one entry, and a U-label domain is stored as its A-labels. A domain entry that
+//! would block one of the organisation's own domains (`org_domains`) is refused (422).
 
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
@@ -54,6 +55,9 @@ pub async fn add(
 ) -> Result<(StatusCode, Json<BlockEntry>), Problem> {
     caller.require(PERMISSION)?;
     let (entry, kind) = classify(&body.entry)?;
+    if kind == BlockKind::Domain {
+        not_own_domain(&entry, &api.store().settings()?.org_domains)?;
+    }
     if body.reason.chars().count() > MAX_REASON || body.reason.chars().any(char::is_control) {
         return Err(Problem::invalid(
             "reason",
@@ -148,6 +152,26 @@ fn normalize_entry(raw: &str) -> String {
 /// True if the stored `entry` (perhaps under older rules) is the canonical `key`.
 fn same_entry(entry: &BlockEntry, key: &str) -> bool {
     normalize_entry(&entry.entry) == key
+}
+
+/// 422 when blocking the domain `entry` (and its subdomains) would block one of the
+/// organisation's own domains (`org_domains`): its staff's mail to the helpdesk.
+fn not_own_domain(entry: &str, org_domains: &[String]) -> Result<(), Problem> {
+    let own = org_domains
+        .iter()
+        .map(|d| address::domain_key(d))
+        .find(|d| {
+            d == entry
+                || d.strip_suffix(entry)
+                    .is_some_and(|head| head.ends_with('.'))
+        });
+    match own {
+        Some(domain) => Err(Problem::invalid(
+            "entry",
+            format!("would block {domain}, one of the organisation's own domains (org_domains)"),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The normalized entry and what it blocks.

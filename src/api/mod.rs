@@ -5,7 +5,7 @@
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
-//! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
+//! `tickets` (the built-in ticket store; `my_tickets`, a requester's own), `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `sessions` (console sessions per user, password login, one's own
 //! password), `mail_config` (a staff user's account type, the lock), `backups` (a
 //! deactivated user's mail: jobs, message lists, mbox downloads), `archive` (kept
@@ -37,6 +37,7 @@ pub(crate) mod first_admin;
 pub(crate) mod health;
 pub(crate) mod mail_config;
 pub(crate) mod me;
+pub(crate) mod my_tickets;
 pub(crate) mod names;
 pub(crate) mod openapi;
 pub(crate) mod password;
@@ -207,6 +208,12 @@ fn principals() -> Router<Api> {
         .route("/api/v1/audit", get(audit::list))
         .route("/api/v1/me", get(me::show))
         .route("/api/v1/me/accounts", get(me::accounts))
+        .route("/api/v1/me/tickets", get(my_tickets::list))
+        .route("/api/v1/me/tickets/{id}", get(my_tickets::show))
+        .route(
+            "/api/v1/me/tickets/{id}/articles/{article}/attachments/{n}",
+            get(my_tickets::attachment),
+        )
         .route(
             "/api/v1/me/mail-config",
             get(mail_config::show_mine).put(mail_config::save_mine),

@@ -9,8 +9,8 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_edit, account_test, accounts, archive, audit, backups, blocklist, dkim, explain,
-    health, mail_config, me, queue, requesters, roles, sessions, settings, tickets, tokens,
-    upstreams, user_edit, users, webhooks,
+    health, mail_config, me, my_tickets, queue, requesters, roles, sessions, settings, tickets,
+    tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -52,6 +52,7 @@ use utoipa::{Modify, OpenApi};
         audit::list,
         tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::patch, tickets::remove,
         tickets::knowledge,
+        my_tickets::list, my_tickets::show, my_tickets::attachment,
         requesters::list, requesters::block, requesters::unblock,
         webhooks::list, webhooks::create, webhooks::remove, webhooks::deliveries, webhooks::retry,
     )

@@ -3,7 +3,7 @@
 //! `POST /api/v1/requesters/{id}/unblock`.
 //!
 //! Blocking needs `block_unwanted_email` (and `delete_tickets` to delete its tickets); a
-//! `system` user or the default admin is never blocked (403), and only a requester that
+//! `system` user, the default admin or the caller itself is never blocked (403), and only a requester that
 //! opened at least one ticket by e-mail can be blocked this way (409). A blocked user
 //! cannot log in anywhere and its mail is refused at SMTP.
 
@@ -29,9 +29,9 @@ pub struct BlockRequest {
 /// The answer to a block.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Blocked {
-    user: UserView,
+    pub user: UserView,
     /// Ids of the tickets deleted with it.
-    deleted_tickets: Vec<u64>,
+    pub deleted_tickets: Vec<u64>,
 }
 
 /// `GET /api/v1/requesters` — permission `manage_users` or `block_unwanted_email`.
@@ -53,8 +53,8 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Use
     ))
 }
 
-/// The user `id` if the rules of SPEC §4 let it be blocked.
-fn blockable(api: &Api, id: u64) -> Result<User, Problem> {
+/// The user `id` if the rules of SPEC §4 let `caller` block it.
+fn blockable(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
     let user = api
         .store()
         .users()
@@ -81,6 +81,12 @@ fn blockable(api: &Api, id: u64) -> Result<User, Problem> {
             user.login
         )));
     }
+    if caller.id() == Some(id) {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "you cannot block yourself",
+        ));
+    }
     Ok(user)
 }
 
@@ -100,7 +106,7 @@ pub async fn block(
         caller.require("delete_tickets")?;
     }
     let _change = api.write_lock().await;
-    let previous = blockable(&api, id)?;
+    let previous = blockable(&caller, &api, id)?;
     let mut user = previous.clone();
     user.status = UserStatus::Blocked;
     let work = api.clone();

@@ -1,5 +1,6 @@
 //! The built-in ticket store (SPEC §7): `GET /api/v1/tickets` (filters `mailbox`,
-//! `requester`, `status`), `GET /api/v1/tickets/{id}` with its articles, an attachment's
+//! `requester`, `status`, and `q`: text in the subject or the requester's address; each
+//! row carries the requester's address), `GET /api/v1/tickets/{id}` with its articles, an attachment's
 //! bytes, `POST /api/v1/tickets` (origin `api`), `PATCH /api/v1/tickets/{id}` (close or
 //! reopen), `DELETE /api/v1/tickets/{id}`
 //! (`delete_tickets`), and `GET /api/v1/knowledge`.
@@ -12,7 +13,8 @@ use super::extract::{blocking, Body, Param, QueryOf};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::store::{
-    Article, ArticleKind, Change, KnowledgeItem, Origin, Ticket, TicketStatus, UserStatus,
+    Article, ArticleKind, AttachmentInfo, Change, KnowledgeItem, Origin, Ticket, TicketStatus,
+    UserStatus,
 };
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -29,14 +31,25 @@ pub struct TicketQuery {
     /// User id of the requester.
     requester: Option<u64>,
     status: Option<TicketStatus>,
+    /// Text found (case-insensitively) in the subject or the requester's address.
+    q: Option<String>,
+}
+
+/// A ticket in a listing, with its requester's address.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TicketRow {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// The requester's e-mail address (empty if the user is gone).
+    pub requester_address: String,
 }
 
 /// A ticket with its articles.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TicketView {
     #[serde(flatten)]
-    ticket: Ticket,
-    articles: Vec<Article>,
+    pub ticket: Ticket,
+    pub articles: Vec<Article>,
 }
 
 /// Body of `POST /api/v1/tickets`.
@@ -75,20 +88,34 @@ fn visible(caller: &Caller, api: &Api, id: u64) -> Result<Ticket, Problem> {
 /// `GET /api/v1/tickets` — the tickets the caller may see, oldest first.
 #[utoipa::path(
     get, path = "/api/v1/tickets", tag = "tickets", params(TicketQuery),
-    responses((status = 200, body = [Ticket]), Problems)
+    responses((status = 200, body = [TicketRow]), Problems)
 )]
 pub async fn list(
     caller: Caller,
     State(api): State<Api>,
     QueryOf(query): QueryOf<TicketQuery>,
-) -> Result<Json<Vec<Ticket>>, Problem> {
+) -> Result<Json<Vec<TicketRow>>, Problem> {
     let all = api.store().tickets().all()?;
+    let snapshot = api.snapshot();
+    let text = query.q.as_deref().unwrap_or_default().trim().to_lowercase();
     let shown = all
         .into_iter()
         .filter(|t| query.mailbox.is_none_or(|m| t.mailbox == m))
         .filter(|t| query.requester.is_none_or(|r| t.requester == r))
         .filter(|t| query.status.is_none_or(|s| t.status == s))
         .filter(|t| may_see(&caller, &api, t))
+        .map(|ticket| TicketRow {
+            requester_address: snapshot
+                .user(ticket.requester)
+                .map(|u| u.email.clone())
+                .unwrap_or_default(),
+            ticket,
+        })
+        .filter(|row| {
+            text.is_empty()
+                || row.ticket.subject.to_lowercase().contains(&text)
+                || row.requester_address.to_lowercase().contains(&text)
+        })
         .collect();
     Ok(Json(shown))
 }
@@ -130,11 +157,16 @@ pub async fn attachment(
         .and_then(|a| a.attachments.get(n as usize).cloned())
         .ok_or_else(missing)?;
     let bytes = tickets.attachment(article, n)?.ok_or_else(missing)?;
+    Ok(download(info, bytes))
+}
+
+/// An attachment's bytes as a download, with the type its sender gave.
+pub(super) fn download(info: AttachmentInfo, bytes: Vec<u8>) -> impl IntoResponse {
     let disposition = format!(
         "attachment; filename=\"{}\"",
         info.name.replace(['"', '\\'], "_")
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, info.content_type),
             (header::CONTENT_DISPOSITION, disposition),
@@ -142,7 +174,7 @@ pub async fn attachment(
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff".to_string()),
         ],
         bytes,
-    ))
+    )
 }
 
 /// `POST /api/v1/tickets` — a ticket with origin `api`, for whoever may read the mailbox.

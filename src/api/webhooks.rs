@@ -172,7 +172,7 @@ pub async fn deliveries(
 }
 
 /// `POST /api/v1/webhooks/{id}/deliveries/{delivery}/retry` — `admin`: a dead delivery
-/// is tried again from its first attempt (409 unless it is dead).
+/// is tried again from its first attempt (409 unless it is dead); audited.
 #[utoipa::path(
     post, path = "/api/v1/webhooks/{id}/deliveries/{delivery}/retry", tag = "webhooks",
     params(("id" = u64, Path, description = "webhook id"), ("delivery" = u64, Path, description = "delivery id")),
@@ -201,6 +201,16 @@ pub async fn retry(
     after.next_at = crate::spool::now_ms();
     let work = api.clone();
     let saved = after.clone();
+    let previous = before.clone();
     blocking(move || Ok(work.store().webhooks().update(&before, &saved)?)).await?;
+    let target = format!("webhook/{id}/delivery/{delivery}");
+    api.audit(
+        &caller,
+        "webhook.retry",
+        target,
+        Some(&previous),
+        Some(&after),
+    )
+    .await?;
     Ok(Json(after))
 }

@@ -21,6 +21,10 @@ mod audit;
 mod backups;
 mod dashboard;
 mod guard;
+mod helpdesk;
+mod helpdesk_blocklist;
+mod helpdesk_inbound;
+mod helpdesk_mine;
 mod limiter;
 mod login;
 mod mail_users;
@@ -28,11 +32,14 @@ mod me;
 mod people;
 mod queue;
 pub(crate) mod render;
+mod requesters;
 mod roles;
 pub(crate) mod session;
+mod tickets;
 mod user_edit;
 mod user_tokens;
 mod users;
+mod webhooks;
 
 pub use limiter::Limiter;
 pub use login::{check_password, ClientIp};
@@ -87,6 +94,12 @@ fn pages() -> Router<Api> {
         .merge(backups::routes())
         .merge(queue::routes())
         .merge(audit::routes())
+        .merge(tickets::routes())
+        .merge(requesters::routes())
+        .merge(helpdesk_blocklist::routes())
+        .merge(webhooks::routes())
+        .merge(helpdesk_inbound::routes())
+        .merge(helpdesk_mine::routes())
         .route("/console/{*rest}", get(missing).post(missing))
 }
 

@@ -10,6 +10,7 @@ pub mod console;
 pub mod desk;
 pub mod dns;
 pub mod helpdesk;
+pub mod helpdesk_console;
 pub mod load;
 pub mod logs;
 pub mod oauth;
