@@ -8,9 +8,9 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_edit, account_test, accounts, audit, backups, blocklist, dkim, explain, health,
-    mail_config, me, queue, requesters, roles, settings, tickets, tokens, upstreams, user_edit,
-    users, webhooks,
+    account_choices, account_edit, account_test, accounts, audit, backups, blocklist, dkim,
+    explain, health, mail_config, me, queue, requesters, roles, settings, tickets, tokens,
+    upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         backups::create, backups::list, backups::show, backups::messages, backups::mbox,
         accounts::list, accounts::show, accounts::status, accounts::create, accounts::remove,
         account_edit::patch, account_edit::put_grants, account_test::test,
+        account_choices::choices,
         upstreams::list, upstreams::create, upstreams::remove,
         settings::show, settings::patch,
         explain::explain,
