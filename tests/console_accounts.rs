@@ -546,3 +546,79 @@ async fn upstreams_and_dkim_keys_are_managed_from_their_pages() {
     let (status, _) = api(&gw, "GET", "/api/v1/dkim-keys/example.com/s1", None).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_of_shared_account_setup_picks_from_the_choices() {
+    let gw = Gateway::start(|_| {}).await;
+    let lead = ("account-admins", &["shared_account_setup"][..]);
+    staff(&gw, "lead@example.com", Some(lead)).await;
+    staff(&gw, "pat@example.com", None).await;
+    let mut console = Console::login(gw.running.api, "lead@example.com", "password-of-8").await;
+    let form = console.get("/console/accounts/new").await;
+    assert_eq!(form.status, 200);
+    for offered in [
+        "value=\"local\"",
+        "value=\"account-admins\"",
+        "pat@example.com",
+    ] {
+        assert!(form.body.contains(offered), "{offered}: {}", form.body);
+    }
+    // Not an admin: no default flag to tick, and upstreams' settings stay the admins'.
+    assert!(!form.body.contains("name=\"is_default\""));
+    assert_eq!(console.get("/console/upstreams").await.status, 403);
+    // The names are the API's: refused to a user who may set no account up.
+    let pat = gw
+        .create_user("pat2@example.com", "staff", "password-of-8")
+        .await;
+    let path = format!("/api/v1/users/{}/tokens", pat["id"]);
+    let (_, token) = api(&gw, "POST", &path, Some(json!({}))).await;
+    let token = token["token"].as_str().unwrap();
+    let (status, text) = http(
+        gw.running.api,
+        "GET",
+        "/api/v1/accounts/choices",
+        Some(token),
+        None,
+    )
+    .await;
+    assert_eq!(status, 403, "{text}");
+    let (status, choices) = api(&gw, "GET", "/api/v1/accounts/choices", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(choices["upstreams"], json!(["local"]), "{choices}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_pages_on_the_server_and_filters_by_health() {
+    let gw = Gateway::start(|_| {}).await;
+    for n in 0..27 {
+        account(
+            &gw,
+            &format!("Box {n:02}"),
+            &format!("box{n:02}@example.com"),
+            "local",
+        )
+        .await;
+    }
+    let mut root = admin_console(&gw).await;
+    let first = root.get("/console/accounts?q=box").await;
+    assert!(
+        first.body.contains("27 account(s), page 1 of 2"),
+        "{}",
+        first.body
+    );
+    assert!(first.body.contains("box00@example.com") && !first.body.contains("box26@example.com"));
+    assert!(
+        first.body.contains("rel=\"next\""),
+        "a next link: {}",
+        first.body
+    );
+    let second = root.get("/console/accounts?q=box&health=&page=2").await;
+    assert!(second.body.contains("box26@example.com"), "{}", second.body);
+    assert!(!second.body.contains("box00@example.com"));
+    let failing = root.get("/console/accounts?health=failing").await;
+    assert!(
+        failing.body.contains("No account matches"),
+        "{}",
+        failing.body
+    );
+}
