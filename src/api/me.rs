@@ -19,25 +19,25 @@ pub struct MeView {
     /// The user's fields, flattened in (absent for the bootstrap token).
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
-    user: Option<UserView>,
+    pub user: Option<UserView>,
     /// True for the bootstrap admin token, which is not a user.
-    bootstrap: bool,
-    permissions: Vec<&'static str>,
+    pub bootstrap: bool,
+    pub permissions: Vec<&'static str>,
 }
 
 /// An account the caller may send through, and how.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MyAccount {
-    id: u64,
-    name: String,
-    address: String,
-    is_default: bool,
+    pub id: u64,
+    pub name: String,
+    pub address: String,
+    pub is_default: bool,
     /// The caller owns it (a personal account).
-    owned: bool,
+    pub owned: bool,
     /// `send_as`, `send_on_behalf`, or `send_as_self` (the default account).
-    send_mode: &'static str,
+    pub send_mode: &'static str,
     /// The address written to `From` when the caller sends through it.
-    from: String,
+    pub from: String,
 }
 
 /// `GET /api/v1/me` — any authenticated caller.

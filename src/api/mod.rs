@@ -6,7 +6,8 @@
 //! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
 //! (+ `account_test`, `account_choices`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
-//! (+ deliveries), `mail_config` (a staff user's account type, the lock), `backups` (a
+//! (+ deliveries), `sessions` (console sessions per user, password login, one's own
+//! password), `mail_config` (a staff user's account type, the lock), `backups` (a
 //! deactivated user's mail: jobs, message lists, mbox downloads), `password` (the HTML
 //! page of a "set your password" link). `auth`
 //! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
@@ -40,6 +41,7 @@ pub(crate) mod problem;
 pub(crate) mod queue;
 pub(crate) mod requesters;
 pub(crate) mod roles;
+pub(crate) mod sessions;
 pub(crate) mod settings;
 pub(crate) mod tickets;
 pub(crate) mod tokens;
@@ -165,6 +167,16 @@ fn principals() -> Router<Api> {
             "/api/v1/users/{id}/tokens/{token}",
             axum::routing::delete(tokens::revoke),
         )
+        .route(
+            "/api/v1/users/{id}/sessions",
+            get(sessions::list).delete(sessions::revoke_all),
+        )
+        .route(
+            "/api/v1/users/{id}/sessions/{session}",
+            axum::routing::delete(sessions::revoke),
+        )
+        .route("/api/v1/login", post(sessions::login))
+        .route("/api/v1/me/password", put(sessions::change_password))
         .route("/api/v1/roles", get(roles::list).post(roles::create))
         .route(
             "/api/v1/roles/{name}",

@@ -9,8 +9,8 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_choices, account_edit, account_test, accounts, audit, backups, blocklist, dkim,
-    explain, health, mail_config, me, queue, requesters, roles, settings, tickets, tokens,
-    upstreams, user_edit, users, webhooks,
+    explain, health, mail_config, me, queue, requesters, roles, sessions, settings, tickets,
+    tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -35,6 +35,8 @@ use utoipa::{Modify, OpenApi};
         skill_groups_list_doc, skill_groups_create_doc, skill_groups_remove_doc,
         groups_list_doc, groups_create_doc, groups_remove_doc,
         me::show, me::accounts,
+        sessions::list, sessions::revoke, sessions::revoke_all, sessions::login,
+        sessions::change_password,
         mail_config::show_mine, mail_config::save_mine, mail_config::show, mail_config::lock,
         mail_config::unlock,
         backups::create, backups::list, backups::show, backups::messages, backups::mbox,

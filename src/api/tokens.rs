@@ -51,11 +51,11 @@ pub struct NewToken {
 /// A token as listed: never the token itself.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenView {
-    id: String,
-    user_id: u64,
-    created_at: u64,
-    label: String,
-    expires_at: Option<u64>,
+    pub id: String,
+    pub user_id: u64,
+    pub created_at: u64,
+    pub label: String,
+    pub expires_at: Option<u64>,
 }
 
 /// The answer of revoking every token of a user.
@@ -73,12 +73,12 @@ fn token_id(digest: &str) -> String {
 /// The response that carries a token, the only time it is shown.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct IssuedToken {
-    token: String,
-    id: String,
-    user_id: u64,
-    created_at: u64,
-    label: String,
-    expires_at: Option<u64>,
+    pub token: String,
+    pub id: String,
+    pub user_id: u64,
+    pub created_at: u64,
+    pub label: String,
+    pub expires_at: Option<u64>,
 }
 
 /// The user a token belongs to and when the token expires, if it is known and unexpired.
@@ -295,7 +295,7 @@ fn of_user(store: &Store, id: u64) -> Result<Vec<(sled::IVec, TokenView)>, Store
 }
 
 /// The user whose tokens are managed, after the permission check.
-fn target(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
+pub(super) fn target(caller: &Caller, api: &Api, id: u64) -> Result<User, Problem> {
     if caller.id() != Some(id) {
         caller.require("manage_users")?;
     }

@@ -140,7 +140,7 @@ pub async fn submit(
             errors,
         );
     }
-    let Some(user) = check(&api, &form.login, &form.password).await else {
+    let Some(user) = check_password(&api, &form.login, &form.password).await else {
         limiter.failed(&form.login, ip);
         tracing::warn!(login = %form.login, %ip, "console: failed login");
         let errors = Errors::field_error("password", "wrong login or password");
@@ -187,8 +187,8 @@ pub async fn submit(
 }
 
 /// The user `login`/`password` names, if the password is right and the user is an active
-/// staff user or requester.
-async fn check(api: &Api, login: &str, password: &str) -> Option<crate::store::User> {
+/// staff user or requester (the check of console and API password logins).
+pub async fn check_password(api: &Api, login: &str, password: &str) -> Option<crate::store::User> {
     if login.is_empty() || password.is_empty() {
         return None;
     }

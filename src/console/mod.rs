@@ -27,10 +27,12 @@ mod dashboard;
 mod guard;
 mod limiter;
 mod login;
+mod me;
 pub(crate) mod render;
 pub(crate) mod session;
 
 pub use limiter::Limiter;
+pub use login::{check_password, ClientIp};
 pub use session::Viewer;
 
 use crate::api::Api;
@@ -72,6 +74,7 @@ fn pages() -> Router<Api> {
         .route("/console/logout", post(login::logout))
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
+        .merge(me::routes())
         .route("/console/{*rest}", get(missing).post(missing))
         .merge(accounts::routes())
         .merge(admin::routes())

@@ -151,11 +151,6 @@ impl Errors {
             })
             .map(|(_, reason)| reason.as_str())
     }
-
-    /// Whether there is anything to show.
-    pub fn any(&self) -> bool {
-        self.summary.is_some()
-    }
 }
 
 /// Renders `page` with `status`.

@@ -130,7 +130,7 @@ fn local_part(toks: &[Tok<'_>]) -> Result<String, RewriteError> {
             _ => return Err(UNREADABLE),
         }
     }
-    if toks.len() % 2 == 0 || out.contains("=?") {
+    if toks.len().is_multiple_of(2) || out.contains("=?") {
         return Err(UNREADABLE);
     }
     Ok(out)

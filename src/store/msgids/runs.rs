@@ -172,7 +172,7 @@ impl RunWriter {
         if self.last.is_some_and(|last| last >= key) {
             return Err(io::Error::other("run entries out of order"));
         }
-        if self.count % FENCE_EVERY == 0 {
+        if self.count.is_multiple_of(FENCE_EVERY) {
             self.fences.push(key);
         }
         let out = self
