@@ -1,67 +1,17 @@
 //! The console's email-account pages over HTTP (a form client, no browser): creating a
 //! Permitted account through the form, a refused field shown beside it, the grant grid
-//! saved and kept, Explain, Test account, the 403 of a user without the permission, and
-//! the administrators' upstreams, DKIM keys and settings. Each action is checked through
-//! the API afterwards, so a page that only looked right would fail.
+//! saved and kept, Explain, Test account, the 403 of a user without the permission, the
+//! choices a non-admin picks from, paging and filters. Each action is checked through the
+//! API afterwards, so a page that only looked right would fail. (The administrators'
+//! pages: `console_admin`; the same in a browser: `console_accounts_browser`.)
 
 mod common;
 
+use common::accounts::{account, admin_console, api, staff, ticked, PASSWORD};
 use common::console::{Console, Page};
 use common::upstream::{FakeUpstream, Script};
-use common::{http, Gateway, TOKEN};
+use common::{http, Gateway};
 use serde_json::{json, Value};
-
-/// `method path` as the bootstrap admin: status and the parsed answer.
-async fn api(gw: &Gateway, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let body = body.map(|b| b.to_string());
-    let (status, text) = http(gw.running.api, method, path, Some(TOKEN), body.as_deref()).await;
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// A staff user with `roles` (created if missing, with `permissions`); returns its id.
-async fn staff(gw: &Gateway, login: &str, role: Option<(&str, &[&str])>) -> u64 {
-    let user = gw.create_user(login, "staff", "password-of-8").await;
-    let id = user["id"].as_u64().unwrap();
-    if let Some((role, permissions)) = role {
-        let (status, _) = api(gw, "GET", &format!("/api/v1/roles/{role}"), None).await;
-        if status == 404 {
-            let body = json!({"name": role, "permissions": permissions});
-            let (status, doc) = api(gw, "POST", "/api/v1/roles", Some(body)).await;
-            assert_eq!(status, 201, "{doc}");
-        }
-        let patch = json!({"roles": [role]});
-        let (status, doc) = api(gw, "PATCH", &format!("/api/v1/users/{id}"), Some(patch)).await;
-        assert_eq!(status, 200, "{doc}");
-    }
-    id
-}
-
-/// A logged-in console of a new administrator `root@example.com`.
-async fn admin_console(gw: &Gateway) -> Console {
-    staff(gw, "root@example.com", Some(("admins", &["admin"]))).await;
-    Console::login(gw.running.api, "root@example.com", "password-of-8").await
-}
-
-/// A shared account made through the API; returns its id.
-async fn account(gw: &Gateway, name: &str, address: &str, upstream: &str) -> u64 {
-    let body = json!({"name": name, "address": address, "upstream": upstream,
-        "scope": {"kind": "all_staff"}, "default_send_mode": "none"});
-    let (status, doc) = api(gw, "POST", "/api/v1/accounts", Some(body)).await;
-    assert_eq!(status, 201, "{doc}");
-    doc["id"].as_u64().unwrap()
-}
-
-/// Whether the page has a checked checkbox `name` with `value`.
-fn ticked(page: &Page, name: &str, value: &str) -> bool {
-    page.body.lines().any(|line| {
-        line.split("<input").skip(1).any(|input| {
-            let input = &input[..input.find('>').unwrap_or(input.len())];
-            input.contains(&format!("name=\"{name}\""))
-                && input.contains(&format!("value=\"{value}\""))
-                && input.contains(" checked")
-        })
-    })
-}
 
 fn location(page: &Page) -> String {
     page.header("location").unwrap_or_default()
@@ -385,7 +335,7 @@ async fn test_account_shows_the_upstreams_refusal() {
 async fn a_user_without_the_permission_is_refused_with_403() {
     let gw = Gateway::start(|_| {}).await;
     staff(&gw, "pat@example.com", None).await;
-    let mut pat = Console::login(gw.running.api, "pat@example.com", "password-of-8").await;
+    let mut pat = Console::login(gw.running.api, "pat@example.com", PASSWORD).await;
     pat.get("/console/accounts/new").await;
     let page = pat
         .post(
@@ -419,141 +369,12 @@ async fn a_user_without_the_permission_is_refused_with_403() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settings_are_saved_and_a_bad_value_is_shown_beside_its_field() {
-    let gw = Gateway::start(|_| {}).await;
-    let mut root = admin_console(&gw).await;
-    let page = root.get("/console/settings").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(
-        page.body
-            .contains("name=\"allow_personal_accounts\" checked"),
-        "{}",
-        page.body
-    );
-    let page = root
-        .post(
-            "/console/settings",
-            &[
-                ("org_domains", "Example.com\nexample.org"),
-                ("public_url", "https://mail.example.com/"),
-                ("max_users", "50"),
-                ("display_name_addresses", "refuse"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
-    let (_, settings) = api(&gw, "GET", "/api/v1/settings", None).await;
-    assert_eq!(
-        settings["allow_personal_accounts"], false,
-        "unticked: {settings}"
-    );
-    assert_eq!(
-        settings["org_domains"],
-        json!(["example.com", "example.org"])
-    );
-    assert_eq!(settings["public_url"], "https://mail.example.com");
-    assert_eq!(settings["max_users"], 50);
-    assert_eq!(settings["display_name_addresses"], "refuse");
-    let page = root.get("/console/settings").await;
-    assert!(page.body.contains("Settings saved") && page.body.contains("value=\"50\""));
-
-    let page = root
-        .post(
-            "/console/settings",
-            &[
-                ("allow_personal_accounts", "on"),
-                ("max_users", "0"),
-                ("display_name_addresses", "strip"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 422, "{}", page.body);
-    assert!(
-        page.body.contains("id=\"f-max_users-error\""),
-        "{}",
-        page.body
-    );
-    let (_, settings) = api(&gw, "GET", "/api/v1/settings", None).await;
-    assert_eq!(settings["max_users"], 50, "unchanged: {settings}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstreams_and_dkim_keys_are_managed_from_their_pages() {
-    let gw = Gateway::start(|_| {}).await;
-    let mut root = admin_console(&gw).await;
-    let page = root.get("/console/upstreams").await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    assert!(page.body.contains("<td>local</td>"), "{}", page.body);
-    let fields = [
-        ("name", "relay"),
-        ("kind", "smtp"),
-        ("host", "smtp.example.net"),
-        ("port", "2525"),
-        ("password", "secret-pw"),
-    ];
-    let page = root.post("/console/upstreams", &fields).await;
-    assert_eq!(page.status, 303, "{}", page.body);
-    let page = root.get("/console/upstreams").await;
-    assert!(page.body.contains("smtp.example.net:2525"), "{}", page.body);
-    assert!(!page.body.contains("secret-pw"));
-    let page = root
-        .post(
-            "/console/upstreams",
-            &[("name", "broken"), ("kind", "smtp")],
-        )
-        .await;
-    assert_eq!(page.status, 422);
-    assert!(page.body.contains("id=\"f-host-error\""), "{}", page.body);
-    let page = root.post("/console/upstreams/relay/delete", &[]).await;
-    assert_eq!(page.status, 303, "{}", page.body);
-    let (_, upstreams) = api(&gw, "GET", "/api/v1/upstreams", None).await;
-    assert!(!upstreams.to_string().contains("relay"), "{upstreams}");
-
-    let page = root
-        .post(
-            "/console/dkim",
-            &[
-                ("domain", "example.com"),
-                ("algorithm", "ed25519"),
-                ("selector", "s1"),
-            ],
-        )
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
-    let page = root.get("/console/dkim").await;
-    assert!(
-        page.body.contains("s1._domainkey.example.com"),
-        "{}",
-        page.body
-    );
-    assert!(
-        page.body.contains("v=DKIM1; k=ed25519; p="),
-        "the TXT record: {}",
-        page.body
-    );
-    assert!(page.body.contains(">pending</span>"));
-    let page = root
-        .post("/console/dkim/example.com/s1/activate", &[])
-        .await;
-    assert_eq!(page.status, 303, "{}", page.body);
-    let (_, key) = api(&gw, "GET", "/api/v1/dkim-keys/example.com/s1", None).await;
-    assert_eq!(key["status"], "active");
-    let page = root.post("/console/dkim", &[("domain", "no dots")]).await;
-    assert_eq!(page.status, 422);
-    assert!(page.body.contains("id=\"f-domain-error\""), "{}", page.body);
-    let page = root.post("/console/dkim/example.com/s1/delete", &[]).await;
-    assert_eq!(page.status, 303);
-    let (status, _) = api(&gw, "GET", "/api/v1/dkim-keys/example.com/s1", None).await;
-    assert_eq!(status, 404);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_holder_of_shared_account_setup_picks_from_the_choices() {
     let gw = Gateway::start(|_| {}).await;
     let lead = ("account-admins", &["shared_account_setup"][..]);
     staff(&gw, "lead@example.com", Some(lead)).await;
     staff(&gw, "pat@example.com", None).await;
-    let mut console = Console::login(gw.running.api, "lead@example.com", "password-of-8").await;
+    let mut console = Console::login(gw.running.api, "lead@example.com", PASSWORD).await;
     let form = console.get("/console/accounts/new").await;
     assert_eq!(form.status, 200);
     for offered in [
@@ -567,9 +388,7 @@ async fn a_holder_of_shared_account_setup_picks_from_the_choices() {
     assert!(!form.body.contains("name=\"is_default\""));
     assert_eq!(console.get("/console/upstreams").await.status, 403);
     // The names are the API's: refused to a user who may set no account up.
-    let pat = gw
-        .create_user("pat2@example.com", "staff", "password-of-8")
-        .await;
+    let pat = gw.create_user("pat2@example.com", "staff", PASSWORD).await;
     let path = format!("/api/v1/users/{}/tokens", pat["id"]);
     let (_, token) = api(&gw, "POST", &path, Some(json!({}))).await;
     let token = token["token"].as_str().unwrap();
