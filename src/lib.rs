@@ -60,20 +60,35 @@
 //!   retries.
 //! - `archive` — whose mail a message is (`owners`, at acceptance); the catalog task that
 //!   records each kept message leaving the queue (metadata, linked tickets, retention)
-//!   pointing at its journal record; the purge job; backup jobs of a deactivated user's
-//!   mail, written as mbox files (`data_dir/backups`).
+//!   pointing at its journal record; the purge job; `read`, the archive as readers see it
+//!   (each message once, filters and pages, a message's bytes read back under the purge
+//!   guard); backup jobs of a deactivated user's mail, written as mbox files
+//!   (`data_dir/backups`).
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
 //!   (block/unblock), webhooks, the "set your password" page, staff users' mail
-//!   configuration and its lock, backups, DKIM keys, the audit log of every change;
+//!   configuration and its lock, backups, DKIM keys, the archive (kept messages for admins,
+//!   `access` holders and their owners: list, metadata, raw download, each download
+//!   audited), `sessions` (console sessions per user, password login for a bearer token,
+//!   one's own password), `first_admin` (the default administrator created at first
+//!   start: password from the environment, or a printed set-your-password link), the audit
+//!   log of every change;
 //!   problem+json errors (a body not sent as JSON `415`, over the limit `413`); `names`, what domain names and selectors may look like; the
 //!   OpenAPI 3.1 document generated from the handlers (utoipa).
+//! - `console` — the web console under `/console/` on the API listener: server-rendered
+//!   HTML (askama templates in `templates/console/`, `static/` embedded), a client of the
+//!   API in the same process — each page calls the API's handler as the session's user
+//!   (`Caller::for_user`), so checks, validation and audit are the API's; `guard` (CSP
+//!   and security headers, cross-site refusal, session, CSRF token of every unsafe
+//!   request), `session` (hashed sessions, the cookie, `Viewer`), `login` (argon2id,
+//!   `limiter`: failures per name and IP), `render` (the frame, navigation by permission,
+//!   form errors beside fields, notices), then one file per area.
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
 //!   idempotence marks), webhooks with their deliveries (due index), password links
-//!   (hashed), mail configurations, the archive catalog, backup jobs and DKIM keys; `records` is the prefixed-JSON layout the ticket
+//!   (hashed), console sessions (hashed), mail configurations, the archive catalog, backup jobs and DKIM keys; `records` is the prefixed-JSON layout the ticket
 //!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change); the
 //!   Message-ID registry (`msgids`), which is not in sled but in sorted run files of
 //!   fixed-size entries (`store/message-ids`), one written and synced a second, merged by
@@ -82,14 +97,15 @@
 //!   file released when a start finds the disk full, so the store still opens.
 //! - `disk`    — free space of a file system (`fstatvfs`), for the spool's reserve and the
 //!   store's ballast.
-//! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app.
+//! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app;
+//!   `Recent`, per-minute counts of the last day for the console's dashboard.
 //! - `logging` — the `tracing` writer of `serve`: informational lines buffered and written
 //!   by a thread of their own, warnings and errors at once (in order); `plain` writes the
 //!   default format's lines without its formatting machinery.
 //! - `digits`  — decimal numbers written without the formatting machinery (log fields,
 //!   dates, reply codes).
 //! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
-//!   client, tables or `--json`).
+//!   client, tables or `--json`); `archive` list/show/raw.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
 //! Beside the crate, `fuzz/` (a cargo workspace of its own, never built by `cargo test`)

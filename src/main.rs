@@ -129,9 +129,19 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = postern::config::load(path.as_deref()).context("configuration is invalid")?;
     let token = std::env::var("POSTERN_ADMIN_TOKEN").ok();
-    let running = postern::app::start(config, token).await?;
+    let first_admin = postern::api::FirstAdmin {
+        email: std::env::var("POSTERN_ADMIN_EMAIL").ok(),
+        password: std::env::var("POSTERN_ADMIN_PASSWORD").ok(),
+    };
+    let running = postern::app::start_with(config, token, Some(first_admin)).await?;
     if let Some(token) = &running.new_admin_token {
         println!("postern: generated admin API token (shown once, stored hashed): {token}");
+    }
+    if let Some(link) = &running.admin_password_link {
+        println!(
+            "postern: created the administrator \"admin\"; set its password at (once, within {} hours): {link}",
+            postern::inbound::LINK_LIFETIME_SECS / 3600
+        );
     }
     wait_for_signal().await;
     tracing::info!("stopping");

@@ -5,26 +5,8 @@
 
 mod common;
 
-use common::{http, http_full, Client, Gateway, TOKEN};
+use common::{http, http_full, post_form, Client, Gateway, TOKEN};
 use serde_json::{json, Value};
-use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
-/// POSTs an HTML form (`application/x-www-form-urlencoded`) the way a browser does.
-async fn post_form(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(api).await.unwrap();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
-         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).await.unwrap();
-    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, raw)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_requester_sets_its_password_through_the_emailed_link_and_logs_in() {

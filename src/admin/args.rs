@@ -1,6 +1,7 @@
 //! The command line of `postern admin`: global options and one subcommand tree per
 //! resource (clap). What each subcommand calls is `command`.
 
+use super::archive::ArchiveCmd;
 use clap::{Args, Subcommand};
 
 /// `postern admin [--api URL] [--token T] [--json] RESOURCE ...`
@@ -66,6 +67,9 @@ pub enum Resource {
     /// Backups of deactivated users' mail.
     #[command(subcommand)]
     Backups(BackupCmd),
+    /// Kept messages (the archive): list, show, raw download.
+    #[command(subcommand)]
+    Archive(ArchiveCmd),
     /// Who the token belongs to, and its permissions.
     Me,
     /// The audit log of API changes.

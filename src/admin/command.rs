@@ -46,7 +46,7 @@ pub(super) fn call(
 }
 
 /// `?a=1&b=2` from the present pairs (values percent-encoded), or "".
-fn query(pairs: &[(&str, Option<String>)]) -> String {
+pub(super) fn query(pairs: &[(&str, Option<String>)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
@@ -94,6 +94,7 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Requesters(cmd) => super::helpdesk::requesters(cmd),
         Resource::MailConfig(cmd) => super::helpdesk::mail_config(cmd),
         Resource::Backups(cmd) => super::helpdesk::backups(cmd),
+        Resource::Archive(cmd) => super::archive::plan(cmd),
         Resource::Me => call("GET", "/api/v1/me", None, View::Record),
         Resource::Audit {
             actor,

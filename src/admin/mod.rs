@@ -9,8 +9,9 @@
 //! - `table`   — the text output.
 //! - `command` — the subcommands, each turned into one (or, for `accounts grant`, two) calls;
 //!   `helpdesk` — those of tickets, webhooks, requesters and mail configurations; `dkim` —
-//!   those of DKIM keys.
+//!   those of DKIM keys; `archive` — those of kept messages.
 
+mod archive;
 mod args;
 mod command;
 mod dkim;

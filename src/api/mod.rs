@@ -8,9 +8,11 @@
 //! `tickets` (the built-in ticket store), `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `sessions` (console sessions per user, password login, one's own
 //! password), `mail_config` (a staff user's account type, the lock), `backups` (a
-//! deactivated user's mail: jobs, message lists, mbox downloads), `password` (the HTML
+//! deactivated user's mail: jobs, message lists, mbox downloads), `archive` (kept
+//! messages for those who may read them: listing, metadata, raw download), `password` (the HTML
 //! page of a "set your password" link). `auth`
-//! says who the caller is, `extract` reads requests; `openapi` is the OpenAPI document
+//! says who the caller is, `extract` reads requests; `first_admin` creates the default
+//! administrator at first start; `openapi` is the OpenAPI document
 //! generated from the handlers' annotations.
 //!
 //! Handlers validate everything first, then write once, then rebuild the policy snapshot
@@ -23,6 +25,7 @@ pub(crate) mod account_edit;
 pub(crate) mod account_rules;
 pub(crate) mod account_test;
 pub(crate) mod accounts;
+pub(crate) mod archive;
 pub(crate) mod audit;
 pub(crate) mod auth;
 pub(crate) mod backups;
@@ -31,6 +34,7 @@ pub(crate) mod directory;
 pub(crate) mod dkim;
 pub(crate) mod explain;
 pub(crate) mod extract;
+pub(crate) mod first_admin;
 pub(crate) mod health;
 pub(crate) mod mail_config;
 pub(crate) mod me;
@@ -51,6 +55,7 @@ pub(crate) mod users;
 pub(crate) mod webhooks;
 
 pub use auth::{AdminToken, Caller, PERMISSIONS};
+pub use first_admin::{FirstAdmin, FirstAdminError};
 pub use problem::Problem;
 
 use crate::console::Console;
@@ -87,6 +92,8 @@ pub struct ApiState {
     pub credentials: Credentials,
     /// The console's settings and its failed-login counts.
     pub console: Arc<Console>,
+    /// The archive's catalog and the journal its messages are read from.
+    pub archive: crate::archive::Catalog,
 }
 
 /// The backup worker's side the API sees: where the mbox files are, and how to wake it.
@@ -219,6 +226,9 @@ fn principals() -> Router<Api> {
         .route("/api/v1/backups/{id}", get(backups::show))
         .route("/api/v1/backups/{id}/messages", get(backups::messages))
         .route("/api/v1/backups/{id}/mbox", get(backups::mbox))
+        .route("/api/v1/archive", get(archive::list))
+        .route("/api/v1/archive/{id}", get(archive::show))
+        .route("/api/v1/archive/{id}/raw", get(archive::raw))
 }
 
 /// Accounts, upstreams, DKIM keys, settings, the policy explainer, the blocklist and the queue.

@@ -8,8 +8,8 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_choices, account_edit, account_test, accounts, audit, backups, blocklist, dkim,
-    explain, health, mail_config, me, queue, requesters, roles, sessions, settings, tickets,
+    account_choices, account_edit, account_test, accounts, archive, audit, backups, blocklist,
+    dkim, explain, health, mail_config, me, queue, requesters, roles, sessions, settings, tickets,
     tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
 #[openapi(
     info(
         title = "Postern control API",
-        description = "Users, roles, accounts and grants, upstreams, DKIM keys, settings, the queue, the blocklist, tickets, requesters, webhooks, mail configurations, backups and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
+        description = "Users, roles, accounts and grants, upstreams, DKIM keys, settings, the queue, the blocklist, tickets, requesters, webhooks, mail configurations, backups, the archive and the audit log of a Postern mail gateway. Errors are RFC 9457 problem documents.",
         version = "1"
     ),
     modifiers(&Bearer),
@@ -40,6 +40,7 @@ use utoipa::{Modify, OpenApi};
         mail_config::show_mine, mail_config::save_mine, mail_config::show, mail_config::lock,
         mail_config::unlock,
         backups::create, backups::list, backups::show, backups::messages, backups::mbox,
+        archive::list, archive::show, archive::raw,
         accounts::list, accounts::show, accounts::status, accounts::create, accounts::remove,
         account_edit::patch, account_edit::put_grants, account_test::test,
         account_choices::choices,

@@ -38,7 +38,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <title>{title}</title><style>body{{font-family:sans-serif;max-width:28em;margin:3em auto;padding:0 1em}}\
          label{{display:block;margin:1em 0 .3em}}input{{width:100%;padding:.4em}}\
          button{{margin-top:1.2em;padding:.5em 1.5em}}.error{{color:#a00}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>\n",
+         <body><main><h1>{title}</h1>{body}</main></body></html>\n",
         title = escape(title)
     );
     (

@@ -7,6 +7,8 @@
 //!   spool already wrote.
 //! - `links`   — the tickets a kept message is linked to.
 //! - `purge`   — the job that removes what retention ended.
+//! - `read`    — the archive as its readers see it: listings with filters, one message,
+//!   its raw bytes (the API's `/api/v1/archive`; permissions are the caller's).
 //! - `backup`  — backup jobs of a deactivated user's mail, written as `mbox` files.
 
 pub mod backup;
@@ -15,6 +17,7 @@ pub mod links;
 pub mod mbox;
 pub mod owners;
 pub mod purge;
+pub mod read;
 
 pub use catalog::Catalog;
 

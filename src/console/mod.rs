@@ -23,6 +23,7 @@ mod accounts_grants;
 mod accounts_test;
 mod admin;
 mod admin_dkim;
+mod archive;
 mod dashboard;
 mod guard;
 mod limiter;
@@ -75,6 +76,7 @@ fn pages() -> Router<Api> {
         .route("/console/static/console.css", get(stylesheet))
         .route("/console/static/console.js", get(script))
         .merge(me::routes())
+        .merge(archive::routes())
         .route("/console/{*rest}", get(missing).post(missing))
         .merge(accounts::routes())
         .merge(admin::routes())

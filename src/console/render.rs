@@ -37,6 +37,7 @@ const NAV: &[(&str, &str, Show)] = &[
     ("/console/accounts", "Email accounts", Show::Staff),
     ("/console/tickets", "Tickets", Show::Staff),
     ("/console/requesters", "Requesters", Show::Staff),
+    ("/console/archive", "Archive", Show::Staff),
     (
         "/console/blocklist",
         "Blocklist",

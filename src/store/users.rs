@@ -80,6 +80,8 @@ pub struct NewUser {
     pub skill_groups: Vec<String>,
     pub group: Option<String>,
     pub created_via: CreatedVia,
+    /// The administrator created at first start (SPEC §4).
+    pub is_default_admin: bool,
 }
 
 /// Access to the users tree.
@@ -120,7 +122,7 @@ impl Users {
             roles: new.roles,
             skill_groups: new.skill_groups,
             group: new.group,
-            is_default_admin: false,
+            is_default_admin: new.is_default_admin,
             created_via: new.created_via,
             password_hash: new.password_hash,
             secret_sha256: new.secret_sha256,

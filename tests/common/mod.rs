@@ -5,6 +5,7 @@
 
 pub mod accounts;
 pub mod backup;
+pub mod browser;
 pub mod console;
 pub mod desk;
 pub mod dns;
@@ -529,4 +530,20 @@ impl As<'_> {
             serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
         )
     }
+}
+
+/// POSTs an HTML form (`application/x-www-form-urlencoded`) the way a browser does; the
+/// status and the whole answer.
+pub async fn post_form(api: SocketAddr, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(api).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let status = raw.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, raw)
 }
