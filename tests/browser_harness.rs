@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::browser::{processes_naming, Browser};
+use common::browser::driver::processes_naming;
+use common::browser::Browser;
 use common::{Client, Gateway};
 use postern::policy::{digest_secret, new_secret};
 use postern::store::PasswordLink;

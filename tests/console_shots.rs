@@ -1,7 +1,8 @@
 //! Screenshots of every page Postern serves as HTML, over demo data this test creates, so
 //! anyone can look at the console without clicking through it. Ignored in ordinary runs;
 //! `scripts/console-shots.sh OUTDIR` runs it with `POSTERN_SHOTS_DIR=OUTDIR`, and each page
-//! becomes `OUTDIR/NAME.png`.
+//! becomes `OUTDIR/NAME.png`; its line in the output also names the axe-core rules the page
+//! breaks, if any (reported here, asserted by the console's own tests).
 //!
 //! To add a page, add a line to `PAGES`; `{name}` in a path is replaced by the demo value
 //! `name` (see `Demo::vars`).
@@ -13,17 +14,24 @@ use common::{http, Client, Gateway, TOKEN};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Pages shown before anyone signs in: (file name, path on the API listener).
 const PUBLIC_PAGES: &[(&str, &str)] = &[
-    ("healthz", "/healthz"),
     ("password-link", "/password/{password_token}"),
     ("password-link-invalid", "/password/no-such-link"),
+    ("console-login", "/console/login"),
 ];
 
 /// Pages shown to the demo administrator once signed in (see `sign_in`): (file name, path).
-const PAGES: &[(&str, &str)] = &[];
+const PAGES: &[(&str, &str)] = &[
+    ("console-dashboard", "/console/"),
+    ("console-me", "/console/me"),
+    ("console-my-accounts", "/console/me/accounts"),
+    ("console-archive", "/console/archive"),
+    ("console-archive-message", "/console/archive/{archived}"),
+    ("console-not-found", "/console/no-such-page"),
+];
 
 /// The demo administrator.
 const ADMIN: (&str, &str) = ("ada@corp.example", "ada-demo-password-1");
@@ -34,11 +42,13 @@ struct Demo {
 }
 
 impl Demo {
-    /// `path` with every `{name}` replaced by its demo value.
-    fn path(&self, path: &str) -> String {
-        self.vars.iter().fold(path.to_string(), |p, (k, v)| {
+    /// `path` with every `{name}` replaced by its demo value; None if the demo has no
+    /// value for one of them.
+    fn path(&self, path: &str) -> Option<String> {
+        let path = self.vars.iter().fold(path.to_string(), |p, (k, v)| {
             p.replace(&format!("{{{k}}}"), v)
-        })
+        });
+        (!path.contains('{')).then_some(path)
     }
 }
 
@@ -59,6 +69,8 @@ async fn demo_data(gw: &Gateway) -> Demo {
     call(api, "POST", "/api/v1/groups", json!({"name": "customers"})).await;
     let role = json!({"name": "helpdesk", "permissions": ["block_unwanted_email"]});
     call(api, "POST", "/api/v1/roles", role).await;
+    let admins = json!({"name": "administrators", "permissions": ["admin"]});
+    call(api, "POST", "/api/v1/roles", admins).await;
     call(
         api,
         "POST",
@@ -67,6 +79,14 @@ async fn demo_data(gw: &Gateway) -> Demo {
     )
     .await;
     let ada = gw.create_user(ADMIN.0, "staff", ADMIN.1).await;
+    let ada_path = format!("/api/v1/users/{}", ada["id"]);
+    call(
+        api,
+        "PATCH",
+        &ada_path,
+        json!({"roles": ["administrators"]}),
+    )
+    .await;
     let bob = gw
         .create_user("bob@corp.example", "staff", "bob-demo-password-1")
         .await;
@@ -98,8 +118,9 @@ async fn demo_data(gw: &Gateway) -> Demo {
         .expect("the requester's password link")
         .to_string();
     let tickets = call(api, "GET", "/api/v1/tickets", Value::Null).await;
+    let archive = call(api, "GET", "/api/v1/archive", Value::Null).await;
 
-    let vars = HashMap::from([
+    let mut vars = HashMap::from([
         ("password_token", token),
         ("admin", ada["id"].to_string()),
         ("agent", bob["id"].to_string()),
@@ -107,20 +128,43 @@ async fn demo_data(gw: &Gateway) -> Demo {
         ("sales", sales["id"].to_string()),
         ("ticket", tickets[0]["id"].to_string()),
     ]);
+    if let Some(id) = archive[0]["id"].as_str() {
+        vars.insert("archived", id.to_string());
+    }
     Demo { vars }
 }
 
-/// Signs the demo administrator in at `/console/login` (when the console serves it):
-/// fills "Login" and "Password" and presses "Sign in".
-async fn sign_in(browser: &Browser, api: SocketAddr) -> bool {
-    if http(api, "GET", "/console/login", None, None).await.0 != 200 {
-        return false;
-    }
+/// Signs the demo administrator in at `/console/login`: fills "Login" and "Password" and
+/// presses "Log in".
+async fn sign_in(browser: &Browser, api: SocketAddr) {
     browser.goto(&format!("http://{api}/console/login")).await;
     browser.fill("Login", ADMIN.0).await;
     browser.fill("Password", ADMIN.1).await;
-    browser.click_button("Sign in").await;
-    true
+    browser.click_button("Log in").await;
+    let url = browser.url().await;
+    assert!(
+        !url.contains("/console/login"),
+        "still at the login page: {}",
+        browser.text().await
+    );
+}
+
+/// Opens `path` (with the demo's values), writes `OUT/name.png`, and prints the file's
+/// name with the rules axe-core finds broken on the page, if any.
+async fn shoot(browser: &Browser, demo: &Demo, api: SocketAddr, out: &Path, page: (&str, &str)) {
+    let (name, path) = page;
+    let Some(path) = demo.path(path) else {
+        println!("skipped {name}: the demo has no value for {path}");
+        return;
+    };
+    browser.goto(&format!("http://{api}{path}")).await;
+    let file = out.join(format!("{name}.png"));
+    browser.screenshot(&file).await;
+    let ids: Vec<String> = browser.axe().await.into_iter().map(|v| v.id).collect();
+    match ids.is_empty() {
+        true => println!("{}", file.display()),
+        false => println!("{} (axe-core: {})", file.display(), ids.join(", ")),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,28 +178,12 @@ async fn screenshot_every_page() {
     let api = gw.running.api;
     let demo = demo_data(&gw).await;
     let browser = Browser::start().await;
-    let shot = |name: &'static str| {
-        let file = out.join(format!("{name}.png"));
-        println!("{}", file.display());
-        file
-    };
-    for (name, path) in PUBLIC_PAGES {
-        browser
-            .goto(&format!("http://{api}{}", demo.path(path)))
-            .await;
-        browser.screenshot(&shot(name)).await;
+    for page in PUBLIC_PAGES {
+        shoot(&browser, &demo, api, &out, *page).await;
     }
-    if !PAGES.is_empty() {
-        assert!(
-            sign_in(&browser, api).await,
-            "no /console/login to sign in at"
-        );
-    }
-    for (name, path) in PAGES {
-        browser
-            .goto(&format!("http://{api}{}", demo.path(path)))
-            .await;
-        browser.screenshot(&shot(name)).await;
+    sign_in(&browser, api).await;
+    for page in PAGES {
+        shoot(&browser, &demo, api, &out, *page).await;
     }
     browser.close().await;
 }

@@ -100,6 +100,8 @@ impl Api {
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     after: Option<u64>,
+    /// Entries with a smaller id, newest first (the newest page: a large number).
+    before: Option<u64>,
     actor: Option<String>,
     action: Option<String>,
     target: Option<String>,
@@ -107,7 +109,7 @@ pub struct AuditQuery {
 }
 
 /// `GET /api/v1/audit` — permission `admin`. Oldest first; page on with `after` = the last
-/// id seen. `action` is exact, or a resource prefix ending in a dot (`user.`).
+/// id seen; or newest first with `before` (page on with the last id seen). `action` is exact, or a resource prefix ending in a dot (`user.`).
 #[utoipa::path(
     get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = [AuditEntry]), Problems)
@@ -121,6 +123,7 @@ pub async fn list(
     let limit = page_limit(query.limit, DEFAULT_LIMIT, MAX_LIMIT)?;
     let filter = AuditFilter {
         after: query.after,
+        before: query.before,
         actor: query.actor,
         action: query.action,
         target: query.target,

@@ -61,8 +61,8 @@ pub struct TokenView {
 /// The answer of revoking every token of a user.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Revoked {
-    user_id: u64,
-    revoked: u64,
+    pub user_id: u64,
+    pub revoked: u64,
 }
 
 /// The public id of the token whose digest is `digest`.

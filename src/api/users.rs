@@ -3,7 +3,7 @@
 //! workers); system principals get a high-entropy secret stored as a SHA-256 digest,
 //! generated and returned once when none is given. No response ever carries a hash.
 
-use super::extract::{blocking, Body, Param, QueryOf};
+use super::extract::{blocking, page_limit, Body, Param, QueryOf};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::new_secret;
@@ -18,6 +18,8 @@ use serde::{Deserialize, Serialize};
 pub const MIN_PASSWORD: usize = 8;
 /// Shortest secret accepted for a system principal.
 pub const MIN_SECRET: usize = 32;
+/// The most users one page of the listing holds.
+const MAX_PAGE: usize = 1000;
 
 /// Body of `POST /api/v1/users`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -35,21 +37,21 @@ pub struct CreateUser {
 /// A user as the API shows it: never a hash.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
-    id: u64,
-    login: String,
-    email: String,
-    display_name: String,
-    kind: UserKind,
-    status: UserStatus,
-    roles: Vec<String>,
-    skill_groups: Vec<String>,
-    group: Option<String>,
-    is_default_admin: bool,
-    created_via: CreatedVia,
-    created_at: u64,
+    pub id: u64,
+    pub login: String,
+    pub email: String,
+    pub display_name: String,
+    pub kind: UserKind,
+    pub status: UserStatus,
+    pub roles: Vec<String>,
+    pub skill_groups: Vec<String>,
+    pub group: Option<String>,
+    pub is_default_admin: bool,
+    pub created_via: CreatedVia,
+    pub created_at: u64,
     /// Only in the response that created a system principal without a given secret.
     #[serde(skip_serializing_if = "Option::is_none")]
-    secret: Option<String>,
+    pub secret: Option<String>,
 }
 
 impl From<User> for UserView {
@@ -79,9 +81,28 @@ impl From<User> for UserView {
 pub struct UserFilter {
     kind: Option<UserKind>,
     status: Option<UserStatus>,
+    /// Case-insensitive part of the login, e-mail address or display name.
+    q: Option<String>,
+    /// Only users with a larger id (paging forward).
+    after: Option<u64>,
+    /// At most this many users (1-1000); absent: every user.
+    limit: Option<usize>,
 }
 
-/// `GET /api/v1/users?kind=&status=` — permission `manage_users`.
+impl UserFilter {
+    fn admits(&self, user: &User, q: &str) -> bool {
+        self.kind.is_none_or(|k| user.kind == k)
+            && self.status.is_none_or(|s| user.status == s)
+            && self.after.is_none_or(|after| user.id > after)
+            && (q.is_empty()
+                || [&user.login, &user.email, &user.display_name]
+                    .iter()
+                    .any(|field| field.to_lowercase().contains(q)))
+    }
+}
+
+/// `GET /api/v1/users?kind=&status=&q=&after=&limit=` — permission `manage_users`. In id
+/// order; page on with `after` = the last id seen.
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "users", params(UserFilter),
     responses((status = 200, body = [UserView]), Problems)
@@ -92,12 +113,23 @@ pub async fn list(
     QueryOf(filter): QueryOf<UserFilter>,
 ) -> Result<Json<Vec<UserView>>, Problem> {
     caller.require("manage_users")?;
-    let users = api.store().users().all()?;
+    let limit = match filter.limit {
+        Some(asked) => page_limit(Some(asked), MAX_PAGE, MAX_PAGE)?,
+        None => usize::MAX,
+    };
+    let q = filter
+        .q
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
+    let mut users = api.store().users().all()?;
+    users.sort_by_key(|u| u.id);
     Ok(Json(
         users
             .into_iter()
-            .filter(|u| filter.kind.is_none_or(|k| u.kind == k))
-            .filter(|u| filter.status.is_none_or(|s| u.status == s))
+            .filter(|u| filter.admits(u, &q))
+            .take(limit)
             .map(UserView::from)
             .collect(),
     ))

@@ -24,13 +24,22 @@ mod accounts_test;
 mod admin;
 mod admin_dkim;
 mod archive;
+mod audit;
+mod backups;
 mod dashboard;
 mod guard;
 mod limiter;
 mod login;
+mod mail_users;
 mod me;
+mod people;
+mod queue;
 pub(crate) mod render;
+mod roles;
 pub(crate) mod session;
+mod user_edit;
+mod user_tokens;
+mod users;
 
 pub use limiter::Limiter;
 pub use login::{check_password, ClientIp};
@@ -77,6 +86,14 @@ fn pages() -> Router<Api> {
         .route("/console/static/console.js", get(script))
         .merge(me::routes())
         .merge(archive::routes())
+        .merge(users::routes())
+        .merge(user_edit::routes())
+        .merge(user_tokens::routes())
+        .merge(roles::routes())
+        .merge(mail_users::routes())
+        .merge(backups::routes())
+        .merge(queue::routes())
+        .merge(audit::routes())
         .route("/console/{*rest}", get(missing).post(missing))
         .merge(accounts::routes())
         .merge(admin::routes())

@@ -34,6 +34,8 @@ pub struct AuditEntry {
 pub struct AuditFilter {
     /// Only entries with a larger id (paging forward).
     pub after: Option<u64>,
+    /// Only entries with a smaller id, newest first (paging backward from the end).
+    pub before: Option<u64>,
     pub actor: Option<String>,
     /// An exact action, or a resource prefix such as `user.`.
     pub action: Option<String>,
@@ -84,11 +86,21 @@ impl Audit {
         Ok(entry)
     }
 
-    /// Entries in the order they were recorded, filtered, at most `filter.limit`.
+    /// Entries in the order they were recorded (newest first with `before`), filtered, at
+    /// most `filter.limit`.
     pub fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let start = filter.after.map_or(0, |id| id.saturating_add(1));
+        let items: Box<dyn Iterator<Item = _>> = match filter.before {
+            Some(before) if before <= start => return Ok(Vec::new()),
+            Some(before) => Box::new(
+                self.tree
+                    .range(start.to_be_bytes()..before.to_be_bytes())
+                    .rev(),
+            ),
+            None => Box::new(self.tree.range(start.to_be_bytes()..)),
+        };
         let mut found = Vec::new();
-        for item in self.tree.range(start.to_be_bytes()..) {
+        for item in items {
             let (_, raw) = item?;
             let entry: AuditEntry = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?;
@@ -152,6 +164,12 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(audit.list(&page).unwrap()), [second.id]);
+        let newest = AuditFilter {
+            before: Some(third.id),
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(ids(audit.list(&newest).unwrap()), [second.id, first.id]);
         drop(store);
         let reopened = Store::open(dir.path()).unwrap();
         assert_eq!(

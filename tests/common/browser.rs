@@ -4,19 +4,26 @@
 //! `Browser::start().await` finds `/usr/bin/chromedriver` and `/usr/bin/chromium` (as root it
 //! installs them once, under a lock file, when they are missing; otherwise it panics saying
 //! what to install), starts chromedriver on a free loopback port in a process group of its
-//! own, and opens a headless session with a fresh profile and a 1280x900 window.
+//! own, and opens a headless session with a fresh profile and a 1280x900 viewport. Helpers
+//! cover what tests do (open a URL, fill a field by its label, press a button and wait for
+//! the next page, read the text and the cookies, full-page screenshots); `client()` gives
+//! fantoccini for the rest. `axe.rs` runs axe-core in the page, `setup.rs` installs what is
+//! missing, `driver.rs` talks to chromedriver where fantoccini cannot.
 //!
 //! Cleanup does not depend on the test passing: dropping the `Browser` (which also happens
 //! while a failing test unwinds) ends the WebDriver session, kills chromedriver's whole
 //! process group, and then any process still using the session's profile directory, so no
 //! chromium outlives its test.
 
+pub mod axe;
+pub mod driver;
+pub mod setup;
+
+use driver::{delete_session, driver_status};
 use fantoccini::cookies::Cookie;
 use fantoccini::elements::{Element, ElementRef};
 use fantoccini::{Client, ClientBuilder, Locator};
-use serde::Deserialize;
 use serde_json::{json, Value};
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -26,7 +33,7 @@ use std::time::{Duration, Instant};
 pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 /// Debian's chromium (package `chromium`).
 pub const CHROMIUM: &str = "/usr/bin/chromium";
-/// The window size every session starts with.
+/// The viewport (the page's area, inside the window) every session starts with.
 pub const WINDOW: (u32, u32) = (1280, 900);
 /// Tallest full-page screenshot, in CSS pixels.
 const MAX_SHOT_HEIGHT: u32 = 8000;
@@ -39,43 +46,16 @@ pub struct Browser {
     driver: Child,
     port: u16,
     session: Option<String>,
+    /// How much taller the window is than its viewport.
+    frame: u32,
     /// Holds `profile/` (chromium's user data dir) and `chromedriver.log`.
     dir: tempfile::TempDir,
-}
-
-/// One axe-core rule violation.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Violation {
-    pub id: String,
-    /// `minor`, `moderate`, `serious` or `critical`.
-    pub impact: Option<String>,
-    pub help: String,
-    pub nodes: Vec<AxeNode>,
-}
-
-/// One element a violation names.
-#[derive(Debug, Clone, Deserialize)]
-pub struct AxeNode {
-    /// CSS selector(s) of the element.
-    pub target: String,
-    pub html: String,
-}
-
-impl std::fmt::Display for Violation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let impact = self.impact.as_deref().unwrap_or("?");
-        writeln!(f, "{} ({impact}): {}", self.id, self.help)?;
-        for node in &self.nodes {
-            writeln!(f, "    {}: {}", node.target, node.html)?;
-        }
-        Ok(())
-    }
 }
 
 impl Browser {
     /// Starts chromedriver and a headless chromium session (see the module docs).
     pub async fn start() -> Browser {
-        ensure_installed(&[(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")]);
+        setup::ensure_installed(&[(CHROMEDRIVER, "chromium-driver"), (CHROMIUM, "chromium")]);
         let dir = tempfile::Builder::new()
             .prefix("postern-browser-")
             .tempdir()
@@ -102,6 +82,7 @@ impl Browser {
             driver,
             port,
             session: None,
+            frame: 0,
             dir,
         };
         browser.wait_for_driver().await;
@@ -117,7 +98,24 @@ impl Browser {
             .unwrap_or_else(|e| panic!("no chromium session: {e}\n{}", browser.driver_log()));
         browser.session = client.session_id().await.ok().flatten();
         browser.client = Some(client);
+        browser.fit_viewport().await;
         browser
+    }
+
+    /// Makes the viewport (not the window) `WINDOW` big.
+    async fn fit_viewport(&mut self) {
+        let (width, height) = WINDOW;
+        let frame = self
+            .client()
+            .execute("return window.outerHeight - window.innerHeight;", vec![])
+            .await
+            .expect("window size");
+        self.frame = frame.as_u64().unwrap_or(0) as u32;
+        if self.frame > 0 {
+            let client = self.client();
+            let set = client.set_window_size(width, height + self.frame).await;
+            set.expect("resize the window");
+        }
     }
 
     fn capabilities(&self) -> serde_json::Map<String, Value> {
@@ -341,57 +339,31 @@ impl Browser {
     /// Writes a PNG of the whole page (the window grows to the page's height, up to a
     /// limit, and shrinks back) to `path`, creating its directory.
     pub async fn screenshot(&self, path: &Path) {
+        const MISSING: &str = "const body = document.body ? document.body.scrollHeight : 0;\
+            return Math.max(document.documentElement.scrollHeight, body) - window.innerHeight;";
         let (width, height) = WINDOW;
         let client = self.client();
-        let page = client
-            .execute(
-                "return Math.ceil(document.documentElement.scrollHeight);",
-                vec![],
-            )
-            .await
-            .expect("page height")
-            .as_u64()
-            .unwrap_or(0) as u32;
-        let tall = page.clamp(height, MAX_SHOT_HEIGHT);
-        if tall > height {
+        let mut tall = height + self.frame;
+        // The window's outer size is set, the page's height is measured inside: a few
+        // rounds until the page fits.
+        for _ in 0..4 {
+            let missing = client.execute(MISSING, vec![]).await.expect("page height");
+            let missing = missing.as_i64().unwrap_or(0);
+            if missing <= 0 || tall >= MAX_SHOT_HEIGHT {
+                break;
+            }
+            tall = (tall + missing as u32).min(MAX_SHOT_HEIGHT);
             client.set_window_size(width, tall).await.expect("resize");
         }
         let png = client.screenshot().await.expect("screenshot");
-        if tall > height {
-            client.set_window_size(width, height).await.expect("resize");
+        if tall > height + self.frame {
+            let set = client.set_window_size(width, height + self.frame).await;
+            set.expect("resize");
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).expect("screenshot directory");
         }
         std::fs::write(path, png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    }
-
-    /// Runs axe-core (every rule of its default set) in the current page and returns its
-    /// violations.
-    pub async fn axe(&self) -> Vec<Violation> {
-        const RUN: &str = "const done = arguments[arguments.length - 1];\
-            axe.run(document).then(r => done(JSON.stringify(r.violations.map(v => ({\
-                id: v.id, impact: v.impact, help: v.help,\
-                nodes: v.nodes.map(n => ({target: n.target.join(' '), html: n.html}))\
-            }))))).catch(e => done('axe failed: ' + e));";
-        let client = self.client();
-        let source = axe_source();
-        client
-            .execute(&format!("{source}\n;return typeof window.axe;"), vec![])
-            .await
-            .expect("axe-core loads");
-        let result = client.execute_async(RUN, vec![]).await.expect("axe runs");
-        let text = result.as_str().unwrap_or_default();
-        serde_json::from_str(text).unwrap_or_else(|e| panic!("axe's answer {text:?}: {e}"))
-    }
-
-    /// Panics, listing them, if axe-core finds violations in the current page.
-    pub async fn assert_accessible(&self) {
-        let violations = self.axe().await;
-        if !violations.is_empty() {
-            let list: String = violations.iter().map(|v| v.to_string()).collect();
-            panic!("axe-core violations on {}:\n{list}", self.url().await);
-        }
     }
 
     /// Ends the session politely (chromium exits), then cleans up as `Drop` does.
@@ -418,210 +390,11 @@ impl Drop for Browser {
         }
         let _ = self.driver.wait();
         let profile = self.profile();
-        for pid in processes_naming(&profile) {
+        for pid in driver::processes_naming(&profile) {
             // SAFETY: as above, for one process that uses this session's profile.
             unsafe {
                 libc::kill(pid, libc::SIGKILL);
             }
         }
-    }
-}
-
-/// chromedriver's answer to `GET /status`, if it answers. (chromedriver refuses requests
-/// whose `Host` is not local, so not the tests' usual HTTP client.)
-async fn driver_status(port: u16) -> Option<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request =
-        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    // It keeps the connection open: read until the body is complete.
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !complete(&answer) {
-        let n = stream.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            break;
-        }
-        answer.extend_from_slice(&chunk[..n]);
-    }
-    Some(String::from_utf8_lossy(&answer).into_owned())
-}
-
-/// Whether `answer` holds an HTTP response's head and all the body its `Content-Length`
-/// announces.
-fn complete(answer: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(answer);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return false;
-    };
-    let length = head.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
-        let name = name.trim().eq_ignore_ascii_case("content-length");
-        name.then(|| value.trim().parse::<usize>().ok()).flatten()
-    });
-    length.is_none_or(|length| body.len() >= length)
-}
-
-/// `DELETE /session/{id}` to chromedriver over a plain socket (Drop cannot await): the
-/// driver then quits chromium and reaps it. Errors are ignored.
-fn delete_session(port: u16, session: &str) {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(2)));
-    let request = format!(
-        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    );
-    if stream.write_all(request.as_bytes()).is_err() {
-        return;
-    }
-    let mut answer = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !complete(&answer) {
-        match stream.read(&mut chunk) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => answer.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// Running processes whose command line contains `path` (zombies have none).
-pub fn processes_naming(path: &Path) -> Vec<libc::pid_t> {
-    let needle = path.to_string_lossy().into_owned();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| String::from_utf8_lossy(&c).contains(&needle))
-                .unwrap_or(false)
-        })
-        .collect()
-}
-
-/// Makes sure each `(path, package)` exists: as root, installs the missing packages with
-/// apt-get (once, under a lock shared by every test process); otherwise panics.
-fn ensure_installed(needs: &[(&str, &str)]) {
-    let missing = || -> Vec<&str> {
-        needs
-            .iter()
-            .filter(|(path, _)| !Path::new(path).exists())
-            .map(|(_, package)| *package)
-            .collect()
-    };
-    if missing().is_empty() {
-        return;
-    }
-    // SAFETY: geteuid(2) cannot fail and touches no memory.
-    if unsafe { libc::geteuid() } != 0 {
-        panic!(
-            "browser tests need {:?}: run `sudo apt-get install -y {}` (or .ci/run as root)",
-            needs.iter().map(|n| n.0).collect::<Vec<_>>(),
-            missing().join(" ")
-        );
-    }
-    let _lock = FileLock::acquire(&std::env::temp_dir().join("postern-apt-install.lock"));
-    let packages = missing();
-    if packages.is_empty() {
-        return; // another test installed them while we waited
-    }
-    if apt(&["install", "-y", "-q"], &packages).is_err() {
-        let _ = apt(&["update", "-q"], &[]);
-        if let Err(output) = apt(&["install", "-y", "-q"], &packages) {
-            panic!("apt-get install {packages:?} failed:\n{output}");
-        }
-    }
-    let still = missing();
-    assert!(
-        still.is_empty(),
-        "{still:?} still missing after apt-get install"
-    );
-}
-
-/// Runs apt-get quietly; on failure returns its output.
-fn apt(args: &[&str], packages: &[&str]) -> Result<(), String> {
-    let output = Command::new("apt-get")
-        .args(args)
-        .args(packages)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("apt-get: {e}"))?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        ))
-    }
-}
-
-/// Where npm installs axe-core: `target/tmp/npm` (nothing from npm is committed).
-pub fn npm_prefix() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("npm")
-}
-
-/// axe-core's `axe.min.js`, installed with npm on first use (under a lock file).
-fn axe_source() -> String {
-    let prefix = npm_prefix();
-    let script = prefix.join("node_modules/axe-core/axe.min.js");
-    if !script.exists() {
-        let npm = Command::new("npm").arg("--version").output();
-        if !npm.is_ok_and(|o| o.status.success()) {
-            ensure_installed(&[("/usr/bin/npm", "npm")]);
-        }
-        std::fs::create_dir_all(&prefix).expect("npm prefix");
-        let _lock = FileLock::acquire(&prefix.join("install.lock"));
-        if !script.exists() {
-            let output = Command::new("npm")
-                .args([
-                    "install",
-                    "--no-save",
-                    "--no-audit",
-                    "--no-fund",
-                    "--silent",
-                ])
-                .arg("--prefix")
-                .arg(&prefix)
-                .arg("axe-core@4")
-                .stdin(Stdio::null())
-                .output()
-                .expect("npm runs");
-            assert!(
-                output.status.success() && script.exists(),
-                "npm install axe-core@4 failed:\n{}{}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-    }
-    std::fs::read_to_string(&script).unwrap_or_else(|e| panic!("{}: {e}", script.display()))
-}
-
-/// An exclusive `flock(2)` on a file, released when dropped (the file is closed).
-struct FileLock(std::fs::File);
-
-impl FileLock {
-    fn acquire(path: &Path) -> FileLock {
-        use std::os::fd::AsRawFd;
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .unwrap_or_else(|e| panic!("lock file {}: {e}", path.display()));
-        // SAFETY: flock(2) on a descriptor we own for the lifetime of the call.
-        let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(locked, 0, "flock {}", path.display());
-        FileLock(file)
     }
 }

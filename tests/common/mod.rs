@@ -1,5 +1,6 @@
 //! Test harness: an in-process gateway on 127.0.0.1:0 with a temporary data dir, a raw
-//! SMTP client, a minimal HTTP/1.1 client, and the fake upstream server.
+//! SMTP client, a minimal HTTP/1.1 client, and the fake upstream server; `browser` drives
+//! headless chromium.
 
 #![allow(dead_code)]
 
@@ -13,6 +14,7 @@ pub mod helpdesk;
 pub mod load;
 pub mod logs;
 pub mod oauth;
+pub mod people;
 pub mod relay;
 pub mod tls;
 pub mod upstream;
