@@ -394,7 +394,12 @@ async fn a_backup_runs_then_completes_and_its_mbox_downloads_with_the_session_co
         "{job_page}"
     );
     let running = until(&mut root, &job_page, "id=\"backup-status\">running<").await;
-    assert_eq!(running.header("refresh").as_deref(), Some("3"), "{}", running.head);
+    assert_eq!(
+        running.header("refresh").as_deref(),
+        Some("3"),
+        "{}",
+        running.head
+    );
     // A reader can make it hold still.
     let still = root.get(&format!("{job_page}?refresh=off")).await;
     assert_eq!(still.header("refresh"), None, "{}", still.head);

@@ -30,6 +30,21 @@ const PAGES: &[(&str, &str)] = &[
     ("console-my-accounts", "/console/me/accounts"),
     ("console-archive", "/console/archive"),
     ("console-archive-message", "/console/archive/{archived}"),
+    ("console-accounts", "/console/accounts"),
+    ("console-account-new", "/console/accounts/new"),
+    ("console-account-sales", "/console/accounts/{sales}"),
+    (
+        "console-account-grants",
+        "/console/accounts/{support}/grants",
+    ),
+    ("console-account-test", "/console/accounts/{support}/test"),
+    (
+        "console-account-explain",
+        "/console/accounts/explain?user=bob%40corp.example&from=support%40corp.example",
+    ),
+    ("console-upstreams", "/console/upstreams"),
+    ("console-dkim", "/console/dkim"),
+    ("console-settings", "/console/settings"),
     ("console-not-found", "/console/no-such-page"),
 ];
 

@@ -38,25 +38,25 @@ pub struct NewDkimKey {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DnsRecord {
     /// `{selector}._domainkey.{domain}`
-    name: String,
+    pub name: String,
     /// Always `TXT`.
     #[serde(rename = "type")]
-    kind: &'static str,
+    pub kind: &'static str,
     /// `v=DKIM1; k=…; p=…`
-    value: String,
+    pub value: String,
 }
 
 /// A key as the API shows it: everything but the private key.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct DkimKeyView {
-    domain: String,
-    selector: String,
-    algorithm: DkimAlgorithm,
-    status: DkimStatus,
-    created_at: u64,
-    created_by: String,
-    activated_at: Option<u64>,
-    dns: DnsRecord,
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub status: DkimStatus,
+    pub created_at: u64,
+    pub created_by: String,
+    pub activated_at: Option<u64>,
+    pub dns: DnsRecord,
 }
 
 impl From<&DkimKey> for DkimKeyView {

@@ -4,8 +4,9 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
-//! (+ `account_test`), `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`,
-//! `tickets` (the built-in ticket store; `my_tickets`, a requester's own), `requesters` (block and unblock), `webhooks`
+//! (+ `account_test`, `account_choices`), `settings`, `me`, `explain`, `blocklist`, `queue`,
+//! `audit`, `tickets` (the built-in ticket store; `my_tickets`, a requester's own),
+//! `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `sessions` (console sessions per user, password login, one's own
 //! password), `mail_config` (a staff user's account type, the lock), `backups` (a
 //! deactivated user's mail: jobs, message lists, mbox downloads), `archive` (kept
@@ -20,6 +21,7 @@
 //! serialised by one lock, so a validation can never be overtaken by another change before
 //! its write. Handlers hold no other state of their own.
 
+pub(crate) mod account_choices;
 pub(crate) mod account_edit;
 pub(crate) mod account_rules;
 pub(crate) mod account_test;
@@ -254,6 +256,7 @@ fn resources() -> Router<Api> {
             "/api/v1/accounts/{id}/grants",
             put(account_edit::put_grants),
         )
+        .route("/api/v1/accounts/choices", get(account_choices::choices))
         .route("/api/v1/accounts/{id}/status", get(accounts::status))
         .route("/api/v1/accounts/{id}/test", post(account_test::test))
         .route(

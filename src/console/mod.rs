@@ -16,6 +16,13 @@
 //! files under `templates/console/`; the one stylesheet and the few lines of script are
 //! embedded (`static/`).
 
+mod accounts;
+mod accounts_explain;
+mod accounts_form;
+mod accounts_grants;
+mod accounts_test;
+mod admin;
+mod admin_dkim;
 mod archive;
 mod audit;
 mod backups;
@@ -101,6 +108,8 @@ fn pages() -> Router<Api> {
         .merge(helpdesk_inbound::routes())
         .merge(helpdesk_mine::routes())
         .route("/console/{*rest}", get(missing).post(missing))
+        .merge(accounts::routes())
+        .merge(admin::routes())
 }
 
 /// A console address that names no page.

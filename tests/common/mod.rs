@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod accounts;
 pub mod backup;
 pub mod browser;
 pub mod console;
