@@ -70,7 +70,8 @@
 //!   (block/unblock), webhooks, the "set your password" page, staff users' mail
 //!   configuration and its lock, backups, DKIM keys, the archive (kept messages for admins,
 //!   `access` holders and their owners: list, metadata, raw download, each download
-//!   audited), `sessions` (console sessions per user, password login for a bearer token,
+//!   audited), `account_choices` (the names an account form picks from), `my_tickets` (a
+//!   requester's own tickets), `sessions` (console sessions per user, password login for a bearer token,
 //!   one's own password), `first_admin` (the default administrator created at first
 //!   start: password from the environment, or a printed set-your-password link), the audit
 //!   log of every change;
@@ -83,7 +84,12 @@
 //!   and security headers, cross-site refusal, session, CSRF token of every unsafe
 //!   request), `session` (hashed sessions, the cookie, `Viewer`), `login` (argon2id,
 //!   `limiter`: failures per name and IP), `render` (the frame, navigation by permission,
-//!   form errors beside fields, notices), then one file per area.
+//!   form errors beside fields, notices, dates), then one file per area: `dashboard`, `me`
+//!   (my profile, my accounts), `accounts*` (list, form, grant grid, Test account,
+//!   Explain), `admin*` (upstreams, settings, DKIM keys), `users`/`user_edit`/
+//!   `user_tokens`, `roles` (+ skill groups, groups), `mail_users`/`backups` (the leaver
+//!   workflow), `queue`, `audit`, `archive`, `tickets`, `requesters`, `helpdesk_*`
+//!   (blocklist, inbound settings, a requester's own tickets), `webhooks`.
 //! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
 //!   groups, accounts, upstreams, settings, the audit log, the
 //!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,

@@ -45,8 +45,38 @@ const PAGES: &[(&str, &str)] = &[
     ("console-upstreams", "/console/upstreams"),
     ("console-dkim", "/console/dkim"),
     ("console-settings", "/console/settings"),
+    ("console-users", "/console/users"),
+    ("console-user-new", "/console/users/new"),
+    ("console-user", "/console/users/{agent}"),
+    ("console-roles", "/console/roles"),
+    ("console-role", "/console/roles/helpdesk"),
+    ("console-skill-groups", "/console/skill-groups"),
+    ("console-groups", "/console/groups"),
+    ("console-mail-users", "/console/mail-users"),
+    ("console-backups", "/console/mail-users/backups"),
+    ("console-queue", "/console/queue"),
+    ("console-audit", "/console/audit"),
+    ("console-tickets", "/console/tickets"),
+    ("console-ticket", "/console/tickets/{ticket}"),
+    ("console-requesters", "/console/requesters"),
+    ("console-blocklist", "/console/blocklist"),
+    ("console-webhooks", "/console/webhooks"),
+    (
+        "console-account-inbound",
+        "/console/accounts/{support}/inbound",
+    ),
     ("console-not-found", "/console/no-such-page"),
 ];
+
+/// Pages the demo requester sees after setting its password through its link.
+const REQUESTER_PAGES: &[(&str, &str)] = &[
+    ("console-requester-tickets", "/console/my/tickets"),
+    ("console-requester-ticket", "/console/my/tickets/{ticket}"),
+    ("console-requester-me", "/console/me"),
+];
+
+/// The demo requester (created by its inbound mail) and the password it sets.
+const REQUESTER: (&str, &str) = ("carol@customer.example", "carol-demo-password-1");
 
 /// The demo administrator.
 const ADMIN: (&str, &str) = ("ada@corp.example", "ada-demo-password-1");
@@ -149,12 +179,11 @@ async fn demo_data(gw: &Gateway) -> Demo {
     Demo { vars }
 }
 
-/// Signs the demo administrator in at `/console/login`: fills "Login" and "Password" and
-/// presses "Log in".
-async fn sign_in(browser: &Browser, api: SocketAddr) {
+/// Signs `who` in at `/console/login`: fills "Login" and "Password" and presses "Log in".
+async fn sign_in(browser: &Browser, api: SocketAddr, who: (&str, &str)) {
     browser.goto(&format!("http://{api}/console/login")).await;
-    browser.fill("Login", ADMIN.0).await;
-    browser.fill("Password", ADMIN.1).await;
+    browser.fill("Login", who.0).await;
+    browser.fill("Password", who.1).await;
     browser.click_button("Log in").await;
     let url = browser.url().await;
     assert!(
@@ -196,8 +225,20 @@ async fn screenshot_every_page() {
     for page in PUBLIC_PAGES {
         shoot(&browser, &demo, api, &out, *page).await;
     }
-    sign_in(&browser, api).await;
+    sign_in(&browser, api, ADMIN).await;
     for page in PAGES {
+        shoot(&browser, &demo, api, &out, *page).await;
+    }
+    browser.click_button("Log out").await;
+    let link = demo
+        .path("/password/{password_token}")
+        .expect("a password link");
+    browser.goto(&format!("http://{api}{link}")).await;
+    browser.fill("password", REQUESTER.1).await;
+    browser.fill("confirm", REQUESTER.1).await;
+    browser.click_button("Set password").await;
+    sign_in(&browser, api, REQUESTER).await;
+    for page in REQUESTER_PAGES {
         shoot(&browser, &demo, api, &out, *page).await;
     }
     browser.close().await;

@@ -58,17 +58,7 @@ pub fn query_string(fields: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(kept).unwrap_or_default()
 }
 
-/// A Unix time in seconds as `2026-12-07 00:49 UTC`.
-pub fn when(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let (year, month, day) = crate::rewrite::date::civil_from_days(days);
-    let rest = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60
-    )
-}
+pub use super::render::when;
 
 /// The API body `T` from the JSON a form was turned into; what does not fit is a 422
 /// (the API's own checks run on what does).

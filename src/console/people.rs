@@ -33,17 +33,7 @@ pub fn given(text: &Option<String>) -> Option<String> {
 
 /// Unix seconds as `YYYY-MM-DD HH:MM UTC`; `-` for none.
 pub fn when(secs: Option<u64>) -> String {
-    let Some(secs) = secs.filter(|s| *s > 0) else {
-        return "-".to_string();
-    };
-    let days = (secs / 86_400) as i64;
-    let rest = secs % 86_400;
-    let (year, month, day) = crate::rewrite::date::civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        rest / 3600,
-        (rest % 3600) / 60
-    )
+    super::render::when(secs.unwrap_or(0))
 }
 
 #[cfg(test)]

@@ -229,3 +229,19 @@ pub fn decode_notice(value: &str) -> Option<String> {
     let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
     String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
 }
+
+/// A Unix time in seconds as `2026-12-07 00:49 UTC` (`-` for 0, "never").
+pub fn when(secs: impl std::borrow::Borrow<u64>) -> String {
+    let secs = *secs.borrow();
+    if secs == 0 {
+        return "-".to_string();
+    }
+    let days = (secs / 86_400) as i64;
+    let (year, month, day) = crate::rewrite::date::civil_from_days(days);
+    let rest = secs % 86_400;
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60
+    )
+}
