@@ -116,3 +116,46 @@ async fn a_forged_cross_site_post_is_refused() {
     assert_eq!(browser.title().await, "My profile · Postern");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_locked_configuration_refuses_my_save_with_the_reason_shown() {
+    let gw = Gateway::start(|_| {}).await;
+    let alice = gw.create_user("alice@example.com", "staff", PASSWORD).await;
+    let base = format!("http://{}", gw.running.api);
+    let browser = Browser::start().await;
+    log_in(&browser, &base, "alice@example.com", PASSWORD).await;
+    browser.goto(&format!("{base}/console/me")).await;
+    let kind = browser.control("Account type").await;
+    kind.select_by_value("complete").await.unwrap();
+    browser.fill("Mailbox", "alice@example.com").await;
+    browser.click_button("Save configuration").await;
+    assert!(browser.text().await.contains("Mail configuration saved."));
+
+    let lock = format!("/api/v1/users/{}/mail-config/lock", alice["id"]);
+    let (status, body) = http(gw.running.api, "POST", &lock, Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{body}");
+    browser.goto(&format!("{base}/console/me")).await;
+    assert!(browser.text().await.contains("Locked by admin-token"));
+    let kind = browser.control("Account type").await;
+    kind.select_by_value("private").await.unwrap();
+    browser.click_button("Save configuration").await;
+    let text = browser.text().await;
+    assert!(
+        text.contains("your mail configuration was locked by admin-token and cannot be changed"),
+        "{text}"
+    );
+    browser.assert_accessible().await;
+    let (_, config) = http(
+        gw.running.api,
+        "GET",
+        &format!("/api/v1/users/{}/mail-config", alice["id"]),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert!(
+        config.contains("\"account_type\":\"complete\""),
+        "unchanged: {config}"
+    );
+    browser.close().await;
+}
