@@ -159,3 +159,82 @@ async fn a_locked_configuration_refuses_my_save_with_the_reason_shown() {
     );
     browser.close().await;
 }
+
+/// Presses Tab until the focused element matches `css` (at most 40 times); panics if it
+/// never does.
+async fn tab_to(browser: &Browser, css: &str) -> fantoccini::elements::Element {
+    const TAB: &str = "\u{E004}";
+    let client = browser.client();
+    for _ in 0..40 {
+        let active = client.active_element().await.unwrap();
+        let hit = client
+            .execute(
+                "return arguments[0].matches(arguments[1]);",
+                vec![serde_json::to_value(&active).unwrap(), css.into()],
+            )
+            .await
+            .unwrap();
+        if hit == serde_json::json!(true) {
+            return active;
+        }
+        active.send_keys(TAB).await.unwrap();
+    }
+    panic!("Tab never reached {css}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_in_and_out_with_the_keyboard_alone() {
+    const ENTER: &str = "\u{E007}";
+    let gw = Gateway::start(|_| {}).await;
+    gw.create_user("alice@example.com", "staff", PASSWORD).await;
+    let base = format!("http://{}", gw.running.api);
+    let browser = Browser::start().await;
+    browser.goto(&format!("{base}/console/login")).await;
+    tab_to(&browser, "#login")
+        .await
+        .send_keys("alice@example.com")
+        .await
+        .unwrap();
+    tab_to(&browser, "#password")
+        .await
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    tab_to(&browser, "button[type=submit]")
+        .await
+        .send_keys(ENTER)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if browser.title().await == "Dashboard · Postern" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.title().await, "Dashboard · Postern");
+    tab_to(&browser, "a[href='/console/me']")
+        .await
+        .send_keys(ENTER)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if browser.title().await == "My profile · Postern" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(browser.title().await, "My profile · Postern");
+    tab_to(&browser, "form.logout button")
+        .await
+        .send_keys(ENTER)
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        if browser.url().await.contains("/console/login") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(browser.cookie("postern_session").await.is_none());
+    browser.close().await;
+}
