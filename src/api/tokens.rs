@@ -1,5 +1,5 @@
 //! `/api/v1/users/{id}/tokens`: per-user API bearer tokens. A token is 32 random bytes,
-//! returned once; the store keeps only its SHA-256 digest (tree `api_tokens`: digest →
+//! returned once; the store keeps only its SHA-256 digest (`store::Tokens`: digest →
 //! user id, creation time, label, expiry), so a stolen store yields no usable token.
 //! High-entropy tokens need no slow KDF (SPEC §1). A token is listed and revoked by its
 //! id, the first 16 hex digits of that digest; an expired token is refused like an
@@ -12,29 +12,16 @@ use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::policy::digest_secret;
 use crate::policy::new_secret;
-use crate::store::{Store, StoreError, User, UserStatus};
+use crate::store::{Store, StoreError, StoredToken as TokenRecord, User, UserStatus};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-const TREE: &str = "api_tokens";
 /// Longest label accepted.
 const MAX_LABEL: usize = 100;
 /// Longest lifetime a token may be given, in days.
 const MAX_DAYS: u64 = 3650;
-
-/// One stored token (its key is the digest).
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-struct TokenRecord {
-    user_id: u64,
-    created_at: u64,
-    #[serde(default)]
-    label: String,
-    /// Unix seconds after which the token is refused; `None`: until revoked.
-    #[serde(default)]
-    expires_at: Option<u64>,
-}
 
 /// Body of `POST /users/{id}/tokens`; may be empty.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -83,12 +70,9 @@ pub struct IssuedToken {
 
 /// The user a token belongs to and when the token expires, if it is known and unexpired.
 pub fn lookup(store: &Store, token: &str) -> Result<Option<(u64, Option<u64>)>, StoreError> {
-    let tree = store.tree(TREE)?;
-    let Some(raw) = tree.get(digest_secret(token).as_bytes())? else {
+    let Some(record) = store.tokens().get(&digest_secret(token))? else {
         return Ok(None);
     };
-    let record: TokenRecord =
-        serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("token: {e}")))?;
     let now = crate::spool::now_ms() / 1000;
     Ok(match record.expires_at {
         Some(at) if at <= now => None,
@@ -155,18 +139,11 @@ pub async fn create(
         label: body.label,
         expires_at,
     };
-    let raw = serde_json::to_vec(&record).map_err(Problem::internal)?;
     let digest = digest_secret(&token);
     let id = token_id(&digest);
     let store = api.state.store.clone();
-    blocking(move || {
-        store
-            .tree(TREE)?
-            .insert(digest.as_bytes(), raw)
-            .map_err(StoreError::from)?;
-        Ok(store.flush()?)
-    })
-    .await?;
+    let stored = record.clone();
+    blocking(move || Ok(store.tokens().insert(&digest, &stored)?)).await?;
     let target = format!("user/{}/tokens", user.id);
     api.audit(&caller, "token.create", target, None::<&()>, Some(&record))
         .await?;
@@ -195,24 +172,7 @@ pub async fn revoke_all(
 ) -> Result<Json<Revoked>, Problem> {
     let user = target(&caller, &api, id)?;
     let store = api.state.store.clone();
-    let revoked = blocking(move || {
-        let tree = store.tree(TREE)?;
-        let mut batch = sled::Batch::default();
-        let mut count = 0u64;
-        for entry in tree.iter() {
-            let (key, raw) = entry.map_err(StoreError::from)?;
-            let record: TokenRecord = serde_json::from_slice(&raw)
-                .map_err(|e| StoreError::Corrupt(format!("token: {e}")))?;
-            if record.user_id == id {
-                batch.remove(key);
-                count += 1;
-            }
-        }
-        tree.apply_batch(batch).map_err(StoreError::from)?;
-        store.flush()?;
-        Ok(count)
-    })
-    .await?;
+    let revoked = blocking(move || Ok(store.tokens().remove_of_user(id)?)).await?;
     let target = format!("user/{id}/tokens");
     let after = serde_json::json!({ "revoked": revoked });
     api.audit(&caller, "token.revoke", target, None::<&()>, Some(&after))
@@ -261,8 +221,7 @@ pub async fn revoke(
         else {
             return Ok(None);
         };
-        store.tree(TREE)?.remove(key).map_err(StoreError::from)?;
-        store.flush()?;
+        store.tokens().remove(&key)?;
         Ok(Some(view))
     })
     .await?
@@ -273,25 +232,22 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Every token of user `id`: its key in the tree and its listing.
-fn of_user(store: &Store, id: u64) -> Result<Vec<(sled::IVec, TokenView)>, StoreError> {
-    let mut found = Vec::new();
-    for entry in store.tree(TREE)?.iter() {
-        let (key, raw) = entry?;
-        let record: TokenRecord =
-            serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(format!("token: {e}")))?;
-        if record.user_id == id {
+/// Every token of user `id`: its digest and its listing.
+fn of_user(store: &Store, id: u64) -> Result<Vec<(String, TokenView)>, StoreError> {
+    let tokens = store.tokens().of_user(id)?;
+    Ok(tokens
+        .into_iter()
+        .map(|(digest, record)| {
             let view = TokenView {
-                id: token_id(&String::from_utf8_lossy(&key)),
+                id: token_id(&digest),
                 user_id: id,
                 created_at: record.created_at,
                 label: record.label,
                 expires_at: record.expires_at,
             };
-            found.push((key, view));
-        }
-    }
-    Ok(found)
+            (digest, view)
+        })
+        .collect())
 }
 
 /// The user whose tokens are managed, after the permission check.

@@ -22,6 +22,7 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     pub api: ApiConfig,
     pub console: ConsoleConfig,
+    pub store: StoreConfig,
     pub tls: TlsConfig,
     #[serde(rename = "listener")]
     pub listeners: Vec<ListenerConfig>,
@@ -49,6 +50,7 @@ impl Default for Config {
             shutdown_grace_secs: 30,
             api: ApiConfig::default(),
             console: ConsoleConfig::default(),
+            store: StoreConfig::default(),
             tls: TlsConfig::default(),
             listeners: vec![
                 ListenerConfig {
@@ -122,6 +124,30 @@ impl Default for ConsoleConfig {
             max_failed_logins: 10,
         }
     }
+}
+
+/// Where the control state lives (`[store]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    /// The PostgreSQL database (`postgres://user:password@host:port/db?sslmode=require`);
+    /// only with `backend = "postgres"`.
+    pub url: String,
+    /// This node's name, unique among the nodes sharing the database; empty: the host
+    /// name.
+    pub node: String,
+}
+
+/// Which backend holds the control state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// Embedded under `data_dir/store`; one node.
+    #[default]
+    Sled,
+    /// A PostgreSQL database shared by every node.
+    Postgres,
 }
 
 impl ConsoleConfig {

@@ -13,16 +13,12 @@ pub async fn from_sled(spool: &Spool) -> Result<(), SpoolError> {
         return Ok(());
     };
     let mut moved = 0usize;
-    for item in tree.scan_prefix(b"m") {
-        let (key, raw) = item.map_err(crate::store::StoreError::from)?;
+    for (key, raw) in tree.scan_prefix(b"m")? {
         let meta: Meta = serde_json::from_slice(&raw)
             .map_err(|e| SpoolError::Corrupt(format!("{key:?}"), e.to_string()))?;
         let mut data_key = key.to_vec();
         data_key[0] = b'd';
-        let Some(data) = tree
-            .get(&data_key)
-            .map_err(crate::store::StoreError::from)?
-        else {
+        let Some(data) = tree.get(&data_key)? else {
             tracing::error!(queue_id = %super::show_id(meta.id), "legacy spool message without bytes: skipped");
             continue;
         };

@@ -1,7 +1,8 @@
 //! Email accounts (SPEC §2): wrappers around a real upstream mailbox, with a security
 //! scope, grants and send modes. Stored by id; names are unique (case-insensitive).
 
-use super::{ids::Ids, StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -163,8 +164,8 @@ pub struct Inbound {
 #[derive(Clone)]
 pub struct Accounts {
     ids: Ids,
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
     /// Every account's identifying fields, read from the tree once and then kept in step
     /// by every write here (the only writer of the tree), so validating one change does
     /// not decode every account again.
@@ -172,11 +173,11 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Accounts, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Accounts, StoreError> {
         Ok(Accounts {
             ids,
-            tree: db.open_tree("accounts")?,
-            sync,
+            tree: kv.open_tree("accounts")?,
+            kv: kv.clone(),
             keys: Arc::default(),
         })
     }
@@ -239,11 +240,10 @@ impl Accounts {
                 serde_json::to_vec(&account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if self
                 .tree
-                .compare_and_swap(id.to_be_bytes(), Some(raw), Some(new))?
-                .is_ok()
+                .compare_and_swap(id.to_be_bytes(), Some(&raw), Some(&new))?
             {
                 self.note(id, Some(&account));
-                self.sync.flush()?;
+                self.kv.flush()?;
                 return Ok(true);
             }
         }
@@ -253,7 +253,7 @@ impl Accounts {
         let raw = serde_json::to_vec(account).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tree.insert(account.id.to_be_bytes(), raw)?;
         self.note(account.id, Some(account));
-        self.sync.flush()
+        self.kv.flush()
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Account>, StoreError> {
@@ -264,12 +264,15 @@ impl Accounts {
     }
 
     pub fn all(&self) -> Result<Vec<Account>, StoreError> {
-        self.tree.iter().values().map(|raw| decode(&raw?)).collect()
+        self.tree.values()?
+            .iter()
+            .map(|raw| decode(raw)).collect()
     }
 
     /// What makes each account unique (name, addresses, the default flag, the upstream),
     /// from memory after the first call: validation of one change scans these, so a bulk
     /// import of thousands of accounts stays linear.
+    /// (Not cached when other nodes share the store: they write accounts too.)
     pub fn keys(&self) -> Result<Arc<Vec<AccountKeys>>, StoreError> {
         let mut cached = self.cached();
         if let Some(keys) = cached.as_ref() {
@@ -277,12 +280,14 @@ impl Accounts {
         }
         let keys: Vec<AccountKeys> = self
             .tree
+            .values()?
             .iter()
-            .values()
-            .map(|raw| decode(&raw?).map(|a| AccountKeys::of(&a)))
+            .map(|raw| decode(raw).map(|a| AccountKeys::of(&a)))
             .collect::<Result<_, _>>()?;
         let keys = Arc::new(keys);
-        *cached = Some(keys.clone());
+        if !self.kv.is_shared() {
+            *cached = Some(keys.clone());
+        }
         Ok(keys)
     }
 
@@ -290,7 +295,7 @@ impl Accounts {
     pub fn remove(&self, id: u64) -> Result<bool, StoreError> {
         let existed = self.tree.remove(id.to_be_bytes())?.is_some();
         self.note(id, None);
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(existed)
     }
 }

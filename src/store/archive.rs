@@ -10,7 +10,8 @@
 //! for backups).
 
 use super::records::{decode, encode, get, key};
-use super::{ids::Ids, StoreError, Syncer};
+use super::kv::{Batch, Kv, Tree};
+use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -77,20 +78,19 @@ pub struct ArchivedMessage {
 #[derive(Clone)]
 pub struct ArchiveCatalog {
     ids: Ids,
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 impl ArchiveCatalog {
     pub(super) fn open(
-        db: &sled::Db,
-        sync: Syncer,
+        kv: &Kv,
         ids: Ids,
     ) -> Result<ArchiveCatalog, StoreError> {
         Ok(ArchiveCatalog {
             ids,
-            tree: db.open_tree("archive")?,
-            sync,
+            tree: kv.open_tree("archive")?,
+            kv: kv.clone(),
         })
     }
 
@@ -100,20 +100,20 @@ impl ArchiveCatalog {
             return Ok(());
         }
         let seq = self.ids.next()?;
-        let mut batch = sled::Batch::default();
-        batch.insert(key(b"b", &[seq]), encode(&messages)?);
+        let mut batch = Batch::default();
+        batch.insert(&self.tree, key(b"b", &[seq]), encode(&messages)?);
         for owner in owners(messages) {
-            batch.insert(key(b"u", &[owner, seq]), &[] as &[u8]);
+            batch.insert(&self.tree, key(b"u", &[owner, seq]), []);
         }
-        Ok(self.tree.apply_batch(batch)?)
+        self.kv.commit(batch, &[])?;
+        Ok(())
     }
 
     /// The messages of `user`, in the order they were accepted (each once: a message
     /// catalogued again after a restart counts once, as last recorded).
     pub fn of_user(&self, user: u64) -> Result<Vec<ArchivedMessage>, StoreError> {
         let mut found = BTreeMap::new();
-        for k in self.tree.scan_prefix(key(b"u", &[user])).keys() {
-            let k = k?;
+        for (k, _) in self.tree.scan_prefix(key(b"u", &[user]))? {
             let seq = u64::from_be_bytes(k[9..17].try_into().map_err(|_| corrupt())?);
             for message in self.batch(seq)? {
                 if message.owners.contains(&user) {
@@ -128,7 +128,7 @@ impl ArchiveCatalog {
     pub fn batches(
         &self,
     ) -> impl Iterator<Item = Result<(u64, Vec<ArchivedMessage>), StoreError>> + '_ {
-        self.tree.scan_prefix(b"b").map(|pair| {
+        self.tree.scan_prefix_paged(b"b", 64).map(|pair| {
             let (k, v) = pair?;
             let seq = u64::from_be_bytes(k[1..9].try_into().map_err(|_| corrupt())?);
             Ok((seq, decode(&v, "archive batch")?))
@@ -152,16 +152,17 @@ impl ArchiveCatalog {
         before: &[ArchivedMessage],
         left: &[ArchivedMessage],
     ) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         match left.is_empty() {
-            true => batch.remove(key(b"b", &[seq])),
-            false => batch.insert(key(b"b", &[seq]), encode(&left)?),
+            true => batch.remove(&self.tree, key(b"b", &[seq])),
+            false => batch.insert(&self.tree, key(b"b", &[seq]), encode(&left)?),
         }
         let still = owners(left);
         for owner in owners(before).into_iter().filter(|o| !still.contains(o)) {
-            batch.remove(key(b"u", &[owner, seq]));
+            batch.remove(&self.tree, key(b"u", &[owner, seq]));
         }
-        Ok(self.tree.apply_batch(batch)?)
+        self.kv.commit(batch, &[])?;
+        Ok(())
     }
 
     fn batch(&self, seq: u64) -> Result<Vec<ArchivedMessage>, StoreError> {
@@ -170,7 +171,7 @@ impl ArchiveCatalog {
 
     /// Makes every change so far durable. Blocking.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.sync.flush()
+        self.kv.flush()
     }
 }
 

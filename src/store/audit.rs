@@ -3,7 +3,8 @@
 //! big-endian sequence number, so iteration is chronological and ids never repeat.
 //! Append-only: nothing here updates or deletes an entry.
 
-use super::{ids::Ids, StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
 
@@ -57,19 +58,19 @@ impl AuditFilter {
 #[derive(Clone)]
 pub struct Audit {
     ids: Ids,
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
     /// Held from taking an id to inserting under it, so entries appear in id order and a
     /// reader paging with `after` never skips one that was still being written.
     order: Arc<Mutex<()>>,
 }
 
 impl Audit {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Audit, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Audit, StoreError> {
         Ok(Audit {
             ids,
-            tree: db.open_tree("audit")?,
-            sync,
+            tree: kv.open_tree("audit")?,
+            kv: kv.clone(),
             order: Arc::default(),
         })
     }
@@ -82,7 +83,7 @@ impl Audit {
             let raw = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             self.tree.insert(entry.id.to_be_bytes(), raw)?;
         }
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(entry)
     }
 
@@ -90,18 +91,19 @@ impl Audit {
     /// most `filter.limit`.
     pub fn list(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>, StoreError> {
         let start = filter.after.map_or(0, |id| id.saturating_add(1));
-        let items: Box<dyn Iterator<Item = _>> = match filter.before {
+        let (to, newest_first) = match filter.before {
             Some(before) if before <= start => return Ok(Vec::new()),
-            Some(before) => Box::new(
-                self.tree
-                    .range(start.to_be_bytes()..before.to_be_bytes())
-                    .rev(),
-            ),
-            None => Box::new(self.tree.range(start.to_be_bytes()..)),
+            Some(before) => (Some(before.to_be_bytes()), true),
+            None => (None, false),
         };
+        let items = self.tree.range(
+            &start.to_be_bytes(),
+            to.as_ref().map(|t| &t[..]),
+            newest_first,
+            usize::MAX,
+        )?;
         let mut found = Vec::new();
-        for item in items {
-            let (_, raw) = item?;
+        for (_, raw) in items {
             let entry: AuditEntry = serde_json::from_slice(&raw)
                 .map_err(|e| StoreError::Corrupt(format!("audit entry: {e}")))?;
             if filter.admits(&entry) {

@@ -5,7 +5,8 @@
 //! Keys: `b` + backup id → the job; `i` + backup id + queue id → one message of it.
 
 use super::records::{encode, get, key, scan};
-use super::{ids::Ids, AccountType, Direction, Grantee, StoreError, Syncer};
+use super::kv::{Batch, Kv, Tree};
+use super::{ids::Ids, AccountType, Direction, Grantee, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// A whole backup, or only the mail since the previous one.
@@ -94,16 +95,16 @@ pub struct BackupItem {
 #[derive(Clone)]
 pub struct Backups {
     ids: Ids,
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 impl Backups {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Backups, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Backups, StoreError> {
         Ok(Backups {
             ids,
-            tree: db.open_tree("backups")?,
-            sync,
+            tree: kv.open_tree("backups")?,
+            kv: kv.clone(),
         })
     }
 
@@ -115,7 +116,7 @@ impl Backups {
     /// Writes a job (new or changed); durable on return.
     pub fn save(&self, backup: &Backup) -> Result<(), StoreError> {
         self.tree.insert(key(b"b", &[backup.id]), encode(backup)?)?;
-        self.sync.flush()
+        self.kv.flush()
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Backup>, StoreError> {
@@ -129,14 +130,15 @@ impl Backups {
 
     /// Replaces the message list of job `id` (not yet durable: the job's save is).
     pub fn set_items(&self, id: u64, items: &[BackupItem]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for old in self.tree.scan_prefix(key(b"i", &[id])).keys() {
-            batch.remove(old?);
+        let mut batch = Batch::default();
+        for (old, _) in self.tree.scan_prefix(key(b"i", &[id]))? {
+            batch.remove(&self.tree, old);
         }
         for item in items {
-            batch.insert(key(b"i", &[id, item.id]), encode(item)?);
+            batch.insert(&self.tree, key(b"i", &[id, item.id]), encode(item)?);
         }
-        Ok(self.tree.apply_batch(batch)?)
+        self.kv.commit(batch, &[])?;
+        Ok(())
     }
 
     /// The messages of job `id`.

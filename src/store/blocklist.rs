@@ -4,7 +4,8 @@
 //! directly: the policy snapshot's `blocked` re-reads every entry into its canonical form,
 //! and a domain entry also covers its subdomains.
 
-use super::{StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// What an entry blocks.
@@ -32,31 +33,31 @@ pub struct BlockEntry {
 /// The blocklist tree.
 #[derive(Clone)]
 pub struct Blocklist {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 impl Blocklist {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<Blocklist, StoreError> {
+    pub(super) fn open(kv: &Kv) -> Result<Blocklist, StoreError> {
         Ok(Blocklist {
-            tree: db.open_tree("blocklist")?,
-            sync,
+            tree: kv.open_tree("blocklist")?,
+            kv: kv.clone(),
         })
     }
 
     /// Adds `entry`; 409-style conflict if it is already there. Durable on return.
     pub fn add(&self, entry: &BlockEntry) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let added =
-            self.tree
-                .compare_and_swap(entry.entry.as_bytes(), None as Option<&[u8]>, Some(raw))?;
-        if added.is_err() {
+        let added = self
+            .tree
+            .compare_and_swap(entry.entry.as_bytes(), None, Some(&raw))?;
+        if !added {
             return Err(StoreError::Conflict(format!(
                 "blocklist entry {:?}",
                 entry.entry
             )));
         }
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// Removes `entry` (the key as stored); the removed entry, if it existed. Durable
@@ -65,13 +66,15 @@ impl Blocklist {
         let Some(raw) = self.tree.remove(entry.as_bytes())? else {
             return Ok(None);
         };
-        self.sync.flush()?;
+        self.kv.flush()?;
         decode(&raw).map(Some)
     }
 
     /// Every entry, in order.
     pub fn all(&self) -> Result<Vec<BlockEntry>, StoreError> {
-        self.tree.iter().values().map(|raw| decode(&raw?)).collect()
+        self.tree.values()?
+            .iter()
+            .map(|raw| decode(raw)).collect()
     }
 }
 

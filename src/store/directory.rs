@@ -1,7 +1,8 @@
 //! Named directory objects: roles (with their permissions), skill groups, requester
 //! groups and upstreams defined through the API. Each lives in its own tree keyed by its lower-cased name.
 
-use super::{StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::StoreError;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
@@ -73,16 +74,16 @@ impl Named for Group {
 /// A tree of named objects.
 #[derive(Clone)]
 pub struct Directory<T> {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
     kind: PhantomData<T>,
 }
 
 impl<T: Named> Directory<T> {
-    pub(super) fn open(db: &sled::Db, name: &str, sync: Syncer) -> Result<Self, StoreError> {
+    pub(super) fn open(kv: &Kv, name: &str) -> Result<Self, StoreError> {
         Ok(Directory {
-            tree: db.open_tree(name)?,
-            sync,
+            tree: kv.open_tree(name)?,
+            kv: kv.clone(),
             kind: PhantomData,
         })
     }
@@ -91,20 +92,18 @@ impl<T: Named> Directory<T> {
     pub fn create(&self, item: &T) -> Result<(), StoreError> {
         let key = item.name().to_lowercase();
         let raw = encode(item)?;
-        let claimed =
-            self.tree
-                .compare_and_swap(key.as_bytes(), None as Option<&[u8]>, Some(raw))?;
-        if claimed.is_err() {
+        let claimed = self.tree.compare_and_swap(key.as_bytes(), None, Some(&raw))?;
+        if !claimed {
             return Err(StoreError::Conflict(format!("{:?}", item.name())));
         }
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// Replaces `item` (created if missing); durable on return.
     pub fn put(&self, item: &T) -> Result<(), StoreError> {
         self.tree
             .insert(item.name().to_lowercase().as_bytes(), encode(item)?)?;
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// The object called `name` (case-insensitive).
@@ -117,13 +116,15 @@ impl<T: Named> Directory<T> {
 
     /// Every object, by name.
     pub fn all(&self) -> Result<Vec<T>, StoreError> {
-        self.tree.iter().values().map(|raw| decode(&raw?)).collect()
+        self.tree.values()?
+            .iter()
+            .map(|raw| decode(raw)).collect()
     }
 
     /// Removes `name`; true if it existed. Durable on return.
     pub fn remove(&self, name: &str) -> Result<bool, StoreError> {
         let existed = self.tree.remove(name.to_lowercase().as_bytes())?.is_some();
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(existed)
     }
 }

@@ -8,7 +8,8 @@
 //! Keys: the domain, a `/`, the selector (neither may hold a `/`).
 
 use super::records::{decode, encode, get, text_key};
-use super::{StoreError, Syncer};
+use super::kv::{Batch, Kv, Tree};
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// The signing algorithm of a key.
@@ -71,8 +72,8 @@ impl std::fmt::Debug for DkimKey {
 /// The DKIM key tree.
 #[derive(Clone)]
 pub struct DkimKeys {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 fn record_key(domain: &str, selector: &str) -> Vec<u8> {
@@ -80,10 +81,10 @@ fn record_key(domain: &str, selector: &str) -> Vec<u8> {
 }
 
 impl DkimKeys {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<DkimKeys, StoreError> {
+    pub(super) fn open(kv: &Kv) -> Result<DkimKeys, StoreError> {
         Ok(DkimKeys {
-            tree: db.open_tree("dkim_keys")?,
-            sync,
+            tree: kv.open_tree("dkim_keys")?,
+            kv: kv.clone(),
         })
     }
 
@@ -97,14 +98,14 @@ impl DkimKeys {
                 key.selector, key.domain
             )));
         }
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let retired = match key.status {
             DkimStatus::Active => self.retire_others(&mut batch, key)?,
             _ => None,
         };
-        batch.insert(record_key(&key.domain, &key.selector), encode(key)?);
-        self.tree.apply_batch(batch)?;
-        self.sync.flush()?;
+        batch.insert(&self.tree, record_key(&key.domain, &key.selector), encode(key)?);
+        self.kv.commit(batch, &[])?;
+        self.kv.flush()?;
         Ok(retired)
     }
 
@@ -116,9 +117,9 @@ impl DkimKeys {
     /// Every key, by domain then selector.
     pub fn all(&self) -> Result<Vec<DkimKey>, StoreError> {
         self.tree
+            .values()?
             .iter()
-            .values()
-            .map(|raw| decode(&raw?, "DKIM key"))
+            .map(|raw| decode(raw, "DKIM key"))
             .collect()
     }
 
@@ -134,13 +135,13 @@ impl DkimKeys {
         let Some(mut key) = self.get(domain, selector)? else {
             return Ok(None);
         };
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         let retired = self.retire_others(&mut batch, &key)?;
         key.status = DkimStatus::Active;
         key.activated_at = Some(now);
-        batch.insert(record_key(domain, selector), encode(&key)?);
-        self.tree.apply_batch(batch)?;
-        self.sync.flush()?;
+        batch.insert(&self.tree, record_key(domain, selector), encode(&key)?);
+        self.kv.commit(batch, &[])?;
+        self.kv.flush()?;
         Ok(Some((key, retired)))
     }
 
@@ -148,19 +149,23 @@ impl DkimKeys {
     /// algorithm, if there is one (at most one is active); returns it.
     fn retire_others(
         &self,
-        batch: &mut sled::Batch,
+        batch: &mut Batch,
         key: &DkimKey,
     ) -> Result<Option<DkimKey>, StoreError> {
         let mut retired = None;
         let prefix = format!("{}/", key.domain);
-        for raw in self.tree.scan_prefix(prefix.as_bytes()).values() {
-            let mut other: DkimKey = decode(&raw?, "DKIM key")?;
+        for (_, raw) in self.tree.scan_prefix(prefix.as_bytes())? {
+            let mut other: DkimKey = decode(&raw, "DKIM key")?;
             if other.selector != key.selector
                 && other.algorithm == key.algorithm
                 && other.status == DkimStatus::Active
             {
                 other.status = DkimStatus::Retired;
-                batch.insert(record_key(&key.domain, &other.selector), encode(&other)?);
+                batch.insert(
+                    &self.tree,
+                    record_key(&key.domain, &other.selector),
+                    encode(&other)?,
+                );
                 retired = Some(other);
             }
         }
@@ -173,7 +178,7 @@ impl DkimKeys {
         let Some(raw) = self.tree.remove(record_key(domain, selector))? else {
             return Ok(None);
         };
-        self.sync.flush()?;
+        self.kv.flush()?;
         decode(&raw, "DKIM key").map(Some)
     }
 }

@@ -1,83 +1,44 @@
 //! The store's ids (users, accounts, tickets and their articles, webhooks and deliveries,
-//! backups, audit entries, archive batches): one increasing sequence, never reused,
-//! whatever crashes when.
-//!
-//! sled's `generate_id` does not hold that: it persists its counter lazily and, after a
-//! crash, restarts from the last persisted value plus a margin; the margin itself is not
-//! made durable before ids from it are handed out, so a second crash soon after the first
-//! hands out the same ids again (two users, one id).
-//!
-//! Here ids come from blocks (hi/lo): a block `[next, limit)` is used only after `limit`
-//! is durable in the settings tree (written, then the store's full sync). So at any moment
-//! every id ever handed out is below the durable limit, and a start takes its first id at
-//! that limit: no sequence of crashes can hand out an id twice. A crash skips at most the
-//! rest of one block. A store written by earlier versions has no limit yet: its first
-//! limit starts above sled's recovered counter, which is above every id sled handed out
-//! before the last clean run.
+//! backups, audit entries, archive batches): one increasing sequence, never reused, by
+//! any node, whatever crashes when. Blocks of ids are reserved from the backend
+//! (`Backend::reserve_ids`: a durable limit under sled, a sequence in PostgreSQL) and
+//! handed out from memory; a crash skips at most the rest of one block. With several
+//! nodes ids are unique but not in order across nodes.
 
-use super::{StoreError, Syncer};
+use super::kv::Kv;
+use super::StoreError;
 use std::sync::{Arc, Mutex};
 
-/// The settings key that holds the durable limit (u64, big-endian).
-const LIMIT_KEY: &str = "id_limit";
-/// Ids reserved at once: one store sync per this many ids.
+/// Ids reserved at once: one backend round trip (and, under sled, one sync) per block.
 const BLOCK: u64 = 256;
 
-struct Range {
-    next: u64,
-    limit: u64,
-}
-
-/// The store's id sequence. Cheap to clone: clones share one sequence.
+/// The store's id sequence. Cheap to clone: clones share one block.
 #[derive(Clone)]
 pub(crate) struct Ids {
-    range: Arc<Mutex<Range>>,
-    settings: sled::Tree,
-    sync: Syncer,
+    /// The next id and the end of its block.
+    block: Arc<Mutex<(u64, u64)>>,
+    kv: Kv,
 }
 
 impl Ids {
-    /// Opens the sequence; the first id handed out is the durable limit (or, for a store
-    /// of earlier versions, one above sled's counter).
-    pub(crate) fn open(
-        db: &sled::Db,
-        settings: &sled::Tree,
-        sync: Syncer,
-    ) -> Result<Ids, StoreError> {
-        let start = match settings.get(LIMIT_KEY)? {
-            Some(raw) => decode(&raw)?,
-            None => db.generate_id()? + 1,
-        };
-        Ok(Ids {
-            range: Arc::new(Mutex::new(Range {
-                next: start,
-                limit: start,
-            })),
-            settings: settings.clone(),
-            sync,
-        })
-    }
-
-    /// A fresh id, never handed out before. May sync the store (one call in `BLOCK`).
-    pub(crate) fn next(&self) -> Result<u64, StoreError> {
-        // The range is two integers, consistent after any panic.
-        let mut range = self.range.lock().unwrap_or_else(|p| p.into_inner());
-        if range.next >= range.limit {
-            let limit = range.next + BLOCK;
-            self.settings.insert(LIMIT_KEY, &limit.to_be_bytes())?;
-            self.sync.flush()?;
-            range.limit = limit;
+    pub(crate) fn new(kv: Kv) -> Ids {
+        Ids {
+            block: Arc::default(),
+            kv,
         }
-        range.next += 1;
-        Ok(range.next - 1)
     }
-}
 
-fn decode(raw: &[u8]) -> Result<u64, StoreError> {
-    let bytes: [u8; 8] = raw
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(LIMIT_KEY.into()))?;
-    Ok(u64::from_be_bytes(bytes))
+    /// A fresh id, never handed out before. May reserve a block (one call in `BLOCK`).
+    pub(crate) fn next(&self) -> Result<u64, StoreError> {
+        // Two integers, consistent after any panic.
+        let mut block = self.block.lock().unwrap_or_else(|p| p.into_inner());
+        if block.0 >= block.1 {
+            let first = self.kv.reserve_ids(BLOCK)?;
+            *block = (first, first + BLOCK);
+        }
+        block.0 += 1;
+        Ok(block.0 - 1)
+    }
 }
 
 #[cfg(test)]

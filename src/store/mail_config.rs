@@ -3,7 +3,8 @@
 //! administrator puts on it. One record per user id; a user who never saved has none.
 
 use super::records::{decode, encode, get};
-use super::{StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// How much of a user's mail is kept for the organisation.
@@ -45,15 +46,15 @@ pub struct MailConfig {
 /// The mail configuration tree.
 #[derive(Clone)]
 pub struct MailConfigs {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 impl MailConfigs {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<MailConfigs, StoreError> {
+    pub(super) fn open(kv: &Kv) -> Result<MailConfigs, StoreError> {
         Ok(MailConfigs {
-            tree: db.open_tree("mail_config")?,
-            sync,
+            tree: kv.open_tree("mail_config")?,
+            kv: kv.clone(),
         })
     }
 
@@ -65,10 +66,9 @@ impl MailConfigs {
     /// Every saved configuration, by user id.
     pub fn all(&self) -> Result<Vec<(u64, MailConfig)>, StoreError> {
         let mut out = Vec::new();
-        for pair in self.tree.iter() {
-            let (k, v) = pair?;
+        for (k, v) in self.tree.iter()? {
             let id: [u8; 8] = k
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("mail config key".into()))?;
             out.push((u64::from_be_bytes(id), decode(&v, "mail config")?));
@@ -79,6 +79,6 @@ impl MailConfigs {
     /// Replaces the configuration of user `id`; durable on return.
     pub fn save(&self, id: u64, config: &MailConfig) -> Result<(), StoreError> {
         self.tree.insert(id.to_be_bytes(), encode(config)?)?;
-        self.sync.flush()
+        self.kv.flush()
     }
 }

@@ -1,13 +1,11 @@
-//! The store: sole owner of the `sled::Db`. It hands out typed trees (users, accounts,
-//! settings, the audit log, the blocklist, the tickets, the webhooks, the password links, the console sessions, the mail configurations, the archive catalog, the backup jobs, the DKIM keys) and performs the one
-//! sync that makes writes durable. It also holds the Message-ID registry, kept in run files
-//! of its own beside sled's (`msgids`).
-//!
-//! sled's own `flush` only pushes its buffers to the kernel with `sync_file_range`, which
-//! neither syncs the file size nor flushes the disk cache, and the files sled writes for
-//! large values ("blobs") are never synced at all. So `flush` follows it with `syncfs` on
-//! the store's file system: one call makes every file of the store durable, which is what
-//! a group commit needs.
+//! The store: the only owner of Postern's control state (users, accounts, roles, settings,
+//! the audit log, the blocklist, the tickets, the webhooks, the password links, the
+//! console sessions, API tokens, the mail configurations, the archive catalog, the backup
+//! jobs, the DKIM keys). Typed modules, one per kind of record, keep their records in
+//! named trees of one key-value seam (`kv`) over a backend chosen at start: sled embedded
+//! under `data_dir` (the default), or PostgreSQL shared by several nodes. No backend type
+//! is visible outside this module. It also holds the Message-ID registry, kept in run
+//! files of its own beside the database (`msgids`).
 //!
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
@@ -20,6 +18,7 @@ mod blocklist;
 mod directory;
 mod dkim;
 mod ids;
+mod kv;
 mod mail_config;
 mod msgids;
 mod password_links;
@@ -27,6 +26,7 @@ mod records;
 mod sessions;
 mod settings;
 mod tickets;
+mod tokens;
 mod users;
 mod webhooks;
 
@@ -49,14 +49,19 @@ pub use tickets::{
     ref_key, Article, ArticleKind, AttachmentInfo, Change, Done, KnowledgeItem, Origin, Ticket,
     TicketStatus, Tickets, Verdicts,
 };
+pub use tokens::{StoredToken, Tokens};
 pub use users::{login_key, CreatedVia, NewUser, User, UserKind, UserStatus, Users};
 pub use webhooks::{Delivery, DeliveryStatus, Webhook, Webhooks, DEFAULT_MAX_ATTEMPTS};
 
 use ids::Ids;
+pub(crate) use kv::Tree;
+use kv::{Kv, SledKv};
 use std::fs::File;
-use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{StoreBackend, StoreConfig};
 
 /// Store schema version, written at first open and checked afterwards.
 const SCHEMA_VERSION: u32 = 1;
@@ -65,7 +70,7 @@ const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
-    Sled(#[from] sled::Error),
+    Backend(String),
     #[error("store record is corrupt: {0}")]
     Corrupt(String),
     #[error("store schema {found} is newer than this binary's {SCHEMA_VERSION}")]
@@ -74,25 +79,33 @@ pub enum StoreError {
     Conflict(String),
     #[error("store task failed: {0}")]
     Task(String),
-    #[error("store sync failed: {0}")]
+    #[error("store I/O failed: {0}")]
     Sync(#[from] std::io::Error),
+    #[error("the store's database is unreachable: {0}")]
+    Unavailable(String),
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> StoreError {
+        match error {
+            sled::Error::Io(io) => StoreError::Sync(io),
+            other => StoreError::Backend(other.to_string()),
+        }
+    }
 }
 
 impl StoreError {
-    /// Whether the disk failed the store (a full disk, an I/O error): the write may not
-    /// be durable, and trying again later may succeed.
+    /// Whether the disk failed the store (a full disk, an I/O error) or its database
+    /// could not be reached: the write may not be durable, and trying again later may
+    /// succeed.
     pub fn is_io(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sync(_) | StoreError::Sled(sled::Error::Io(_))
-        )
+        matches!(self, StoreError::Sync(_) | StoreError::Unavailable(_))
     }
 
     /// Whether the disk is full.
     fn is_disk_full(&self) -> bool {
-        let io = match self {
-            StoreError::Sync(e) | StoreError::Sled(sled::Error::Io(e)) => e,
-            _ => return false,
+        let StoreError::Sync(io) = self else {
+            return false;
         };
         io.raw_os_error() == Some(libc::ENOSPC) || io.kind() == std::io::ErrorKind::StorageFull
     }
@@ -101,9 +114,10 @@ impl StoreError {
 /// The opened store. Cheap to clone: every clone shares one database.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
-    sync: Syncer,
-    settings: sled::Tree,
+    kv: Kv,
+    /// The embedded store's directory (the Message-ID registry's runs, the ballast).
+    dir: Arc<File>,
+    settings: Tree,
     users: Users,
     accounts: Accounts,
     roles: Directory<Role>,
@@ -121,48 +135,96 @@ pub struct Store {
     backups: Backups,
     dkim_keys: DkimKeys,
     sessions: Sessions,
+    tokens: Tokens,
     ids: Ids,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `dir`.
+    /// Opens (or creates) the embedded store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        let db = match open_db(dir) {
-            Err(error) if error.is_disk_full() && ballast::release(dir) => open_db(dir)?,
+        let sled = match SledKv::open(dir) {
+            Err(error) if error.is_disk_full() && ballast::release(dir) => SledKv::open(dir)?,
             other => other?,
         };
         ballast::ensure(dir);
-        let settings = db.open_tree("settings")?;
+        Store::over(Kv::new(Arc::new(sled)), dir)
+    }
+
+    /// Opens the store `config` names: sled in `dir`, or the PostgreSQL database (then
+    /// `dir` keeps only what stays on this node: the Message-ID registry's runs).
+    pub fn open_config(config: &StoreConfig, dir: &Path) -> Result<Store, StoreError> {
+        match config.backend {
+            StoreBackend::Sled => Store::open(dir),
+            StoreBackend::Postgres => Err(StoreError::Backend(
+                "the PostgreSQL backend is not built yet".into(),
+            )),
+        }
+    }
+
+    /// The change counter: moves on every write of control state by any node.
+    pub fn changes(&self) -> Result<u64, StoreError> {
+        self.kv.changes()
+    }
+
+    /// Waits until the change counter differs from `seen`, at most `timeout`; the counter
+    /// then. Blocking.
+    pub fn wait_change(&self, seen: u64, timeout: Duration) -> Result<u64, StoreError> {
+        self.kv.wait_change(seen, timeout)
+    }
+
+    /// Whether other nodes share this store.
+    pub fn is_shared(&self) -> bool {
+        self.kv.is_shared()
+    }
+
+    /// Takes (or renews) lease `name` for `holder` for `ttl` (free, expired on the
+    /// database's clock, or already `holder`'s); whether `holder` has it now. Jobs that
+    /// one node at a time may run (a webhook delivery, a backup, the archive purge) are
+    /// claimed with one.
+    pub fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.kv.lease(name, holder, ttl)
+    }
+
+    /// Gives lease `name` back if `holder` has it.
+    pub fn release(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        self.kv.release(name, holder)
+    }
+
+    /// The typed trees over `kv`; `dir` holds what stays on this node's disk.
+    fn over(kv: Kv, dir: &Path) -> Result<Store, StoreError> {
+        let settings = kv.open_tree("settings")?;
         check_schema(&settings)?;
-        let sync = Syncer {
-            db: db.clone(),
-            dir: Arc::new(File::open(dir)?),
-        };
-        let ids = Ids::open(&db, &settings, sync.clone())?;
-        let webhooks = Webhooks::open(&db, sync.clone(), ids.clone())?;
+        let ids = Ids::new(kv.clone());
+        let webhooks = Webhooks::open(&kv, ids.clone())?;
         Ok(Store {
-            users: Users::open(&db, sync.clone(), ids.clone())?,
-            accounts: Accounts::open(&db, sync.clone(), ids.clone())?,
-            roles: Directory::open(&db, "roles", sync.clone())?,
-            skill_groups: Directory::open(&db, "skill_groups", sync.clone())?,
-            groups: Directory::open(&db, "groups", sync.clone())?,
-            upstreams: Directory::open(&db, "upstreams", sync.clone())?,
-            message_ids: MessageIds::open(&db, &dir.join("message-ids"))?,
-            audit: Audit::open(&db, sync.clone(), ids.clone())?,
-            blocklist: Blocklist::open(&db, sync.clone())?,
-            tickets: Tickets::open(&db, webhooks.tree.clone(), sync.clone(), ids.clone())?,
+            users: Users::open(&kv, ids.clone())?,
+            accounts: Accounts::open(&kv, ids.clone())?,
+            roles: Directory::open(&kv, "roles")?,
+            skill_groups: Directory::open(&kv, "skill_groups")?,
+            groups: Directory::open(&kv, "groups")?,
+            upstreams: Directory::open(&kv, "upstreams")?,
+            message_ids: MessageIds::open(&kv, &dir.join("message-ids"))?,
+            audit: Audit::open(&kv, ids.clone())?,
+            blocklist: Blocklist::open(&kv)?,
+            tickets: Tickets::open(&kv, webhooks.tree.clone(), ids.clone())?,
             webhooks,
-            password_links: PasswordLinks::open(&db, sync.clone())?,
-            mail_configs: MailConfigs::open(&db, sync.clone())?,
-            archive: ArchiveCatalog::open(&db, sync.clone(), ids.clone())?,
-            backups: Backups::open(&db, sync.clone(), ids.clone())?,
-            dkim_keys: DkimKeys::open(&db, sync.clone())?,
-            sessions: Sessions::open(&db, sync.clone(), ids.clone())?,
+            password_links: PasswordLinks::open(&kv)?,
+            mail_configs: MailConfigs::open(&kv)?,
+            archive: ArchiveCatalog::open(&kv, ids.clone())?,
+            backups: Backups::open(&kv, ids.clone())?,
+            dkim_keys: DkimKeys::open(&kv)?,
+            sessions: Sessions::open(&kv, ids.clone())?,
+            tokens: Tokens::open(&kv)?,
             ids,
-            db,
-            sync,
+            dir: Arc::new(File::open(dir)?),
+            kv,
             settings,
         })
+    }
+
+    /// API tokens (their digests).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// Console sessions.
@@ -266,29 +328,15 @@ impl Store {
         self.set_setting("org_settings", &raw)
     }
 
-    /// Opens (or creates) a named tree.
-    pub fn tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
-    }
-
-    /// A named tree, only if it exists (the spool of earlier versions kept its records in
-    /// one).
-    pub fn existing_tree(&self, name: &str) -> Result<Option<sled::Tree>, StoreError> {
-        let exists = self
-            .db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == name.as_bytes());
-        match exists {
-            true => Ok(Some(self.db.open_tree(name)?)),
-            false => Ok(None),
-        }
+    /// A named tree, only if it holds records (the spool of earlier versions kept its
+    /// records in one).
+    pub(crate) fn existing_tree(&self, name: &str) -> Result<Option<Tree>, StoreError> {
+        self.kv.existing_tree(name)
     }
 
     /// Drops a named tree and makes that durable.
-    pub fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
-        self.db.drop_tree(name)?;
-        self.flush()
+    pub(crate) fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
+        self.kv.drop_tree(name)
     }
 
     /// Reads a setting.
@@ -299,7 +347,7 @@ impl Store {
     /// Writes a setting and makes it durable.
     pub fn set_setting(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.settings.insert(key, value)?;
-        self.flush()
+        self.kv.flush()
     }
 
     /// Writes the Message-ID records waiting in memory (a run file, synced), and starts
@@ -313,7 +361,7 @@ impl Store {
 
     /// The store's directory, opened again (to watch its file system's free space).
     pub fn dir_handle(&self) -> Result<File, StoreError> {
-        Ok(self.sync.dir.try_clone()?)
+        Ok(self.dir.try_clone()?)
     }
 
     /// Makes every write so far durable: the registry's waiting records (their own run
@@ -321,56 +369,11 @@ impl Store {
     /// blocking thread.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.message_ids.write_pending()?;
-        self.sync.flush()
+        self.kv.flush()
     }
 }
 
-/// How long `open` waits for the lock of a store the same process just closed (sled's
-/// I/O threads may still hold it for a moment: a restart in place, a test reopening).
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Opens the sled database, waiting `LOCK_WAIT` at most for its lock.
-fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        let opened = sled::Config::new()
-            .path(dir)
-            .cache_capacity(256 * 1024 * 1024)
-            .flush_every_ms(None)
-            .open();
-        match opened {
-            Err(sled::Error::Io(e))
-                if e.to_string().contains("could not acquire lock")
-                    && started.elapsed() < LOCK_WAIT =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            other => return Ok(other?),
-        }
-    }
-}
-
-/// Makes the store durable: sled's buffers, then `syncfs(2)` on the store directory's file
-/// system (data, metadata and the disk cache).
-#[derive(Clone)]
-pub(crate) struct Syncer {
-    db: sled::Db,
-    dir: Arc<File>,
-}
-
-impl Syncer {
-    pub(crate) fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        // SAFETY: `dir` is an open file descriptor for the whole call; syncfs only reads it.
-        let ret = unsafe { libc::syncfs(self.dir.as_raw_fd()) };
-        match ret {
-            0 => Ok(()),
-            _ => Err(StoreError::Sync(std::io::Error::last_os_error())),
-        }
-    }
-}
-
-fn check_schema(settings: &sled::Tree) -> Result<(), StoreError> {
+fn check_schema(settings: &Tree) -> Result<(), StoreError> {
     match settings.get("schema_version")? {
         None => {
             settings.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
@@ -378,7 +381,7 @@ fn check_schema(settings: &sled::Tree) -> Result<(), StoreError> {
         }
         Some(raw) => {
             let bytes: [u8; 4] = raw
-                .as_ref()
+                .as_slice()
                 .try_into()
                 .map_err(|_| StoreError::Corrupt("schema_version".into()))?;
             let found = u32::from_be_bytes(bytes);
@@ -400,6 +403,6 @@ impl Store {
     /// A floor for ids handed out by earlier versions from sled's counter (the spool's
     /// queue ids, before the spool kept its own): above every one of them sled persisted.
     pub fn legacy_id_floor(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()? + 1)
+        self.kv.legacy_id_floor()
     }
 }

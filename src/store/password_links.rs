@@ -1,7 +1,8 @@
 //! "Set your password" links (SPEC §7): a single-use token per link, kept only as its
 //! SHA-256 digest with the user it is for and when it expires. Using a link removes it.
 
-use super::{StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// What a link is for.
@@ -15,15 +16,15 @@ pub struct PasswordLink {
 /// The links tree, keyed by the token's hex SHA-256 digest.
 #[derive(Clone)]
 pub struct PasswordLinks {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
 }
 
 impl PasswordLinks {
-    pub(super) fn open(db: &sled::Db, sync: Syncer) -> Result<PasswordLinks, StoreError> {
+    pub(super) fn open(kv: &Kv) -> Result<PasswordLinks, StoreError> {
         Ok(PasswordLinks {
-            tree: db.open_tree("password_links")?,
-            sync,
+            tree: kv.open_tree("password_links")?,
+            kv: kv.clone(),
         })
     }
 
@@ -31,7 +32,7 @@ impl PasswordLinks {
     pub fn create(&self, digest: &str, link: &PasswordLink) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(link).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.tree.insert(digest.as_bytes(), raw)?;
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// The link stored under `digest`, if it exists and has not expired at `now`.
@@ -49,7 +50,7 @@ impl PasswordLinks {
     pub fn take(&self, digest: &str, now: u64) -> Result<Option<PasswordLink>, StoreError> {
         let link = self.get(digest, now)?;
         let removed = self.tree.remove(digest.as_bytes())?;
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(link.filter(|_| removed.is_some()))
     }
 }

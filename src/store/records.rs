@@ -2,6 +2,7 @@
 //! keep several kinds of record side by side: the key layout (a prefix, then big-endian
 //! numbers or text, so scans run in id order) and the codec.
 
+use super::kv::Tree;
 use super::StoreError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -32,7 +33,7 @@ pub(super) fn decode<T: DeserializeOwned>(raw: &[u8], what: &str) -> Result<T, S
 
 /// The record at `key`, if any.
 pub(super) fn get<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     key: &[u8],
     what: &str,
 ) -> Result<Option<T>, StoreError> {
@@ -41,12 +42,12 @@ pub(super) fn get<T: DeserializeOwned>(
 
 /// Every record under `prefix`, in key order.
 pub(super) fn scan<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     prefix: &[u8],
     what: &str,
 ) -> Result<Vec<T>, StoreError> {
-    tree.scan_prefix(prefix)
-        .values()
-        .map(|raw| decode(&raw?, what))
+    tree.scan_prefix(prefix)?
+        .iter()
+        .map(|(_, raw)| decode(raw, what))
         .collect()
 }

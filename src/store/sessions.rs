@@ -4,7 +4,8 @@
 //! listed and revoked through its numeric id.
 
 use super::ids::Ids;
-use super::{StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::StoreError;
 use serde::{Deserialize, Serialize};
 
 /// One console session.
@@ -28,16 +29,16 @@ pub struct Session {
 /// The sessions tree.
 #[derive(Clone)]
 pub struct Sessions {
-    tree: sled::Tree,
-    sync: Syncer,
+    tree: Tree,
+    kv: Kv,
     ids: Ids,
 }
 
 impl Sessions {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Sessions, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Sessions, StoreError> {
         Ok(Sessions {
-            tree: db.open_tree("console_sessions")?,
-            sync,
+            tree: kv.open_tree("console_sessions")?,
+            kv: kv.clone(),
             ids,
         })
     }
@@ -46,7 +47,7 @@ impl Sessions {
     pub fn create(&self, digest: &str, mut session: Session) -> Result<Session, StoreError> {
         session.id = self.ids.next()?;
         self.tree.insert(digest.as_bytes(), encode(&session)?)?;
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(session)
     }
 
@@ -62,14 +63,13 @@ impl Sessions {
     /// Ends the session stored under `digest` (logout); durable on return.
     pub fn remove(&self, digest: &str) -> Result<(), StoreError> {
         self.tree.remove(digest.as_bytes())?;
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// `user`'s sessions still valid at `now`, oldest first.
     pub fn of_user(&self, user: u64, now: u64) -> Result<Vec<Session>, StoreError> {
         let mut found = Vec::new();
-        for entry in self.tree.iter() {
-            let (_, raw) = entry?;
+        for (_, raw) in self.tree.iter()? {
             let session = decode(&raw)?;
             if session.user == user && session.expires_at > now {
                 found.push(session);
@@ -84,8 +84,7 @@ impl Sessions {
     /// durable on return.
     pub fn revoke(&self, user: u64, id: Option<u64>, now: u64) -> Result<usize, StoreError> {
         let mut ended = 0;
-        for entry in self.tree.iter() {
-            let (key, raw) = entry?;
+        for (key, raw) in self.tree.iter()? {
             let session = decode(&raw)?;
             let chosen = session.user == user && id.is_none_or(|id| id == session.id);
             if chosen || session.expires_at <= now {
@@ -93,7 +92,7 @@ impl Sessions {
                 ended += usize::from(chosen && session.expires_at > now);
             }
         }
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(ended)
     }
 }

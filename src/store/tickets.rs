@@ -4,17 +4,29 @@
 //! finds its mark and creates nothing twice).
 //!
 //! Everything lives in one tree under key prefixes, so one change — ticket, article,
-//! attachments, index entries and the mark — is one atomic `sled::Batch` and one sync.
-//! Writers are serialised by a mutex (a ticket is read, changed and written back); reads
-//! take no lock. It decides nothing: the `inbound` module says what a message becomes.
+//! attachments, index entries, the mark and the webhook deliveries it causes — is one
+//! atomic commit and one sync.
+//!
+//! A change is a read-modify-write checked optimistically, so it holds across nodes that
+//! share the store: the point reads `build` makes (a ticket, a mark, a Message-ID's
+//! ticket) are recorded, and the commit applies only if each still holds what was read;
+//! otherwise `build` runs again on the store as it is now. So the same message delivered
+//! to two nodes at once makes one ticket: the second commit finds the first one's mark.
+//! Writers of one process are also serialised by a mutex, so they never retry against
+//! each other. Reads take no lock. It decides nothing: the `inbound` module says what a
+//! message becomes.
 
-use super::records::{encode, get, key, scan, text_key};
+use super::kv::{holds, Batch, Condition, Kv, Tree};
+use super::records::{decode, encode, key, scan, text_key};
 use super::webhooks::{write_into, Delivery};
-use super::{ids::Ids, StoreError, Syncer};
+use super::{ids::Ids, StoreError};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use sled::transaction::{TransactionError, Transactional};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+/// How often a change is tried again after another node changed what it read.
+const RETRIES: usize = 16;
 
 const TICKET: &[u8] = b"t/";
 const ARTICLE: &[u8] = b"a/";
@@ -169,11 +181,13 @@ pub struct Change {
 #[derive(Clone)]
 pub struct Tickets {
     ids: Ids,
-    tree: sled::Tree,
+    tree: Tree,
     /// The webhooks tree, for deliveries queued with a change.
-    hooks: sled::Tree,
-    sync: Syncer,
+    hooks: Tree,
+    kv: Kv,
     writer: Arc<Mutex<()>>,
+    /// While `build` of a change runs: the point reads it made, as conditions of its commit.
+    reads: Option<Arc<Mutex<Vec<Condition>>>>,
     /// Set once any ticket exists (never cleared): lets the submission path skip threading
     /// work on installations without a helpdesk.
     any: Arc<AtomicBool>,
@@ -190,19 +204,19 @@ pub fn ref_key(message_id: &str) -> String {
 
 impl Tickets {
     pub(super) fn open(
-        db: &sled::Db,
-        hooks: sled::Tree,
-        sync: Syncer,
+        kv: &Kv,
+        hooks: Tree,
         ids: Ids,
     ) -> Result<Tickets, StoreError> {
-        let tree = db.open_tree("tickets")?;
-        let any = tree.scan_prefix(TICKET).next().is_some();
+        let tree = kv.open_tree("tickets")?;
+        let any = tree.has_prefix(TICKET)?;
         Ok(Tickets {
             ids,
             tree,
             hooks,
-            sync,
+            kv: kv.clone(),
             writer: Arc::default(),
+            reads: None,
             any: Arc::new(AtomicBool::new(any)),
         })
     }
@@ -218,83 +232,112 @@ impl Tickets {
     }
 
     /// Runs `build` and writes the change it returns in one transaction, made durable
-    /// before return. `build` sees the store as it is (no other writer runs meanwhile), so a
-    /// read-modify-write of a ticket is never lost. Blocking.
+    /// before return. The change is written only if what `build` read is unchanged (no
+    /// writer of this process runs meanwhile; a writer on another node makes `build` run
+    /// again), so a read-modify-write of a ticket is never lost. Blocking.
     pub fn change<E: From<StoreError>>(
         &self,
-        build: impl FnOnce(&Tickets) -> Result<Change, E>,
+        build: impl Fn(&Tickets) -> Result<Change, E>,
     ) -> Result<Change, E> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let change = build(self)?;
-        self.write(&change)?;
-        Ok(change)
+        for _ in 0..RETRIES {
+            let reads = Arc::new(Mutex::new(Vec::new()));
+            let view = Tickets {
+                reads: Some(reads.clone()),
+                ..self.clone()
+            };
+            let change = build(&view)?;
+            let conditions = std::mem::take(&mut *reads.lock().unwrap_or_else(|p| p.into_inner()));
+            if self.write(&change, &conditions)? {
+                return Ok(change);
+            }
+        }
+        Err(StoreError::Task("a ticket change kept meeting changes made elsewhere".into()).into())
     }
 
-    fn write(&self, change: &Change) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+    /// The raw record at `key`, recorded as a condition while a change is built.
+    fn read(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let raw = self.tree.get(key)?;
+        if let Some(reads) = &self.reads {
+            let condition = holds(&self.tree, key, raw.as_deref());
+            reads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(condition);
+        }
+        Ok(raw)
+    }
+
+    fn record<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        self.read(key)?.map(|raw| decode(&raw, WHAT)).transpose()
+    }
+
+    /// Writes `change` if every condition holds; whether it did.
+    fn write(&self, change: &Change, conditions: &[Condition]) -> Result<bool, StoreError> {
+        let mut batch = Batch::default();
+        let mut conditions = conditions.to_vec();
         if let Some(ticket) = &change.ticket {
-            self.any.store(true, Ordering::Release);
-            batch.insert(key(TICKET, &[ticket.id]), encode(ticket)?);
+            batch.insert(&self.tree, key(TICKET, &[ticket.id]), encode(ticket)?);
             // A Message-ID keeps the ticket it was first recorded for: a later message that
             // reuses it cannot take the thread over.
             for id in &change.refs {
                 let index = text_key(REF, &ref_key(id));
                 if !self.tree.contains_key(&index)? {
-                    batch.insert(index, &ticket.id.to_be_bytes());
+                    conditions.push(holds(&self.tree, &index, None));
+                    batch.insert(&self.tree, index, ticket.id.to_be_bytes());
                 }
             }
         }
         if let Some((article, files)) = &change.article {
             batch.insert(
+                &self.tree,
                 key(ARTICLE, &[article.ticket, article.id]),
                 encode(article)?,
             );
             for (n, bytes) in files.iter().enumerate() {
-                batch.insert(key(FILE, &[article.id, n as u64]), bytes.as_slice());
+                batch.insert(&self.tree, key(FILE, &[article.id, n as u64]), bytes);
             }
         }
         if let Some(item) = &change.knowledge {
-            batch.insert(key(KNOWLEDGE, &[item.id]), encode(item)?);
+            batch.insert(&self.tree, key(KNOWLEDGE, &[item.id]), encode(item)?);
         }
         for (mark, done) in &change.marks {
-            batch.insert(text_key(DONE, mark), encode(done)?);
+            let at = text_key(DONE, mark);
+            conditions.push(holds(&self.tree, &at, self.tree.get(&at)?.as_deref()));
+            batch.insert(&self.tree, at, encode(done)?);
         }
-        let mut queued = sled::Batch::default();
         for delivery in &change.deliveries {
-            write_into(&mut queued, delivery)?;
+            write_into(&mut batch, &self.hooks, delivery)?;
         }
-        (&self.tree, &self.hooks)
-            .transaction(|(tickets, hooks)| {
-                tickets.apply_batch(&batch)?;
-                hooks.apply_batch(&queued)?;
-                Ok(())
-            })
-            .map_err(|error: TransactionError<()>| match error {
-                TransactionError::Storage(error) => StoreError::Sled(error),
-                TransactionError::Abort(()) => StoreError::Task("ticket change aborted".into()),
-            })?;
-        self.sync.flush()
+        if !self.kv.commit(batch, &conditions)? {
+            return Ok(false);
+        }
+        if change.ticket.is_some() {
+            self.any.store(true, Ordering::Release);
+        }
+        self.kv.flush()?;
+        Ok(true)
     }
 
     /// What was done for the idempotence mark `mark`, if anything.
     pub fn done(&self, mark: &str) -> Result<Option<Done>, StoreError> {
-        get(&self.tree, &text_key(DONE, mark), WHAT)
+        self.record(&text_key(DONE, mark))
     }
 
     /// The ticket a Message-ID was recorded for.
     pub fn ticket_of(&self, message_id: &str) -> Result<Option<u64>, StoreError> {
-        let Some(raw) = self.tree.get(text_key(REF, &ref_key(message_id)))? else {
+        let Some(raw) = self.read(&text_key(REF, &ref_key(message_id)))? else {
             return Ok(None);
         };
         let bytes: [u8; 8] = raw
-            .as_ref()
+            .as_slice()
             .try_into()
             .map_err(|_| StoreError::Corrupt("ticket reference".into()))?;
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Ticket>, StoreError> {
-        get(&self.tree, &key(TICKET, &[id]), WHAT)
+        self.record(&key(TICKET, &[id]))
     }
 
     /// Every ticket, oldest first.
@@ -309,7 +352,7 @@ impl Tickets {
 
     /// The bytes of attachment `n` of article `article`.
     pub fn attachment(&self, article: u64, n: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(key(FILE, &[article, n]))?.map(|v| v.to_vec()))
+        self.tree.get(key(FILE, &[article, n]))
     }
 
     /// Every knowledge item, oldest first.
@@ -320,26 +363,26 @@ impl Tickets {
     /// Deletes tickets with everything recorded for them; durable on return.
     pub fn delete(&self, ids: &[u64]) -> Result<(), StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for &id in ids {
             let Some(ticket) = self.get(id)? else {
                 continue;
             };
             for article in self.articles(id)? {
                 for n in 0..article.attachments.len() as u64 {
-                    batch.remove(key(FILE, &[article.id, n]));
+                    batch.remove(&self.tree, key(FILE, &[article.id, n]));
                 }
-                batch.remove(key(ARTICLE, &[id, article.id]));
+                batch.remove(&self.tree, key(ARTICLE, &[id, article.id]));
             }
             for message_id in &ticket.message_ids {
                 let index = text_key(REF, &ref_key(message_id));
                 if self.tree.get(&index)?.as_deref() == Some(&id.to_be_bytes()[..]) {
-                    batch.remove(index);
+                    batch.remove(&self.tree, index);
                 }
             }
-            batch.remove(key(TICKET, &[id]));
+            batch.remove(&self.tree, key(TICKET, &[id]));
         }
-        self.tree.apply_batch(batch)?;
-        self.sync.flush()
+        self.kv.commit(batch, &[])?;
+        self.kv.flush()
     }
 }

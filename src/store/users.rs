@@ -3,7 +3,8 @@
 //! Secrets are stored only as an argon2id PHC string (human passwords) or a SHA-256 digest
 //! (high-entropy secrets of `system` principals); verifying them is `policy`'s job.
 
-use super::{ids::Ids, StoreError, Syncer};
+use super::kv::{Kv, Tree};
+use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 
 /// What kind of principal a user is.
@@ -88,9 +89,9 @@ pub struct NewUser {
 #[derive(Clone)]
 pub struct Users {
     ids: Ids,
-    sync: Syncer,
-    by_id: sled::Tree,
-    by_login: sled::Tree,
+    kv: Kv,
+    by_id: Tree,
+    by_login: Tree,
 }
 
 /// Logins compare case-insensitively.
@@ -99,12 +100,12 @@ pub fn login_key(login: &str) -> String {
 }
 
 impl Users {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Users, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Users, StoreError> {
         Ok(Users {
             ids,
-            sync,
-            by_id: db.open_tree("users")?,
-            by_login: db.open_tree("users_by_login")?,
+            kv: kv.clone(),
+            by_id: kv.open_tree("users")?,
+            by_login: kv.open_tree("users_by_login")?,
         })
     }
 
@@ -130,16 +131,14 @@ impl Users {
             reactivated_at_ms: None,
         };
         let raw = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let claimed = self.by_login.compare_and_swap(
-            key.as_bytes(),
-            None as Option<&[u8]>,
-            Some(&id.to_be_bytes()),
-        )?;
-        if claimed.is_err() {
+        let claimed =
+            self.by_login
+                .compare_and_swap(key.as_bytes(), None, Some(&id.to_be_bytes()))?;
+        if !claimed {
             return Err(StoreError::Conflict(format!("login {:?}", user.login)));
         }
         self.by_id.insert(id.to_be_bytes(), raw)?;
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(user)
     }
 
@@ -154,9 +153,9 @@ impl Users {
     /// Every user, by id.
     pub fn all(&self) -> Result<Vec<User>, StoreError> {
         self.by_id
+            .values()?
             .iter()
-            .values()
-            .map(|raw| decode(&raw?))
+            .map(|raw| decode(raw))
             .collect()
     }
 
@@ -164,7 +163,7 @@ impl Users {
     pub fn update(&self, user: &User) -> Result<(), StoreError> {
         let raw = serde_json::to_vec(user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.by_id.insert(user.id.to_be_bytes(), raw)?;
-        self.sync.flush()
+        self.kv.flush()
     }
 
     /// Finds a user by login (case-insensitive).

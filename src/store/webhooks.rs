@@ -8,7 +8,8 @@
 //! them (`Tickets::change`), through `write_into`.
 
 use super::records::{encode, get, key, scan};
-use super::{ids::Ids, StoreError, Syncer};
+use super::kv::{Batch, Kv, Tree};
+use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 
 const HOOK: &[u8] = b"h/";
@@ -69,25 +70,29 @@ pub struct Delivery {
 #[derive(Clone)]
 pub struct Webhooks {
     ids: Ids,
-    pub(super) tree: sled::Tree,
-    sync: Syncer,
+    pub(super) tree: Tree,
+    kv: Kv,
 }
 
 /// Adds the entries that store `delivery` (and index it while pending) to `batch`.
-pub(super) fn write_into(batch: &mut sled::Batch, delivery: &Delivery) -> Result<(), StoreError> {
-    batch.insert(key(DELIVERY, &[delivery.id]), encode(delivery)?);
+pub(super) fn write_into(
+    batch: &mut Batch,
+    tree: &Tree,
+    delivery: &Delivery,
+) -> Result<(), StoreError> {
+    batch.insert(tree, key(DELIVERY, &[delivery.id]), encode(delivery)?);
     if delivery.status == DeliveryStatus::Pending {
-        batch.insert(key(DUE, &[delivery.next_at, delivery.id]), Vec::new());
+        batch.insert(tree, key(DUE, &[delivery.next_at, delivery.id]), []);
     }
     Ok(())
 }
 
 impl Webhooks {
-    pub(super) fn open(db: &sled::Db, sync: Syncer, ids: Ids) -> Result<Webhooks, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<Webhooks, StoreError> {
         Ok(Webhooks {
             ids,
-            tree: db.open_tree("webhooks")?,
-            sync,
+            tree: kv.open_tree("webhooks")?,
+            kv: kv.clone(),
         })
     }
 
@@ -100,7 +105,7 @@ impl Webhooks {
     pub fn create(&self, mut hook: Webhook) -> Result<Webhook, StoreError> {
         hook.id = self.next_id()?;
         self.tree.insert(key(HOOK, &[hook.id]), encode(&hook)?)?;
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(hook)
     }
 
@@ -123,7 +128,7 @@ impl Webhooks {
             }
             self.tree.remove(key(DELIVERY, &[delivery.id]))?;
         }
-        self.sync.flush()?;
+        self.kv.flush()?;
         Ok(existed)
     }
 
@@ -142,8 +147,8 @@ impl Webhooks {
     /// removed instead of being returned.
     pub fn due(&self, now: u64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.tree.scan_prefix(DUE) {
-            let (index, _) = entry?;
+        let end = key(DUE, &[now.saturating_add(1)]);
+        for (index, _) in self.tree.range(DUE, Some(&end), false, usize::MAX)? {
             let (at, id) = (number(&index, 2)?, number(&index, 10)?);
             if at > now || out.len() >= limit {
                 break;
@@ -160,23 +165,26 @@ impl Webhooks {
 
     /// When the earliest pending delivery is due (Unix ms), if any is pending.
     pub fn next_due(&self) -> Result<Option<u64>, StoreError> {
-        let Some(entry) = self.tree.scan_prefix(DUE).next() else {
+        let first = self.tree.range(DUE, None, false, 1)?;
+        let Some((index, _)) = first.first() else {
             return Ok(None);
         };
-        let (index, _) = entry?;
+        if !index.starts_with(DUE) {
+            return Ok(None);
+        }
         Ok(Some(number(&index, 2)?))
     }
 
     /// Replaces `before` by `after` (an attempt's outcome), keeping the due index right;
     /// durable on return.
     pub fn update(&self, before: &Delivery, after: &Delivery) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         if before.status == DeliveryStatus::Pending {
-            batch.remove(key(DUE, &[before.next_at, before.id]));
+            batch.remove(&self.tree, key(DUE, &[before.next_at, before.id]));
         }
-        write_into(&mut batch, after)?;
-        self.tree.apply_batch(batch)?;
-        self.sync.flush()
+        write_into(&mut batch, &self.tree, after)?;
+        self.kv.commit(batch, &[])?;
+        self.kv.flush()
     }
 }
 
@@ -216,9 +224,9 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let hooks = store.webhooks();
         let first = pending(7, 100);
-        let mut batch = sled::Batch::default();
-        write_into(&mut batch, &first).unwrap();
-        hooks.tree.apply_batch(batch).unwrap();
+        let mut batch = Batch::default();
+        write_into(&mut batch, &hooks.tree, &first).unwrap();
+        hooks.kv.commit(batch, &[]).unwrap();
         // Two retries raced from the same `before`: the second left the first's entry.
         hooks.update(&first, &pending(7, 200)).unwrap();
         let mut delivered = pending(7, 300);

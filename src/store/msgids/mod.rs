@@ -19,6 +19,7 @@
 mod runs;
 
 use self::runs::{Entry, Key, Run, ENTRY, FAN_IN, KEY};
+use super::kv::{Kv, Tree};
 use super::StoreError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,7 +44,7 @@ pub struct MessageRecord {
 #[derive(Clone)]
 pub struct MessageIds {
     /// Records of versions that kept them in sled: read, never written.
-    legacy: sled::Tree,
+    legacy: Tree,
     dir: PathBuf,
     pending: Arc<Mutex<HashMap<Key, Entry>>>,
     /// The runs on disk, newest first.
@@ -71,13 +72,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl MessageIds {
     /// Opens the registry: the legacy tree of `db` and the runs in `dir` (created).
-    pub(super) fn open(db: &sled::Db, dir: &Path) -> Result<MessageIds, StoreError> {
+    pub(super) fn open(kv: &Kv, dir: &Path) -> Result<MessageIds, StoreError> {
         std::fs::create_dir_all(dir)?;
         let runs = runs::open_all(dir)?;
         // Names never carry u64::MAX (see `runs::parse_name`), so this cannot wrap.
         let next = runs.iter().map(|r| r.max + 1).max().unwrap_or(1);
         Ok(MessageIds {
-            legacy: db.open_tree("message_ids")?,
+            legacy: kv.open_tree("message_ids")?,
             dir: dir.to_path_buf(),
             pending: Arc::default(),
             runs: Arc::new(Mutex::new(runs.into_iter().map(Arc::new).collect())),
