@@ -334,6 +334,13 @@ impl Store {
         self.kv.existing_tree(name)
     }
 
+    /// Opens (or creates) a named tree: for tests that write records the way earlier
+    /// versions did.
+    #[cfg(test)]
+    pub(crate) fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        self.kv.open_tree(name)
+    }
+
     /// Drops a named tree and makes that durable.
     pub(crate) fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
         self.kv.drop_tree(name)
