@@ -91,10 +91,13 @@ pub async fn start_with(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
     let store_dir = config.data_dir.join("store");
-    let store = tokio::task::spawn_blocking(move || Store::open(&store_dir)).await??;
+    let store_config = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || Store::open_config(&store_config, &store_dir))
+        .await??;
     let metrics = Metrics::new();
     let (admin, new_admin_token) = AdminToken::init(&store, admin_token.as_deref())?;
     let policy = Policy::load(store.clone(), &config.default_upstream)?;
+    crate::policy::watch::spawn(&policy, store.clone(), metrics.clone())?;
     let spool_dir = config.data_dir.join("spool");
     let (spool, new_ids) = Spool::open(
         store.clone(),

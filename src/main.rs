@@ -1,5 +1,6 @@
 //! The `postern` command: `serve` runs the gateway, `check-config` validates a
-//! configuration file, `admin` drives the control API. Sets up logging, loads the config, runs the app until SIGTERM or
+//! configuration file, `admin` drives the control API, `store copy` moves the control
+//! state into PostgreSQL. Sets up logging, loads the config, runs the app until SIGTERM or
 //! ctrl-c.
 
 use anyhow::Context;
@@ -39,6 +40,22 @@ enum Command {
         #[arg(long, short, env = "POSTERN_CONFIG")]
         config: Option<PathBuf>,
     },
+    /// Work on the control-state store directly (with the gateway stopped).
+    #[command(subcommand)]
+    Store(StoreCommand),
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy the embedded store (data_dir/store) into an empty PostgreSQL database,
+    /// verified by counts; then set `[store] backend = "postgres"`.
+    Copy {
+        #[arg(long, short, env = "POSTERN_CONFIG")]
+        config: Option<PathBuf>,
+        /// The target database, e.g. postgres://postern@127.0.0.1:5432/postern
+        #[arg(long)]
+        to: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -51,6 +68,10 @@ fn main() -> anyhow::Result<()> {
         Command::CheckConfig { config } => {
             init_logging(std::io::stderr);
             check_config(config)
+        }
+        Command::Store(StoreCommand::Copy { config, to }) => {
+            init_logging(std::io::stderr);
+            store_copy(config, to)
         }
         Command::Serve { config } => {
             // A line or two per message: written by a thread of their own (`logging`).
@@ -123,6 +144,27 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     println!("api      {}", config.api.bind);
     println!("configuration OK");
+    Ok(())
+}
+
+/// `postern store copy`: the sled store of the configuration into the database `to`.
+fn store_copy(path: Option<PathBuf>, to: String) -> anyhow::Result<()> {
+    use postern::config::{StoreBackend, StoreConfig};
+    use postern::store::Store;
+    let config = postern::config::load(path.as_deref()).context("configuration is invalid")?;
+    let dir = config.data_dir.join("store");
+    anyhow::ensure!(dir.exists(), "no store at {}", dir.display());
+    let from = Store::open(&dir).with_context(|| format!("opening {}", dir.display()))?;
+    let target = StoreConfig {
+        backend: StoreBackend::Postgres,
+        url: to,
+        ..config.store.clone()
+    };
+    let into = Store::open_config(&target, &dir).context("opening the target database")?;
+    for copied in postern::store::copy(&from, &into)? {
+        println!("{:<16} {:>10}", copied.tree, copied.records);
+    }
+    println!("copied and verified; now set [store] backend = \"postgres\" and url");
     Ok(())
 }
 

@@ -117,6 +117,8 @@ pub struct Metrics {
     pub messages_accepted: Counter,
     pub message_bytes: Counter,
     pub spool_depth: Gauge,
+    /// Seconds since this node's policy snapshot was last known to match the store.
+    pub snapshot_age: Gauge,
     delivered: Counter,
     deferred: Counter,
     bounced: Counter,
@@ -159,6 +161,8 @@ impl Metrics {
             messages_accepted: counter(&recorder, "postern_messages_accepted_total", vec![]),
             message_bytes: counter(&recorder, "postern_message_bytes_total", vec![]),
             spool_depth: recorder.register_gauge(&key("postern_spool_depth", vec![]), &META),
+            snapshot_age: recorder
+                .register_gauge(&key("postern_policy_snapshot_age_seconds", vec![]), &META),
             delivered: outcome("delivered"),
             deferred: outcome("deferred"),
             bounced: outcome("bounced"),
@@ -242,6 +246,11 @@ fn describe(recorder: &PrometheusRecorder) {
         "postern_smtp_sessions_active".into(),
         None,
         "Open SMTP sessions".into(),
+    );
+    recorder.describe_gauge(
+        "postern_policy_snapshot_age_seconds".into(),
+        Some(Unit::Seconds),
+        "Time since this node's policy snapshot was last known current (0 on one node)".into(),
     );
     recorder.describe_gauge(
         "postern_spool_depth".into(),

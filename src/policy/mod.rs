@@ -18,6 +18,7 @@ mod decide;
 mod explain;
 mod hasher;
 mod snapshot;
+pub mod watch;
 
 pub use credentials::{
     digest_matches, digest_secret, hash_password, new_secret, principal, Credentials,

@@ -1,6 +1,8 @@
 //! The policy snapshot: an immutable picture of users, roles, accounts, settings and the
-//! blocklist with O(1) lookups, rebuilt after the store changes (lazily, by the first
-//! reader) and swapped atomically (`ArcSwap`). Decisions read one snapshot and never await.
+//! blocklist with O(1) lookups, rebuilt after the store changes and swapped atomically
+//! (`ArcSwap`): after a change through this node, lazily by the first reader; after a
+//! change by another node sharing the store, by the watcher (`watch`), off the SMTP path.
+//! Decisions read one snapshot and never await.
 
 use super::address::{domain_key, Address};
 use super::PolicyError;
@@ -326,6 +328,16 @@ impl Policy {
     /// Records a change of the store; call after every change.
     pub fn reload(&self) -> Result<(), PolicyError> {
         self.changes.fetch_add(1, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Rebuilds the snapshot from the store now (another node changed it). Blocking.
+    pub fn rebuild(&self) -> Result<(), PolicyError> {
+        let _one_at_a_time = self.rebuild.lock().unwrap_or_else(|p| p.into_inner());
+        let covers = self.changes.load(Ordering::Acquire);
+        let snapshot = read(&self.store)?;
+        self.current.store(Arc::new(snapshot));
+        self.built.fetch_max(covers, Ordering::AcqRel);
         Ok(())
     }
 

@@ -264,9 +264,7 @@ impl Accounts {
     }
 
     pub fn all(&self) -> Result<Vec<Account>, StoreError> {
-        self.tree.values()?
-            .iter()
-            .map(|raw| decode(raw)).collect()
+        self.tree.values()?.iter().map(|raw| decode(raw)).collect()
     }
 
     /// What makes each account unique (name, addresses, the default flag, the upstream),

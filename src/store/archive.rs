@@ -9,8 +9,8 @@
 //! messages; `u` + user id + batch number → nothing (the batches holding a user's mail,
 //! for backups).
 
-use super::records::{decode, encode, get, key};
 use super::kv::{Batch, Kv, Tree};
+use super::records::{decode, encode, get, key};
 use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -83,10 +83,7 @@ pub struct ArchiveCatalog {
 }
 
 impl ArchiveCatalog {
-    pub(super) fn open(
-        kv: &Kv,
-        ids: Ids,
-    ) -> Result<ArchiveCatalog, StoreError> {
+    pub(super) fn open(kv: &Kv, ids: Ids) -> Result<ArchiveCatalog, StoreError> {
         Ok(ArchiveCatalog {
             ids,
             tree: kv.open_tree("archive")?,

@@ -4,8 +4,8 @@
 //!
 //! Keys: `b` + backup id → the job; `i` + backup id + queue id → one message of it.
 
-use super::records::{encode, get, key, scan};
 use super::kv::{Batch, Kv, Tree};
+use super::records::{encode, get, key, scan};
 use super::{ids::Ids, AccountType, Direction, Grantee, StoreError};
 use serde::{Deserialize, Serialize};
 

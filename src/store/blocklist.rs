@@ -72,9 +72,7 @@ impl Blocklist {
 
     /// Every entry, in order.
     pub fn all(&self) -> Result<Vec<BlockEntry>, StoreError> {
-        self.tree.values()?
-            .iter()
-            .map(|raw| decode(raw)).collect()
+        self.tree.values()?.iter().map(|raw| decode(raw)).collect()
     }
 }
 

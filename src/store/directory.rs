@@ -92,7 +92,9 @@ impl<T: Named> Directory<T> {
     pub fn create(&self, item: &T) -> Result<(), StoreError> {
         let key = item.name().to_lowercase();
         let raw = encode(item)?;
-        let claimed = self.tree.compare_and_swap(key.as_bytes(), None, Some(&raw))?;
+        let claimed = self
+            .tree
+            .compare_and_swap(key.as_bytes(), None, Some(&raw))?;
         if !claimed {
             return Err(StoreError::Conflict(format!("{:?}", item.name())));
         }
@@ -116,9 +118,7 @@ impl<T: Named> Directory<T> {
 
     /// Every object, by name.
     pub fn all(&self) -> Result<Vec<T>, StoreError> {
-        self.tree.values()?
-            .iter()
-            .map(|raw| decode(raw)).collect()
+        self.tree.values()?.iter().map(|raw| decode(raw)).collect()
     }
 
     /// Removes `name`; true if it existed. Durable on return.

@@ -7,8 +7,8 @@
 //!
 //! Keys: the domain, a `/`, the selector (neither may hold a `/`).
 
-use super::records::{decode, encode, get, text_key};
 use super::kv::{Batch, Kv, Tree};
+use super::records::{decode, encode, get, text_key};
 use super::StoreError;
 use serde::{Deserialize, Serialize};
 
@@ -103,7 +103,11 @@ impl DkimKeys {
             DkimStatus::Active => self.retire_others(&mut batch, key)?,
             _ => None,
         };
-        batch.insert(&self.tree, record_key(&key.domain, &key.selector), encode(key)?);
+        batch.insert(
+            &self.tree,
+            record_key(&key.domain, &key.selector),
+            encode(key)?,
+        );
         self.kv.commit(batch, &[])?;
         self.kv.flush()?;
         Ok(retired)

@@ -2,8 +2,8 @@
 //! user's mail the organisation keeps, its mailbox, when it was saved, and the lock an
 //! administrator puts on it. One record per user id; a user who never saved has none.
 
-use super::records::{decode, encode, get};
 use super::kv::{Kv, Tree};
+use super::records::{decode, encode, get};
 use super::StoreError;
 use serde::{Deserialize, Serialize};
 

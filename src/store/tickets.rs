@@ -203,11 +203,7 @@ pub fn ref_key(message_id: &str) -> String {
 }
 
 impl Tickets {
-    pub(super) fn open(
-        kv: &Kv,
-        hooks: Tree,
-        ids: Ids,
-    ) -> Result<Tickets, StoreError> {
+    pub(super) fn open(kv: &Kv, hooks: Tree, ids: Ids) -> Result<Tickets, StoreError> {
         let tree = kv.open_tree("tickets")?;
         let any = tree.has_prefix(TICKET)?;
         Ok(Tickets {

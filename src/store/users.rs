@@ -152,11 +152,7 @@ impl Users {
 
     /// Every user, by id.
     pub fn all(&self) -> Result<Vec<User>, StoreError> {
-        self.by_id
-            .values()?
-            .iter()
-            .map(|raw| decode(raw))
-            .collect()
+        self.by_id.values()?.iter().map(|raw| decode(raw)).collect()
     }
 
     /// Replaces a user's record (its login may not change); durable on return.

@@ -7,8 +7,8 @@
 //! New deliveries are written in the same transaction as the ticket change that caused
 //! them (`Tickets::change`), through `write_into`.
 
-use super::records::{encode, get, key, scan};
 use super::kv::{Batch, Kv, Tree};
+use super::records::{encode, get, key, scan};
 use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 

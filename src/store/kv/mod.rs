@@ -74,6 +74,11 @@ pub(crate) trait Backend: Send + Sync {
     fn open_tree(&self, name: &str) -> Result<Arc<dyn TreeBackend>, StoreError>;
     /// Tree `name` only if it holds records (the spool of earlier versions).
     fn existing_tree(&self, name: &str) -> Result<Option<Arc<dyn TreeBackend>>, StoreError>;
+    /// The names of the trees that hold records.
+    fn tree_names(&self) -> Result<Vec<String>, StoreError>;
+    /// Makes every id reserved from now on at least `floor` (records copied from another
+    /// store keep their ids).
+    fn ids_above(&self, floor: u64) -> Result<(), StoreError>;
     /// Removes every record of tree `name`.
     fn drop_tree(&self, name: &str) -> Result<(), StoreError>;
     /// Applies `writes` atomically if every condition holds; false (nothing written) if
@@ -155,12 +160,24 @@ impl Kv {
         }))
     }
 
+    pub(crate) fn tree_names(&self) -> Result<Vec<String>, StoreError> {
+        self.0.tree_names()
+    }
+
+    pub(crate) fn ids_above(&self, floor: u64) -> Result<(), StoreError> {
+        self.0.ids_above(floor)
+    }
+
     pub(crate) fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
         self.0.drop_tree(name)
     }
 
     /// Applies `batch` atomically if every condition holds; whether it did.
-    pub(crate) fn commit(&self, batch: Batch, conditions: &[Condition]) -> Result<bool, StoreError> {
+    pub(crate) fn commit(
+        &self,
+        batch: Batch,
+        conditions: &[Condition],
+    ) -> Result<bool, StoreError> {
         if batch.writes.is_empty() && conditions.is_empty() {
             return Ok(true);
         }
@@ -183,7 +200,12 @@ impl Kv {
         self.0.wait_change(seen, timeout)
     }
 
-    pub(crate) fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+    pub(crate) fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
         self.0.lease(name, holder, ttl)
     }
 
@@ -283,9 +305,7 @@ impl Tree {
                     Some(last) => Bound::Excluded(last.as_slice()),
                     None => Bound::Included(prefix),
                 };
-                let to = end
-                    .as_deref()
-                    .map_or(Bound::Unbounded, Bound::Excluded);
+                let to = end.as_deref().map_or(Bound::Unbounded, Bound::Excluded);
                 match self.inner.scan(from, to, false, page.max(1)) {
                     Ok(read) => {
                         done = read.len() < page.max(1);

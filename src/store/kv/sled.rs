@@ -108,6 +108,26 @@ impl Backend for SledKv {
         }
     }
 
+    fn tree_names(&self) -> Result<Vec<String>, StoreError> {
+        let mut names = Vec::new();
+        for name in self.db.tree_names() {
+            let name = String::from_utf8_lossy(&name).into_owned();
+            // sled's default tree is not one of ours.
+            if name != "__sled__default" && !self.tree(&name)?.is_empty() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn ids_above(&self, floor: u64) -> Result<(), StoreError> {
+        let next = self.reserve_ids(1)?;
+        if next < floor {
+            self.reserve_ids(floor - next)?;
+        }
+        Ok(())
+    }
+
     fn drop_tree(&self, name: &str) -> Result<(), StoreError> {
         self.trees
             .lock()

@@ -12,6 +12,12 @@
 //! gateway's CPU per message; a run is one sequential write a second, and merges keep
 //! the number of runs logarithmic. Records an older version kept in sled are still read.
 //!
+//! With several nodes on one shared store, each flush also writes its records to the
+//! backend's shared registry in one round trip (`Backend::record_message_ids`), and a
+//! lookup that finds nothing on this node asks it, so a reply arriving at another node
+//! threads too. If the database cannot be reached, the records stay on this node only
+//! (logged): the flush, and so acceptance, never waits for it to come back.
+//!
 //! An entry is `ENTRY` octets: the first 16 of SHA-256 over the Message-ID as written
 //! (angle brackets and case kept), the account, the ticket, the time, a flags octet
 //! (bit 0: a ticket; bits 1–2: the direction) and the queue id (at most 22 octets).
@@ -45,6 +51,8 @@ pub struct MessageRecord {
 pub struct MessageIds {
     /// Records of versions that kept them in sled: read, never written.
     legacy: Tree,
+    /// The backend, for the registry shared by nodes.
+    kv: Kv,
     dir: PathBuf,
     pending: Arc<Mutex<HashMap<Key, Entry>>>,
     /// The runs on disk, newest first.
@@ -79,6 +87,7 @@ impl MessageIds {
         let next = runs.iter().map(|r| r.max + 1).max().unwrap_or(1);
         Ok(MessageIds {
             legacy: kv.open_tree("message_ids")?,
+            kv: kv.clone(),
             dir: dir.to_path_buf(),
             pending: Arc::default(),
             runs: Arc::new(Mutex::new(runs.into_iter().map(Arc::new).collect())),
@@ -106,10 +115,24 @@ impl MessageIds {
                 return decode(&entry).map(Some);
             }
         }
-        self.legacy
-            .get(message_id.as_bytes())?
-            .map(|raw| serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt(e.to_string())))
-            .transpose()
+        if let Some(raw) = self.legacy.get(message_id.as_bytes())? {
+            return serde_json::from_slice(&raw)
+                .map(Some)
+                .map_err(|e| StoreError::Corrupt(e.to_string()));
+        }
+        if !self.kv.is_shared() {
+            return Ok(None);
+        }
+        match self.kv.message_id(&key)? {
+            Some(raw) => {
+                let entry: Entry = raw
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("shared Message-ID entry".into()))?;
+                decode(&entry).map(Some)
+            }
+            None => Ok(None),
+        }
     }
 
     /// Writes the waiting records as one run and makes it durable; true if there were
@@ -121,6 +144,7 @@ impl MessageIds {
             return Ok(false);
         }
         entries.sort_unstable_by_key(runs::key);
+        self.share(&entries);
         let mut writer = runs::RunWriter::create(&self.dir, 0, *seq, *seq)?;
         for entry in &entries {
             writer.push(entry)?;
@@ -141,6 +165,21 @@ impl MessageIds {
             }
         }
         Ok(true)
+    }
+
+    /// Writes `entries` to the registry shared by nodes, if there is one; a failure is
+    /// logged, and the entries stay this node's.
+    fn share(&self, entries: &[Entry]) {
+        if !self.kv.is_shared() {
+            return;
+        }
+        let pairs: Vec<(Vec<u8>, Vec<u8>)> = entries
+            .iter()
+            .map(|e| (runs::key(e).to_vec(), e.to_vec()))
+            .collect();
+        if let Err(error) = self.kv.record_message_ids(&pairs) {
+            tracing::warn!(%error, records = pairs.len(), "cannot share Message-ID records with the other nodes; they stay on this node");
+        }
     }
 
     /// Merges full levels on a thread of its own, so flushes go on meanwhile; not while
