@@ -219,6 +219,7 @@ async fn a_backup_cut_by_a_crash_runs_again_and_one_missing_mail_fails() {
         .unwrap();
         // And moe's archive names a message whose bytes are gone.
         let lost = ArchivedMessage {
+            node: String::new(),
             id: u64::MAX - 1,
             direction: Direction::Outbound,
             owners: vec![moe],

@@ -222,6 +222,10 @@ pub async fn raw(
 fn problem(error: ArchiveError) -> Problem {
     match error {
         ArchiveError::Store(store) => store.into(),
+        elsewhere @ ArchiveError::OnNode { .. } => Problem::new(
+            axum::http::StatusCode::MISDIRECTED_REQUEST,
+            elsewhere.to_string(),
+        ),
         other => Problem::internal(other),
     }
 }

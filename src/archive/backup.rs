@@ -173,6 +173,14 @@ impl Runner {
         let mut out = BufWriter::new(File::create(part)?);
         let mut items = Vec::with_capacity(selected.len());
         for message in selected {
+            // A job runs on one node and reads that node's journal: the job fails and
+            // says which node holds the message (run the job there, or bring it up).
+            if !message.is_on(self.catalog.store.node()) {
+                return Err(ArchiveError::OnNode {
+                    id: message.id,
+                    node: message.node,
+                });
+            }
             let e = message.extent;
             let bytes = self
                 .catalog

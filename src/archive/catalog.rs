@@ -141,6 +141,7 @@ impl Catalog {
             .unwrap_or_default();
         Ok(ArchivedMessage {
             id: meta.id,
+            node: self.store.node().to_string(),
             direction: match meta.upstream == crate::inbound::UPSTREAM {
                 true => Direction::Inbound,
                 false => Direction::Outbound,

@@ -35,4 +35,6 @@ pub enum ArchiveError {
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Failed(String),
+    #[error("message {id} is kept in the spool of node {node}: read it through that node")]
+    OnNode { id: u64, node: String },
 }

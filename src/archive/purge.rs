@@ -42,15 +42,19 @@ pub fn purge(catalog: &Catalog, now: u64) -> Result<usize, ArchiveError> {
     if busy {
         return Ok(0);
     }
+    // Each node purges the messages whose bytes lie in its own journal.
+    let node = store.node();
     let ended = |m: &ArchivedMessage| {
-        m.expires_at.is_some_and(|at| at <= now) && catalog.spool.is_retired(m.extent.seg)
+        m.is_on(node)
+            && m.expires_at.is_some_and(|at| at <= now)
+            && catalog.spool.is_retired(m.extent.seg)
     };
     let mut expired: Vec<ArchivedMessage> = Vec::new();
     let mut remaining: HashMap<u32, usize> = HashMap::new();
     for batch in store.archive().batches() {
         let (seq, messages) = batch?;
         let (gone, left): (Vec<_>, Vec<_>) = messages.iter().cloned().partition(|m| ended(m));
-        for message in &left {
+        for message in left.iter().filter(|m| m.is_on(node)) {
             *remaining.entry(message.extent.seg).or_default() += 1;
         }
         if !gone.is_empty() {

@@ -94,6 +94,12 @@ pub fn raw(
     else {
         return Ok(None);
     };
+    if !message.is_on(catalog.store.node()) {
+        return Err(ArchiveError::OnNode {
+            id,
+            node: message.node,
+        });
+    }
     let e = message.extent;
     let bytes = catalog.spool.read_kept(e.seg, e.offset, e.len)?;
     Ok(Some((message, bytes)))
@@ -136,6 +142,7 @@ mod tests {
     fn message(id: u64, mail_from: &str, rcpt: &str) -> ArchivedMessage {
         ArchivedMessage {
             id,
+            node: String::new(),
             direction: Direction::Outbound,
             owners: vec![7],
             account: Some(3),

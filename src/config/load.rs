@@ -19,6 +19,9 @@ pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
     if config.hostname.is_empty() {
         config.hostname = system_hostname();
     }
+    if config.store.node.is_empty() {
+        config.store.node = config.hostname.clone();
+    }
     Ok(config)
 }
 
@@ -53,6 +56,12 @@ fn validate(config: &Config) -> Result<(), ConfigError> {
     }
     validate_webhooks(config)?;
     validate_console(config)?;
+    if config.store.backend == super::StoreBackend::Postgres && config.store.url.is_empty() {
+        return Err(ConfigError::invalid(
+            "store.url",
+            "is required with backend = \"postgres\"",
+        ));
+    }
     if config.archive.purge_interval_secs == 0 {
         return Err(ConfigError::invalid(
             "archive.purge_interval_secs",

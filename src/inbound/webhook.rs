@@ -5,6 +5,11 @@
 //! after which it is dead. Every outcome is durable before the next attempt, so a restart
 //! resumes where it stopped; a delivery may be sent twice after a crash (receivers
 //! deduplicate on `X-Postern-Delivery`).
+//!
+//! With several nodes on one store, every node runs a dispatcher; a node attempts a
+//! delivery only under its lease (`Store::lease`, expiring on the database's clock), so
+//! one node calls at a time, and a node that dies mid-call leaves it to another once the
+//! lease has run out.
 
 use crate::config::WebhookConfig;
 use crate::net::http::{parse_url, Client};
@@ -15,6 +20,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
+
+/// Seconds a delivery's lease outlasts the call's timeout.
+const LEASE_MARGIN_SECS: u64 = 30;
+
+/// The due deliveries this node may attempt: those whose lease it took (no other node
+/// is attempting them), still pending as read once the lease was held (another node may
+/// have attempted one meanwhile).
+fn claim(store: &Store, due: Vec<Delivery>, ttl: Duration) -> Result<Vec<Delivery>, StoreError> {
+    let mut mine = Vec::new();
+    for delivery in due {
+        let lease = lease_name(&delivery);
+        if !store.lease(&lease, store.node(), ttl)? {
+            continue;
+        }
+        match store.webhooks().delivery(delivery.id)? {
+            Some(now) if now == delivery => mine.push(delivery),
+            _ => store.release(&lease, store.node())?,
+        }
+    }
+    Ok(mine)
+}
+
+fn lease_name(delivery: &Delivery) -> String {
+    format!("webhook-delivery/{}", delivery.id)
+}
 
 /// Longest part of an answer kept with a delivery.
 const KEPT_RESPONSE: usize = 1024;
@@ -56,7 +86,9 @@ impl Dispatcher {
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             let limit = self.config.concurrency;
-            let due = self.blocking(move |s| s.webhooks().due(crate::spool::now_ms(), limit));
+            let ttl = self.lease_ttl();
+            let due = self
+                .blocking(move |s| claim(s, s.webhooks().due(crate::spool::now_ms(), limit)?, ttl));
             let due = match due.await {
                 Ok(due) => due,
                 Err(error) => {
@@ -81,6 +113,13 @@ impl Dispatcher {
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    /// How long a node holds a delivery it is attempting: the call's timeout, and a
+    /// margin for saving its outcome. A node that dies mid-call leaves the delivery to
+    /// another node once this has passed.
+    fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.config.timeout_secs + LEASE_MARGIN_SECS)
     }
 
     /// How long to sleep before the next due delivery (at most a second, so a change made
@@ -188,10 +227,12 @@ impl Dispatcher {
 
     async fn save(&self, before: Delivery, after: Delivery) {
         let id = after.id;
-        if let Err(error) = self
-            .blocking(move |s| s.webhooks().update(&before, &after))
-            .await
-        {
+        let lease = lease_name(&before);
+        let saved = move |s: &Store| {
+            s.webhooks().update(&before, &after)?;
+            s.release(&lease, s.node())
+        };
+        if let Err(error) = self.blocking(saved).await {
             tracing::error!(%error, delivery = id, "webhook delivery outcome not recorded");
         }
     }

@@ -70,8 +70,18 @@ pub struct ArchivedMessage {
     pub expires_at: Option<u64>,
     /// Octets of the message.
     pub size: u64,
-    /// Where its bytes lie.
+    /// Where its bytes lie: in the spool journal of this node (`[store] node`; empty for
+    /// records written before nodes were named: the node that has the store's files).
     pub extent: Extent,
+    #[serde(default)]
+    pub node: String,
+}
+
+impl ArchivedMessage {
+    /// Whether its bytes lie on node `node`.
+    pub fn is_on(&self, node: &str) -> bool {
+        self.node.is_empty() || self.node == node
+    }
 }
 
 /// The archive catalog tree.

@@ -117,6 +117,8 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     kv: Kv,
+    /// This node's name (`[store] node`).
+    node: Arc<str>,
     /// The embedded store's directory (the Message-ID registry's runs, the ballast).
     dir: Arc<File>,
     settings: Tree,
@@ -155,12 +157,24 @@ impl Store {
     /// Opens the store `config` names: sled in `dir`, or the PostgreSQL database (then
     /// `dir` keeps only what stays on this node: the Message-ID registry's runs).
     pub fn open_config(config: &StoreConfig, dir: &Path) -> Result<Store, StoreError> {
-        match config.backend {
+        let store = match config.backend {
             StoreBackend::Sled => Store::open(dir),
             StoreBackend::Postgres => Err(StoreError::Backend(
                 "the PostgreSQL backend is not built yet".into(),
             )),
-        }
+        }?;
+        Ok(match config.node.is_empty() {
+            true => store,
+            false => Store {
+                node: config.node.as_str().into(),
+                ..store
+            },
+        })
+    }
+
+    /// This node's name (`[store] node`; `local` when none is configured).
+    pub fn node(&self) -> &str {
+        &self.node
     }
 
     /// The change counter: moves on every write of control state by any node.
@@ -219,6 +233,7 @@ impl Store {
             tokens: Tokens::open(&kv)?,
             ids,
             dir: Arc::new(File::open(dir)?),
+            node: "local".into(),
             kv,
             settings,
         })
