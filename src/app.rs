@@ -139,6 +139,7 @@ pub async fn start_with(
     let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
     tokio::spawn(sync_store(store.clone(), stop_delivery_rx.clone()));
+    crate::cluster::start(&store, &spool, stop_delivery_rx.clone());
     let (backups, archive) = start_archive(&config, &store, &spool, &policy, &stop_delivery_rx);
 
     let acceptor = match config.listeners.iter().any(|l| l.tls != TlsMode::None) {

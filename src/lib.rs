@@ -146,6 +146,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod archive;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod digits;

@@ -35,10 +35,11 @@ pub enum Reject {
     RelayDenied,
     AuthVerdict,
     DiskFull,
+    Draining,
 }
 
 impl Reject {
-    const ALL: [Reject; 25] = [
+    const ALL: [Reject; 26] = [
         Reject::BareNewline,
         Reject::LineTooLong,
         Reject::Syntax,
@@ -64,6 +65,7 @@ impl Reject {
         Reject::RelayDenied,
         Reject::AuthVerdict,
         Reject::DiskFull,
+        Reject::Draining,
     ];
 
     /// The label value used in `/metrics` and in logs.
@@ -94,6 +96,7 @@ impl Reject {
             Reject::RelayDenied => "relay_denied",
             Reject::AuthVerdict => "auth_verdict",
             Reject::DiskFull => "disk_full",
+            Reject::Draining => "draining",
         }
     }
 }

@@ -34,6 +34,9 @@ pub enum Resource {
     /// The delivery queue.
     #[command(subcommand)]
     Queue(QueueCmd),
+    /// The nodes sharing the store: list them, drain one for maintenance, resume it.
+    #[command(subcommand)]
+    Node(NodeCmd),
     /// Blocked addresses and domains.
     #[command(subcommand)]
     Blocklist(BlockCmd),
@@ -276,8 +279,24 @@ pub enum DkimCmd {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum NodeCmd {
+    List,
+    /// Stop NODE accepting mail and hand its queued messages to the other nodes.
+    Drain {
+        node: String,
+    },
+    /// Let a drained NODE accept and deliver mail again.
+    Resume {
+        node: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum QueueCmd {
     List {
+        /// Every node's queue, not only that of the node answering.
+        #[arg(long)]
+        all_nodes: bool,
         #[arg(long)]
         deferred: bool,
         #[arg(long)]

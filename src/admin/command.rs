@@ -2,8 +2,8 @@
 //! covered here is reachable with `postern admin request METHOD PATH [BODY]`.
 
 use super::args::{
-    AccountCmd, BlockCmd, DirectoryCmd, QueueCmd, Resource, RoleCmd, SettingsCmd, UpstreamCmd,
-    UserCmd,
+    AccountCmd, BlockCmd, DirectoryCmd, NodeCmd, QueueCmd, Resource, RoleCmd, SettingsCmd,
+    UpstreamCmd, UserCmd,
 };
 use super::{AdminError, Api, Call, View};
 use serde_json::{json, Map, Value};
@@ -19,8 +19,16 @@ const ACCOUNTS: &[&str] = &[
     "/scope/kind",
     "/default_send_mode",
 ];
+const NODES: &[&str] = &[
+    "/node",
+    "/draining",
+    "/queue_depth",
+    "/seen_secs_ago",
+    "/this_node",
+];
 const QUEUE: &[&str] = &[
     "/id",
+    "/node",
     "/mail_from",
     "/recipients",
     "/attempts",
@@ -83,6 +91,7 @@ pub fn plan(resource: &Resource, api: &Api) -> Result<Call, AdminError> {
         Resource::Roles(cmd) => roles(cmd, api)?,
         Resource::Accounts(cmd) => accounts(cmd, api)?,
         Resource::Queue(cmd) => queue(cmd),
+        Resource::Node(cmd) => node(cmd),
         Resource::Blocklist(cmd) => blocklist(cmd),
         Resource::Upstreams(cmd) => upstreams(cmd)?,
         Resource::Dkim(cmd) => super::dkim::plan(cmd),
@@ -414,15 +423,26 @@ fn blocklist(cmd: &BlockCmd) -> Call {
     }
 }
 
+fn node(cmd: &NodeCmd) -> Call {
+    let path = |node: &str, what: &str| format!("/api/v1/nodes/{}/{what}", encode(node));
+    match cmd {
+        NodeCmd::List => call("GET", "/api/v1/nodes".to_string(), None, View::Table(NODES)),
+        NodeCmd::Drain { node } => call("POST", path(node, "drain"), None, View::Record),
+        NodeCmd::Resume { node } => call("POST", path(node, "resume"), None, View::Record),
+    }
+}
+
 fn queue(cmd: &QueueCmd) -> Call {
     let path = |id: &str| format!("/api/v1/queue/{}", encode(id));
     match cmd {
         QueueCmd::List {
+            all_nodes,
             deferred,
             sender,
             recipient,
         } => {
             let q = query(&[
+                ("nodes", all_nodes.then(|| "all".to_string())),
                 ("deferred", deferred.then(|| "true".to_string())),
                 ("sender", sender.clone()),
                 ("recipient", recipient.clone()),

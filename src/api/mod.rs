@@ -41,6 +41,7 @@ pub(crate) mod mail_config;
 pub(crate) mod me;
 pub(crate) mod my_tickets;
 pub(crate) mod names;
+pub(crate) mod nodes;
 pub(crate) mod openapi;
 pub(crate) mod password;
 pub(crate) mod problem;
@@ -290,6 +291,9 @@ fn resources() -> Router<Api> {
             axum::routing::delete(blocklist::remove),
         )
         .route("/api/v1/queue", get(queue::list))
+        .route("/api/v1/nodes", get(nodes::list))
+        .route("/api/v1/nodes/{node}/drain", post(nodes::drain))
+        .route("/api/v1/nodes/{node}/resume", post(nodes::resume))
         .route("/api/v1/queue/{id}", get(queue::show).delete(queue::delete))
         .route("/api/v1/queue/{id}/retry", post(queue::retry))
         .route("/api/v1/tickets", get(tickets::list).post(tickets::create))

@@ -9,7 +9,7 @@ use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
     account_choices, account_edit, account_test, accounts, archive, audit, backups, blocklist,
-    dkim, explain, health, mail_config, me, my_tickets, queue, requesters, roles, sessions,
+    dkim, explain, health, mail_config, me, my_tickets, nodes, queue, requesters, roles, sessions,
     settings, tickets, tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
@@ -49,7 +49,7 @@ use utoipa::{Modify, OpenApi};
         explain::explain,
         blocklist::list, blocklist::add, blocklist::remove,
         dkim::list, dkim::create, dkim::show, dkim::activate, dkim::remove,
-        queue::list, queue::show, queue::retry, queue::delete,
+        queue::list, queue::show, queue::retry, queue::delete, nodes::list, nodes::drain, nodes::resume,
         audit::list,
         tickets::list, tickets::show, tickets::attachment, tickets::create, tickets::patch, tickets::remove,
         tickets::knowledge,

@@ -4,11 +4,17 @@
 //! `?bounce=true` to report the pending recipients to the sender) need `manage_queue`.
 //!
 //! Queue ids are the 16 hex digits of `250 2.0.0 queued as <id>`; times are Unix seconds.
+//!
+//! Each node has its own spool. `GET /api/v1/queue?nodes=all` adds what the other nodes
+//! sharing the store last reported of theirs (each its oldest few hundred messages, at
+//! most a couple of seconds old; `node` names where each message is); paging applies to
+//! this node's messages.
 
 use super::extract::{blocking, page_limit, Param, QueryOf};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
 use crate::spool::{show_id, Meta, QueueFilter, QueueId, RcptStatus};
+use crate::store::QueuedEntry;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -21,6 +27,8 @@ const MAX_LIMIT: usize = 1000;
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct QueuedView {
     pub id: String,
+    /// The node whose spool holds it.
+    pub node: String,
     pub mail_from: String,
     pub upstream: String,
     pub principal: Option<String>,
@@ -41,10 +49,12 @@ pub struct RecipientView {
     pub last_reply: Option<String>,
 }
 
-impl From<Meta> for QueuedView {
-    fn from(meta: Meta) -> QueuedView {
+impl QueuedView {
+    /// A message of this node's spool (`node`).
+    fn on(node: &str, meta: Meta) -> QueuedView {
         QueuedView {
             id: show_id(meta.id),
+            node: node.to_string(),
             mail_from: meta.mail_from,
             upstream: meta.upstream,
             principal: meta.principal,
@@ -79,6 +89,49 @@ pub struct ListQuery {
     deferred: bool,
     after: Option<String>,
     limit: Option<usize>,
+    /// `all`: every node's queue; absent: this node's.
+    nodes: Option<String>,
+}
+
+impl QueuedView {
+    /// A message another node reported.
+    fn reported(node: &str, entry: QueuedEntry) -> QueuedView {
+        QueuedView {
+            id: entry.id,
+            node: node.to_string(),
+            mail_from: entry.mail_from,
+            upstream: entry.upstream,
+            principal: None,
+            size: 0,
+            received_at: entry.received_at,
+            attempts: entry.attempts,
+            next_attempt_at: entry.next_attempt_at,
+            expires_at: 0,
+            is_dsn: false,
+            recipients: entry
+                .pending
+                .into_iter()
+                .map(|address| RecipientView {
+                    address,
+                    status: RcptStatus::Pending,
+                    last_reply: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn admitted_by(&self, filter: &QueueFilter) -> bool {
+        let same =
+            |a: &str, b: &Option<String>| b.as_ref().is_none_or(|b| a.eq_ignore_ascii_case(b));
+        same(&self.upstream, &filter.upstream)
+            && same(&self.mail_from, &filter.sender)
+            && (filter.recipient.is_none()
+                || self
+                    .recipients
+                    .iter()
+                    .any(|r| same(&r.address, &filter.recipient)))
+            && (!filter.deferred || self.attempts > 0)
+    }
 }
 
 /// A queue id from the path or a query (404 for one that cannot be an id).
@@ -112,9 +165,35 @@ pub async fn list(
         deferred: query.deferred,
         limit,
     };
-    let queue = api.state.queue.clone();
-    let found = blocking(move || Ok(queue.list(&filter))).await?;
-    Ok(Json(found.into_iter().map(QueuedView::from).collect()))
+    let all_nodes = match query.nodes.as_deref() {
+        None => false,
+        Some("all") => true,
+        Some(_) => return Err(Problem::invalid("nodes", "\"all\" or absent")),
+    };
+    let (queue, store) = (api.state.queue.clone(), api.store().clone());
+    let found = blocking(move || {
+        let node = store.node().to_string();
+        let mut found: Vec<QueuedView> = queue
+            .list(&filter)
+            .into_iter()
+            .map(|m| QueuedView::on(&node, m))
+            .collect();
+        if all_nodes {
+            for record in store.nodes().all()?.into_iter().filter(|r| r.node != node) {
+                let node = record.node;
+                found.extend(
+                    record
+                        .queue
+                        .into_iter()
+                        .map(|e| QueuedView::reported(&node, e))
+                        .filter(|v| v.admitted_by(&filter)),
+                );
+            }
+        }
+        Ok(found)
+    })
+    .await?;
+    Ok(Json(found))
 }
 
 /// `GET /api/v1/queue/{id}` — permission `view_queue`: the envelope and where each
@@ -134,7 +213,7 @@ pub async fn show(
         .queue
         .show(parse_id(&id)?)
         .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
-    Ok(Json(meta.into()))
+    Ok(Json(QueuedView::on(api.store().node(), meta)))
 }
 
 /// `POST /api/v1/queue/{id}/retry` — permission `manage_queue`. 202: the attempt starts
@@ -200,7 +279,7 @@ pub async fn delete(
         .await
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
-    let view = QueuedView::from(meta);
+    let view = QueuedView::on(api.store().node(), meta);
     let action = match query.bounce {
         true => "queue.bounce",
         false => "queue.delete",

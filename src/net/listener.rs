@@ -57,6 +57,11 @@ pub async fn run(
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, peer)) = accepted else { continue };
+                if shared.spool.is_paused() {
+                    shared.metrics.reject(Reject::Draining);
+                    tokio::spawn(refuse(stream, reply::DRAINING));
+                    continue;
+                }
                 let permit = slots.clone().try_acquire_owned().ok();
                 let full = permit.is_none();
                 let guard = claim(&per_ip, peer.ip(), shared.limits.connections_per_ip);

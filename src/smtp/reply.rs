@@ -63,6 +63,7 @@ pub const IDLE_TIMEOUT: &str = "421 4.4.2 idle timeout; closing connection";
 pub const DATA_RATE: &str = "421 4.4.2 data rate too low; closing connection";
 pub const SESSION_TIMEOUT: &str = "421 4.4.2 session time limit exceeded; closing connection";
 /// The listener serves as many sessions as it may.
+pub const DRAINING: &str = "421 4.3.2 this node is draining; try another node";
 pub const TOO_MANY_CONNECTIONS: &str = "421 4.7.0 too many connections; try again later";
 /// The client's address has as many sessions as it may.
 pub const TOO_MANY_CONNECTIONS_FROM_IP: &str = "421 4.7.0 too many connections from your address";

@@ -10,6 +10,7 @@ mod attempt;
 mod control;
 pub mod dsn;
 mod fresh;
+mod handoff;
 mod ids;
 mod journal;
 mod meta;
@@ -73,6 +74,10 @@ pub struct Spool {
     kept_rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Kept>>>,
     /// How many kept messages the archive has catalogued.
     kept_done: AtomicU64,
+    /// Held (shared) by every delivery attempt, (exclusively) by a hand-off (`handoff`).
+    gate: tokio::sync::RwLock<()>,
+    /// No new attempts start (the node drains).
+    paused: std::sync::atomic::AtomicBool,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -135,6 +140,8 @@ impl Spool {
             kept,
             kept_rx: std::sync::Mutex::new(Some(kept_rx)),
             kept_done: AtomicU64::new(0),
+            gate: tokio::sync::RwLock::new(()),
+            paused: Default::default(),
         };
         migrate::from_sled(&spool).await?;
         spool.metrics.spool_depth.set(spool.journal.len() as f64);

@@ -123,6 +123,14 @@ impl Worker {
     }
 
     async fn attempt(&self, id: QueueId, body: Option<Held>) -> Result<(), SpoolError> {
+        // A draining node starts no attempt, and hands nothing over while one runs.
+        if self.spool.is_paused() {
+            return Ok(());
+        }
+        let _attempting = self.spool.gate.read().await;
+        if self.spool.is_paused() {
+            return Ok(());
+        }
         // The bytes in hand (counted against the budget until this attempt ends), or the
         // journal's copy.
         let loaded = match &body {

@@ -22,6 +22,7 @@ mod ids;
 mod kv;
 mod mail_config;
 mod msgids;
+mod nodes;
 mod password_links;
 mod records;
 mod sessions;
@@ -44,6 +45,7 @@ pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use dkim::{DkimAlgorithm, DkimKey, DkimKeys, DkimStatus};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
+pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
 pub use password_links::{PasswordLink, PasswordLinks};
 pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
@@ -140,6 +142,7 @@ pub struct Store {
     dkim_keys: DkimKeys,
     sessions: Sessions,
     tokens: Tokens,
+    nodes: Nodes,
     ids: Ids,
 }
 
@@ -231,12 +234,18 @@ impl Store {
             dkim_keys: DkimKeys::open(&kv)?,
             sessions: Sessions::open(&kv, ids.clone())?,
             tokens: Tokens::open(&kv)?,
+            nodes: Nodes::open(&kv)?,
             ids,
             dir: Arc::new(File::open(dir)?),
             node: "local".into(),
             kv,
             settings,
         })
+    }
+
+    /// The nodes sharing this store, and messages handed between them.
+    pub fn nodes(&self) -> &Nodes {
+        &self.nodes
     }
 
     /// API tokens (their digests).

@@ -42,6 +42,8 @@ const NOT_CONTROL: &[&str] = &[
     "password_links",
     "message_ids",
     "spool",
+    "nodes",
+    "handoff",
 ];
 
 /// Whether writes to tree `name` change what the policy snapshot is built from.
