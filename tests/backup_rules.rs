@@ -208,6 +208,7 @@ async fn a_backup_cut_by_a_crash_runs_again_and_one_missing_mail_fails() {
             since: None,
             until: now,
             runs: 1,
+            node: String::new(),
         };
         store.backups().save(&job).unwrap();
         std::fs::create_dir_all(&backups).unwrap();

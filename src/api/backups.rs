@@ -160,6 +160,7 @@ fn plan(store: &Store, id: u64, body: BackupRequest, by: String) -> Result<Backu
         since,
         until: crate::spool::now_ms(),
         runs: 0,
+        node: String::new(),
     })
 }
 
@@ -339,6 +340,15 @@ pub async fn mbox(
 ) -> Result<impl IntoResponse, Problem> {
     let backup = readable(&caller, api.store(), id)?;
     completed(&backup)?;
+    if !backup.node.is_empty() && backup.node != api.store().node() {
+        return Err(Problem::new(
+            StatusCode::MISDIRECTED_REQUEST,
+            format!(
+                "backup {id} was written on node {}: download it from that node",
+                backup.node
+            ),
+        ));
+    }
     let bytes = tokio::fs::read(mbox_path(&api.state.backups.dir, id))
         .await
         .map_err(|e| {

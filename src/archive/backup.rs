@@ -18,6 +18,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
+/// How long a node holds a job it runs without renewing its lease; it renews every third
+/// of that, so a node that dies leaves its job to another within this.
+const LEASE: Duration = Duration::from_secs(90);
+/// How often a node of several looks for jobs it was not woken for.
+const LOOK_AGAIN: Duration = Duration::from_secs(30);
+
 /// Longest a job waits for the user's mail still queued or being catalogued.
 const SETTLE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(50);
@@ -29,6 +35,48 @@ pub struct Runner {
     pub dir: PathBuf,
     /// Woken when a job is asked for.
     pub wake: Arc<Notify>,
+}
+
+fn lease_name(id: u64) -> String {
+    format!("backup/{id}")
+}
+
+/// Renews a job's lease on a thread of its own until dropped, then gives it back.
+struct Renewal {
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Renewal {
+    fn start(store: Store, lease: String) -> Renewal {
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("postern-backup-lease".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(LEASE / 3)
+                {
+                    if let Err(error) = store.lease(&lease, store.node(), LEASE) {
+                        tracing::warn!(%error, %lease, "backup lease not renewed");
+                    }
+                }
+                let _ = store.release(&lease, store.node());
+            })
+            .ok();
+        Renewal {
+            stop: Some(stop),
+            thread,
+        }
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The mbox file of backup `id` in `dir`.
@@ -51,6 +99,8 @@ impl Runner {
             }
             tokio::select! {
                 _ = runner.wake.notified() => {}
+                // Jobs asked for through other nodes, or left by a node that died.
+                _ = tokio::time::sleep(LOOK_AGAIN), if runner.catalog.store.is_shared() => {}
                 _ = stop.changed() => return,
             }
         }
@@ -58,14 +108,36 @@ impl Runner {
 
     /// Runs the next waiting job, if any. Blocking.
     fn next(&self) -> Result<bool, ArchiveError> {
-        let jobs = self.catalog.store.backups().all()?;
+        let store = &self.catalog.store;
+        let jobs = store.backups().all()?;
+        // One node runs a job at a time: the one holding its lease.
+        let mine = |b: &&Backup| {
+            store
+                .lease(&lease_name(b.id), store.node(), LEASE)
+                .unwrap_or(false)
+        };
         let next = jobs
             .iter()
-            .find(|b| b.status == BackupStatus::Running)
-            .or_else(|| jobs.iter().find(|b| b.status == BackupStatus::Pending));
+            .filter(|b| b.status == BackupStatus::Running)
+            .find(mine)
+            .or_else(|| {
+                jobs.iter()
+                    .filter(|b| b.status == BackupStatus::Pending)
+                    .find(mine)
+            });
         let Some(job) = next.cloned() else {
             return Ok(false);
         };
+        // Read again under the lease: another node may have finished it meanwhile.
+        let Some(job) = store
+            .backups()
+            .get(job.id)?
+            .filter(|j| matches!(j.status, BackupStatus::Running | BackupStatus::Pending))
+        else {
+            store.release(&lease_name(job.id), store.node())?;
+            return Ok(true);
+        };
+        let _renewing = Renewal::start(store.clone(), lease_name(job.id));
         if job.status == BackupStatus::Running {
             tracing::warn!(
                 backup = job.id,
@@ -78,6 +150,7 @@ impl Runner {
 
     fn execute(&self, mut job: Backup) -> Result<(), ArchiveError> {
         let store = &self.catalog.store;
+        job.node = store.node().to_string();
         job.status = BackupStatus::Running;
         job.started_at = Some(crate::spool::now_ms() / 1000);
         job.runs += 1;

@@ -71,6 +71,9 @@ pub struct Backup {
     /// Times the job was started (more than one: resumed after a restart).
     #[serde(default)]
     pub runs: u32,
+    /// The node that ran it, where its mbox file is (empty: the only node).
+    #[serde(default)]
+    pub node: String,
 }
 
 /// One message of a backup, as the granted users see it.
