@@ -153,7 +153,7 @@ pub async fn start_with(
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     // One cap on argon2 verifications for every listener: about one per core.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let credentials = Credentials::new(store.users().clone(), cores);
+    let credentials = Credentials::new(policy.clone(), cores);
     let verifier = verifier(&config)?;
     let mut listeners = Vec::new();
     let mut listener_tasks = Vec::new();

@@ -4,7 +4,8 @@
 //! deliveries, idempotence marks).
 //!
 //! Each (message, mailbox) is recorded once: a mark per queue id and mailbox (a redelivery
-//! after a crash, or the mailbox's address and alias both in the envelope) and a mark per
+//! after a crash, or the mailbox's address and alias both in the envelope; queue ids are
+//! a node's own, so with several nodes the mark names the node) and a mark per
 //! Message-ID and mailbox (the sending server's resend after a lost `250`). Nothing here
 //! bounces: what the hook will not record is dropped with its reason logged (refusals that
 //! need an answer happen in the SMTP dialogue, before the `250`).
@@ -69,6 +70,14 @@ fn dropped(why: impl Into<String>) -> Processed {
 }
 
 /// Processes `msg`. Blocking (store writes end in a sync).
+/// The idempotence mark of queued message `queue_id` for `mailbox`.
+fn queue_mark(store: &Store, queue_id: &str, mailbox: u64) -> String {
+    match store.is_shared() {
+        true => format!("q/{}/{queue_id}/{mailbox}", store.node()),
+        false => format!("q/{queue_id}/{mailbox}"),
+    }
+}
+
 pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, InboundError> {
     let Some(mailbox) = ctx.policy.snapshot().inbound_mailbox(msg.rcpt).cloned() else {
         tracing::warn!(
@@ -85,7 +94,7 @@ pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, Inbou
             return Ok(dropped(error.to_string()));
         }
     };
-    let mut marks = vec![format!("q/{}/{}", msg.queue_id, mailbox.id)];
+    let mut marks = vec![queue_mark(ctx.store, msg.queue_id, mailbox.id)];
     if let Some(id) = &parsed.message_id {
         marks.push(format!("m/{}/{}", mailbox.id, ref_key(id)));
     }

@@ -1,19 +1,22 @@
-//! Credential checks for SMTP AUTH and the API.
+//! Credential checks for SMTP AUTH and the console. The user is looked up in the policy
+//! snapshot (every change of a user reaches it before the change's API call returns), so
+//! an AUTH never waits on the store — with the store in PostgreSQL, never on the network.
 
 use super::hasher::Hasher;
 use super::{PolicyError, Principal};
-use crate::store::{User, UserStatus, Users};
+use crate::store::{User, UserStatus};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
 use argon2::Argon2;
 use sha2::{Digest, Sha256};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// Verifies logins against the users tree.
+/// Verifies logins against the users of the policy snapshot.
 #[derive(Clone)]
 pub struct Credentials {
-    users: Users,
+    policy: Arc<super::Policy>,
     /// Dedicated argon2 threads: each verification holds ~19 MiB, so an unbounded number
     /// in flight (a flood of failing logins) would be a memory denial of service.
     hasher: Hasher,
@@ -21,9 +24,9 @@ pub struct Credentials {
 
 impl Credentials {
     /// `parallel_hashes` argon2 verifications may run at once (the rest wait their turn).
-    pub fn new(users: Users, parallel_hashes: usize) -> Credentials {
+    pub fn new(policy: Arc<super::Policy>, parallel_hashes: usize) -> Credentials {
         Credentials {
-            users,
+            policy,
             hasher: Hasher::new(parallel_hashes),
         }
     }
@@ -31,9 +34,11 @@ impl Credentials {
     /// Checks `login`/`secret`; only an active user passes.
     pub async fn verify(&self, login: &str, secret: &str) -> Result<Principal, PolicyError> {
         let user = self
-            .users
-            .by_login(login)?
+            .policy
+            .snapshot()
+            .user_by_login(login)
             .filter(|u| u.status == UserStatus::Active)
+            .cloned()
             .ok_or(PolicyError::InvalidCredentials)?;
         if let Some(digest) = &user.secret_sha256 {
             return match digest_matches(secret, digest) {
