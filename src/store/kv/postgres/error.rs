@@ -50,9 +50,14 @@ fn is_unreachable(error: &tokio_postgres::Error) -> bool {
         }
         None => {
             let text = error.to_string();
-            ["error connecting", "timeout", "error performing TLS", "error communicating"]
-                .iter()
-                .any(|start| text.starts_with(start))
+            [
+                "error connecting",
+                "timeout",
+                "error performing TLS",
+                "error communicating",
+            ]
+            .iter()
+            .any(|start| text.starts_with(start))
         }
     }
 }

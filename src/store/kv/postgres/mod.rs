@@ -104,8 +104,7 @@ impl PgKv {
             latest: Arc::default(),
             runtime: Some(runtime),
         };
-        kv.shared
-            .run(async move { schema::migrate(&pool).await })?;
+        kv.shared.run(async move { schema::migrate(&pool).await })?;
         if notify {
             let latest = kv.latest.clone();
             kv.shared.handle.spawn(listen::listen(target, latest));

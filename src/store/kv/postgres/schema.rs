@@ -7,7 +7,7 @@ use crate::store::StoreError;
 use deadpool_postgres::Pool;
 
 /// The advisory lock key of migrations (any constant the application owns).
-const LOCK_KEY: i64 = 0x706f_7374_6572_6e;
+const LOCK_KEY: i64 = 0x0070_6f73_7465_726e;
 
 /// The migrations, in order: migration `n` (1-based) brings the schema to version `n`.
 const MIGRATIONS: &[&str] = &[

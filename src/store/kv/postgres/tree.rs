@@ -61,7 +61,11 @@ impl TreeBackend for PgTree {
 
     fn remove(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let sql = "DELETE FROM postern_kv WHERE tree = $1 AND key = $2 RETURNING value";
-        Ok(self.write(sql, key, [None, None])?.into_iter().next().flatten())
+        Ok(self
+            .write(sql, key, [None, None])?
+            .into_iter()
+            .next()
+            .flatten())
     }
 
     fn compare_and_swap(

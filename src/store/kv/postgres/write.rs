@@ -26,7 +26,8 @@ pub(super) const UPSERT: &str = "INSERT INTO postern_kv (tree, key, value) VALUE
 const INSERT: &str = "INSERT INTO postern_kv (tree, key, value) VALUES ($1, $2, $3)";
 const DELETE: &str = "DELETE FROM postern_kv WHERE tree = $1 AND key = $2";
 const LOCK: &str = "SELECT value FROM postern_kv WHERE tree = $1 AND key = $2 FOR UPDATE";
-const BUMP: &str = "WITH c AS (UPDATE postern_changes SET counter = counter + 1 RETURNING counter) \
+const BUMP: &str =
+    "WITH c AS (UPDATE postern_changes SET counter = counter + 1 RETURNING counter) \
      SELECT pg_notify('postern_changes', counter::text) FROM c";
 
 /// Runs `attempt` on a pooled connection, again (on another) while it fails with a
