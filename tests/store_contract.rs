@@ -134,6 +134,54 @@ fn postgres_two_nodes_starting_at_once_both_open() {
     assert_eq!(store.blocklist().all().unwrap().len(), 2);
 }
 
+/// The LISTEN connection comes back after the server ends it (a restart, a failover),
+/// and waiters are woken again.
+#[test]
+fn postgres_the_listener_comes_back_after_its_connection_is_killed() {
+    let url = postgres_cluster::database();
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let open = |node: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            backend: StoreBackend::Postgres,
+            url: url.clone(),
+            node: node.into(),
+            notify: true,
+        };
+        (Store::open_config(&config, dir.path()).unwrap(), dir)
+    };
+    let ((a, _a_dir), (b, _b_dir)) = (open("a"), open("b"));
+    let listeners = |what: &str| {
+        postgres_cluster::superuser_sql(&format!(
+            "SELECT {what} FROM pg_stat_activity \
+             WHERE datname = '{database}' AND application_name = 'postern a listen'"
+        ))
+    };
+    let started = Instant::now();
+    while listeners("count(*)") != "1" {
+        assert!(started.elapsed() < Duration::from_secs(5), "no listener");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(listeners("count(pg_terminate_backend(pid))"), "1");
+    let killed = Instant::now();
+    while listeners("count(*)") != "1" {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the listener did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = a.changes().unwrap();
+    let write = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(100));
+        b.blocklist().add(&block("spam.example")).unwrap();
+    });
+    let waiting = Instant::now();
+    assert_ne!(a.wait_change(seen, Duration::from_secs(5)).unwrap(), seen);
+    assert!(waiting.elapsed() < Duration::from_secs(1));
+    write.join().unwrap();
+}
+
 /// A database that cannot be reached is `Unavailable` (a transient failure), not a
 /// broken store.
 #[test]

@@ -46,20 +46,30 @@ pub fn database() -> String {
     )
 }
 
+/// Runs `sql` as the superuser in the cluster's `postgres` database (started on first
+/// use); what it printed, unaligned (`psql -tA`).
+pub fn superuser_sql(sql: &str) -> String {
+    CLUSTER.get_or_init(start).sql(sql)
+}
+
 impl Cluster {
-    /// Runs `sql` in the `postgres` database with psql; panics if it fails.
-    fn sql(&self, sql: &str) {
+    /// Runs `sql` in the `postgres` database with psql; what it printed. Panics if it
+    /// fails.
+    fn sql(&self, sql: &str) -> String {
+        let port = self.port.to_string();
         let output = self
             .command("psql")
             .args([
                 "-h",
                 "127.0.0.1",
                 "-p",
-                &self.port.to_string(),
+                &port,
                 "-U",
                 "postgres",
+                "-d",
+                "postgres",
             ])
-            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+            .args(["-v", "ON_ERROR_STOP=1", "-q", "-tA", "-c", sql])
             .output()
             .expect("run psql");
         assert!(
@@ -67,6 +77,7 @@ impl Cluster {
             "psql -c {sql:?} failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
     }
 
     /// A command for PostgreSQL binary `name`, as the cluster's owner.

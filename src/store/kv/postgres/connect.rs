@@ -73,14 +73,20 @@ impl Target {
             .map_err(|e| StoreError::Backend(format!("store pool: {e}")))
     }
 
-    /// One connection outside the pool, driven by a task of the current runtime that
-    /// forwards its notifications to `notices` until the connection ends.
+    /// One connection outside the pool (`application_name` ending in " listen"), driven
+    /// by a task of the current runtime that forwards its notifications to `notices`
+    /// until the connection ends.
     pub(super) async fn connect(
         &self,
         notices: tokio::sync::mpsc::UnboundedSender<String>,
     ) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), StoreError> {
-        let (client, mut connection) = self
-            .config
+        let mut config = self.config.clone();
+        let name = format!(
+            "{} listen",
+            config.get_application_name().unwrap_or("postern")
+        );
+        config.application_name(name);
+        let (client, mut connection) = config
             .connect(self.tls.clone())
             .await
             .map_err(|e| pool_error(deadpool_postgres::PoolError::Backend(e)))?;

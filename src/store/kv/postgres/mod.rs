@@ -17,6 +17,14 @@ mod schema;
 mod tree;
 mod write;
 
+/// The integration tests' throwaway cluster, for the backend's own tests.
+#[cfg(test)]
+#[allow(dead_code)]
+#[path = "../../../../tests/common/postgres.rs"]
+mod cluster;
+#[cfg(test)]
+mod tests;
+
 use super::{is_control, Backend, Condition, TreeBackend, Write};
 use crate::store::StoreError;
 use deadpool_postgres::Pool;
