@@ -182,6 +182,48 @@ fn postgres_the_listener_comes_back_after_its_connection_is_killed() {
     write.join().unwrap();
 }
 
+/// Connections the server ended (a restart, a failover, an idle timeout) are not handed
+/// out again: the next operations open new ones and succeed.
+#[test]
+fn postgres_connections_the_server_ended_are_replaced() {
+    let url = postgres_cluster::database();
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        backend: StoreBackend::Postgres,
+        url: url.clone(),
+        node: "a".into(),
+        notify: true,
+    };
+    let store = Store::open_config(&config, dir.path()).unwrap();
+    for round in 0..3 {
+        // Several pooled connections, then every one of them ended by the server.
+        let readers: Vec<_> = (0..4)
+            .map(|_| {
+                let store = store.clone();
+                std::thread::spawn(move || store.blocklist().all().unwrap())
+            })
+            .collect();
+        readers.into_iter().for_each(|r| drop(r.join().unwrap()));
+        let ended = postgres_cluster::superuser_sql(&format!(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{database}'"
+        ));
+        assert_ne!(ended, "0");
+        // The first operation after: a control write, another write, a read.
+        match round {
+            0 => store.blocklist().add(&block("spam.example")).unwrap(),
+            1 => drop(store.audit().record(entry("user.update")).unwrap()),
+            _ => assert_eq!(store.blocklist().all().unwrap().len(), 1),
+        }
+    }
+    let all = AuditFilter {
+        limit: 10,
+        ..AuditFilter::default()
+    };
+    assert_eq!(store.audit().list(&all).unwrap().len(), 1);
+}
+
 /// A database that cannot be reached is `Unavailable` (a transient failure), not a
 /// broken store.
 #[test]

@@ -1,6 +1,6 @@
 //! What a database error means to the store: the database could not be reached
 //! (`StoreError::Unavailable`: trying again later may succeed) or it refused the operation
-//! (`StoreError::Backend`); and which errors a transaction is simply tried again for.
+//! (`StoreError::Backend`).
 
 use crate::store::StoreError;
 use deadpool_postgres::PoolError;
@@ -10,7 +10,7 @@ use tokio_postgres::error::SqlState;
 /// A tokio-postgres error as a store error.
 pub(super) fn db_error(error: tokio_postgres::Error) -> StoreError {
     match is_unreachable(&error) {
-        true => StoreError::Unavailable(error.to_string()),
+        true => StoreError::Unavailable(describe(&error)),
         false => StoreError::Backend(describe(&error)),
     }
 }
@@ -24,22 +24,13 @@ pub(super) fn pool_error(error: PoolError) -> StoreError {
     }
 }
 
-/// Whether a transaction that failed with `error` is to be run again: a serialization
-/// failure or a deadlock the server broke.
-pub(super) fn is_retryable(error: &tokio_postgres::Error) -> bool {
-    matches!(
-        error.code(),
-        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE || *c == SqlState::T_R_DEADLOCK_DETECTED
-    )
-}
-
 /// Whether `error` is a unique violation (a key inserted meanwhile by another node).
 pub(super) fn is_unique_violation(error: &tokio_postgres::Error) -> bool {
     error.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
 
 /// Whether the server could not be reached or the connection broke.
-fn is_unreachable(error: &tokio_postgres::Error) -> bool {
+pub(super) fn is_unreachable(error: &tokio_postgres::Error) -> bool {
     if error.is_closed() || error.source().is_some_and(|s| s.is::<std::io::Error>()) {
         return true;
     }
@@ -66,6 +57,11 @@ fn is_unreachable(error: &tokio_postgres::Error) -> bool {
 fn describe(error: &tokio_postgres::Error) -> String {
     match error.as_db_error() {
         Some(db) => format!("PostgreSQL: {} ({})", db.message(), db.code().code()),
-        None => error.to_string(),
+        None => match error.source() {
+            Some(cause) if !error.to_string().contains(&cause.to_string()) => {
+                format!("{error}: {cause}")
+            }
+            _ => error.to_string(),
+        },
     }
 }

@@ -13,6 +13,7 @@
 mod connect;
 mod error;
 mod listen;
+mod retry;
 mod schema;
 mod tree;
 mod write;
@@ -28,7 +29,6 @@ mod tests;
 use super::{is_control, Backend, Condition, TreeBackend, Write};
 use crate::store::StoreError;
 use deadpool_postgres::Pool;
-use error::{db_error, pool_error};
 use listen::Latest;
 use std::future::Future;
 use std::sync::Arc;
@@ -61,7 +61,8 @@ impl Shared {
             .map_err(|_| StoreError::Task("the PostgreSQL backend has stopped".into()))?
     }
 
-    /// Runs one read statement on a pooled connection.
+    /// Runs one statement on a pooled connection (by itself: a read, or a write outside
+    /// the trees); its rows.
     fn query(
         &self,
         sql: &'static str,
@@ -69,11 +70,14 @@ impl Shared {
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let pool = self.pool.clone();
         self.run(async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(db_error)?;
             let params: Vec<&(dyn ToSql + Sync)> =
                 params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
-            client.query(&statement, &params).await.map_err(db_error)
+            let params = &params;
+            retry::retry(&pool, |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.query(&statement, params).await?)
+            })
+            .await
         })
     }
 }
@@ -154,7 +158,13 @@ impl Backend for PgKv {
         self.shared.run(async move {
             let sql = "WITH d AS (DELETE FROM postern_kv WHERE tree = $1 RETURNING 1) \
                        SELECT 1 FROM d LIMIT 1";
-            write::single(&pool, control, sql, &[&name]).await.map(drop)
+            let statement = write::Statement {
+                sql,
+                idempotent: true,
+            };
+            write::single(&pool, control, statement, &[&name])
+                .await
+                .map(drop)
         })
     }
 

@@ -1,8 +1,8 @@
 //! One tree: the rows of `postern_kv` whose `tree` is its name. Keys are `bytea`, ordered
 //! bytewise as in sled; scans are `ORDER BY key` with a `LIMIT`.
 
-use super::error::{db_error, pool_error};
-use super::write::{single, UPSERT};
+use super::retry::retry;
+use super::write::{single, Statement, UPSERT};
 use super::Shared;
 use crate::store::kv::{Pair, TreeBackend};
 use crate::store::StoreError;
@@ -33,7 +33,11 @@ impl PgTree {
             let name: &str = &name;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &key];
             params.extend(values.iter().flatten().map(|v| v as &(dyn ToSql + Sync)));
-            let rows = single(&pool, control, sql, &params).await?;
+            let statement = Statement {
+                sql,
+                idempotent: sql == UPSERT,
+            };
+            let rows = single(&pool, control, statement, &params).await?;
             Ok(rows.iter().map(|r| r.get(0)).collect())
         })
     }
@@ -44,14 +48,15 @@ impl TreeBackend for PgTree {
         let pool = self.shared.pool.clone();
         let (name, key) = (self.name.clone(), key.to_vec());
         self.shared.run(async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let sql = "SELECT value FROM postern_kv WHERE tree = $1 AND key = $2";
-            let statement = client.prepare_cached(sql).await.map_err(db_error)?;
-            let row = client
-                .query_opt(&statement, &[&&*name, &key])
-                .await
-                .map_err(db_error)?;
-            Ok(row.map(|r| r.get(0)))
+            let name: &str = &name;
+            let key = &key;
+            retry(&pool, |client| async move {
+                let sql = "SELECT value FROM postern_kv WHERE tree = $1 AND key = $2";
+                let statement = client.prepare_cached(sql).await?;
+                let row = client.query_opt(&statement, &[&name, key]).await?;
+                Ok(row.map(|r| r.get(0)))
+            })
+            .await
         })
     }
 
@@ -125,9 +130,12 @@ impl TreeBackend for PgTree {
             let order = if reverse { "DESC" } else { "ASC" };
             params.push(&limit);
             sql.push_str(&format!(" ORDER BY key {order} LIMIT ${}", params.len()));
-            let client = pool.get().await.map_err(pool_error)?;
-            let statement = client.prepare_cached(&sql).await.map_err(db_error)?;
-            let rows = client.query(&statement, &params).await.map_err(db_error)?;
+            let (sql, params) = (&sql, &params);
+            let rows = retry(&pool, |client| async move {
+                let statement = client.prepare_cached(sql).await?;
+                Ok(client.query(&statement, params).await?)
+            })
+            .await?;
             Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
         })
     }
@@ -136,14 +144,14 @@ impl TreeBackend for PgTree {
         let pool = self.shared.pool.clone();
         let name = self.name.clone();
         self.shared.run(async move {
-            let client = pool.get().await.map_err(pool_error)?;
-            let sql = "SELECT count(*) FROM postern_kv WHERE tree = $1";
-            let statement = client.prepare_cached(sql).await.map_err(db_error)?;
-            let row = client
-                .query_one(&statement, &[&&*name])
-                .await
-                .map_err(db_error)?;
-            Ok(row.get::<_, i64>(0) as usize)
+            let name: &str = &name;
+            retry(&pool, |client| async move {
+                let sql = "SELECT count(*) FROM postern_kv WHERE tree = $1";
+                let statement = client.prepare_cached(sql).await?;
+                let row = client.query_one(&statement, &[&name]).await?;
+                Ok(row.get::<_, i64>(0) as usize)
+            })
+            .await
         })
     }
 }

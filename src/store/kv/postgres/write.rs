@@ -1,5 +1,5 @@
-//! Writes: each runs in one transaction, tried again after a serialization failure or a
-//! deadlock the server broke; a transaction writing a control tree (`kv::is_control`)
+//! Writes: each runs in one transaction, tried again after a serialization failure, a
+//! deadlock the server broke, or the server ending the connection (`retry`); a transaction writing a control tree (`kv::is_control`)
 //! bumps the change counter and notifies `postern_changes` before it commits, so the
 //! counter and the notification come with the write or not at all.
 //!
@@ -8,17 +8,14 @@
 //! written with a plain `INSERT`, so when another node inserted it meanwhile the insert
 //! fails on the primary key and the commit reports the condition failed.
 
-use super::error::{db_error, is_retryable, is_unique_violation, pool_error};
+use super::error::is_unique_violation;
+use super::retry::{retry, Failed};
 use crate::store::kv::{is_control, Condition, Write};
 use crate::store::StoreError;
-use deadpool_postgres::{Client, Pool, Transaction};
+use deadpool_postgres::{Pool, Transaction};
 use std::collections::HashSet;
-use std::future::Future;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Row;
-
-/// How often a transaction is run again after a serialization failure or deadlock.
-const RETRIES: usize = 5;
 
 /// The SQL of one write of a key.
 pub(super) const UPSERT: &str = "INSERT INTO postern_kv (tree, key, value) VALUES ($1, $2, $3) \
@@ -30,21 +27,11 @@ const BUMP: &str =
     "WITH c AS (UPDATE postern_changes SET counter = counter + 1 RETURNING counter) \
      SELECT pg_notify('postern_changes', counter::text) FROM c";
 
-/// Runs `attempt` on a pooled connection, again (on another) while it fails with a
-/// serialization failure or deadlock, `RETRIES` times at most.
-pub(super) async fn retry<T, F, Fut>(pool: &Pool, mut attempt: F) -> Result<T, StoreError>
-where
-    F: FnMut(Client) -> Fut,
-    Fut: Future<Output = Result<T, tokio_postgres::Error>>,
-{
-    let mut tries = 0;
-    loop {
-        let client = pool.get().await.map_err(pool_error)?;
-        match attempt(client).await {
-            Err(error) if is_retryable(&error) && tries < RETRIES => tries += 1,
-            other => return other.map_err(db_error),
-        }
-    }
+/// One write statement: its SQL, and whether running it twice does what running it
+/// once does (then a connection lost at its commit does not make it fail).
+pub(super) struct Statement<'a> {
+    pub sql: &'a str,
+    pub idempotent: bool,
 }
 
 /// Runs one statement (its rows: what it changed, by `RETURNING`); on a control tree in
@@ -52,13 +39,18 @@ where
 pub(super) async fn single(
     pool: &Pool,
     control: bool,
-    sql: &str,
+    statement: Statement<'_>,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, StoreError> {
+    let Statement { sql, idempotent } = statement;
+    let at_commit = move |error| match idempotent {
+        true => Failed::Before(error),
+        false => Failed::AtCommit(error),
+    };
     retry(pool, |mut client| async move {
         if !control {
             let statement = client.prepare_cached(sql).await?;
-            return client.query(&statement, params).await;
+            return client.query(&statement, params).await.map_err(at_commit);
         }
         let tx = client.transaction().await?;
         let statement = tx.prepare_cached(sql).await?;
@@ -66,7 +58,7 @@ pub(super) async fn single(
         if !rows.is_empty() {
             bump(&tx).await?;
         }
-        tx.commit().await?;
+        tx.commit().await.map_err(at_commit)?;
         Ok(rows)
     })
     .await
@@ -82,10 +74,10 @@ pub(super) async fn commit(
     retry(pool, |mut client| async move {
         let tx = client.transaction().await?;
         match apply(&tx, writes, conditions, control).await {
-            Ok(true) => tx.commit().await.map(|()| true),
+            Ok(true) => tx.commit().await.map(|()| true).map_err(Failed::AtCommit),
             Ok(false) => Ok(false),
             Err(error) if is_unique_violation(&error) => Ok(false),
-            Err(error) => Err(error),
+            Err(error) => Err(Failed::Before(error)),
         }
     })
     .await
