@@ -224,6 +224,40 @@ fn postgres_connections_the_server_ended_are_replaced() {
     assert_eq!(store.audit().list(&all).unwrap().len(), 1);
 }
 
+/// `sslmode=require` talks TLS, the server's certificate checked against the roots of
+/// `sslrootcert`; without them (the web PKI's roots) the private CA is refused.
+#[test]
+fn postgres_tls_checks_the_server_against_the_configured_roots() {
+    let url = postgres_cluster::database();
+    let ca = postgres_cluster::ca_file();
+    let open = |url: String| {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StoreConfig {
+            backend: StoreBackend::Postgres,
+            url,
+            node: "a".into(),
+            notify: true,
+        };
+        Store::open_config(&config, dir.path()).map(|store| (store, dir))
+    };
+    let require = url.replace("sslmode=disable", "sslmode=require");
+    let trusted = format!("{require}&sslrootcert={}", ca.display());
+    let (store, _dir) = open(trusted).unwrap();
+    store.blocklist().add(&block("spam.example")).unwrap();
+    let database = url.rsplit('/').next().unwrap().split('?').next().unwrap();
+    let over_tls = postgres_cluster::superuser_sql(&format!(
+        "SELECT count(*) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid) \
+         WHERE datname = '{database}' AND ssl"
+    ));
+    assert_ne!(over_tls, "0", "the store's connections use TLS");
+    match open(require) {
+        Err(StoreError::Unavailable(reason)) => {
+            assert!(reason.contains("UnknownIssuer"), "{reason}")
+        }
+        other => panic!("a certificate of an unknown CA: {:?}", other.err()),
+    }
+}
+
 /// A database that cannot be reached is `Unavailable` (a transient failure), not a
 /// broken store.
 #[test]

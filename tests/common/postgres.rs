@@ -1,7 +1,8 @@
 //! A throwaway PostgreSQL cluster for the tests of one test binary: started once, at the
 //! first `database()`, from Debian's binaries (`/usr/lib/postgresql/*/bin`), on a free
 //! loopback port with its socket in its data directory, trusting local connections, with
-//! durability off (the data is thrown away). Each test gets a database of its own.
+//! durability off (the data is thrown away), TLS on (a certificate from a CA of its own,
+//! `ca_file`). Each test gets a database of its own.
 //!
 //! As root the cluster runs as the `postgres` system user (`initdb` refuses root),
 //! otherwise as the current user. A shell wrapper runs the server and reads a pipe the
@@ -29,6 +30,16 @@ struct Cluster {
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+
+/// Where the CA that signed the server's certificate (for `localhost` and 127.0.0.1)
+/// is: a URL of `database()` with `sslmode=require&sslrootcert=` this file uses TLS.
+static CA_FILE: OnceLock<PathBuf> = OnceLock::new();
+
+/// The CA file of the cluster's server certificate (the cluster started on first use).
+pub fn ca_file() -> PathBuf {
+    CLUSTER.get_or_init(start);
+    CA_FILE.get().expect("set at start").clone()
+}
 
 /// A fresh, empty database of the cluster (started on first use): its URL.
 pub fn database() -> String {
@@ -130,10 +141,12 @@ fn start() -> Cluster {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+    certificates(&dir, owner);
     let port = free_port();
     let script = r#""$1" -D "$2/data" -p "$3" -k "$2" -c listen_addresses=127.0.0.1 \
         -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
-        -c max_connections=400 </dev/null >"$2/log" 2>&1 &
+        -c max_connections=400 -c ssl=on -c ssl_cert_file="$2/server.crt" \
+        -c ssl_key_file="$2/server.key" </dev/null >"$2/log" 2>&1 &
         pid=$!; cat >/dev/null; kill -QUIT "$pid"; wait "$pid"; rm -rf "$2""#;
     let mut wrapper = Command::new("/bin/sh");
     wrapper
@@ -161,6 +174,35 @@ fn start() -> Cluster {
     };
     wait_ready(&cluster, &dir);
     cluster
+}
+
+/// Writes a CA (`ca.pem`) and the server's certificate and key it signs into `dir`, the
+/// key readable by the server's user only.
+fn certificates(dir: &Path, owner: Option<(u32, u32)>) {
+    use std::os::unix::fs::PermissionsExt;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "postern test CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let server = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("server.crt"), server.pem()).unwrap();
+    let key_file = dir.join("server.key");
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for file in ["ca.pem", "server.crt", "server.key"] {
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::chown(dir.join(file), Some(uid), Some(gid)).unwrap();
+        }
+    }
+    let _ = CA_FILE.set(dir.join("ca.pem"));
 }
 
 /// Waits until the server answers a query (30 s at most).

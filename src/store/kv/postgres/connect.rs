@@ -1,20 +1,14 @@
 //! Reaching the database: the URL (`postgres://user:password@host:port/db?sslmode=...`)
-//! parsed by tokio-postgres, TLS through rustls with the web PKI roots (ring provider), and
-//! the pool of connections every operation borrows from.
-//!
-//! `sslmode=disable` never uses TLS, `prefer` (tokio-postgres's default) uses it when the
-//! server offers it, `require` refuses a server without it; a certificate is always
-//! checked against the roots when TLS is used. A URL without a password takes
-//! `PGPASSWORD`.
+//! parsed by tokio-postgres, TLS (`tls`), and the pool of connections every operation
+//! borrows from. A URL without a password takes `PGPASSWORD`.
 
 use super::error::pool_error;
+use super::tls;
 use crate::store::StoreError;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres_rustls::MakeRustlsConnect;
-use tokio_rustls::rustls;
 
 /// Connections the pool keeps at most.
 const POOL_SIZE: usize = 16;
@@ -35,7 +29,13 @@ pub(super) struct Target {
 impl Target {
     /// Parses `url`; `node` names the connections (`application_name`).
     pub(super) fn parse(url: &str, node: &str) -> Result<Target, StoreError> {
-        let mut config = tokio_postgres::Config::from_str(url)
+        if url.trim().is_empty() {
+            return Err(StoreError::Backend(
+                "[store] backend = \"postgres\" needs the database's url".into(),
+            ));
+        }
+        let (url, roots) = tls::split_root_file(url);
+        let mut config = tokio_postgres::Config::from_str(&url)
             .map_err(|e| StoreError::Backend(format!("store url: {e}")))?;
         if config.get_password().is_none() {
             if let Ok(password) = std::env::var("PGPASSWORD") {
@@ -50,7 +50,7 @@ impl Target {
         }
         Ok(Target {
             config,
-            tls: tls()?,
+            tls: tls::connector(roots.as_deref())?,
         })
     }
 
@@ -106,18 +106,4 @@ impl Target {
         });
         Ok((client, task))
     }
-}
-
-/// The TLS connector: rustls, ring, the web PKI roots.
-fn tls() -> Result<MakeRustlsConnect, StoreError> {
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| StoreError::Backend(format!("store TLS: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
 }

@@ -15,6 +15,7 @@ mod error;
 mod listen;
 mod retry;
 mod schema;
+mod tls;
 mod tree;
 mod write;
 

@@ -1,7 +1,8 @@
-//! Writes: each runs in one transaction, tried again after a serialization failure, a
-//! deadlock the server broke, or the server ending the connection (`retry`); a transaction writing a control tree (`kv::is_control`)
-//! bumps the change counter and notifies `postern_changes` before it commits, so the
-//! counter and the notification come with the write or not at all.
+//! Writes: each runs in one transaction (a write to a tree of no control state may be one
+//! statement by itself), tried again after a serialization failure, a deadlock the server
+//! broke, or the server ending the connection (`retry`). A transaction writing a control
+//! tree (`kv::is_control`) bumps the change counter and notifies `postern_changes` before
+//! it commits, so the counter and the notification come with the write or not at all.
 //!
 //! A commit's conditions are read with `SELECT ... FOR UPDATE`: a key that holds a value
 //! stays as read until the commit. A key required absent has no row to lock; it is
