@@ -258,6 +258,28 @@ fn postgres_tls_checks_the_server_against_the_configured_roots() {
     }
 }
 
+/// The store may be opened, used and dropped on a thread of the application's runtime,
+/// even a single-threaded one: its work runs on a runtime of its own.
+#[tokio::test(flavor = "current_thread")]
+async fn postgres_a_store_works_and_drops_inside_an_async_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        backend: StoreBackend::Postgres,
+        url: postgres_cluster::database(),
+        node: "a".into(),
+        notify: true,
+    };
+    let store = Store::open_config(&config, dir.path()).unwrap();
+    store.blocklist().add(&block("spam.example")).unwrap();
+    let seen = store.changes().unwrap();
+    assert_eq!(
+        store.wait_change(seen, Duration::from_millis(10)).unwrap(),
+        seen
+    );
+    assert_eq!(store.blocklist().all().unwrap().len(), 1);
+    drop(store);
+}
+
 /// A database that cannot be reached is `Unavailable` (a transient failure), not a
 /// broken store.
 #[test]
