@@ -127,7 +127,7 @@ impl Default for ConsoleConfig {
 }
 
 /// Where the control state lives (`[store]`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
     pub backend: StoreBackend,
@@ -137,6 +137,21 @@ pub struct StoreConfig {
     /// This node's name, unique among the nodes sharing the database; empty: the host
     /// name.
     pub node: String,
+    /// PostgreSQL: whether other nodes' changes wake this one by `LISTEN`/`NOTIFY` (as
+    /// well as a poll every 250 ms). False: the poll only (behind PgBouncer in
+    /// transaction mode, which does not carry notifications).
+    pub notify: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::default(),
+            url: String::new(),
+            node: String::new(),
+            notify: true,
+        }
+    }
 }
 
 /// Which backend holds the control state.

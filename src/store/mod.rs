@@ -59,7 +59,7 @@ pub use webhooks::{Delivery, DeliveryStatus, Webhook, Webhooks, DEFAULT_MAX_ATTE
 
 use ids::Ids;
 pub(crate) use kv::Tree;
-use kv::{Kv, SledKv};
+use kv::{Kv, PgKv, SledKv};
 use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
@@ -162,9 +162,10 @@ impl Store {
     pub fn open_config(config: &StoreConfig, dir: &Path) -> Result<Store, StoreError> {
         let store = match config.backend {
             StoreBackend::Sled => Store::open(dir),
-            StoreBackend::Postgres => Err(StoreError::Backend(
-                "the PostgreSQL backend is not built yet".into(),
-            )),
+            StoreBackend::Postgres => {
+                let postgres = PgKv::open(&config.url, &config.node, config.notify)?;
+                Store::over(Kv::new(Arc::new(postgres)), dir)
+            }
         }?;
         Ok(match config.node.is_empty() {
             true => store,

@@ -16,6 +16,7 @@ pub mod load;
 pub mod logs;
 pub mod oauth;
 pub mod people;
+pub mod postgres;
 pub mod relay;
 pub mod tls;
 pub mod upstream;

@@ -1,6 +1,6 @@
 //! The records under the store, behind one seam: named trees of byte keys and byte
 //! values, ordered by key, over a backend (`Backend`) chosen at start — sled embedded
-//! under `data_dir` (`sled.rs`), or PostgreSQL shared by several nodes (`postgres.rs`).
+//! under `data_dir` (`sled.rs`), or PostgreSQL shared by several nodes (`postgres/`).
 //!
 //! Why a key-value seam rather than one trait method per record kind: every kind of
 //! record (users, accounts, tickets, …) is written and read the same way (a JSON value
@@ -21,6 +21,7 @@
 //! Writes are durable once `flush` returns (sled: its buffers and a `syncfs`; PostgreSQL:
 //! each write is committed before it returns).
 
+mod postgres;
 mod sled;
 
 use super::StoreError;
@@ -28,6 +29,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub(crate) use self::postgres::PgKv;
 pub(crate) use self::sled::SledKv;
 
 /// Trees whose records are not control state: a write to one of them does not make
