@@ -11,8 +11,8 @@ mod postgres_cluster;
 use postern::config::{StoreBackend, StoreConfig};
 use postern::store::{
     Account, AccountStatus, ArchivedMessage, AuditEntry, AuditFilter, BlockEntry, BlockKind,
-    Change, DefaultSendMode, Delivery, DeliveryStatus, Direction, Done, Extent, NewUser, Origin,
-    Scope, Store, StoreError, Ticket, TicketStatus, Webhook,
+    Change, DefaultSendMode, Delivery, DeliveryStatus, Direction, Done, Extent, MessageRecord,
+    NewUser, Origin, Scope, Store, StoreError, Ticket, TicketStatus, Webhook,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
@@ -87,7 +87,69 @@ contract!(
     the_audit_log_lists_in_id_order_and_pages,
     webhook_deliveries_fall_due_in_order,
     the_archive_catalog_finds_each_users_messages,
+    a_message_id_recorded_on_one_node_is_found_on_the_other,
 );
+
+/// What a node records of a message it sent is found by the other node (shared registry
+/// under PostgreSQL, written by the periodic sync; one registry under sled).
+fn a_message_id_recorded_on_one_node_is_found_on_the_other(backend: Backend) {
+    let nodes = nodes(backend);
+    let record = MessageRecord {
+        account: 7,
+        queue_id: "00000000000000aa".into(),
+        direction: "outbound".into(),
+        ticket: Some(3),
+        at: 1_700_000_000_000,
+    };
+    nodes
+        .a
+        .message_ids()
+        .record("<reply-to-me@x.example>", &record)
+        .unwrap();
+    nodes.a.sync_if_dirty().unwrap();
+    assert_eq!(
+        nodes
+            .b
+            .message_ids()
+            .get("<reply-to-me@x.example>")
+            .unwrap(),
+        Some(record)
+    );
+    assert_eq!(
+        nodes.b.message_ids().get("<unknown@x.example>").unwrap(),
+        None
+    );
+}
+
+/// `postern store copy`: an embedded store moves into an empty database with every
+/// record, and the database's ids continue above the embedded store's.
+#[test]
+fn postgres_an_embedded_store_is_copied_into_an_empty_database() {
+    let from_dir = tempfile::tempdir().unwrap();
+    let from = Store::open(from_dir.path()).unwrap();
+    let user = from.users().create(new_user("ann"), 1).unwrap();
+    from.blocklist().add(&block("spam.example")).unwrap();
+    let to_dir = tempfile::tempdir().unwrap();
+    let config = StoreConfig {
+        backend: StoreBackend::Postgres,
+        url: postgres_cluster::database(),
+        node: "a".into(),
+        notify: true,
+    };
+    let to = Store::open_config(&config, to_dir.path()).unwrap();
+    let copied = postern::store::copy(&from, &to).unwrap();
+    assert!(
+        copied.iter().any(|c| c.tree == "users" && c.records == 1),
+        "{copied:?}"
+    );
+    assert_eq!(to.users().by_login("ann").unwrap().unwrap().id, user.id);
+    assert_eq!(to.blocklist().all().unwrap().len(), 1);
+    assert!(to.next_id().unwrap() > user.id);
+    assert!(matches!(
+        postern::store::copy(&from, &to),
+        Err(StoreError::Conflict(_))
+    ));
+}
 
 /// Without notifications (behind a pooler that drops them) the poll alone wakes a waiter.
 #[test]
