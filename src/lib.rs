@@ -14,7 +14,8 @@
 //!   and the `display_name_addresses` setting on submission.
 //! - `policy`  — principals and credential checks (argon2id on a fixed pool of hashing
 //!   threads, SHA-256 digests for high-entropy secrets); the policy snapshot (ArcSwap) and the send-as decision of
-//!   SPEC §3 as pure functions; `explain`; `address`, the canonical form of a mailbox address
+//!   SPEC §3 as pure functions; `watch`, which rebuilds the snapshot when another node
+//!   changed the shared store; `explain`; `address`, the canonical form of a mailbox address
 //!   (quoted dot-atoms unquoted, local parts case-folded and NFC, domains in lower-case
 //!   A-labels) that every address comparison uses (SPEC §12).
 //! - `rewrite` — the header block on raw bytes: `inspect` (exactly one From, Sender,
@@ -32,7 +33,8 @@
 //!   account); `control` (list, retry now, delete, bounce for the API); a
 //!   one-time move of the older sled spool; `ids`, queue ids from blocks whose limit is
 //!   durable before use (never reused across crashes); `room`, the free-space reserve
-//!   checked before anything is written (`452 4.3.1`). A finished message the archive keeps gets a
+//!   checked before anything is written (`452 4.3.1`); `handoff`, a draining node's queue
+//!   moved to the other nodes through the shared store. A finished message the archive keeps gets a
 //!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
@@ -90,17 +92,23 @@
 //!   `user_tokens`, `roles` (+ skill groups, groups), `mail_users`/`backups` (the leaver
 //!   workflow), `queue`, `audit`, `archive`, `tickets`, `requesters`, `helpdesk_*`
 //!   (blocklist, inbound settings, a requester's own tickets), `webhooks`.
-//! - `store`   — sole owner of the `sled::Db`: typed trees for users, roles, skill groups,
-//!   groups, accounts, upstreams, settings, the audit log, the
-//!   blocklist, the ticket store (tickets, articles, attachments, knowledge items,
-//!   idempotence marks), webhooks with their deliveries (due index), password links
-//!   (hashed), console sessions (hashed), mail configurations, the archive catalog, backup jobs and DKIM keys; `records` is the prefixed-JSON layout the ticket
-//!   store and webhooks share; `flush` = sled's flush + `syncfs` (every API change); the
-//!   Message-ID registry (`msgids`), which is not in sled but in sorted run files of
-//!   fixed-size entries (`store/message-ids`), one written and synced a second, merged by
-//!   levels, with sled's older records still read; `ids`, the store's id sequence (blocks
-//!   whose limit is synced before use: no id twice, whatever crashes when); `ballast`, a
+//! - `store`   — the only owner of control state: typed modules (users, roles, skill
+//!   groups, groups, accounts, upstreams, settings, the audit log, the blocklist, the
+//!   ticket store with its idempotence marks, webhooks with their deliveries, password
+//!   links and console sessions (hashed), API tokens (hashed), mail configurations, the
+//!   archive catalog, backup jobs, DKIM keys, node records and handed-over messages) over
+//!   one key-value seam (`kv`: named trees, conditional commits across trees, id blocks,
+//!   a change counter, leases) with two backends: `kv/sled` embedded (the default;
+//!   `flush` = sled's flush + `syncfs`; ids from blocks whose limit is synced before use)
+//!   and `kv/postgres`, shared by several nodes (a pool over rustls, its own runtime,
+//!   migrations under an advisory lock, the counter bumped and NOTIFYed in each control
+//!   transaction, a LISTEN connection, ids from a sequence). `records` is the
+//!   prefixed-JSON key layout; the Message-ID registry (`msgids`) keeps sorted run files
+//!   of fixed-size entries (`store/message-ids`), one written and synced a second, also
+//!   shared in one statement when the store is; `copy`, `postern store copy`; `ballast`, a
 //!   file released when a start finds the disk full, so the store still opens.
+//! - `cluster` — this node among several sharing the store: its record (queue depth and
+//!   sample), the drain flag, handing its queue over (`spool::handoff`) or taking in others'.
 //! - `disk`    — free space of a file system (`fstatvfs`), for the spool's reserve and the
 //!   store's ballast.
 //! - `metrics` — metric handles registered once on a Prometheus recorder owned by the app;
