@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod accounts;
+pub use postgres::apt;
 pub mod backup;
 pub mod browser;
 pub mod console;

@@ -10,6 +10,9 @@
 //! wrapper stops the server (immediate shutdown) and removes the data directory. So no
 //! server outlives `cargo test`.
 
+#[path = "apt.rs"]
+pub mod apt;
+
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -231,8 +234,13 @@ fn wait_ready(cluster: &Cluster, dir: &Path) {
     }
 }
 
-/// The newest `/usr/lib/postgresql/VERSION/bin` that has `initdb` and `postgres`.
+/// The newest `/usr/lib/postgresql/VERSION/bin` that has `initdb` and `postgres`
+/// (Debian's `postgresql`, installed first when missing and running as root).
 fn binaries() -> PathBuf {
+    apt::ensure_installed(
+        "the store's PostgreSQL tests",
+        &[("/usr/lib/postgresql", "postgresql")],
+    );
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
