@@ -88,7 +88,42 @@ contract!(
     webhook_deliveries_fall_due_in_order,
     the_archive_catalog_finds_each_users_messages,
     a_message_id_recorded_on_one_node_is_found_on_the_other,
+    a_user_and_its_audit_entry_are_written_together,
 );
+
+/// A user and its audit entry are one transaction: both, or (login taken on the other
+/// node) neither.
+fn a_user_and_its_audit_entry_are_written_together(backend: Backend) {
+    let nodes = nodes(backend);
+    let entry = |user: &postern::store::User| AuditEntry {
+        id: 0,
+        at: 1,
+        actor_id: None,
+        actor: "root".into(),
+        action: "user.create".into(),
+        target: format!("user/{}", user.id),
+        before: None,
+        after: None,
+    };
+    let (user, recorded) = nodes
+        .a
+        .create_user_audited(new_user("ann"), 1, entry)
+        .unwrap();
+    assert_eq!(recorded.target, format!("user/{}", user.id));
+    let taken = nodes.b.create_user_audited(new_user("ANN"), 1, entry);
+    assert!(matches!(taken, Err(StoreError::Conflict(_))), "{taken:?}");
+    let all = AuditFilter {
+        limit: 10,
+        ..AuditFilter::default()
+    };
+    let entries = nodes.b.audit().list(&all).unwrap();
+    assert_eq!(
+        entries.len(),
+        1,
+        "only the created user's entry: {entries:?}"
+    );
+    assert_eq!(entries[0].id, recorded.id);
+}
 
 /// What a node records of a message it sent is found by the other node (shared registry
 /// under PostgreSQL, written by the periodic sync; one registry under sled).

@@ -54,6 +54,26 @@ fn snapshot_of<T: Serialize>(object: Option<&T>) -> Option<Value> {
         .map(redact)
 }
 
+/// The audit entry of a change made by `caller` (id given when it is recorded).
+pub(super) fn entry_of<B: Serialize, A: Serialize>(
+    caller: &Caller,
+    action: &str,
+    target: String,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> AuditEntry {
+    AuditEntry {
+        id: 0,
+        at: crate::spool::now_ms() / 1000,
+        actor_id: caller.id(),
+        actor: caller.name().to_string(),
+        action: action.to_string(),
+        target,
+        before: snapshot_of(before),
+        after: snapshot_of(after),
+    }
+}
+
 impl Api {
     /// Records a change made by `caller`: `action` as `resource.verb`, `target` as
     /// `resource/id`. Durable on return (or logged as an error if it cannot be written).
@@ -65,16 +85,7 @@ impl Api {
         before: Option<&B>,
         after: Option<&A>,
     ) -> Result<(), Problem> {
-        let entry = AuditEntry {
-            id: 0,
-            at: crate::spool::now_ms() / 1000,
-            actor_id: caller.id(),
-            actor: caller.name().to_string(),
-            action: action.to_string(),
-            target,
-            before: snapshot_of(before),
-            after: snapshot_of(after),
-        };
+        let entry = entry_of(caller, action, target, before, after);
         let store = self.store().clone();
         let written = blocking(move || Ok(store.audit().record(entry)?)).await;
         if let Err(problem) = written {

@@ -183,6 +183,7 @@ pub async fn create(
     let now = crate::spool::now_ms() / 1000;
     let _change = api.write_lock().await;
     let work = api.clone();
+    let by = caller.clone();
     let user = blocking(move || {
         let store = work.store();
         if let Some(max) = store.settings()?.max_users {
@@ -192,14 +193,15 @@ pub async fn create(
                 )));
             }
         }
-        let user = store.users().create(new, now)?;
+        // The user and its audit entry are one transaction.
+        let (user, _) = store.create_user_audited(new, now, |user| {
+            let target = format!("user/{}", user.id);
+            super::audit::entry_of(&by, "user.create", target, None::<&()>, Some(user))
+        })?;
         work.reload()?;
         Ok(user)
     })
     .await?;
-    let target = format!("user/{}", user.id);
-    api.audit(&caller, "user.create", target, None::<&()>, Some(&user))
-        .await?;
     tracing::info!(login = %user.login, kind = ?user.kind, "user created");
     let mut view = UserView::from(user);
     view.secret = generated;

@@ -3,7 +3,7 @@
 //! big-endian sequence number, so iteration is chronological and ids never repeat.
 //! Append-only: nothing here updates or deletes an entry.
 
-use super::kv::{Kv, Tree};
+use super::kv::{Batch, Kv, Tree};
 use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex};
@@ -85,6 +85,22 @@ impl Audit {
         }
         self.kv.flush()?;
         Ok(entry)
+    }
+
+    /// Runs `write` with a batch that appends `entry` (under a fresh id) to the log, so
+    /// the change `write` commits and its entry are one transaction; the entry as
+    /// recorded. Entries still appear in id order.
+    pub(super) fn with_entry<T>(
+        &self,
+        mut entry: AuditEntry,
+        write: impl FnOnce(Batch) -> Result<T, StoreError>,
+    ) -> Result<(T, AuditEntry), StoreError> {
+        let _in_order = self.order.lock().unwrap_or_else(|p| p.into_inner());
+        entry.id = self.ids.next()?;
+        let raw = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut batch = Batch::default();
+        batch.insert(&self.tree, entry.id.to_be_bytes(), raw);
+        Ok((write(batch)?, entry))
     }
 
     /// Entries in the order they were recorded (newest first with `before`), filtered, at

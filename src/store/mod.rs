@@ -249,6 +249,21 @@ impl Store {
         &self.nodes
     }
 
+    /// Creates a user and records the audit entry `entry` makes of it in the same
+    /// transaction: the user exists if and only if its entry does. Durable on return.
+    pub fn create_user_audited(
+        &self,
+        new: NewUser,
+        now: u64,
+        entry: impl FnOnce(&User) -> AuditEntry,
+    ) -> Result<(User, AuditEntry), StoreError> {
+        let user = self.users.new_user(new, now)?;
+        let (_, recorded) = self
+            .audit
+            .with_entry(entry(&user), |batch| self.users.insert_new(&user, batch))?;
+        Ok((user, recorded))
+    }
+
     /// API tokens (their digests).
     pub fn tokens(&self) -> &Tokens {
         &self.tokens

@@ -3,7 +3,8 @@
 //! Secrets are stored only as an argon2id PHC string (human passwords) or a SHA-256 digest
 //! (high-entropy secrets of `system` principals); verifying them is `policy`'s job.
 
-use super::kv::{Kv, Tree};
+use super::kv::{holds, Batch, Kv, Tree};
+use super::records::encode;
 use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -111,7 +112,28 @@ impl Users {
 
     /// Creates a user, refusing a login that is already taken; durable on return.
     pub fn create(&self, new: NewUser, now: u64) -> Result<User, StoreError> {
-        let key = login_key(&new.login);
+        let user = self.new_user(new, now)?;
+        self.insert_new(&user, Batch::default())?;
+        Ok(user)
+    }
+
+    /// Stores a user made by `new_user`, with `more` writes in the same transaction (its
+    /// audit entry); refuses a login that is already taken (nothing written then).
+    /// Durable on return.
+    pub(super) fn insert_new(&self, user: &User, more: Batch) -> Result<(), StoreError> {
+        let key = login_key(&user.login);
+        let mut batch = more;
+        batch.insert(&self.by_login, key.as_bytes(), user.id.to_be_bytes());
+        batch.insert(&self.by_id, user.id.to_be_bytes(), encode(user)?);
+        let free = holds(&self.by_login, key.as_bytes(), None);
+        if !self.kv.commit(batch, &[free])? {
+            return Err(StoreError::Conflict(format!("login {:?}", user.login)));
+        }
+        self.kv.flush()
+    }
+
+    /// The record of a new user, under a fresh id (not stored yet).
+    pub(super) fn new_user(&self, new: NewUser, now: u64) -> Result<User, StoreError> {
         let id = self.ids.next()?;
         let user = User {
             id,
@@ -130,15 +152,6 @@ impl Users {
             created_at: now,
             reactivated_at_ms: None,
         };
-        let raw = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let claimed =
-            self.by_login
-                .compare_and_swap(key.as_bytes(), None, Some(&id.to_be_bytes()))?;
-        if !claimed {
-            return Err(StoreError::Conflict(format!("login {:?}", user.login)));
-        }
-        self.by_id.insert(id.to_be_bytes(), raw)?;
-        self.kv.flush()?;
         Ok(user)
     }
 
