@@ -188,3 +188,350 @@ async fn changes_through_one_node_take_effect_at_another_within_a_second() {
         report(notify, &kinds);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 2, 3. The helpdesk across nodes.
+
+/// Creates the helpdesk mailbox `SUPPORT` (tickets, auto-created requesters, posting to
+/// `webhooks`) through `gw`'s API.
+async fn mailbox(gw: &Gateway, webhooks: &[u64]) {
+    let body = json!({"name": "Support", "address": SUPPORT,
+        "inbound": {"auto_create_requesters": true, "webhooks": webhooks}});
+    let (status, doc) = call(gw.running.api, "POST", "/api/v1/accounts", Some(body)).await;
+    assert_eq!(status, 201, "{doc}");
+}
+
+/// A message from ann to `SUPPORT` with the extra header lines `extra` (CRLF-ended).
+fn message(subject: &str, extra: &str, body: &str) -> String {
+    format!("From: Ann <ann@customer.example>\r\nTo: {SUPPORT}\r\nSubject: {subject}\r\n{extra}\r\n{body}")
+}
+
+/// Sends `message` on `gw`'s inbound listener; the reply to the end of data (or the first
+/// refusal).
+async fn send(gw: &Gateway, message: &str) -> common::Reply {
+    common::helpdesk::send(gw, "ann@customer.example", SUPPORT, message).await
+}
+
+/// Sends until the node takes it (the mailbox made elsewhere may not be in its snapshot
+/// yet: `RCPT TO` is refused until it is).
+async fn send_accepted(gw: &Gateway, message: &str) {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let reply = send(gw, message).await;
+        if reply.code == 250 {
+            return;
+        }
+        assert!(Instant::now() < deadline, "never accepted: {reply:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `gw`'s queue is empty (every inbound message went through the hook).
+async fn settle(gw: &Gateway) {
+    until(Duration::from_secs(15), "the queue to empty", || async {
+        let (_, queue) = call(gw.running.api, "GET", "/api/v1/queue", None).await;
+        queue.as_array().is_some_and(|q| q.is_empty()).then_some(())
+    })
+    .await
+}
+
+async fn tickets(gw: &Gateway) -> Vec<Value> {
+    let (status, list) = call(gw.running.api, "GET", "/api/v1/tickets", None).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+async fn articles(gw: &Gateway, ticket: &Value) -> Vec<Value> {
+    let path = format!("/api/v1/tickets/{}", ticket["id"]);
+    let (status, shown) = call(gw.running.api, "GET", &path, None).await;
+    assert_eq!(status, 200, "{shown}");
+    shown["articles"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_through_another_node_joins_the_ticket() {
+    let url = common::postgres::database();
+    let a = node(&url, "node-a", true, |_| {}).await;
+    let b = node(&url, "node-b", true, |_| {}).await;
+    let _c = node(&url, "node-c", true, |_| {}).await;
+    mailbox(&a, &[]).await;
+
+    let first = message(
+        "Broken printer",
+        "Message-ID: <q1@customer.example>\r\n",
+        "It jams.",
+    );
+    send_accepted(&a, &first).await;
+    settle(&a).await;
+    let opened = tickets(&b).await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+
+    let reply = message(
+        "Re: Broken printer",
+        "Message-ID: <q2@customer.example>\r\nIn-Reply-To: <q1@customer.example>\r\n",
+        "Still jams.",
+    );
+    send_accepted(&b, &reply).await;
+    settle(&b).await;
+    for gw in [&a, &b] {
+        let all = tickets(gw).await;
+        assert_eq!(all.len(), 1, "the reply joined the ticket: {all:?}");
+        assert_eq!(all[0]["id"], opened[0]["id"]);
+        assert_eq!(articles(gw, &all[0]).await.len(), 2, "{all:?}");
+    }
+}
+
+/// A webhook to `url` made through `gw`, retried every second; its id.
+async fn webhook(gw: &Gateway, url: &str) -> u64 {
+    let body =
+        json!({"name": "crm", "url": url, "secret": "s3cret-signing-key-0123", "max_attempts": 5});
+    let (status, hook) = call(gw.running.api, "POST", "/api/v1/webhooks", Some(body)).await;
+    assert_eq!(status, 201, "{hook}");
+    hook["id"].as_u64().unwrap()
+}
+
+async fn deliveries(api: SocketAddr, hook: u64) -> Vec<Value> {
+    let path = format!("/api/v1/webhooks/{hook}/deliveries");
+    let (status, list) = call(api, "GET", &path, None).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_at_two_nodes_at_once_makes_one_ticket_and_one_webhook_call() {
+    let receiver = Receiver::start(false).await;
+    let url = common::postgres::database();
+    let quick = |c: &mut postern::config::Config| c.webhooks.retry_intervals_secs = vec![1];
+    let a = node(&url, "node-a", true, quick).await;
+    let b = node(&url, "node-b", true, quick).await;
+    let _c = node(&url, "node-c", true, quick).await;
+    let hook = webhook(&a, &receiver.url).await;
+    mailbox(&a, &[hook]).await;
+    // B knows the mailbox (its RCPT TO is taken) before the race starts.
+    until(Duration::from_secs(3), "B to know the mailbox", || async {
+        let mut c = Client::connect(b.addr("inbound")).await;
+        c.expect("EHLO mx.customer.example", 250).await;
+        c.expect("MAIL FROM:<ann@customer.example>", 250).await;
+        (c.cmd(&format!("RCPT TO:<{SUPPORT}>")).await.code == 250).then_some(())
+    })
+    .await;
+
+    let text = message(
+        "Invoice",
+        "Message-ID: <same-1@customer.example>\r\n",
+        "Wrong total.",
+    );
+    for round in 0..5 {
+        // Five rounds, each a new Message-ID, each sent to both nodes at the same moment.
+        let text = text.replace("same-1", &format!("same-{round}"));
+        let (at_a, at_b) = tokio::join!(send(&a, &text), send(&b, &text));
+        assert_eq!((at_a.code, at_b.code), (250, 250), "{at_a:?} {at_b:?}");
+    }
+    settle(&a).await;
+    settle(&b).await;
+    let all = tickets(&a).await;
+    assert_eq!(all.len(), 5, "one ticket per Message-ID: {all:#?}");
+    for ticket in &all {
+        assert_eq!(articles(&a, ticket).await.len(), 1, "{ticket}");
+    }
+    until(Duration::from_secs(10), "five webhook calls", || async {
+        (receiver.requests().len() >= 5).then_some(())
+    })
+    .await;
+    // Time for a second call, had anything queued one.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = receiver.requests();
+    assert_eq!(calls.len(), 5, "one call per ticket: {calls:#?}");
+    let listed = deliveries(b.running.api, hook).await;
+    assert_eq!(listed.len(), 5, "{listed:#?}");
+    assert!(
+        listed.iter().all(|d| d["status"] == "delivered"),
+        "{listed:#?}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// 6. Drain.
+
+/// A fake upstream taking every message (`tempfail`: answering every one `451`).
+async fn upstream(tempfail: bool) -> FakeUpstream {
+    FakeUpstream::start(Script {
+        pipelining: true,
+        tempfail_first: if tempfail { usize::MAX } else { 0 },
+        ..Script::default()
+    })
+    .await
+}
+
+/// The queue of `api` (`?nodes=all` when `all`).
+async fn queue(api: SocketAddr, all: bool) -> Vec<Value> {
+    let path = if all {
+        "/api/v1/queue?nodes=all"
+    } else {
+        "/api/v1/queue"
+    };
+    let (status, list) = call(api, "GET", path, None).await;
+    assert_eq!(status, 200, "{list}");
+    list.as_array().unwrap().clone()
+}
+
+/// The first reply of a new SMTP connection to `addr`.
+async fn greeting(addr: SocketAddr) -> String {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut line = String::new();
+    tokio::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    line
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drain_moves_a_nodes_whole_queue_to_the_others() {
+    const N: usize = 30;
+    let url = common::postgres::database();
+    let (deferring, taking_b, taking_c) = (
+        upstream(true).await,
+        upstream(false).await,
+        upstream(false).await,
+    );
+    let with = |port: u16| {
+        move |c: &mut postern::config::Config| {
+            c.upstreams.insert("sink".into(), sink_upstream(port));
+            c.default_upstream = "sink".into();
+            c.queue.retry_intervals_secs = vec![3600];
+        }
+    };
+    let a = node(&url, "node-a", true, with(deferring.addr.port())).await;
+    let b = node(&url, "node-b", true, with(taking_b.addr.port())).await;
+    let c = node(&url, "node-c", true, with(taking_c.addr.port())).await;
+    a.create_user("alice@example.com", "staff", "alice-password")
+        .await;
+
+    let mut client = Client::connect(a.addr("plain")).await;
+    client.login("alice@example.com", "alice-password").await;
+    for i in 0..N {
+        client.expect("MAIL FROM:<alice@example.com>", 250).await;
+        client
+            .expect(&format!("RCPT TO:<bob{i}@example.net>"), 250)
+            .await;
+        client.expect("RCPT TO:<carol@example.net>", 250).await;
+        client.expect("DATA", 354).await;
+        let text = format!("From: alice@example.com\r\nSubject: drained {i}\r\nMessage-ID: <d{i}@example.com>\r\n\r\nbody {i}\r\n.");
+        client.expect(&text, 250).await;
+    }
+    client.expect("QUIT", 221).await;
+    // Each was tried once at A and deferred.
+    until(
+        Duration::from_secs(10),
+        "A to try and defer all",
+        || async {
+            let q = queue(a.running.api, false).await;
+            (q.len() == N && q.iter().all(|m| m["attempts"] == 1)).then_some(())
+        },
+    )
+    .await;
+
+    // Every node's queue, seen from B: A's messages, named as A's.
+    let seen = until(Duration::from_secs(5), "B to show A's queue", || async {
+        let q = queue(b.running.api, true).await;
+        (q.iter().filter(|m| m["node"] == "node-a").count() == N).then_some(q)
+    })
+    .await;
+    assert_eq!(seen.len(), N, "B's and C's own queues are empty: {seen:#?}");
+    assert!(seen[0]["mail_from"] == "alice@example.com", "{:#}", seen[0]);
+
+    // Drain A through B's API.
+    let (status, doc) = call(b.running.api, "POST", "/api/v1/nodes/node-a/drain", None).await;
+    assert!(status == 200 || status == 204, "{status} {doc}");
+    let refused = until(
+        Duration::from_secs(5),
+        "A to refuse new connections",
+        || async {
+            let line = greeting(a.addr("plain")).await;
+            line.starts_with("421").then_some(line)
+        },
+    )
+    .await;
+    assert!(refused.contains("4.3.2"), "{refused}");
+    assert!(greeting(a.addr("inbound")).await.starts_with("421"));
+    until(Duration::from_secs(10), "A's queue to empty", || async {
+        queue(a.running.api, false).await.is_empty().then_some(())
+    })
+    .await;
+    let (_, nodes) = call(b.running.api, "GET", "/api/v1/nodes", None).await;
+    let listed_a = nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "node-a")
+        .cloned();
+    assert_eq!(
+        listed_a.as_ref().map(|n| &n["draining"]),
+        Some(&json!(true)),
+        "{nodes}"
+    );
+
+    // B and C deliver every message, to both recipients, once.
+    let counts = until(
+        Duration::from_secs(20),
+        "B and C to deliver all",
+        || async {
+            let counts = subject_counts(&[&taking_b, &taking_c]);
+            (counts.len() == N).then_some(counts)
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut detail = Vec::new();
+    for (name, up) in [("b", &taking_b), ("c", &taking_c)] {
+        for m in &up.record().messages {
+            let text = String::from_utf8_lossy(&m.data).to_string();
+            let subject = text
+                .lines()
+                .find(|l| l.starts_with("Subject:"))
+                .unwrap_or("")
+                .to_string();
+            detail.push(format!("{name} {subject} {:?}", m.rcpts));
+        }
+    }
+    detail.sort();
+    let counts = subject_counts(&[&taking_b, &taking_c]);
+    for i in 0..N {
+        assert_eq!(counts.get(&format!("drained {i}")), Some(&1), "{detail:#?}");
+    }
+    for up in [&taking_b, &taking_c] {
+        for m in &up.record().messages {
+            assert_eq!(
+                m.rcpts.len(),
+                2,
+                "both recipients still pending: {:?}",
+                m.rcpts
+            );
+        }
+    }
+    let (by_b, by_c) = (
+        taking_b.record().messages.len(),
+        taking_c.record().messages.len(),
+    );
+    println!("drain: {N} messages moved; delivered by node-b {by_b}, node-c {by_c}");
+    assert_eq!(deferring.record().messages.len(), 0);
+    for gw in [&b, &c] {
+        until(
+            Duration::from_secs(10),
+            "B and C queues to empty",
+            || async { queue(gw.running.api, false).await.is_empty().then_some(()) },
+        )
+        .await;
+    }
+    // Resumed, A takes mail again.
+    let (status, doc) = call(b.running.api, "POST", "/api/v1/nodes/node-a/resume", None).await;
+    assert!(status == 200 || status == 204, "{status} {doc}");
+    until(Duration::from_secs(5), "A to take mail again", || async {
+        greeting(a.addr("plain"))
+            .await
+            .starts_with("220")
+            .then_some(())
+    })
+    .await;
+}

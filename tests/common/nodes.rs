@@ -220,5 +220,9 @@ async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
 pub fn spread(samples: &[Duration]) -> (Duration, Duration, Duration) {
     let mut sorted = samples.to_vec();
     sorted.sort();
-    (sorted[0], sorted[sorted.len() / 2], sorted[sorted.len() - 1])
+    (
+        sorted[0],
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+    )
 }
