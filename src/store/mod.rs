@@ -410,7 +410,7 @@ impl Store {
 fn check_schema(settings: &Tree) -> Result<(), StoreError> {
     match settings.get("schema_version")? {
         None => {
-            settings.insert("schema_version", &SCHEMA_VERSION.to_be_bytes())?;
+            settings.insert("schema_version", SCHEMA_VERSION.to_be_bytes())?;
             Ok(())
         }
         Some(raw) => {

@@ -172,7 +172,7 @@ impl Webhooks {
         if !index.starts_with(DUE) {
             return Ok(None);
         }
-        Ok(Some(number(&index, 2)?))
+        Ok(Some(number(index, 2)?))
     }
 
     /// Replaces `before` by `after` (an attempt's outcome), keeping the due index right;
