@@ -228,11 +228,22 @@ async fn send_accepted(gw: &Gateway, message: &str) {
 
 /// Waits until `gw`'s queue is empty (every inbound message went through the hook).
 async fn settle(gw: &Gateway) {
-    until(Duration::from_secs(15), "the queue to empty", || async {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
         let (_, queue) = call(gw.running.api, "GET", "/api/v1/queue", None).await;
-        queue.as_array().is_some_and(|q| q.is_empty()).then_some(())
-    })
-    .await
+        if queue.as_array().is_some_and(|q| q.is_empty()) {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let logs = common::logs::capture().lines();
+            let bad: Vec<&String> = logs
+                .iter()
+                .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+                .collect();
+            panic!("the queue never emptied: {queue:#}\nwarnings and errors: {bad:#?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn tickets(gw: &Gateway) -> Vec<Value> {
@@ -299,6 +310,7 @@ async fn deliveries(api: SocketAddr, hook: u64) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_message_at_two_nodes_at_once_makes_one_ticket_and_one_webhook_call() {
+    common::logs::capture();
     let receiver = Receiver::start(false).await;
     let url = common::postgres::database();
     let quick = |c: &mut postern::config::Config| c.webhooks.retry_intervals_secs = vec![1];
@@ -769,4 +781,67 @@ async fn a_node_killed_under_load_loses_no_message_it_accepted() {
         "a message handed over was delivered twice by B"
     );
     assert_eq!(deferring.record().messages.len(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// The store under two nodes: a login is never claimed without its user.
+
+#[test]
+fn two_nodes_creating_one_user_never_see_the_login_claimed_without_its_user() {
+    use postern::config::{StoreBackend, StoreConfig};
+    use postern::store::{NewUser, Store, StoreError, UserKind};
+    let url = common::postgres::database();
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let open = |node: &str, dir: &tempfile::TempDir| {
+        let config = StoreConfig {
+            backend: StoreBackend::Postgres,
+            url: url.clone(),
+            node: node.into(),
+            notify: true,
+        };
+        Store::open_config(&config, dir.path()).unwrap()
+    };
+    let stores = [open("node-a", &dirs[0]), open("node-b", &dirs[1])];
+    const LOGINS: usize = 100;
+    let barrier = std::sync::Barrier::new(2);
+    let half_made: Vec<Vec<String>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = stores
+            .iter()
+            .map(|store| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    let mut half_made = Vec::new();
+                    for i in 0..LOGINS {
+                        let login = format!("ann{i}@customer.example");
+                        let new = NewUser {
+                            login: login.clone(),
+                            email: login.clone(),
+                            display_name: "Ann".into(),
+                            kind: Some(UserKind::Requester),
+                            ..NewUser::default()
+                        };
+                        barrier.wait();
+                        match store.users().create(new, 0) {
+                            Ok(_) => {}
+                            Err(StoreError::Conflict(_)) => {
+                                if store.users().by_login(&login).unwrap().is_none() {
+                                    half_made.push(login);
+                                }
+                            }
+                            Err(error) => panic!("{error}"),
+                        }
+                    }
+                    half_made
+                })
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let half_made: Vec<&String> = half_made.iter().flatten().collect();
+    assert!(
+        half_made.is_empty(),
+        "{} logins were taken while their user could not be read: {half_made:?}",
+        half_made.len()
+    );
+    assert_eq!(stores[0].users().all().unwrap().len(), LOGINS);
 }

@@ -3,7 +3,7 @@
 //! Secrets are stored only as an argon2id PHC string (human passwords) or a SHA-256 digest
 //! (high-entropy secrets of `system` principals); verifying them is `policy`'s job.
 
-use super::kv::{Kv, Tree};
+use super::kv::{holds, Batch, Kv, Tree};
 use super::{ids::Ids, StoreError};
 use serde::{Deserialize, Serialize};
 
@@ -131,13 +131,15 @@ impl Users {
             reactivated_at_ms: None,
         };
         let raw = serde_json::to_vec(&user).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let claimed =
-            self.by_login
-                .compare_and_swap(key.as_bytes(), None, Some(&id.to_be_bytes()))?;
-        if !claimed {
+        // The login's claim and the record in one commit: no node ever finds a login
+        // claimed without its user (nor a crash leaves one so).
+        let mut batch = Batch::default();
+        batch.insert(&self.by_login, key.as_bytes(), id.to_be_bytes());
+        batch.insert(&self.by_id, id.to_be_bytes(), raw);
+        let unclaimed = holds(&self.by_login, key.as_bytes(), None);
+        if !self.kv.commit(batch, &[unclaimed])? {
             return Err(StoreError::Conflict(format!("login {:?}", user.login)));
         }
-        self.by_id.insert(id.to_be_bytes(), raw)?;
         self.kv.flush()?;
         Ok(user)
     }
