@@ -80,6 +80,26 @@ impl Spool {
             if !mine {
                 continue;
             }
+            // Another node may have taken it (and released its lease) since the list was
+            // read: only a message still waiting under this node's lease is taken.
+            let (s, key, l, t) = (
+                store.clone(),
+                handed.key.clone(),
+                lease.clone(),
+                taker.clone(),
+            );
+            let waiting = tokio::task::spawn_blocking(move || {
+                let waiting = s.nodes().is_waiting(&key)?;
+                if !waiting {
+                    s.release(&l, &t)?;
+                }
+                Ok::<_, crate::store::StoreError>(waiting)
+            })
+            .await
+            .map_err(|e| SpoolError::Flush(e.to_string()))??;
+            if !waiting {
+                continue;
+            }
             let mut meta: Meta = serde_json::from_slice(&handed.meta)
                 .map_err(|e| SpoolError::Corrupt(handed.key.clone(), e.to_string()))?;
             let origin = show_id(meta.id);

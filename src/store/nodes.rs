@@ -150,6 +150,12 @@ impl Nodes {
             .contains_key(text_key(origin.as_bytes(), &format!("/{id}")))
     }
 
+    /// Whether the handed-over message under `key` (a [`Handoff::key`]) is still waiting
+    /// to be taken.
+    pub fn is_waiting(&self, key: &str) -> Result<bool, StoreError> {
+        self.handoff.contains_key(key.as_bytes())
+    }
+
     /// Up to `limit` messages handed over by nodes other than `taker`.
     pub fn handed_off(&self, taker: &str, limit: usize) -> Result<Vec<Handoff>, StoreError> {
         let mut found = Vec::new();

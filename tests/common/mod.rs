@@ -15,6 +15,7 @@ pub mod helpdesk;
 pub mod helpdesk_console;
 pub mod load;
 pub mod logs;
+pub mod nodes;
 pub mod oauth;
 pub mod people;
 pub mod postgres;
