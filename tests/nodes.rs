@@ -12,7 +12,8 @@
 mod common;
 
 use common::load::{subject_counts, submit_until_killed};
-use common::nodes::{call, node, spread, until, BinaryNode, Receiver};
+use common::nodes::{call, node, spread, until, BinaryNode};
+use common::receiver::Receiver;
 use common::upstream::{FakeUpstream, Script};
 use common::{free_ports, sink_upstream, spawn_binary, start_with_alice, Client, Gateway};
 use serde_json::{json, Value};

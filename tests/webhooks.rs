@@ -6,87 +6,15 @@
 mod common;
 
 use common::helpdesk::api;
+use common::receiver::{Received, Receiver};
 use common::{Client, Gateway};
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-/// One request the receiver got: header block and body.
-#[derive(Clone, Debug)]
-struct Received {
-    head: String,
-    body: Vec<u8>,
-}
-
-/// An HTTP receiver answering every request with `status`.
-#[derive(Clone)]
-struct Receiver {
-    got: Arc<Mutex<Vec<Received>>>,
-    status: Arc<AtomicU16>,
-}
-
-impl Receiver {
-    async fn start(listener: TcpListener, status: u16) -> Receiver {
-        let receiver = Receiver {
-            got: Arc::default(),
-            status: Arc::new(AtomicU16::new(status)),
-        };
-        let this = receiver.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let this = this.clone();
-                tokio::spawn(async move {
-                    let Some(request) = read_request(&mut stream).await else {
-                        return;
-                    };
-                    this.got.lock().unwrap().push(request);
-                    let status = this.status.load(Ordering::SeqCst);
-                    let answer = format!("HTTP/1.1 {status} X\r\nContent-Length: 8\r\nConnection: close\r\n\r\nanswered");
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        receiver
-    }
-
-    fn requests(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap())
-            })
-            .unwrap_or(0);
-        if raw.len() >= end + 4 + length {
-            let body = raw[end + 4..end + 4 + length].to_vec();
-            return Some(Received { head, body });
-        }
-    }
-}
 
 /// A gateway retrying webhooks every second, a webhook to `url` and a helpdesk mailbox
 /// posting to it; the webhook's id.
@@ -145,7 +73,7 @@ async fn delivery(gw: &Gateway, hook: u64, done: impl Fn(&Value) -> bool) -> Val
 async fn a_ticket_event_is_posted_signed_with_the_spec_payload() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/hooks/postern", listener.local_addr().unwrap());
-    let receiver = Receiver::start(listener, 200).await;
+    let receiver = Receiver::serve(listener, 200, false).await;
     let (gw, hook) = setup(&url, 10).await;
     send(&gw).await;
     let done = delivery(&gw, hook, |d| d["status"] == "delivered").await;
@@ -157,7 +85,7 @@ async fn a_ticket_event_is_posted_signed_with_the_spec_payload() {
 
     let requests = receiver.requests();
     assert_eq!(requests.len(), 1);
-    let Received { head, body } = &requests[0];
+    let Received { head, body, .. } = &requests[0];
     assert!(head.starts_with("POST /hooks/postern HTTP/1.1"), "{head}");
     let signature = head
         .lines()
@@ -212,7 +140,7 @@ async fn a_receiver_that_is_down_gets_the_call_once_it_is_back() {
         "{failed}"
     );
 
-    let receiver = Receiver::start(TcpListener::bind(addr).await.unwrap(), 204).await;
+    let receiver = Receiver::serve(TcpListener::bind(addr).await.unwrap(), 204, false).await;
     let done = delivery(&gw, hook, |d| d["status"] == "delivered").await;
     assert!(done["attempts"].as_u64().unwrap() >= 2, "{done}");
     assert_eq!(receiver.requests().len(), 1);
@@ -222,7 +150,7 @@ async fn a_receiver_that_is_down_gets_the_call_once_it_is_back() {
 async fn a_receiver_that_keeps_failing_ends_dead_and_can_be_retried() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/in", listener.local_addr().unwrap());
-    let receiver = Receiver::start(listener, 500).await;
+    let receiver = Receiver::serve(listener, 500, false).await;
     let (gw, hook) = setup(&url, 2).await;
     send(&gw).await;
     let dead = delivery(&gw, hook, |d| d["status"] == "dead").await;

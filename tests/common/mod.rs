@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod oauth;
 pub mod people;
 pub mod postgres;
+pub mod receiver;
 pub mod relay;
 pub mod tls;
 pub mod upstream;

@@ -1,6 +1,5 @@
 //! Helpers of the multi-node tests: in-process nodes sharing one PostgreSQL database,
-//! a config file for the real binary as a node, an HTTP receiver for webhooks that can
-//! stall its first call, and polling until a condition holds.
+//! a config file for the real binary as a node, and polling until a condition holds.
 
 use super::{http, Gateway, TOKEN};
 use postern::config::{Config, StoreBackend};
@@ -8,11 +7,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::Notify;
 
 /// Starts an in-process node `name` of the store at `url` (notifications `notify`) on
 /// the test configuration, after `configure` has adjusted it.
@@ -123,96 +118,6 @@ timeout_secs = 5
         let path = self.dir.join("postern.toml");
         std::fs::write(&path, text).unwrap();
         path
-    }
-}
-
-/// One request a receiver got: header block and body.
-#[derive(Clone, Debug)]
-pub struct Received {
-    pub head: String,
-    pub body: Vec<u8>,
-    pub at: Instant,
-}
-
-/// An HTTP receiver of webhook calls answering `200`, except that with `stall_first`
-/// it never answers its first call (the connection is held open).
-#[derive(Clone)]
-pub struct Receiver {
-    pub url: String,
-    got: Arc<Mutex<Vec<Received>>>,
-    /// Notified at each request.
-    pub arrived: Arc<Notify>,
-}
-
-impl Receiver {
-    pub async fn start(stall_first: bool) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let receiver = Receiver {
-            url: format!("http://{}/hooks", listener.local_addr().unwrap()),
-            got: Arc::default(),
-            arrived: Arc::default(),
-        };
-        let this = receiver.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let this = this.clone();
-                tokio::spawn(async move {
-                    let Some(request) = read_request(&mut stream).await else {
-                        return;
-                    };
-                    let first = {
-                        let mut got = this.got.lock().unwrap();
-                        got.push(request);
-                        got.len() == 1
-                    };
-                    this.arrived.notify_waiters();
-                    if first && stall_first {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    }
-                    let answer =
-                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-                    let _ = stream.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        receiver
-    }
-
-    pub fn requests(&self) -> Vec<Received> {
-        self.got.lock().unwrap().clone()
-    }
-}
-
-async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Received> {
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        raw.extend_from_slice(&buf[..n]);
-        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&raw[..end]).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                l.to_ascii_lowercase()
-                    .strip_prefix("content-length:")
-                    .map(|v| v.trim().parse().unwrap())
-            })
-            .unwrap_or(0);
-        if raw.len() >= end + 4 + length {
-            let body = raw[end + 4..end + 4 + length].to_vec();
-            return Some(Received {
-                head,
-                body,
-                at: Instant::now(),
-            });
-        }
     }
 }
 
