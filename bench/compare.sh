@@ -41,6 +41,9 @@
 # round gets a fresh database; it is stopped at the end. For these systems the CPU column
 # counts the Postern node(s) and the PostgreSQL server's process tree together
 # (PG_BIN: the directory of the PostgreSQL binaries, default the newest installed).
+# Under the table, what each run asked of its database per message (`pg_stat_database`:
+# transactions, rows returned, fetched, inserted, updated, deleted; read after the nodes
+# stopped, so start-up and background work are included).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -104,12 +107,12 @@ cleanup() {
         for _ in $(seq 100); do postfix -c "$PF_CONF" status >/dev/null 2>&1 || break; sleep 0.1; done
     fi
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-    [ -n "$PG_DIR" ] && stop_pg
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    [ -n "$PG_DIR" ] && stop_pg
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
     exit "$rc"
 }
