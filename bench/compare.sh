@@ -29,7 +29,21 @@
 # `null-sync`: bench/nullrelay.rs, the least a relay can do (no checks, no rewriting), with
 # no disk at all or with a group-committed `fdatasync` before each `250`: the share of the
 # ceiling a relay that adds nothing else reaches on this machine (NULLRELAY_BIN, default:
-# built with cargo).
+# built with cargo). `postern-pg`: Postern with `[store] backend = "postgres"` (one node)
+# on a PostgreSQL cluster the script starts itself; `postern-pg2`: two Postern nodes on
+# one database, each with its own spool and listener, the load split between them (two
+# smtp-source processes, each sending half the messages over half the sessions; the rate
+# is every message arrived at the sink over the time from the start until the last one).
+# Both nodes share the machine's vCPUs with each other, PostgreSQL and the load tools.
+# The cluster (Debian's /usr/lib/postgresql/*/bin: initdb, postgres; as the `postgres`
+# user when run as root) listens on a free loopback port with its data under the work
+# directory and normal durability (fsync and synchronous_commit on, as shipped); each
+# round gets a fresh database; it is stopped at the end. For these systems the CPU column
+# counts the Postern node(s) and the PostgreSQL server's process tree together
+# (PG_BIN: the directory of the PostgreSQL binaries, default the newest installed).
+# Under the table, what each run asked of its database per message (`pg_stat_database`:
+# transactions, rows returned, fetched, inserted, updated, deleted; read after the nodes
+# stopped, so start-up and background work are included).
 #
 # What is measured: wall time from starting smtp-source until smtp-sink has counted every
 # message (`smtp-sink -c` counts a message when it receives the final dot), so a relay's
@@ -84,6 +98,7 @@ fstype=$(stat -f -c %T "$W")
 
 PIDS=()
 PF_CONF=""
+PG_DIR=""
 cleanup() {
     local rc=$? pid
     set +e
@@ -97,6 +112,7 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
     done
+    [ -n "$PG_DIR" ] && stop_pg
     if [ "${BENCH_KEEP:-0}" = 1 ] || [ "$rc" -ne 0 ]; then echo "work directory kept: $W" >&2; else rm -rf "$W"; fi
     exit "$rc"
 }
@@ -171,13 +187,16 @@ kill -0 "${PIDS[0]}" 2>/dev/null || die "smtp-sink did not start: $(cat "$W/sink
 # ---------------------------------------------------------------- Postern
 POSTERN_PID=""
 POSTERN_PORT=""
-start_postern() { # label system
+start_postern() { # label system [database-url node-name]
     local dir=$W/postern-$1 api token=bench-token-$$ principal=bench@postern.test
     read -r POSTERN_PORT api <<<"$(freeports 2)"
     mkdir -p "$dir"
     sed -e "s|@DATA@|$dir/data|g" -e "s|@API@|$api|g" -e "s|@PORT@|$POSTERN_PORT|g" \
         -e "s|@SINK@|$SINK|g" -e "s|@PRINCIPAL@|$principal|g" \
         "$POSTERN_TOML" >"$dir/postern.toml"
+    if [ -n "${3:-}" ]; then
+        printf '\n[store]\nbackend = "postgres"\nurl = "%s"\nnode = "%s"\n' "$3" "$4" >>"$dir/postern.toml"
+    fi
     (cd "$dir" && POSTERN_ADMIN_TOKEN=$token RUST_LOG=$POSTERN_LOG NO_COLOR=1 \
         exec "$BIN" serve --config "$dir/postern.toml") >"$dir/stdout.log" 2>"$dir/postern.log" &
     POSTERN_PID=$!
@@ -187,6 +206,12 @@ start_postern() { # label system
         sleep 0.1
     done
     local code
+    if [ "${POSTERN_SETUP:-1}" = 0 ]; then   # a second node: the shared store has it all
+        curl -sf "http://127.0.0.1:$api/readyz" >/dev/null 2>&1 \
+            || die "Postern node $4 did not start: $(tail -5 "$dir/postern.log")"
+        echo "$api" >"$dir/api.port"
+        return
+    fi
     code=$(curl -s -o "$dir/user.json" -w '%{http_code}' -X POST -H "Authorization: Bearer $token" \
         -H 'Content-Type: application/json' \
         -d "{\"login\":\"$principal\",\"email\":\"$principal\",\"kind\":\"system\",\"password\":\"bench-secret-0123456789abcdefghijklmnopqrstuvwxyz\"}" \
@@ -278,6 +303,59 @@ stop_postern() {
     wait "$POSTERN_PID" 2>/dev/null || true
 }
 
+# ---------------------------------------------------------------- PostgreSQL (own cluster)
+# A cluster under the work directory, durable as shipped (fsync, synchronous_commit and
+# full_page_writes on); a fresh database per Postern run.
+PG_PORT=""
+PG_RUN=()
+start_pg() {
+    PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)}
+    [ -x "$PG_BIN/initdb" ] || die "PostgreSQL binaries missing (apt-get install postgresql)"
+    PG_DIR=$W/pg
+    mkdir -p "$PG_DIR"
+    PG_RUN=()
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$PG_DIR"
+        PG_RUN=(runuser -u postgres --)
+    fi
+    PG_PORT=$(freeports 1)
+    (cd / && "${PG_RUN[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust -E UTF8 \
+        --locale=C) >"$PG_DIR/initdb.log" 2>&1 || die "initdb failed: $(tail -5 "$PG_DIR/initdb.log")"
+    (cd / && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w -t 60 \
+        -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=200" start) \
+        >"$PG_DIR/pg_ctl.log" 2>&1 || die "PostgreSQL did not start: $(tail -5 "$PG_DIR/log")"
+    PG_PID=$(head -1 "$PG_DIR/data/postmaster.pid")
+    echo "PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on 127.0.0.1:$PG_PORT ($PG_DIR)," \
+        "fsync=$(pg_sql 'SHOW fsync'), synchronous_commit=$(pg_sql 'SHOW synchronous_commit')" >&2
+}
+
+pg_sql() { # sql: runs it in the `postgres` database; what it printed
+    (cd / && "${PG_RUN[@]}" "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -d postgres \
+        -v ON_ERROR_STOP=1 -q -tA -c "$1")
+}
+
+# A fresh database for one run: its URL.
+pg_database() { # name
+    pg_sql "CREATE DATABASE $1" >/dev/null || die "could not create database $1"
+    echo "postgres://postgres@127.0.0.1:$PG_PORT/$1?sslmode=disable"
+}
+
+# What a run asked of its database, start to stop (setup included; a backend reports its
+# counts at the latest when it exits, so this is read after the nodes have stopped):
+# transactions, rows returned, fetched, inserted, updated, deleted.
+pg_counts() { # system mode database
+    local row
+    row=$(pg_sql "SELECT xact_commit + xact_rollback, tup_returned, tup_fetched, tup_inserted,
+        tup_updated, tup_deleted FROM pg_stat_database WHERE datname = '$3'" | tr '|' '\t')
+    printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$ROUND" "$row" >>"$W/pg-counts.tsv"
+    echo "  $1/$2: database $3: transactions, rows returned, fetched, inserted, updated, deleted: $row" >&2
+}
+
+stop_pg() {
+    (cd / && "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop) >/dev/null 2>&1
+    PG_DIR=""
+}
+
 # ---------------------------------------------------------------- Postfix (own instance)
 start_postfix() {
     local pf=$W/postfix
@@ -323,19 +401,35 @@ postfix_master() { head -1 "$W/postfix/queue/pid/master.pid" | tr -d ' '; }
 RESULTS=$W/results.tsv
 : >"$RESULTS"
 
-run() { # system mode port [cpu_pid]
-    local system=$1 mode=$2 port=$3 pid=${4:-} opt=() before target got t0 t_src="" t_done
-    local src_rc=0 ticks0=0 ticks1=0 sink0 sink1 src_cpu
+# CPU ticks of every PID given and its descendants.
+ticks_of() {
+    local total=0 p
+    for p in "$@"; do total=$((total + $(tree_ticks "$p"))); done
+    echo "$total"
+}
+
+run() { # system mode "port..." ["cpu_pid..."]: with several ports, the load is split evenly
+    local system=$1 mode=$2 ports=($3) pids=(${4:-}) opt=() before target got t0 t_src="" t_done
+    local src_rc=0 ticks0=0 ticks1=0 sink0 sink1 src_cpu n=${#ports[@]}
     [ "$mode" = reuse ] && opt=(-d)
     before=$(sink_count)
     target=$((before + MESSAGES))
-    [ -n "$pid" ] && ticks0=$(tree_ticks "$pid")
+    [ ${#pids[@]} -gt 0 ] && ticks0=$(ticks_of "${pids[@]}")
     sink0=$(tree_ticks "$SINK_PID")
     t0=$(now_us)
-    # A subshell runs smtp-source and, once it has reaped it, prints its CPU (`times`).
-    ( smtp-source -s "$SESSIONS" -m "$MESSAGES" -l "$SIZE" -f bench@postern.test -t sink@example.net \
-        "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode.log" 2>&1
-      rc=$?; times >"$W/source.times"; exit $rc ) &
+    # A subshell runs smtp-source (one per port, each with its share of the messages and
+    # sessions) and, once it has reaped them, prints their CPU (`times`).
+    ( i=0 srcs=()
+      for port in "${ports[@]}"; do
+          m=$((MESSAGES / n + (i < MESSAGES % n ? 1 : 0)))
+          s=$((SESSIONS / n + (i < SESSIONS % n ? 1 : 0)))
+          smtp-source -s "$s" -m "$m" -l "$SIZE" -f bench@postern.test -t sink@example.net \
+              "${opt[@]}" "127.0.0.1:$port" >"$W/source-$system-$mode-$i.log" 2>&1 &
+          srcs+=($!); i=$((i + 1))
+      done
+      rc=0
+      for p in "${srcs[@]}"; do wait "$p" || rc=$?; done
+      times >"$W/source.times"; exit $rc ) &
     local src=$! stalled
     read -r t_done t_src got stalled < <(python3 "$ROOT/bench/watch.py" "$W/sink.out" "$target" "$STALL" "$src")
     [ "$t_src" = 0 ] && t_src=""
@@ -345,12 +439,12 @@ run() { # system mode port [cpu_pid]
     fi
     wait "$src" || src_rc=$?
     [ -n "$t_src" ] || t_src=$(now_us)
-    [ -n "$pid" ] && ticks1=$(tree_ticks "$pid")
+    [ ${#pids[@]} -gt 0 ] && ticks1=$(ticks_of "${pids[@]}")
     sink1=$(tree_ticks "$SINK_PID")
     src_cpu=$(source_cpu_ms "$W/source.times")
     got=$(( $(sink_count) - before ))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$system" "$mode" "$got" "$(secs $((t_done - t0)))" \
-        "$(secs $((t_src - t0)))" "${pid:+$((ticks1 - ticks0))}" "$src_rc" "$ROUND" \
+        "$(secs $((t_src - t0)))" "${pids:+$((ticks1 - ticks0))}" "$src_rc" "$ROUND" \
         "$src_cpu" "$((sink1 - sink0))" >>"$RESULTS"
     echo "  $system/$mode: $got of $MESSAGES arrived in $(secs $((t_done - t0))) s (smtp-source done after $(secs $((t_src - t0))) s, exit $src_rc)" >&2
 }
@@ -359,6 +453,7 @@ run() { # system mode port [cpu_pid]
 echo "work directory: $W ($fstype); sink 127.0.0.1:$SINK" >&2
 echo "load: $MESSAGES messages x $SIZE octets, $SESSIONS sessions; modes: $MODES; systems: $SYSTEMS; rounds: $ROUNDS" >&2
 case " $SYSTEMS " in *" postfix "*) start_postfix ;; esac
+case " $SYSTEMS " in *" postern-pg "*|*" postern-pg2 "*) start_pg ;; esac
 for mode in $MODES; do
   for ROUND in $(seq "$ROUNDS"); do
     for system in $SYSTEMS; do
@@ -370,6 +465,21 @@ for mode in $MODES; do
                 start_postern "$mode-$system-$ROUND" "$system"
                 run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID"
                 stop_postern ;;
+            postern-pg)
+                url=$(pg_database "bench_${mode}_pg_$ROUND")
+                start_postern "$mode-$system-$ROUND" "$system" "$url" bench-a
+                run "$system" "$mode" "$POSTERN_PORT" "$POSTERN_PID $PG_PID"
+                stop_postern
+                sleep 1; pg_counts "$system" "$mode" "bench_${mode}_pg_$ROUND" ;;
+            postern-pg2)
+                url=$(pg_database "bench_${mode}_pg2_$ROUND")
+                start_postern "$mode-$system-$ROUND-a" "$system" "$url" bench-a
+                pid_a=$POSTERN_PID port_a=$POSTERN_PORT
+                POSTERN_SETUP=0 start_postern "$mode-$system-$ROUND-b" "$system" "$url" bench-b
+                run "$system" "$mode" "$port_a $POSTERN_PORT" "$pid_a $POSTERN_PID $PG_PID"
+                stop_postern
+                POSTERN_PID=$pid_a stop_postern
+                sleep 1; pg_counts "$system" "$mode" "bench_${mode}_pg2_$ROUND" ;;
             postfix) run postfix "$mode" "$PF_PORT" "$(postfix_master)" ;;
             null|null-sync)
                 start_null "$mode-$system-$ROUND" "$system"
@@ -437,3 +547,20 @@ if lines:
     print("\nCPU per message along each path (medians; smtp-source + relay + smtp-sink):")
     print("\n".join(lines))
 PY
+if [ -s "$W/pg-counts.tsv" ]; then
+    python3 - "$W/pg-counts.tsv" "$MESSAGES" <<'PY'
+import statistics, sys
+sent = int(sys.argv[2])
+runs = {}
+for l in open(sys.argv[1]):
+    f = l.rstrip("\n").split("\t")
+    if len(f) == 9 and f[3]:
+        runs.setdefault((f[0], f[1]), []).append([int(x) for x in f[3:]])
+print("\nPostgreSQL, per message sent (medians over rounds; the run's database from its creation "
+      "to the nodes' stop, setup and background work included): transactions, rows returned, "
+      "fetched, inserted, updated, deleted")
+for (system, mode), v in runs.items():
+    cols = [statistics.median(r[i] for r in v) / sent for i in range(6)]
+    print("- %s, %s: %s" % (system, mode, " / ".join("%.3f" % c for c in cols)))
+PY
+fi
