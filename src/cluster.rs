@@ -3,7 +3,8 @@
 //! for a queue view of every node) and reads whether it was asked to drain. Draining, it
 //! accepts no mail (listeners answer `421 4.3.2`), starts no delivery attempt, and hands
 //! its queue to the other nodes; otherwise it takes in what draining nodes handed over
-//! (`spool::handoff`).
+//! (`spool::handoff`). It also notices the first ticket another node made, so replies
+//! submitted here are threaded from then on.
 
 use crate::spool::{show_id, Spool};
 use crate::store::{NodeRecord, QueuedEntry, Store};
@@ -67,10 +68,14 @@ async fn beat(store: &Store, spool: &Arc<Spool>, started_at: u64) -> Result<bool
             .collect(),
     };
     let s = store.clone();
-    let published = tokio::task::spawn_blocking(move || s.nodes().publish(record))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let published = tokio::task::spawn_blocking(move || {
+        // Threading of replies starts here once any node made the first ticket.
+        s.tickets().look_again()?;
+        s.nodes().publish(record)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     spool.pause(published.draining);
     match published.draining {
         true => spool.hand_off(store).await.map_err(|e| e.to_string())?,

@@ -277,6 +277,14 @@ async fn a_reply_through_another_node_joins_the_ticket() {
     settle(&a).await;
     let opened = tickets(&b).await;
     assert_eq!(opened.len(), 1, "{opened:?}");
+    // B, started before any ticket existed, notices A's: replies submitted through B are
+    // threaded from then on.
+    until(
+        Duration::from_secs(3),
+        "B to know a ticket exists",
+        || async { b.running.store().tickets().any().then_some(()) },
+    )
+    .await;
 
     let reply = message(
         "Re: Broken printer",

@@ -217,9 +217,18 @@ impl Tickets {
         })
     }
 
-    /// True if a ticket was ever stored here.
+    /// True if a ticket was ever stored here (as this node last looked: see `look_again`).
     pub fn any(&self) -> bool {
         self.any.load(Ordering::Acquire)
+    }
+
+    /// Looks again whether a ticket exists (another node sharing the store may have made
+    /// the first one); one short read, none once a ticket is known.
+    pub fn look_again(&self) -> Result<bool, StoreError> {
+        if !self.any() && self.tree.has_prefix(TICKET)? {
+            self.any.store(true, Ordering::Release);
+        }
+        Ok(self.any())
     }
 
     /// A fresh id for a ticket, article or knowledge item.
