@@ -160,7 +160,7 @@ fn shared(
         limits: limits(),
         hostname: "gw.example.com".into(),
         tls: None,
-        credentials: Credentials::new(store.users().clone(), 1),
+        credentials: Credentials::new(policy.clone(), 1),
         spool: spool.clone(),
         metrics: metrics.clone(),
         policy: policy.clone(),
