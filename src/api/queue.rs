@@ -120,17 +120,11 @@ impl QueuedView {
         }
     }
 
+    /// Whether `filter` (lower-cased: `QueueFilter::lowered`) admits it, as it admits
+    /// this node's messages.
     fn admitted_by(&self, filter: &QueueFilter) -> bool {
-        let same =
-            |a: &str, b: &Option<String>| b.as_ref().is_none_or(|b| a.eq_ignore_ascii_case(b));
-        same(&self.upstream, &filter.upstream)
-            && same(&self.mail_from, &filter.sender)
-            && (filter.recipient.is_none()
-                || self
-                    .recipients
-                    .iter()
-                    .any(|r| same(&r.address, &filter.recipient)))
-            && (!filter.deferred || self.attempts > 0)
+        let rcpts = self.recipients.iter().map(|r| r.address.as_str());
+        filter.admits(&self.upstream, &self.mail_from, rcpts, self.attempts)
     }
 }
 
@@ -179,6 +173,7 @@ pub async fn list(
             .map(|m| QueuedView::on(&node, m))
             .collect();
         if all_nodes {
+            let filter = filter.lowered();
             for record in store.nodes().all()?.into_iter().filter(|r| r.node != node) {
                 let node = record.node;
                 found.extend(

@@ -29,19 +29,38 @@ pub struct QueueFilter {
 }
 
 impl QueueFilter {
-    /// `sender` and `recipient` are lower-cased already (`QueueControl::list`).
-    fn admits(&self, meta: &Meta) -> bool {
+    /// The filter with `sender` and `recipient` lower-cased, as `admits` compares them.
+    pub fn lowered(&self) -> QueueFilter {
+        QueueFilter {
+            sender: self.sender.as_ref().map(|s| s.to_lowercase()),
+            recipient: self.recipient.as_ref().map(|r| r.to_lowercase()),
+            ..self.clone()
+        }
+    }
+
+    /// Whether a message with this envelope passes (a filter made by `lowered`).
+    pub fn admits<'a>(
+        &self,
+        upstream: &str,
+        mail_from: &str,
+        mut rcpts: impl Iterator<Item = &'a str>,
+        attempts: u32,
+    ) -> bool {
         let has = |text: &str, part: &Option<String>| {
             part.as_ref()
                 .is_none_or(|p| text.to_lowercase().contains(p.as_str()))
         };
         self.upstream
             .as_ref()
-            .is_none_or(|u| meta.upstream.eq_ignore_ascii_case(u))
-            && has(&meta.mail_from, &self.sender)
-            && (self.recipient.is_none()
-                || meta.rcpts.iter().any(|r| has(&r.address, &self.recipient)))
-            && (!self.deferred || meta.attempts > 0)
+            .is_none_or(|u| upstream.eq_ignore_ascii_case(u))
+            && has(mail_from, &self.sender)
+            && (self.recipient.is_none() || rcpts.any(|r| has(r, &self.recipient)))
+            && (!self.deferred || attempts > 0)
+    }
+
+    fn admits_meta(&self, meta: &Meta) -> bool {
+        let rcpts = meta.rcpts.iter().map(|r| r.address.as_str());
+        self.admits(&meta.upstream, &meta.mail_from, rcpts, meta.attempts)
     }
 }
 
@@ -59,14 +78,10 @@ impl QueueControl {
 
     /// Queued messages in id order.
     pub fn list(&self, filter: &QueueFilter) -> Vec<Meta> {
-        let filter = QueueFilter {
-            sender: filter.sender.as_ref().map(|s| s.to_lowercase()),
-            recipient: filter.recipient.as_ref().map(|r| r.to_lowercase()),
-            ..filter.clone()
-        };
+        let filter = filter.lowered();
         self.spool
             .journal
-            .list(filter.after, filter.limit, |m| filter.admits(m))
+            .list(filter.after, filter.limit, |m| filter.admits_meta(m))
     }
 
     /// One queued message.
