@@ -6,10 +6,12 @@
 
 mod load;
 mod providers;
+mod store;
 mod types;
 
 pub use load::{load, parse};
 pub use providers::*;
+pub use store::{StoreBackend, StoreConfig};
 pub use types::*;
 
 /// Why a configuration could not be used.
