@@ -114,7 +114,11 @@ pub async fn start_with(
         .collect();
     let signers = Arc::new(Signers::new());
     signers.reload(store.dkim_keys())?;
-    let upstreams = Arc::new(Relays::new(&config, &stored, signers)?);
+    let shared = crate::relay::Shared {
+        http: crate::net::http::Client::new(Duration::from_secs(config.webhooks.timeout_secs))?,
+        warnings: crate::relay::warnings::Warnings::new(Some(metrics.clone())),
+    };
+    let upstreams = Arc::new(Relays::new(&config, &stored, signers, shared)?);
     let webhooks = Arc::new(tokio::sync::Notify::new());
     upstreams.set_inbound(Arc::new(Hook::new(
         store.clone(),

@@ -188,6 +188,17 @@ impl Metrics {
             .set(value);
     }
 
+    /// Sets whether warning `kind` about `subject` (`upstream:NAME`, `account:ID`) is raised.
+    pub fn account_warning(&self, subject: &str, kind: &str, value: f64) {
+        let labels = vec![
+            Label::new("subject", subject.to_string()),
+            Label::new("kind", kind.to_string()),
+        ];
+        self.recorder
+            .register_gauge(&key("postern_account_warning", labels), &META)
+            .set(value);
+    }
+
     /// Counts one refusal.
     pub fn reject(&self, reason: Reject) {
         let index = Reject::ALL.iter().position(|r| *r == reason).unwrap_or(0);

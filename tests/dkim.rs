@@ -52,6 +52,7 @@ async fn setup(upstream: &FakeUpstream) -> Gateway {
         max_connections: 2,
         timeout_secs: 5,
         chunking: true,
+        limits: None,
     };
     let gw = Gateway::start(move |c| {
         c.upstreams

@@ -104,6 +104,7 @@ async fn mail_goes_to_the_preferred_mx_that_answers() {
         max_connections: 4,
         timeout_secs: 5,
         chunking: true,
+        limits: None,
     };
     let gw = gateway(mx).await;
 
@@ -183,6 +184,7 @@ async fn bdat_to_a_host_that_offers_chunking_unless_turned_off() {
             max_connections: 2,
             timeout_secs: 5,
             chunking,
+            limits: None,
         };
         let gw = gateway(mx).await;
         submit(&gw, &["dan@d.example"], "chunked").await;

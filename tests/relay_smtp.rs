@@ -30,6 +30,7 @@ fn config(port: u16) -> SmtpConfig {
         timeout_secs: 5,
         chunking: true,
         oauth: None,
+        limits: None,
     }
 }
 

@@ -1,9 +1,8 @@
-//! One HTTP/1.1 request to the control API over plain TCP (the API listens on loopback or a
-//! private network; put a TLS proxy in front for anything else): `Connection: close`, the
-//! body read by `Content-Length`, chunked encoding or end of stream (`net::http::parse`).
+//! One request to the control API over plain HTTP (the API listens on loopback or a
+//! private network; put a TLS proxy in front for anything else), with reqwest's blocking
+//! client.
 
-use std::io::{self, Read, Write};
-use std::net::TcpStream;
+use std::io;
 use std::time::Duration;
 
 /// Why a request got no answer.
@@ -38,7 +37,8 @@ pub fn authority(base: &str) -> Result<String, HttpError> {
     }
 }
 
-/// Sends `method path` with an optional JSON body and the bearer `token`.
+/// Sends `method path` with an optional JSON body and the bearer `token` (reqwest's
+/// blocking client; redirects not followed, 60 s per request).
 pub fn request(
     base: &str,
     token: &str,
@@ -47,35 +47,31 @@ pub fn request(
     body: Option<&str>,
 ) -> Result<Response, HttpError> {
     let host = authority(base)?;
-    let mut stream = TcpStream::connect(&host).map_err(|e| HttpError::Connect(host.clone(), e))?;
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nAccept: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(body.as_bytes()))
-        .map_err(|e| HttpError::Connect(host.clone(), e))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .build()
         .map_err(|e| HttpError::Read(e.to_string()))?;
-    parse(&raw)
-}
-
-/// Splits a whole response into status and body.
-pub fn parse(raw: &[u8]) -> Result<Response, HttpError> {
-    crate::net::http::parse(raw)
-        .map(|r| Response {
-            status: r.status,
-            body: r.body,
-            bytes: r.bytes,
-        })
-        .map_err(|e| HttpError::Read(e.to_string()))
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|_| HttpError::BadUrl(format!("{method} {path}")))?;
+    let response = client
+        .request(method, format!("http://{host}{path}"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .body(body.unwrap_or("").to_string())
+        .send()
+        .map_err(|e| HttpError::Connect(host.clone(), io::Error::other(e)))?;
+    let status = response.status().as_u16();
+    let bytes = response
+        .bytes()
+        .map_err(|e| HttpError::Read(e.to_string()))?
+        .to_vec();
+    Ok(Response {
+        status,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
+    })
 }
 
 #[cfg(test)]

@@ -50,6 +50,9 @@ pub struct StatusView {
     upstream: String,
     #[serde(flatten)]
     status: AccountStatus,
+    /// What will stop this account's mail or fails beside it (`relay::warnings`); any
+    /// makes a healthy account `degraded`.
+    warnings: Vec<crate::relay::warnings::Warning>,
 }
 
 /// `GET /api/v1/accounts` — any authenticated caller: `admin` and `shared_account_setup`
@@ -92,11 +95,22 @@ pub async fn status(
     Param(id): Param<u64>,
 ) -> Result<Json<StatusView>, Problem> {
     let account = visible(&caller, &api, id)?;
+    let warnings = api
+        .state
+        .relays
+        .shared()
+        .warnings
+        .about(account.id, &account.upstream);
+    let mut status = account.status;
+    if !warnings.is_empty() && status.health == crate::store::Health::Healthy {
+        status.health = crate::store::Health::Degraded;
+    }
     Ok(Json(StatusView {
         id: account.id,
         name: account.name,
         upstream: account.upstream,
-        status: account.status,
+        status,
+        warnings,
     }))
 }
 

@@ -4,11 +4,13 @@
 //! This module only describes settings; it opens no socket and touches no file except the
 //! one it is asked to read.
 
+pub mod limits;
 mod load;
 mod providers;
 mod store;
 mod types;
 
+pub use limits::{SendLimits, UpstreamLimits};
 pub use load::{load, parse};
 pub use providers::*;
 pub use store::{StoreBackend, StoreConfig};

@@ -4,6 +4,7 @@
 //! `ca_file` may be overridden (sovereign clouds, tests); `mx` delivers to the recipients'
 //! own MX hosts.
 
+use super::limits::{self, UpstreamLimits};
 use super::{SmtpUpstream, UpstreamAuth, UpstreamTls};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -84,6 +85,9 @@ pub struct Microsoft365Upstream {
     pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Sending limits over the preset's (`config::limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<UpstreamLimits>,
 }
 
 /// Google Workspace: `smtp.gmail.com:587`, STARTTLS, XOAUTH2 with a token from the
@@ -109,6 +113,9 @@ pub struct GoogleUpstream {
     pub tls: Option<UpstreamTls>,
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Sending limits over the preset's (`config::limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<UpstreamLimits>,
 }
 
 /// Direct delivery: each recipient domain's MX hosts by preference (its A/AAAA when it
@@ -138,6 +145,9 @@ pub struct MxUpstream {
     /// upstream); false: DATA to every host.
     #[serde(default = "mx_chunking")]
     pub chunking: bool,
+    /// Sending limits over the preset's (`config::limits`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<UpstreamLimits>,
 }
 
 fn mx_chunking() -> bool {
@@ -297,6 +307,19 @@ impl super::UpstreamConfig {
             super::UpstreamConfig::Google(g) => Some(g.to_smtp()),
             super::UpstreamConfig::Maildir(_) | super::UpstreamConfig::Mx(_) => None,
         }
+    }
+
+    /// The sending limits in force: the kind's preset with the configured overrides.
+    pub fn limits(&self) -> UpstreamLimits {
+        use super::UpstreamConfig as U;
+        let (set, preset) = match self {
+            U::Maildir(_) => (None, UpstreamLimits::default()),
+            U::Smtp(smtp) => (smtp.limits, UpstreamLimits::default()),
+            U::Microsoft365(m) => (m.limits, limits::microsoft365()),
+            U::Google(g) => (g.limits, limits::google()),
+            U::Mx(mx) => (mx.limits, UpstreamLimits::default()),
+        };
+        set.unwrap_or_default().over(preset)
     }
 }
 

@@ -1,7 +1,9 @@
 //! The typed configuration tree with its defaults (SPEC §10: a fresh install runs with no
 //! file at all).
 
-use super::{GoogleUpstream, Microsoft365Upstream, MxUpstream, OAuthConfig, StoreConfig};
+use super::{
+    GoogleUpstream, Microsoft365Upstream, MxUpstream, OAuthConfig, StoreConfig, UpstreamLimits,
+};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -458,6 +460,9 @@ pub struct SmtpUpstream {
     /// Where the OAuth2 token for `xoauth2` / `oauthbearer` comes from.
     #[serde(default)]
     pub oauth: Option<OAuthConfig>,
+    /// Sending limits over the kind's preset (`config::limits`); none for a plain relay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<UpstreamLimits>,
 }
 
 impl SmtpUpstream {
@@ -478,6 +483,7 @@ impl SmtpUpstream {
             timeout_secs: default_timeout(),
             chunking: default_chunking(),
             oauth: None,
+            limits: None,
         }
     }
 }

@@ -1,18 +1,18 @@
-//! A small HTTP/1.1 client for what Postern calls out to: webhooks (and, later, OAuth2
-//! token endpoints). One request per connection (`Connection: close`), `http://` or
-//! `https://` (rustls with the webpki roots), bounded by a timeout; the answer read by
-//! `Content-Length`, chunked encoding or end of stream.
+//! The HTTP client of everything Postern calls out to — webhooks, OAuth2 token endpoints,
+//! Microsoft Graph — over reqwest (hyper, rustls with the webpki roots): connections kept
+//! and reused per host, a time limit per request, redirects never followed (a webhook or a
+//! token endpoint that redirects is answered as it answered), and answers cut at a size
+//! limit. `Client` is cheap to clone; clones share one pool.
 
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::crypto::ring;
-use tokio_rustls::rustls::pki_types::ServerName;
-use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// Longest answer read (the rest is cut off).
 const MAX_RESPONSE: usize = 1024 * 1024;
+/// Idle connections kept per host.
+const IDLE_PER_HOST: usize = 8;
+/// How long an idle connection is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why a request got no answer.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -29,14 +29,26 @@ pub enum HttpError {
     Read(String),
 }
 
-/// A response: status and body.
+/// A response: status, header fields and body.
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
+    /// Header fields (names in lower case), in order.
+    pub headers: Vec<(String, String)>,
     /// The body as text (invalid UTF-8 replaced).
     pub body: String,
-    /// The body's octets as received.
+    /// The body's octets as received (at most the size limit).
     pub bytes: Vec<u8>,
+}
+
+impl Response {
+    /// The first value of header field `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// A parsed URL.
@@ -47,6 +59,16 @@ pub struct Url {
     pub port: u16,
     /// Path and query, starting with `/`.
     pub path: String,
+}
+
+impl std::fmt::Display for Url {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        match self.host.contains(':') {
+            true => write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path),
+            false => write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path),
+        }
+    }
 }
 
 /// Parses `http(s)://host[:port][/path]`.
@@ -85,28 +107,48 @@ pub fn parse_url(url: &str) -> Result<Url, HttpError> {
     }
 }
 
-/// The client: TLS settings built once.
+/// The client: one pool of connections, TLS settings built once.
 #[derive(Clone)]
 pub struct Client {
-    tls: Arc<ClientConfig>,
+    inner: reqwest::Client,
     timeout: Duration,
 }
 
 impl Client {
-    /// A client trusting the webpki roots, giving up after `timeout`.
+    /// A client trusting the webpki roots, giving up on a request after `timeout`.
     pub fn new(timeout: Duration) -> Result<Client, HttpError> {
-        let roots = RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| HttpError::Tls("-".into(), e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Client {
-            tls: Arc::new(config),
-            timeout,
-        })
+        Client::build(timeout, None)
+    }
+
+    /// A client that also trusts the CA certificates (PEM) in `ca_file`.
+    pub fn with_ca_file(timeout: Duration, ca_file: &Path) -> Result<Client, HttpError> {
+        Client::build(timeout, Some(ca_file))
+    }
+
+    fn build(timeout: Duration, ca_file: Option<&Path>) -> Result<Client, HttpError> {
+        let tls = |e: String| HttpError::Tls("-".into(), e);
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(IDLE_PER_HOST)
+            .pool_idle_timeout(IDLE_TIMEOUT)
+            .connect_timeout(timeout)
+            .user_agent(concat!("postern/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|e| tls(format!("{}: {e}", path.display())))?;
+            for cert in
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| tls(e.to_string()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let inner = builder.build().map_err(|e| tls(e.to_string()))?;
+        Ok(Client { inner, timeout })
+    }
+
+    /// The time limit of each request.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// POSTs `body` with `headers` (name, value) to `url`.
@@ -116,141 +158,105 @@ impl Client {
         headers: &[(&str, String)],
         body: &[u8],
     ) -> Result<Response, HttpError> {
-        let secs = self.timeout.as_secs();
-        tokio::time::timeout(self.timeout, self.exchange(url, headers, body))
+        self.send("POST", &url.to_string(), headers, body.to_vec())
             .await
-            .map_err(|_| HttpError::Timeout(secs))?
     }
 
-    async fn exchange(
+    /// Sends `method url` with `headers` and `body` (empty: none), within the time limit.
+    pub async fn send(
         &self,
-        url: &Url,
+        method: &str,
+        url: &str,
         headers: &[(&str, String)],
-        body: &[u8],
+        body: Vec<u8>,
     ) -> Result<Response, HttpError> {
-        let peer = format!("{}:{}", url.host, url.port);
-        let tcp = TcpStream::connect((url.host.as_str(), url.port))
-            .await
-            .map_err(|e| HttpError::Connect(peer.clone(), e.to_string()))?;
-        let default_port = if url.https { 443 } else { 80 };
-        let host = match url.port == default_port {
-            true => url.host.clone(),
-            false => format!("{}:{}", url.host, url.port),
-        };
-        let mut head = format!(
-            "POST {} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
-            url.path,
-            body.len()
-        );
+        let method = reqwest::Method::from_bytes(method.as_bytes())
+            .map_err(|_| HttpError::Url(format!("{method} {url}")))?;
+        let mut request = self.inner.request(method, url).timeout(self.timeout);
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(*name, value.as_str());
         }
-        head.push_str("\r\n");
-        if !url.https {
-            return send(tcp, &head, body).await;
+        if !body.is_empty() {
+            request = request.body(body);
         }
-        let name = ServerName::try_from(url.host.clone())
-            .map_err(|e| HttpError::Tls(peer.clone(), e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(self.tls.clone())
-            .connect(name, tcp)
-            .await
-            .map_err(|e| HttpError::Tls(peer, e.to_string()))?;
-        send(tls, &head, body).await
+        let response = request.send().await.map_err(|e| self.error(url, e))?;
+        read(response, self.timeout).await
+    }
+
+    fn error(&self, url: &str, error: reqwest::Error) -> HttpError {
+        let peer = parse_url(url)
+            .map(|u| format!("{}:{}", u.host, u.port))
+            .unwrap_or_else(|_| url.to_string());
+        let detail = chain(&error);
+        if error.is_timeout() {
+            HttpError::Timeout(self.timeout.as_secs())
+        } else if error.is_builder() {
+            HttpError::Url(url.to_string())
+        } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls")
+        {
+            HttpError::Tls(peer, detail)
+        } else if error.is_connect() {
+            HttpError::Connect(peer, detail)
+        } else {
+            HttpError::Read(detail)
+        }
     }
 }
 
-async fn send<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    head: &str,
-    body: &[u8],
-) -> Result<Response, HttpError> {
-    let write = |e: std::io::Error| HttpError::Read(format!("request not sent: {e}"));
-    stream.write_all(head.as_bytes()).await.map_err(write)?;
-    stream.write_all(body).await.map_err(write)?;
-    stream.flush().await.map_err(write)?;
-    let mut raw = Vec::new();
-    let mut limited = (&mut stream).take(MAX_RESPONSE as u64);
-    // A peer that closes without TLS close_notify still gave its whole answer.
-    if let Err(error) = limited.read_to_end(&mut raw).await {
-        if raw.is_empty() {
-            return Err(HttpError::Read(error.to_string()));
-        }
+/// An error with its sources, joined.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
     }
-    parse(&raw)
+    text
 }
 
-/// Splits a whole response into status and body.
-pub fn parse(raw: &[u8]) -> Result<Response, HttpError> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| HttpError::Read("no end of header".into()))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| HttpError::Read(format!("bad status line in {head:?}")))?;
-    let rest = &raw[split + 4..];
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| value.trim().to_string())
+/// Reads the answer's header and at most `MAX_RESPONSE` octets of its body.
+async fn read(mut response: reqwest::Response, timeout: Duration) -> Result<Response, HttpError> {
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.as_str().to_string(), value)
         })
-    };
-    let body = match (header("transfer-encoding"), header("content-length")) {
-        (Some(te), _) if te.eq_ignore_ascii_case("chunked") => dechunk(rest)?,
-        (_, Some(len)) => {
-            let len: usize = len
-                .parse()
-                .map_err(|_| HttpError::Read(format!("bad Content-Length {len:?}")))?;
-            rest.get(..len)
-                .ok_or_else(|| HttpError::Read("body shorter than its Content-Length".into()))?
-                .to_vec()
+        .collect();
+    let mut bytes = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = MAX_RESPONSE - bytes.len();
+                bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if bytes.len() == MAX_RESPONSE {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) if e.is_timeout() => return Err(HttpError::Timeout(timeout.as_secs())),
+            // An answer cut short still says what it said so far.
+            Err(e) if !bytes.is_empty() => {
+                tracing::debug!(error = %chain(&e), "answer cut short");
+                break;
+            }
+            Err(e) => return Err(HttpError::Read(chain(&e))),
         }
-        _ => rest.to_vec(),
-    };
+    }
     Ok(Response {
         status,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        bytes: body,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        bytes,
     })
-}
-
-fn dechunk(mut rest: &[u8]) -> Result<Vec<u8>, HttpError> {
-    let bad = || HttpError::Read("bad chunked body".into());
-    let mut body = Vec::new();
-    loop {
-        let eol = rest.windows(2).position(|w| w == b"\r\n").ok_or_else(bad)?;
-        let size_text = String::from_utf8_lossy(&rest[..eol]);
-        let size_text = size_text.split(';').next().unwrap_or("").trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| bad())?;
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(rest.get(..size).ok_or_else(bad)?);
-        rest = rest.get(size + 2..).ok_or_else(bad)?;
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn bodies_by_length_chunks_or_end_of_stream() {
-        let r = parse(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\n{}extra").unwrap();
-        assert_eq!((r.status, r.body.as_str()), (201, "{}"));
-        let r = parse(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n[1,\r\n2\r\n2]\r\n0\r\n\r\n")
-            .unwrap();
-        assert_eq!(r.body, "[1,2]");
-        let r = parse(b"HTTP/1.1 404 Not Found\r\n\r\nnope").unwrap();
-        assert_eq!((r.status, r.body.as_str()), (404, "nope"));
-        assert!(parse(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort").is_err());
-    }
 
     #[test]
     fn urls_name_scheme_host_port_and_path() {
@@ -259,10 +265,15 @@ mod tests {
             (u.https, u.host.as_str(), u.port, u.path.as_str()),
             (true, "hooks.example.com", 443, "/in?x=1")
         );
+        assert_eq!(u.to_string(), "https://hooks.example.com:443/in?x=1");
         let u = parse_url("http://127.0.0.1:8080").unwrap();
         assert_eq!(
             (u.https, u.host.as_str(), u.port, u.path.as_str()),
             (false, "127.0.0.1", 8080, "/")
+        );
+        assert_eq!(
+            parse_url("http://[::1]:81/x").unwrap().to_string(),
+            "http://[::1]:81/x"
         );
         for bad in [
             "ftp://x/",

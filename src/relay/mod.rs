@@ -12,6 +12,7 @@ pub mod maildir;
 pub mod mx;
 pub mod oauth;
 pub mod smtp;
+pub mod warnings;
 
 use crate::config::{Config, UpstreamConfig};
 use arc_swap::ArcSwap;
@@ -89,6 +90,9 @@ pub struct RelayError {
     pub side: Side,
     pub retry: Retry,
     pub message: String,
+    /// The provider asked to wait this long before the next attempt (HTTP `Retry-After`,
+    /// a throttling reply): the sending limits slow the mailbox down by it.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl RelayError {
@@ -98,7 +102,14 @@ impl RelayError {
             side,
             retry,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    /// The same error, saying how long the provider asked to wait.
+    pub fn with_retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// True if the message should stay queued and be tried again.
@@ -124,6 +135,25 @@ pub trait Deliver: Send + Sync {
     }
 }
 
+/// What every upstream shares: the one HTTP client (token endpoints, Graph) and where
+/// credential warnings are raised.
+#[derive(Clone)]
+pub struct Shared {
+    pub http: crate::net::http::Client,
+    pub warnings: Arc<warnings::Warnings>,
+}
+
+impl Shared {
+    /// A client with a 30-second limit per request and warnings not exported (tests, CLI).
+    pub fn standalone() -> Shared {
+        Shared {
+            http: crate::net::http::Client::new(std::time::Duration::from_secs(30))
+                .expect("the default HTTP client builds"),
+            warnings: warnings::Warnings::new(None),
+        }
+    }
+}
+
 /// Every upstream by name.
 pub type Upstreams = HashMap<String, Arc<dyn Deliver>>;
 
@@ -137,6 +167,7 @@ pub struct Relays {
     inbound: std::sync::OnceLock<Arc<dyn Deliver>>,
     /// The DKIM keys `smtp` and `mx` upstreams sign with.
     signers: Arc<dkim::Signers>,
+    shared: Shared,
 }
 
 impl Relays {
@@ -146,12 +177,14 @@ impl Relays {
         config: &Config,
         stored: &[(String, UpstreamConfig)],
         signers: Arc<dkim::Signers>,
+        shared: Shared,
     ) -> Result<Relays, RelayError> {
         let relays = Relays {
             config: config.clone(),
             current: ArcSwap::from_pointee((HashMap::new(), BTreeMap::new())),
             inbound: std::sync::OnceLock::new(),
             signers,
+            shared,
         };
         relays.reload(stored)?;
         Ok(relays)
@@ -175,6 +208,11 @@ impl Relays {
         &self.signers
     }
 
+    /// The HTTP client and warnings every upstream shares.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     /// Every upstream's name and settings.
     pub fn settings(&self) -> BTreeMap<String, UpstreamConfig> {
         self.current.load().1.clone()
@@ -195,7 +233,7 @@ impl Relays {
             let keep = old.1.get(name) == Some(settings);
             let deliver = match (keep, old.0.get(name)) {
                 (true, Some(existing)) => existing.clone(),
-                _ => build(&self.config, name, settings, &self.signers)?,
+                _ => build(&self.config, name, settings, &self.signers, &self.shared)?,
             };
             built.insert(name.clone(), deliver);
         }
@@ -204,12 +242,13 @@ impl Relays {
     }
 }
 
-/// Builds one upstream; `smtp` and `mx` ones sign with `signers`.
+/// Builds one upstream; `smtp` and `mx` ones sign with `signers`; all share `shared`.
 pub fn build(
     config: &Config,
     name: &str,
     upstream: &UpstreamConfig,
     signers: &Arc<dkim::Signers>,
+    _shared: &Shared,
 ) -> Result<Arc<dyn Deliver>, RelayError> {
     let signing = |inner: Arc<dyn Deliver>| -> Arc<dyn Deliver> {
         Arc::new(dkim::Signing::new(inner, signers.clone()))

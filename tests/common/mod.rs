@@ -494,6 +494,7 @@ pub fn sink_upstream(port: u16) -> UpstreamConfig {
         timeout_secs: 5,
         chunking: true,
         oauth: None,
+        limits: None,
     })
 }
 
