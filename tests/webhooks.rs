@@ -87,10 +87,14 @@ async fn a_ticket_event_is_posted_signed_with_the_spec_payload() {
     assert_eq!(requests.len(), 1);
     let Received { head, body, .. } = &requests[0];
     assert!(head.starts_with("POST /hooks/postern HTTP/1.1"), "{head}");
-    let signature = head
-        .lines()
-        .find_map(|l| l.strip_prefix("X-Postern-Signature: "))
-        .expect("signed");
+    // Field names are case-insensitive (RFC 9110 §5.1); the client sends them in lower case.
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(": ")?;
+            n.eq_ignore_ascii_case(name).then(|| v.to_string())
+        })
+    };
+    let signature = field("X-Postern-Signature").expect("signed");
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"s3cret-signing-key-0123").unwrap();
     mac.update(body);
     let expected: String = mac
@@ -100,9 +104,14 @@ async fn a_ticket_event_is_posted_signed_with_the_spec_payload() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(signature, format!("sha256={expected}"));
-    assert!(head.contains("X-Postern-Event: ticket.created"), "{head}");
-    assert!(
-        head.contains(&format!("X-Postern-Delivery: {}", done["id"])),
+    assert_eq!(
+        field("X-Postern-Event").as_deref(),
+        Some("ticket.created"),
+        "{head}"
+    );
+    assert_eq!(
+        field("X-Postern-Delivery"),
+        Some(done["id"].to_string()),
         "{head}"
     );
 

@@ -69,18 +69,20 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// `wake` is notified by the hook when it queues deliveries.
+    /// `wake` is notified by the hook when it queues deliveries; calls go out on `client`
+    /// (the one every caller shares), each within `config.timeout_secs`.
     pub fn new(
         store: Store,
         config: WebhookConfig,
         wake: Arc<Notify>,
-    ) -> Result<Dispatcher, crate::net::http::HttpError> {
-        Ok(Dispatcher {
-            client: Client::new(Duration::from_secs(config.timeout_secs))?,
+        client: Client,
+    ) -> Dispatcher {
+        Dispatcher {
+            client,
             store,
             config,
             wake,
-        })
+        }
     }
 
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
@@ -176,8 +178,10 @@ impl Dispatcher {
                         sign(&hook.secret, delivery.payload.as_bytes()),
                     ),
                 ];
+                let timeout = Duration::from_secs(self.config.timeout_secs);
+                let body = delivery.payload.as_bytes().to_vec();
                 self.client
-                    .post(&url, &headers, delivery.payload.as_bytes())
+                    .send_within("POST", &url.to_string(), &headers, body, timeout)
                     .await
             }
             Err(error) => Err(error),

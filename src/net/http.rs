@@ -170,36 +170,50 @@ impl Client {
         headers: &[(&str, String)],
         body: Vec<u8>,
     ) -> Result<Response, HttpError> {
+        self.send_within(method, url, headers, body, self.timeout)
+            .await
+    }
+
+    /// As `send`, within `timeout` instead of the client's limit: callers that share the
+    /// one client keep their own limits (a webhook's `timeout_secs`, 15 s for a token).
+    pub async fn send_within(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<Response, HttpError> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| HttpError::Url(format!("{method} {url}")))?;
-        let mut request = self.inner.request(method, url).timeout(self.timeout);
+        let mut request = self.inner.request(method, url).timeout(timeout);
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
         if !body.is_empty() {
             request = request.body(body);
         }
-        let response = request.send().await.map_err(|e| self.error(url, e))?;
-        read(response, self.timeout).await
+        let response = request.send().await.map_err(|e| error(url, e, timeout))?;
+        read(response, timeout).await
     }
+}
 
-    fn error(&self, url: &str, error: reqwest::Error) -> HttpError {
-        let peer = parse_url(url)
-            .map(|u| format!("{}:{}", u.host, u.port))
-            .unwrap_or_else(|_| url.to_string());
-        let detail = chain(&error);
-        if error.is_timeout() {
-            HttpError::Timeout(self.timeout.as_secs())
-        } else if error.is_builder() {
-            HttpError::Url(url.to_string())
-        } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls")
-        {
-            HttpError::Tls(peer, detail)
-        } else if error.is_connect() {
-            HttpError::Connect(peer, detail)
-        } else {
-            HttpError::Read(detail)
-        }
+/// What failed, from reqwest's error for a request to `url` limited to `timeout`.
+fn error(url: &str, error: reqwest::Error, timeout: Duration) -> HttpError {
+    let peer = parse_url(url)
+        .map(|u| format!("{}:{}", u.host, u.port))
+        .unwrap_or_else(|_| url.to_string());
+    let detail = chain(&error);
+    if error.is_timeout() {
+        HttpError::Timeout(timeout.as_secs())
+    } else if error.is_builder() {
+        HttpError::Url(url.to_string())
+    } else if detail.contains("certificate") || detail.contains("TLS") || detail.contains("tls") {
+        HttpError::Tls(peer, detail)
+    } else if error.is_connect() {
+        HttpError::Connect(peer, detail)
+    } else {
+        HttpError::Read(detail)
     }
 }
 
