@@ -117,6 +117,7 @@ pub async fn start_with(
     let shared = crate::relay::Shared {
         http: crate::net::http::Client::new(Duration::from_secs(config.webhooks.timeout_secs))?,
         warnings: crate::relay::warnings::Warnings::new(Some(metrics.clone())),
+        refreshes: Some(store.refreshes().clone()),
     };
     let upstreams = Arc::new(Relays::new(&config, &stored, signers, shared)?);
     let webhooks = Arc::new(tokio::sync::Notify::new());
@@ -140,7 +141,12 @@ pub async fn start_with(
             HealthBook::new(store.clone(), policy.clone(), metrics.clone()),
         ));
     let worker_task = tokio::spawn(worker.run(new_ids, stop_delivery_rx.clone()));
-    let dispatcher = Dispatcher::new(store.clone(), config.webhooks.clone(), webhooks)?;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        config.webhooks.clone(),
+        webhooks,
+        upstreams.shared().http.clone(),
+    );
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
     tokio::spawn(sync_store(store.clone(), stop_delivery_rx.clone()));
     crate::cluster::start(&store, &spool, stop_delivery_rx.clone());

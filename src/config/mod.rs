@@ -4,6 +4,7 @@
 //! This module only describes settings; it opens no socket and touches no file except the
 //! one it is asked to read.
 
+pub mod credentials;
 pub mod limits;
 mod load;
 mod providers;

@@ -18,6 +18,9 @@ pub enum OAuthGrant {
     ClientCredentials,
     /// A refresh token issued to a user (Google; Microsoft delegated).
     RefreshToken,
+    /// A Google service account's signed assertion (RFC 7523 §2.1, JWT bearer), acting
+    /// for `subject` by domain-wide delegation: `service_account_key` names its key file.
+    ServiceAccount,
 }
 
 /// How an upstream obtains its OAuth2 access token (`auth = "xoauth2"` or
@@ -25,10 +28,14 @@ pub enum OAuthGrant {
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OAuthConfig {
-    /// The token endpoint (`https://…`; `http://` only for tests on loopback).
+    /// The token endpoint (`https://…`; `http://` only for tests on loopback). Empty with
+    /// a service account: the key file's `token_uri`.
+    #[serde(default)]
     pub token_url: String,
     #[serde(default)]
     pub grant: OAuthGrant,
+    /// The application (client) id; not used by a service account.
+    #[serde(default)]
     pub client_id: String,
     #[serde(default)]
     pub client_secret: String,
@@ -46,10 +53,31 @@ pub struct OAuthConfig {
     pub client_certificate: Option<PathBuf>,
     #[serde(default)]
     pub client_key: Option<PathBuf>,
+    /// Google service account key file (JSON), for `grant = "service_account"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<PathBuf>,
+    /// The user a service account acts for; default: the upstream's `username`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The client secret's end date (`YYYY-MM-DD`, as the app registration shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires: Option<String>,
+    /// Days an unused refresh token lives at the provider; default: known from
+    /// `token_url` (Microsoft 90, Google 183), else not watched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token_idle_days: Option<u64>,
+    /// Days before a credential's end (secret, certificate, idle refresh token) that the
+    /// accounts turn `degraded` with a warning.
+    #[serde(default = "default_warn_days")]
+    pub expiry_warn_days: u64,
 }
 
 fn default_margin() -> u64 {
     300
+}
+
+fn default_warn_days() -> u64 {
+    14
 }
 
 /// Microsoft 365 (Exchange Online): `smtp.office365.com:587`, STARTTLS, XOAUTH2 with a
@@ -72,6 +100,11 @@ pub struct Microsoft365Upstream {
     /// Set: the delegated (refresh-token) flow instead of client credentials.
     #[serde(default)]
     pub refresh_token: String,
+    /// The client secret's end date (`YYYY-MM-DD`): warned `expiry_warn_days` before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_expires: Option<String>,
+    #[serde(default = "default_warn_days")]
+    pub expiry_warn_days: u64,
     /// The mailbox the token authenticates as.
     pub username: String,
     #[serde(default)]
@@ -91,15 +124,26 @@ pub struct Microsoft365Upstream {
 }
 
 /// Google Workspace: `smtp.gmail.com:587`, STARTTLS, XOAUTH2 with a token from the
-/// user's `refresh_token` (scope `https://mail.google.com/`). `Debug` leaves the secrets
-/// out.
+/// user's `refresh_token`, or from a service account with domain-wide delegation (scope
+/// `https://mail.google.com/`). `Debug` leaves the secrets out.
 #[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleUpstream {
+    #[serde(default)]
     pub client_id: String,
     #[serde(default)]
     pub client_secret: String,
+    /// A user's refresh token (with `client_id`), or else `service_account_key`.
+    #[serde(default)]
     pub refresh_token: String,
+    /// A service account's key file (JSON) with domain-wide delegation, instead of a
+    /// refresh token: it acts for `subject` (default: `username`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default = "default_warn_days")]
+    pub expiry_warn_days: u64,
     /// The mailbox the token authenticates as.
     pub username: String,
     #[serde(default)]
@@ -199,6 +243,11 @@ impl Microsoft365Upstream {
             refresh_margin_secs: default_margin(),
             client_certificate: self.client_certificate.clone(),
             client_key: self.client_key.clone(),
+            service_account_key: None,
+            subject: None,
+            client_secret_expires: self.client_secret_expires.clone(),
+            refresh_token_idle_days: Some(super::credentials::MICROSOFT_REFRESH_IDLE_DAYS),
+            expiry_warn_days: self.expiry_warn_days,
         };
         let endpoint = Endpoint {
             host: &self.host,
@@ -213,12 +262,17 @@ impl Microsoft365Upstream {
 impl GoogleUpstream {
     /// The `smtp` upstream this preset stands for.
     pub fn to_smtp(&self) -> SmtpUpstream {
+        let service = self.service_account_key.is_some();
         let oauth = OAuthConfig {
-            token_url: self
-                .token_url
-                .clone()
-                .unwrap_or_else(|| "https://oauth2.googleapis.com/token".into()),
-            grant: OAuthGrant::RefreshToken,
+            // A service account's key file names its token endpoint.
+            token_url: self.token_url.clone().unwrap_or_else(|| match service {
+                true => String::new(),
+                false => "https://oauth2.googleapis.com/token".into(),
+            }),
+            grant: match service {
+                true => OAuthGrant::ServiceAccount,
+                false => OAuthGrant::RefreshToken,
+            },
             client_id: self.client_id.clone(),
             client_secret: self.client_secret.clone(),
             refresh_token: self.refresh_token.clone(),
@@ -226,6 +280,11 @@ impl GoogleUpstream {
             refresh_margin_secs: default_margin(),
             client_certificate: None,
             client_key: None,
+            service_account_key: self.service_account_key.clone(),
+            subject: self.subject.clone(),
+            client_secret_expires: None,
+            refresh_token_idle_days: Some(super::credentials::GOOGLE_REFRESH_IDLE_DAYS),
+            expiry_warn_days: self.expiry_warn_days,
         };
         let endpoint = Endpoint {
             host: &self.host,
@@ -271,7 +330,12 @@ debug_without_secrets!(
         scope,
         refresh_margin_secs,
         client_certificate,
-        client_key
+        client_key,
+        service_account_key,
+        subject,
+        client_secret_expires,
+        refresh_token_idle_days,
+        expiry_warn_days
     ],
     [client_secret, refresh_token]
 );
@@ -282,6 +346,8 @@ debug_without_secrets!(
         client_id,
         client_certificate,
         client_key,
+        client_secret_expires,
+        expiry_warn_days,
         username,
         token_url,
         host,
@@ -293,7 +359,18 @@ debug_without_secrets!(
 );
 debug_without_secrets!(
     GoogleUpstream,
-    [client_id, username, token_url, host, port, tls, ca_file],
+    [
+        client_id,
+        service_account_key,
+        subject,
+        expiry_warn_days,
+        username,
+        token_url,
+        host,
+        port,
+        tls,
+        ca_file
+    ],
     [client_secret, refresh_token]
 );
 
@@ -320,24 +397,6 @@ impl super::UpstreamConfig {
             U::Mx(mx) => (mx.limits, UpstreamLimits::default()),
         };
         set.unwrap_or_default().over(preset)
-    }
-}
-
-impl OAuthConfig {
-    /// What is wrong with these settings, as (field, reason); `None` if nothing.
-    fn problem(&self) -> Option<(&'static str, String)> {
-        if let Err(e) = crate::net::http::parse_url(&self.token_url) {
-            return Some(("token_url", e.to_string()));
-        }
-        match (&self.client_certificate, &self.client_key) {
-            (Some(_), None) => Some(("client_key", "required with client_certificate".into())),
-            (None, Some(_)) => Some(("client_certificate", "required with client_key".into())),
-            (Some(_), Some(_)) if !self.client_secret.is_empty() => Some((
-                "client_secret",
-                "either a client secret or a certificate, not both".into(),
-            )),
-            _ => None,
-        }
     }
 }
 

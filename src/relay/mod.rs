@@ -135,12 +135,14 @@ pub trait Deliver: Send + Sync {
     }
 }
 
-/// What every upstream shares: the one HTTP client (token endpoints, Graph) and where
-/// credential warnings are raised.
+/// What every upstream shares: the one HTTP client (token endpoints, Graph), where
+/// credential warnings are raised, and where the use of refresh tokens is recorded.
 #[derive(Clone)]
 pub struct Shared {
     pub http: crate::net::http::Client,
     pub warnings: Arc<warnings::Warnings>,
+    /// The store's record of refresh-token use (`oauth::watch`); none: kept in memory.
+    pub refreshes: Option<crate::store::Refreshes>,
 }
 
 impl Shared {
@@ -150,6 +152,7 @@ impl Shared {
             http: crate::net::http::Client::new(std::time::Duration::from_secs(30))
                 .expect("the default HTTP client builds"),
             warnings: warnings::Warnings::new(None),
+            refreshes: None,
         }
     }
 }
@@ -248,7 +251,7 @@ pub fn build(
     name: &str,
     upstream: &UpstreamConfig,
     signers: &Arc<dkim::Signers>,
-    _shared: &Shared,
+    shared: &Shared,
 ) -> Result<Arc<dyn Deliver>, RelayError> {
     let signing = |inner: Arc<dyn Deliver>| -> Arc<dyn Deliver> {
         Arc::new(dkim::Signing::new(inner, signers.clone()))
@@ -261,15 +264,21 @@ pub fn build(
                 .unwrap_or_else(|| config.data_dir.join("outbox"));
             Arc::new(maildir::Maildir::open(path)?)
         }
-        UpstreamConfig::Smtp(settings) => signing(Arc::new(smtp::SmtpUpstream::new(
+        UpstreamConfig::Smtp(settings) => signing(Arc::new(smtp::SmtpUpstream::with_shared(
             name,
             settings,
             &config.hostname,
+            shared,
         )?)),
         // The providers sign with their own keys.
         UpstreamConfig::Microsoft365(_) | UpstreamConfig::Google(_) => {
             let settings = upstream.smtp().expect("a provider preset");
-            Arc::new(smtp::SmtpUpstream::new(name, &settings, &config.hostname)?)
+            Arc::new(smtp::SmtpUpstream::with_shared(
+                name,
+                &settings,
+                &config.hostname,
+                shared,
+            )?)
         }
         UpstreamConfig::Mx(mx) => signing(Arc::new(mx::MxRelay::new(
             name,

@@ -1,11 +1,12 @@
 //! The store: the only owner of Postern's control state (users, accounts, roles, settings,
 //! the audit log, the blocklist, the tickets, the webhooks, the password links, the
 //! console sessions, API tokens, the mail configurations, the archive catalog, the backup
-//! jobs, the DKIM keys). Typed modules, one per kind of record, keep their records in
-//! named trees of one key-value seam (`kv`) over a backend chosen at start: sled embedded
-//! under `data_dir` (the default), or PostgreSQL shared by several nodes. No backend type
-//! is visible outside this module. It also holds the Message-ID registry, kept in run
-//! files of its own beside the database (`msgids`).
+//! jobs, the DKIM keys, the last use of each OAuth refresh token). Typed modules, one per
+//! kind of record, keep their records in named trees of one key-value seam (`kv`) over a
+//! backend chosen at start: sled embedded under `data_dir` (the default), or PostgreSQL
+//! shared by several nodes. No backend type is visible outside this module. It also
+//! holds the Message-ID registry, kept in run files of its own beside the database
+//! (`msgids`).
 //!
 //! It knows nothing of SMTP or policy; callers decide what a record means.
 
@@ -25,6 +26,7 @@ mod msgids;
 mod nodes;
 mod password_links;
 mod records;
+mod refreshes;
 mod sessions;
 mod settings;
 mod tickets;
@@ -47,6 +49,7 @@ pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
 pub use password_links::{PasswordLink, PasswordLinks};
+pub use refreshes::{Refresh, Refreshes};
 pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{
@@ -143,6 +146,7 @@ pub struct Store {
     sessions: Sessions,
     tokens: Tokens,
     nodes: Nodes,
+    refreshes: Refreshes,
     ids: Ids,
 }
 
@@ -236,6 +240,7 @@ impl Store {
             sessions: Sessions::open(&kv, ids.clone())?,
             tokens: Tokens::open(&kv)?,
             nodes: Nodes::open(&kv)?,
+            refreshes: Refreshes::open(&kv)?,
             ids,
             dir: Arc::new(File::open(dir)?),
             node: "local".into(),
@@ -247,6 +252,11 @@ impl Store {
     /// The nodes sharing this store, and messages handed between them.
     pub fn nodes(&self) -> &Nodes {
         &self.nodes
+    }
+
+    /// When each upstream's refresh token was last used with success.
+    pub fn refreshes(&self) -> &Refreshes {
+        &self.refreshes
     }
 
     /// Creates a user and records the audit entry `entry` makes of it in the same

@@ -57,8 +57,29 @@ impl SmtpUpstream {
     /// Prepares the upstream `name` from its configuration: reads `ca_file` and builds the
     /// TLS client configuration now, so a bad setting fails at start, not at first delivery.
     /// No connection is opened here. `helo_name` is sent with EHLO (empty = the local
-    /// address as an address literal).
+    /// address as an address literal). Without the shared HTTP client, an upstream cannot
+    /// get OAuth2 tokens (`with_shared`).
     pub fn new(name: &str, cfg: &SmtpConfig, helo_name: &str) -> Result<SmtpUpstream, RelayError> {
+        SmtpUpstream::build(name, cfg, helo_name, None)
+    }
+
+    /// As `new`, with what every upstream shares: the HTTP client its OAuth2 tokens are
+    /// fetched with, and where warnings about its credentials go.
+    pub fn with_shared(
+        name: &str,
+        cfg: &SmtpConfig,
+        helo_name: &str,
+        shared: &crate::relay::Shared,
+    ) -> Result<SmtpUpstream, RelayError> {
+        SmtpUpstream::build(name, cfg, helo_name, Some(shared))
+    }
+
+    fn build(
+        name: &str,
+        cfg: &SmtpConfig,
+        helo_name: &str,
+        shared: Option<&crate::relay::Shared>,
+    ) -> Result<SmtpUpstream, RelayError> {
         let local = |e: error::SmtpError| e.into_relay(name, false);
         if cfg.host.is_empty() {
             return Err(local(error::SmtpError::Config("host is empty".into())));
@@ -74,12 +95,18 @@ impl SmtpUpstream {
                 "AUTH is configured without TLS: the password crosses the network in clear"
             );
         }
-        let oauth = match (cfg.auth, &cfg.oauth) {
-            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, Some(oauth)) => Some(Arc::new(
-                TokenSource::new(oauth, Duration::from_secs(cfg.timeout_secs.max(1)))
-                    .map_err(|e| local(error::SmtpError::Config(e.to_string())))?,
-            )),
-            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, None) => {
+        let oauth = match (cfg.auth, &cfg.oauth, shared) {
+            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, Some(oauth), Some(shared)) => {
+                let tokens =
+                    TokenSource::new(name, oauth, &cfg.username, shared, cfg.ca_file.as_deref());
+                Some(tokens.map_err(|e| local(error::SmtpError::Config(e.to_string())))?)
+            }
+            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, Some(_), None) => {
+                return Err(local(error::SmtpError::Config(
+                    "OAuth2 tokens need the shared HTTP client".into(),
+                )))
+            }
+            (UpstreamAuth::Xoauth2 | UpstreamAuth::Oauthbearer, None, _) => {
                 return Err(local(error::SmtpError::Config(
                     "auth xoauth2/oauthbearer needs an [oauth] section".into(),
                 )))

@@ -46,6 +46,7 @@ const NOT_CONTROL: &[&str] = &[
     "spool",
     "nodes",
     "handoff",
+    "oauth_refreshes",
 ];
 
 /// Whether writes to tree `name` change what the policy snapshot is built from.
