@@ -2,7 +2,9 @@
 //! 127.0.0.1) and an SMTP upstream that accepts only the tokens it issued, unexpired. The
 //! client authenticates with `app-secret` or, when a certificate is registered, with an
 //! RS256 client assertion (RFC 7523) that the endpoint checks as the Microsoft identity
-//! platform does: thumbprint, audience, issuer, lifetime, signature.
+//! platform does: thumbprint, audience, issuer, lifetime, signature. A Google service
+//! account's JWT-bearer grant (RFC 7523 §2.1) is checked as Google does: key id, issuer,
+//! subject, scope, audience, lifetime of at most an hour, signature.
 
 use super::upstream::{FakeUpstream, Script};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,6 +36,89 @@ pub struct Issuer {
     pub certificate: Option<Registered>,
     /// Assertion ids seen (a replayed assertion is refused).
     pub seen: std::collections::HashSet<String>,
+    /// A service account whose assertions are taken (JWT-bearer grant).
+    pub service_account: Option<ServiceAccount>,
+}
+
+/// A service account known to the endpoint, with domain-wide delegation for `subject`.
+#[derive(Clone)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    pub key_id: String,
+    /// Its RSA public key (PKCS#1 DER).
+    pub public_key: Vec<u8>,
+    /// The token endpoint's URL, the assertion's audience.
+    pub audience: String,
+    /// The only user it may act for.
+    pub subject: String,
+}
+
+/// A service account's JSON key file for the endpoint at `audience`, acting for `subject`:
+/// (the key file's text, what the endpoint knows).
+pub fn service_account(audience: &str, subject: &str) -> (String, ServiceAccount) {
+    let (pkcs8_pem, public_key) = rsa_key();
+    let account = ServiceAccount {
+        client_email: "relay@postern-test.iam.gserviceaccount.com".into(),
+        key_id: "0123456789abcdef".into(),
+        public_key,
+        audience: audience.into(),
+        subject: subject.into(),
+    };
+    let file = serde_json::json!({
+        "type": "service_account",
+        "project_id": "postern-test",
+        "private_key_id": account.key_id,
+        "private_key": pkcs8_pem,
+        "client_email": account.client_email,
+        "client_id": "1234567890",
+        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+        "token_uri": audience,
+    });
+    (file.to_string(), account)
+}
+
+/// The JSON parts of a JWT and whether its RS256 signature verifies under `public_key`.
+fn verified(jwt: &str, public_key: &[u8]) -> Option<(serde_json::Value, serde_json::Value)> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return None;
+    }
+    let json = |part: &str| -> Option<serde_json::Value> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok()
+    };
+    let key = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        public_key,
+    );
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).ok()?;
+    let signed = format!("{}.{}", parts[0], parts[1]);
+    key.verify(signed.as_bytes(), &signature).ok()?;
+    Some((json(parts[0])?, json(parts[1])?))
+}
+
+/// Whether `jwt` is a valid service-account assertion for Gmail as `account` allows.
+pub fn service_assertion_is_valid(jwt: &str, account: &ServiceAccount) -> bool {
+    let Some((header, claims)) = verified(jwt, &account.public_key) else {
+        return false;
+    };
+    let now = unix_now();
+    let (iat, exp) = (claims["iat"].as_u64(), claims["exp"].as_u64());
+    header["alg"] == "RS256"
+        && header["typ"] == "JWT"
+        && header["kid"] == account.key_id.as_str()
+        && claims["iss"] == account.client_email.as_str()
+        && claims["sub"] == account.subject.as_str()
+        && claims["scope"] == "https://mail.google.com/"
+        && claims["aud"] == account.audience.as_str()
+        && iat.is_some_and(|iat| iat <= now + 5)
+        && exp.is_some_and(|exp| exp > now && exp - iat.unwrap_or(0) <= 3600)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 /// A certificate registered for `app-id`.
@@ -47,10 +132,9 @@ pub struct Registered {
     pub audience: String,
 }
 
-/// A self-signed RSA-2048 certificate for the application: (certificate PEM, private key
-/// PEM as PKCS#8, what the endpoint registers).
-pub fn certificate(audience: &str) -> (String, String, Registered) {
-    use tokio_rustls::rustls::pki_types::PrivatePkcs8KeyDer;
+/// A new RSA-2048 key: (private key PEM as PKCS#8, public key as PKCS#1 DER). rcgen and
+/// ring cannot make RSA keys; mail-auth's DKIM key generator can.
+pub fn rsa_key() -> (String, Vec<u8>) {
     let (pkcs1, public_key) = mail_auth::dkim::generate::DkimKeyPair::generate_rsa(2048)
         .unwrap()
         .into_inner();
@@ -61,15 +145,37 @@ pub fn certificate(audience: &str) -> (String, String, Registered) {
         0x30,
         &[&[0x02, 0x01, 0x00], algorithm, &der(0x04, &pkcs1)].concat(),
     );
-    let key = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(
-        &PrivatePkcs8KeyDer::from(pkcs8),
-        &rcgen::PKCS_RSA_SHA256,
-    )
-    .unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["postern-app".into()])
-        .unwrap()
-        .self_signed(&key)
-        .unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(pkcs8);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    );
+    (pem, public_key)
+}
+
+/// A self-signed RSA-2048 certificate for the application: (certificate PEM, private key
+/// PEM as PKCS#8, what the endpoint registers).
+pub fn certificate(audience: &str) -> (String, String, Registered) {
+    certificate_until(audience, None)
+}
+
+/// As `certificate`, ending on `not_after` (Unix seconds) if given.
+pub fn certificate_until(audience: &str, not_after: Option<u64>) -> (String, String, Registered) {
+    let (pkcs8_pem, public_key) = rsa_key();
+    let key = rcgen::KeyPair::from_pem_and_sign_algo(&pkcs8_pem, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["postern-app".into()]).unwrap();
+    if let Some(secs) = not_after {
+        let day = postern::rewrite::date::yyyymmdd(secs);
+        let part = |range: std::ops::Range<usize>| -> u32 { day[range].parse().unwrap() };
+        params.not_after =
+            rcgen::date_time_ymd(part(0..4) as i32, part(4..6) as u8, part(6..8) as u8);
+    }
+    let cert = params.self_signed(&key).unwrap();
     let registered = Registered {
         der: cert.der().to_vec(),
         public_key,
@@ -112,10 +218,7 @@ pub fn assertion_is_valid(
         return false;
     };
     let thumbprint = |alg| URL_SAFE_NO_PAD.encode(ring::digest::digest(alg, &registered.der));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = unix_now();
     let key = ring::signature::UnparsedPublicKey::new(
         &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         &registered.public_key,
@@ -192,6 +295,10 @@ fn answer(issuer: &mut Issuer, request: HashMap<String, String>) -> (u16, String
                 && get("client_id") == "app-id"
                 && get("scope") == "https://outlook.office365.com/.default"
         }
+        "urn:ietf:params:oauth:grant-type:jwt-bearer" => issuer
+            .service_account
+            .as_ref()
+            .is_some_and(|account| service_assertion_is_valid(get("assertion"), account)),
         "refresh_token" => {
             let expected = issuer.refresh_token.clone().unwrap_or_default();
             let ok = get("client_id") == "app-id" && get("refresh_token") == expected;

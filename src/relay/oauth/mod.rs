@@ -374,7 +374,9 @@ impl TokenSource {
     }
 
     /// Checks the credentials now and then once a day, for as long as this source is in
-    /// use (the task ends after the upstream was replaced or removed).
+    /// use (the task ends after the upstream was replaced or removed). A refresh token is
+    /// used each time (unless a token from it is in hand): one revoked is known before mail
+    /// needs it, and one in use does not expire for want of use.
     fn watch_daily(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -387,6 +389,11 @@ impl TokenSource {
                 state.last_refresh = state.last_refresh.max(recorded);
                 this.check(state.last_refresh);
                 drop(state);
+                if this.config.grant == OAuthGrant::RefreshToken {
+                    if let Err(error) = this.token().await {
+                        tracing::warn!(upstream = this.upstream, %error, "refresh token not usable");
+                    }
+                }
                 drop(this);
                 tokio::time::sleep(Duration::from_secs(watch::DAY)).await;
             }
