@@ -277,3 +277,115 @@ async fn a_certificate_near_its_end_is_a_warning_with_its_not_after() {
     submit(&gw, "signed assertion still works").await;
     delivered(&upstream, 1).await;
 }
+
+/// A refresh-token grant towards `token_url`, configured with `refresh_token`.
+fn refresh_grant(token_url: &str, refresh_token: &str) -> postern::config::OAuthConfig {
+    toml::from_str(&format!(
+        "token_url = \"{token_url}\"\ngrant = \"refresh_token\"\nclient_id = \"app-id\"\nrefresh_token = \"{refresh_token}\"\nrefresh_token_idle_days = 90\n"
+    ))
+    .unwrap()
+}
+
+/// What every upstream shares, recording refresh-token use in `store`.
+fn shared_with(store: &postern::store::Store) -> postern::relay::Shared {
+    postern::relay::Shared {
+        refreshes: Some(store.refreshes().clone()),
+        ..postern::relay::Shared::standalone()
+    }
+}
+
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_refresh_token_and_its_last_use_outlive_a_restart() {
+    use postern::relay::oauth::TokenSource;
+    let issuer: Shared = Arc::new(Mutex::new(Issuer {
+        lifetime: 3600,
+        refresh_token: Some("rt-initial".into()),
+        ..Issuer::default()
+    }));
+    let endpoint = token_endpoint(issuer.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = postern::store::Store::open(dir.path()).unwrap();
+    let shared = shared_with(&store);
+    let config = refresh_grant(&token_url(endpoint), "rt-initial");
+    let first = TokenSource::new("provider", &config, "desk@corp.example", &shared, None).unwrap();
+    assert_eq!(first.token().await.unwrap(), "tok-1");
+    let rotated = |store: &postern::store::Store| {
+        let record = store.refreshes().get("provider").unwrap();
+        record.and_then(|r| r.current).is_some_and(|t| t == "rt-1")
+    };
+    until("the rotated token recorded", || rotated(&store)).await;
+    drop(first);
+
+    // The upstream built again (a restart, a reload): the provider's rotated token is the
+    // one in force — the configured one may have expired unused meanwhile.
+    let second = TokenSource::new("provider", &config, "desk@corp.example", &shared, None).unwrap();
+    until("a token request at start", || {
+        issuer.lock().unwrap().requests.len() == 2
+    })
+    .await;
+    assert_eq!(second.token().await.unwrap(), "tok-2");
+    let used: Vec<String> = issuer
+        .lock()
+        .unwrap()
+        .requests
+        .iter()
+        .map(|r| r["refresh_token"].clone())
+        .collect();
+    assert_eq!(used, ["rt-initial", "rt-1"]);
+    assert!(shared.warnings.about(1, "provider").is_empty());
+
+    // A new refresh token configured (a new consent): the record of the old one is not its.
+    let third = TokenSource::new(
+        "provider",
+        &refresh_grant(&token_url(endpoint), "rt-2"),
+        "desk@corp.example",
+        &shared,
+        None,
+    )
+    .unwrap();
+    until("a token request at start", || {
+        issuer.lock().unwrap().requests.len() == 3
+    })
+    .await;
+    assert_eq!(issuer.lock().unwrap().requests[2]["refresh_token"], "rt-2");
+    drop(third);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_unused_near_its_providers_limit_is_a_warning() {
+    use postern::relay::oauth::{digest, TokenSource};
+    let dir = tempfile::tempdir().unwrap();
+    let store = postern::store::Store::open(dir.path()).unwrap();
+    let last = now() - 80 * DAY;
+    let record = postern::store::Refresh {
+        token: digest("rt-old"),
+        at: last,
+        current: None,
+    };
+    store.refreshes().record("idle", &record).unwrap();
+    let shared = shared_with(&store);
+    // The endpoint is unreachable, so the token cannot be used to keep it alive.
+    let config = refresh_grant("http://127.0.0.1:1/token", "rt-old");
+    let _source = TokenSource::new("idle", &config, "desk@corp.example", &shared, None).unwrap();
+    until("a refresh_token_expiry warning", || {
+        !shared.warnings.about(1, "idle").is_empty()
+    })
+    .await;
+    let warnings = shared.warnings.about(1, "idle");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].kind, "refresh_token_expiry");
+    assert_eq!(warnings[0].fails_at, Some(last + 90 * DAY));
+    assert!(
+        warnings[0].message.contains("90 days"),
+        "{}",
+        warnings[0].message
+    );
+}

@@ -1,7 +1,11 @@
-//! When each upstream's refresh token was last used with success (tree `oauth_refreshes`:
-//! upstream name → record), so a warning that the provider is about to expire an unused
-//! refresh token (`relay::oauth::watch`) survives a restart. The record names the
-//! refresh token by a digest: a new token configured (after re-consent) starts afresh.
+//! When each upstream's refresh token was last used with success, and the refresh token in
+//! force (tree `oauth_refreshes`: upstream name → record), so that a restart neither
+//! forgets how close the provider is to expiring an unused one (`relay::oauth::watch`)
+//! nor falls back to the configured token after the provider rotated it (a Microsoft
+//! refresh token replaces itself at each use; the configured one, unused since, would
+//! expire after 90 days). The record names the configured token by a digest: a new token
+//! configured (after re-consent) starts afresh. The token in force is a secret, as the
+//! upstreams' own settings in this store are: it is never logged.
 
 use super::kv::{Kv, Tree};
 use super::records::{decode, encode};
@@ -11,12 +15,25 @@ use serde::{Deserialize, Serialize};
 const WHAT: &str = "refresh record";
 
 /// The last successful refresh of one upstream's refresh token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Refresh {
     /// A digest of the configured refresh token (never the token).
     pub token: String,
     /// Unix seconds.
     pub at: u64,
+    /// The refresh token in force after that refresh (the provider's rotated one).
+    #[serde(default)]
+    pub current: Option<String>,
+}
+
+impl std::fmt::Debug for Refresh {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Refresh")
+            .field("token", &self.token)
+            .field("at", &self.at)
+            .field("current", &self.current.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 /// The refresh records.

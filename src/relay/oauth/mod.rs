@@ -9,7 +9,8 @@
 //! deliveries need one at the same time, one request is made (single flight: the first
 //! caller fetches under the lock, the others wait for it and take its token). A token the
 //! upstream refused is forgotten, so the next delivery fetches a new one. A rotated refresh
-//! token (a provider may send a new one with each answer) replaces the old one in memory.
+//! token (a provider may send a new one with each answer) replaces the old one, in memory
+//! and in the store (`store::Refreshes`), which a restart takes it back from.
 //! Secrets and tokens are never logged. The client authenticates with its secret or, with
 //! `client_certificate`/`client_key`, with a signed assertion (`assertion`).
 //!
@@ -300,10 +301,11 @@ impl TokenSource {
         let subject = Subject::Upstream(self.upstream.clone());
         let now = crate::spool::now_ms() / 1000;
         match fetched {
-            Ok(_) => {
+            Ok(fresh) => {
                 self.warnings.clear(&subject, "refresh_token_refused");
                 state.last_refresh = Some(now);
-                self.record(now);
+                let current = fresh.refresh_token.as_ref().unwrap_or(&state.refresh_token);
+                self.record(now, current.clone());
             }
             Err(OAuthError::Refused {
                 error, description, ..
@@ -344,27 +346,48 @@ impl TokenSource {
         watch::apply(&self.warnings, &self.upstream, ends.verdicts(now));
     }
 
-    /// Makes a successful refresh at `now` durable (in the background: a token in hand is
-    /// not held back for it).
-    fn record(&self, now: u64) {
+    /// Makes a successful refresh at `now`, and the refresh token then in force, durable
+    /// (in the background: a token in hand is not held back for it).
+    fn record(&self, now: u64, current: String) {
         let Some(refreshes) = self.refreshes.clone() else {
             return;
         };
-        let (upstream, token) = (self.upstream.clone(), self.token_digest.clone());
+        let record = Refresh {
+            token: self.token_digest.clone(),
+            at: now,
+            current: Some(current),
+        };
+        let upstream = self.upstream.clone();
         tokio::task::spawn_blocking(move || {
-            if let Err(error) = refreshes.record(&upstream, &Refresh { token, at: now }) {
+            if let Err(error) = refreshes.record(&upstream, &record) {
                 tracing::warn!(%error, upstream, "refresh token use not recorded");
             }
         });
     }
 
-    /// The last successful refresh on record for the configured refresh token.
-    async fn recorded(&self) -> Option<u64> {
+    /// What the store says of the configured refresh token, read into `state`: its last
+    /// successful refresh and, unless this source already rotated it, the token in force.
+    async fn recall(&self) {
+        let Some(record) = self.recorded().await else {
+            return;
+        };
+        let mut state = self.state.lock().await;
+        state.last_refresh = state.last_refresh.max(Some(record.at));
+        if let Some(current) = record
+            .current
+            .filter(|_| state.refresh_token == self.config.refresh_token)
+        {
+            state.refresh_token = current;
+        }
+    }
+
+    /// The store's record for the configured refresh token.
+    async fn recorded(&self) -> Option<Refresh> {
         let refreshes = self.refreshes.clone()?;
         let upstream = self.upstream.clone();
         let read = tokio::task::spawn_blocking(move || refreshes.get(&upstream)).await;
         match read {
-            Ok(Ok(Some(record))) if record.token == self.token_digest => Some(record.at),
+            Ok(Ok(Some(record))) if record.token == self.token_digest => Some(record),
             Ok(Err(error)) => {
                 tracing::warn!(%error, upstream = self.upstream, "refresh record not read");
                 None
@@ -384,11 +407,9 @@ impl TokenSource {
         let source = Arc::downgrade(self);
         runtime.spawn(async move {
             while let Some(this) = source.upgrade() {
-                let recorded = this.recorded().await;
-                let mut state = this.state.lock().await;
-                state.last_refresh = state.last_refresh.max(recorded);
-                this.check(state.last_refresh);
-                drop(state);
+                this.recall().await;
+                let last_refresh = this.state.lock().await.last_refresh;
+                this.check(last_refresh);
                 if this.config.grant == OAuthGrant::RefreshToken {
                     if let Err(error) = this.token().await {
                         tracing::warn!(upstream = this.upstream, %error, "refresh token not usable");
@@ -426,7 +447,7 @@ fn credential(config: &OAuthConfig, username: &str) -> Result<Credential, OAuthE
 
 /// Names a refresh token in the store without keeping it: the first 16 octets of its
 /// SHA-256, in hex.
-fn digest(token: &str) -> String {
+pub fn digest(token: &str) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(token.as_bytes())[..16]
         .iter()
