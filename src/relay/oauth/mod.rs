@@ -344,6 +344,10 @@ impl TokenSource {
         };
         let now = crate::spool::now_ms() / 1000;
         watch::apply(&self.warnings, &self.upstream, ends.verdicts(now));
+        if self.config.grant != OAuthGrant::RefreshToken {
+            let subject = Subject::Upstream(self.upstream.clone());
+            self.warnings.clear(&subject, "refresh_token_refused");
+        }
     }
 
     /// Makes a successful refresh at `now`, and the refresh token then in force, durable

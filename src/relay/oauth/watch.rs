@@ -38,53 +38,52 @@ pub struct Ends {
 pub type Verdict = (&'static str, Option<(String, u64)>);
 
 impl Ends {
-    /// What to say at `now` about each kind this upstream has.
+    /// What to say at `now` about each kind: raised when its end is near, cleared when
+    /// not (or when this upstream no longer has such a credential).
     pub fn verdicts(&self, now: u64) -> Vec<Verdict> {
-        let near = |end: u64| end <= now + self.warn_days * DAY;
-        let mut out = Vec::new();
-        if let Some(end) = self.secret {
-            let said = near(end).then(|| {
-                let text = format!(
-                    "the client secret {} on {}: create a new secret in the app registration, then set client_secret and client_secret_expires",
-                    tense(end, now),
-                    date(end)
-                );
-                (text, end)
-            });
-            out.push(("secret_expiry", said));
-        }
-        if let Some(end) = self.certificate {
-            let said = near(end).then(|| {
-                let text = format!(
-                    "the client certificate {} on {} (notAfter): upload a new certificate to the app registration, then set client_certificate and client_key",
-                    tense(end, now),
-                    date(end)
-                );
-                (text, end)
-            });
-            out.push(("certificate_expiry", said));
-        }
-        if let Some((days, Some(last))) = self.refresh {
+        let near = |end: &u64| *end <= now + self.warn_days * DAY;
+        let secret = self.secret.filter(near).map(|end| {
+            let text = format!(
+                "the client secret {} on {}: create a new secret in the app registration, then set client_secret and client_secret_expires",
+                tense(end, now, "ends", "ended"),
+                date(end)
+            );
+            (text, end)
+        });
+        let certificate = self.certificate.filter(near).map(|end| {
+            let text = format!(
+                "the client certificate {} on {} (notAfter): upload a new certificate to the app registration, then set client_certificate and client_key",
+                tense(end, now, "ends", "ended"),
+                date(end)
+            );
+            (text, end)
+        });
+        let refresh = self.refresh.and_then(|(days, last)| {
+            let last = last?;
             let end = last + days * DAY;
-            let said = near(end).then(|| {
+            near(&end).then(|| {
                 let text = format!(
-                    "the refresh token was last used on {} and the provider expires it after {days} days unused: it {} on {} unless mail goes through before (else sign in again for a new one)",
+                    "the refresh token was last used with success on {}, and its provider expires it after {days} days unused: it {} on {} unless a token request succeeds before (Postern asks daily: check that the token endpoint answers, else sign in again for a new refresh_token)",
                     date(last),
-                    tense(end, now).replace("ends", "stops working").replace("ended", "stopped working"),
+                    tense(end, now, "stops working", "stopped working"),
                     date(end)
                 );
                 (text, end)
-            });
-            out.push(("refresh_token_expiry", said));
-        }
-        out
+            })
+        });
+        vec![
+            ("secret_expiry", secret),
+            ("certificate_expiry", certificate),
+            ("refresh_token_expiry", refresh),
+        ]
     }
 }
 
-fn tense(end: u64, now: u64) -> &'static str {
+/// `future` or `past`, as `end` is after `now` or not.
+fn tense(end: u64, now: u64, future: &'static str, past: &'static str) -> &'static str {
     match end <= now {
-        true => "ended",
-        false => "ends",
+        true => past,
+        false => future,
     }
 }
 
@@ -140,7 +139,7 @@ mod tests {
         assert!(text.contains("ends on 2027-01-06"), "{text}");
         let text = &said[2].1.as_ref().unwrap().0;
         assert!(
-            text.contains("last used on 2026-10-13") && text.contains("90 days"),
+            text.contains("last used with success on 2026-10-13") && text.contains("90 days"),
             "{text}"
         );
         // Used again yesterday: cleared; the certificate within the margin: raised.
@@ -148,8 +147,15 @@ mod tests {
         ends.warn_days = 30;
         let said = ends.verdicts(now);
         assert!(said[1].1.is_some() && said[2].1.is_none());
-        // Not yet refreshed: nothing known, nothing said.
+        // Not yet refreshed: nothing known, nothing said; a credential gone: cleared.
         ends.refresh = Some((GOOGLE_REFRESH_IDLE_DAYS, None));
-        assert_eq!(ends.verdicts(now).len(), 2);
+        ends.secret = None;
+        let said = ends.verdicts(now);
+        let raised: Vec<_> = said
+            .iter()
+            .filter(|(_, s)| s.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        assert_eq!((said.len(), raised), (3, vec!["certificate_expiry"]));
     }
 }
