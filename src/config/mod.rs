@@ -4,12 +4,14 @@
 //! This module only describes settings; it opens no socket and touches no file except the
 //! one it is asked to read.
 
+mod graph;
 pub mod limits;
 mod load;
 mod providers;
 mod store;
 mod types;
 
+pub use graph::GraphUpstream;
 pub use limits::{SendLimits, UpstreamLimits};
 pub use load::{load, parse};
 pub use providers::*;
