@@ -187,7 +187,8 @@ mod tests {
         toml::from_str(text)
     }
 
-    const BASE: &str = "kind = \"graph\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\n";
+    const BASE: &str =
+        "kind = \"graph\"\ntenant = \"contoso.onmicrosoft.com\"\nclient_id = \"c\"\n";
 
     fn graph(extra: &str) -> super::GraphUpstream {
         match parse(&format!("{BASE}{extra}")).unwrap() {
@@ -210,7 +211,10 @@ mod tests {
         assert_eq!(oauth.scope, "https://graph.microsoft.com/.default");
         assert_eq!(oauth.grant, crate::config::OAuthGrant::ClientCredentials);
         let shown = format!("{g:?}");
-        assert!(shown.contains("[redacted]") && !shown.contains("s3cret"), "{shown}");
+        assert!(
+            shown.contains("[redacted]") && !shown.contains("s3cret"),
+            "{shown}"
+        );
         assert!(parse(&format!("{BASE}client_secret = \"s\"\nusername = \"u\"\n")).is_err());
     }
 
@@ -219,18 +223,47 @@ mod tests {
         let field = |extra: &str| graph(extra).problem().map(|p| p.0);
         assert_eq!(field(""), Some("client_secret"));
         assert_eq!(
-            field("client_secret = \"s\"\nclient_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n"),
+            field(
+                "client_secret = \"s\"\nclient_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n"
+            ),
             Some("client_secret")
         );
-        assert_eq!(field("client_certificate = \"c.pem\"\n"), Some("client_key"));
-        assert_eq!(field("client_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n"), None);
+        assert_eq!(
+            field("client_certificate = \"c.pem\"\n"),
+            Some("client_key")
+        );
+        assert_eq!(
+            field("client_certificate = \"c.pem\"\nclient_key = \"k.pem\"\n"),
+            None
+        );
         let s = "client_secret = \"s\"\n";
-        assert_eq!(field(&format!("{s}graph_url = \"http://graph.example/v1.0\"\n")), Some("graph_url"));
-        assert_eq!(field(&format!("{s}graph_url = \"http://127.0.0.1:9/v1.0\"\n")), None);
-        assert_eq!(field(&format!("{s}graph_url = \"http://[::1]:9/v1.0\"\n")), None);
-        assert_eq!(field(&format!("{s}graph_url = \"https://g.example/v1.0?x=1\"\n")), Some("graph_url"));
-        assert_eq!(field(&format!("{s}token_url = \"http://login.example/t\"\n")), Some("token_url"));
-        assert_eq!(field(&format!("{s}timeout_secs = 0\n")), Some("timeout_secs"));
-        assert_eq!(field(&format!("{s}save_to_sent_items = false\n")), Some("save_to_sent_items"));
+        assert_eq!(
+            field(&format!("{s}graph_url = \"http://graph.example/v1.0\"\n")),
+            Some("graph_url")
+        );
+        assert_eq!(
+            field(&format!("{s}graph_url = \"http://127.0.0.1:9/v1.0\"\n")),
+            None
+        );
+        assert_eq!(
+            field(&format!("{s}graph_url = \"http://[::1]:9/v1.0\"\n")),
+            None
+        );
+        assert_eq!(
+            field(&format!("{s}graph_url = \"https://g.example/v1.0?x=1\"\n")),
+            Some("graph_url")
+        );
+        assert_eq!(
+            field(&format!("{s}token_url = \"http://login.example/t\"\n")),
+            Some("token_url")
+        );
+        assert_eq!(
+            field(&format!("{s}timeout_secs = 0\n")),
+            Some("timeout_secs")
+        );
+        assert_eq!(
+            field(&format!("{s}save_to_sent_items = false\n")),
+            Some("save_to_sent_items")
+        );
     }
 }

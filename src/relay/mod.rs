@@ -235,7 +235,11 @@ impl Relays {
 
     /// Whether any upstream has a size limit of its own (most often none: no lookup).
     pub fn any_size_limit(&self) -> bool {
-        self.current.load().0.values().any(|u| u.max_message_size().is_some())
+        self.current
+            .load()
+            .0
+            .values()
+            .any(|u| u.max_message_size().is_some())
     }
 
     /// Every upstream's name and settings.

@@ -23,12 +23,22 @@ pub(super) fn at_mail(
         return None;
     }
     let decision = policy::admit(snapshot, user, mail_from, None).ok()?;
-    refusal(relays, &decision.account.upstream, decision.envelope_from(), size)
+    refusal(
+        relays,
+        &decision.account.upstream,
+        decision.envelope_from(),
+        size,
+    )
 }
 
 /// The refusal at the end of the data of a message of `size` octets that would go
 /// through `upstream` as `mailbox`.
-pub(super) fn at_end(shared: &Shared, upstream: &str, mailbox: &str, size: usize) -> Option<String> {
+pub(super) fn at_end(
+    shared: &Shared,
+    upstream: &str,
+    mailbox: &str,
+    size: usize,
+) -> Option<String> {
     refusal(shared.relays.as_ref()?, upstream, mailbox, size as u64)
 }
 

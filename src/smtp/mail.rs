@@ -60,7 +60,9 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 return session.refuse(Reject::PolicyRefused, &refusal.reply);
             }
             let size = params.size;
-            if let Some(text) = super::fits::at_mail(&session.shared, &snapshot, principal.id, &mail_from, size) {
+            if let Some(text) =
+                super::fits::at_mail(&session.shared, &snapshot, principal.id, &mail_from, size)
+            {
                 tracing::info!(peer = %session.peer, from = %mail_from, size, "MAIL FROM refused: too big for the account's upstream");
                 return session.refuse(Reject::MessageTooBig, &text);
             }

@@ -103,7 +103,9 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 Err(text) => return Ok(session.refuse(Reject::PolicyRefused, &text)),
             };
             let size = buf.len() - outcome.start;
-            if let Some(text) = super::fits::at_end(&session.shared, &outcome.upstream, &outcome.mail_from, size) {
+            if let Some(text) =
+                super::fits::at_end(&session.shared, &outcome.upstream, &outcome.mail_from, size)
+            {
                 tracing::info!(queue_id = %queue_id, size, "message refused: too big for the account's upstream");
                 return Ok(session.refuse(Reject::MessageTooBig, &text));
             }

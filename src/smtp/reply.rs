@@ -78,7 +78,9 @@ pub fn greeting(hostname: &str) -> String {
 /// the account it goes through can take (`by` names who sets the limit). Also the reason
 /// a queued message that is too large fails with.
 pub fn upstream_too_big(mailbox: &str, by: &str, octets: usize) -> String {
-    format!("552 5.3.4 Message too big for <{mailbox}>'s upstream ({by} takes at most {octets} octets)")
+    format!(
+        "552 5.3.4 Message too big for <{mailbox}>'s upstream ({by} takes at most {octets} octets)"
+    )
 }
 
 /// The final reply for an accepted message.

@@ -91,7 +91,12 @@ impl GraphUpstream {
         shared: &super::Shared,
     ) -> Result<GraphUpstream, RelayError> {
         let invalid = |text: String| {
-            RelayError::new(ErrorKind::Protocol, Side::Local, Retry::Never, format!("upstream {name}: {text}"))
+            RelayError::new(
+                ErrorKind::Protocol,
+                Side::Local,
+                Retry::Never,
+                format!("upstream {name}: {text}"),
+            )
         };
         if let Some((field, reason)) = config.problem() {
             return Err(invalid(format!("{field}: {reason}")));
@@ -103,7 +108,8 @@ impl GraphUpstream {
             None => Client::new(timeout),
         }
         .map_err(|e| invalid(e.to_string()))?;
-        let tokens = TokenSource::new(&config.oauth(), timeout).map_err(|e| invalid(e.to_string()))?;
+        let tokens =
+            TokenSource::new(&config.oauth(), timeout).map_err(|e| invalid(e.to_string()))?;
         Ok(GraphUpstream {
             name: name.to_string(),
             base: config.graph_url.trim_end_matches('/').to_string(),
@@ -136,7 +142,10 @@ impl GraphUpstream {
         let token = self.tokens.token().await.map_err(|e| self.token_error(e))?;
         let attempt = attempt_key(msg);
         if self.is_uncertain(&attempt) {
-            if let Some(done) = self.sent_before(msg, copy.message_id.as_deref(), &token).await? {
+            if let Some(done) = self
+                .sent_before(msg, copy.message_id.as_deref(), &token)
+                .await?
+            {
                 self.settled(&attempt);
                 return Ok(done);
             }
@@ -146,7 +155,11 @@ impl GraphUpstream {
             ("Authorization", format!("Bearer {token}")),
             ("Content-Type", "text/plain".to_string()),
         ];
-        match self.http.send("POST", &url, &headers, body.into_bytes()).await {
+        match self
+            .http
+            .send("POST", &url, &headers, body.into_bytes())
+            .await
+        {
             Ok(response) => {
                 self.settled(&attempt);
                 if response.status == 401 {
@@ -176,8 +189,15 @@ impl GraphUpstream {
         let Some(message_id) = message_id else {
             return Ok(None);
         };
-        let url = format!("{}{}", self.base, sent::lookup_path(msg.mail_from, message_id));
-        let headers = [("Authorization", format!("Bearer {token}")), ("Accept", "application/json".to_string())];
+        let url = format!(
+            "{}{}",
+            self.base,
+            sent::lookup_path(msg.mail_from, message_id)
+        );
+        let headers = [
+            ("Authorization", format!("Bearer {token}")),
+            ("Accept", "application/json".to_string()),
+        ];
         let response = self
             .http
             .send("GET", &url, &headers, Vec::new())
@@ -205,7 +225,11 @@ impl GraphUpstream {
                 ErrorKind::Protocol,
                 Side::Upstream,
                 Retry::Later,
-                format!("Sent Items lookup before sending again: HTTP {}: {}", response.status, outcome::error_text(&response)),
+                format!(
+                    "Sent Items lookup before sending again: HTTP {}: {}",
+                    response.status,
+                    outcome::error_text(&response)
+                ),
             ))),
         }
     }
@@ -232,11 +256,21 @@ impl GraphUpstream {
             true => ErrorKind::Auth,
             false => ErrorKind::Connect,
         };
-        RelayError::new(kind, Side::Local, Retry::Later, format!("upstream {}: {error}", self.name))
+        RelayError::new(
+            kind,
+            Side::Local,
+            Retry::Later,
+            format!("upstream {}: {error}", self.name),
+        )
     }
 
     fn refused(&self, text: String) -> RelayError {
-        RelayError::new(ErrorKind::Rejected, Side::Local, Retry::Never, format!("upstream {}: {text}", self.name))
+        RelayError::new(
+            ErrorKind::Rejected,
+            Side::Local,
+            Retry::Never,
+            format!("upstream {}: {text}", self.name),
+        )
     }
 
     fn named(&self, mut error: RelayError) -> RelayError {
@@ -252,7 +286,11 @@ fn too_big(mailbox: &str) -> String {
 
 /// An attempt's identity: its queue id and recipients.
 fn attempt_key(msg: &Outgoing<'_>) -> (String, u64) {
-    let mut keys: Vec<String> = msg.rcpts.iter().map(|r| crate::policy::address::key(r)).collect();
+    let mut keys: Vec<String> = msg
+        .rcpts
+        .iter()
+        .map(|r| crate::policy::address::key(r))
+        .collect();
     keys.sort();
     let mut hasher = DefaultHasher::new();
     keys.hash(&mut hasher);
@@ -263,10 +301,12 @@ fn attempt_key(msg: &Outgoing<'_>) -> (String, u64) {
 fn path_segment(mailbox: &str) -> String {
     mailbox
         .bytes()
-        .map(|b| match b.is_ascii_alphanumeric() || b"@.-_~+".contains(&b) {
-            true => (b as char).to_string(),
-            false => format!("%{b:02X}"),
-        })
+        .map(
+            |b| match b.is_ascii_alphanumeric() || b"@.-_~+".contains(&b) {
+                true => (b as char).to_string(),
+                false => format!("%{b:02X}"),
+            },
+        )
         .collect()
 }
 
@@ -294,7 +334,8 @@ mod tests {
     #[test]
     fn the_largest_message_fits_one_request_after_base64() {
         assert_eq!(MAX_MESSAGE, 3 * 1024 * 1024 - 64 * 1024);
-        let encoded = base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_MESSAGE + HEADER_ROOM]);
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(vec![0u8; MAX_MESSAGE + HEADER_ROOM]);
         assert!(encoded.len() <= MAX_REQUEST);
         assert_eq!(
             too_big("desk@corp.example"),

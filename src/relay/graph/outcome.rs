@@ -34,7 +34,10 @@ pub fn of_send(response: &Response, rcpts: usize) -> Result<Vec<RcptOutcome>, Re
         let reply = format!("{status} Accepted by Microsoft Graph");
         return Ok(vec![RcptOutcome::Delivered(reply); rcpts]);
     }
-    let detail = format!("HTTP {status} from Microsoft Graph: {}", error_text(response));
+    let detail = format!(
+        "HTTP {status} from Microsoft Graph: {}",
+        error_text(response)
+    );
     let error = |kind, retry, text: String| Err(RelayError::new(kind, Side::Upstream, retry, text));
     match status {
         429 | 503 | 504 => {
@@ -43,7 +46,9 @@ pub fn of_send(response: &Response, rcpts: usize) -> Result<Vec<RcptOutcome>, Re
                 429 => "Microsoft Graph throttled the mailbox",
                 _ => "Microsoft Graph is unavailable",
             };
-            let after = wait.map(|w| format!("; retry after {} s", w.as_secs())).unwrap_or_default();
+            let after = wait
+                .map(|w| format!("; retry after {} s", w.as_secs()))
+                .unwrap_or_default();
             let error = RelayError::new(
                 ErrorKind::Rejected,
                 Side::Upstream,
@@ -55,9 +60,19 @@ pub fn of_send(response: &Response, rcpts: usize) -> Result<Vec<RcptOutcome>, Re
                 None => error,
             })
         }
-        401 => error(ErrorKind::Auth, Retry::Later, format!("access token refused ({detail})")),
-        403 if detail.contains("ErrorSendAsDenied") => error(ErrorKind::Rejected, Retry::Later, detail),
-        403 => error(ErrorKind::Auth, Retry::Later, format!("not allowed to send ({detail})")),
+        401 => error(
+            ErrorKind::Auth,
+            Retry::Later,
+            format!("access token refused ({detail})"),
+        ),
+        403 if detail.contains("ErrorSendAsDenied") => {
+            error(ErrorKind::Rejected, Retry::Later, detail)
+        }
+        403 => error(
+            ErrorKind::Auth,
+            Retry::Later,
+            format!("not allowed to send ({detail})"),
+        ),
         408 => error(ErrorKind::Timeout, Retry::Later, detail),
         400..=499 => error(ErrorKind::Rejected, Retry::Never, detail),
         _ => error(ErrorKind::Protocol, Retry::Later, detail),
@@ -77,7 +92,12 @@ pub fn of_http(error: &HttpError) -> RelayError {
         ErrorKind::Protocol => Side::Local,
         _ => Side::Upstream,
     };
-    RelayError::new(kind, side, Retry::Later, format!("Microsoft Graph: {error}"))
+    RelayError::new(
+        kind,
+        side,
+        Retry::Later,
+        format!("Microsoft Graph: {error}"),
+    )
 }
 
 /// Whether a request that failed this way may have reached Graph whole (the answer, not
@@ -129,18 +149,28 @@ mod tests {
 
     #[test]
     fn throttling_defers_for_as_long_as_graph_asks() {
-        let body = graph_error("ApplicationThrottled", "Application is over its MailboxConcurrency limit.");
+        let body = graph_error(
+            "ApplicationThrottled",
+            "Application is over its MailboxConcurrency limit.",
+        );
         let result = of_send(&answer(429, &[("retry-after", "7")], &body), 1);
         let error = result.as_ref().unwrap_err();
         assert!(error.is_temporary());
         assert_eq!(error.retry_after, Some(Duration::from_secs(7)));
-        assert!(error.message.contains("ApplicationThrottled") && error.message.contains("retry after 7 s"), "{error}");
+        assert!(
+            error.message.contains("ApplicationThrottled")
+                && error.message.contains("retry after 7 s"),
+            "{error}"
+        );
         assert_eq!(class(&result), Some("rate_limited"));
         let unavailable = of_send(&answer(503, &[("Retry-After", "120")], ""), 1).unwrap_err();
         assert_eq!(unavailable.retry_after, Some(Duration::from_secs(120)));
         let long = of_send(&answer(504, &[("retry-after", "999999")], ""), 1).unwrap_err();
         assert_eq!(long.retry_after, Some(MAX_RETRY_AFTER));
-        assert_eq!(of_send(&answer(429, &[], ""), 1).unwrap_err().retry_after, None);
+        assert_eq!(
+            of_send(&answer(429, &[], ""), 1).unwrap_err().retry_after,
+            None
+        );
     }
 
     #[test]
@@ -149,9 +179,23 @@ mod tests {
         let result = of_send(&answer(403, &[], &denied), 1);
         assert!(result.as_ref().unwrap_err().is_temporary());
         assert_eq!(class(&result), Some("send_as_denied"));
-        let access = of_send(&answer(403, &[], &graph_error("ErrorAccessDenied", "Access is denied.")), 1);
+        let access = of_send(
+            &answer(
+                403,
+                &[],
+                &graph_error("ErrorAccessDenied", "Access is denied."),
+            ),
+            1,
+        );
         assert_eq!(class(&access), Some("auth_failure"));
-        let token = of_send(&answer(401, &[], &graph_error("InvalidAuthenticationToken", "Access token has expired.")), 1);
+        let token = of_send(
+            &answer(
+                401,
+                &[],
+                &graph_error("InvalidAuthenticationToken", "Access token has expired."),
+            ),
+            1,
+        );
         assert_eq!(token.as_ref().unwrap_err().kind, ErrorKind::Auth);
         assert_eq!(class(&token), Some("auth_failure"));
         assert!(health::classify(&token).unwrap().holds_mail());
@@ -159,15 +203,31 @@ mod tests {
 
     #[test]
     fn bad_requests_bounce_with_graphs_words_and_server_errors_defer() {
-        let body = graph_error("ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content.");
+        let body = graph_error(
+            "ErrorMimeContentInvalidBase64String",
+            "Invalid base64 string for MIME content.",
+        );
         let bad = of_send(&answer(400, &[], &body), 1).unwrap_err();
         assert!(!bad.is_temporary());
-        assert!(bad.message.contains("HTTP 400") && bad.message.contains("Invalid base64 string"), "{bad}");
-        assert!(!of_send(&answer(413, &[], "too large"), 1).unwrap_err().is_temporary());
-        assert!(of_send(&answer(500, &[], ""), 1).unwrap_err().is_temporary());
-        assert!(of_send(&answer(502, &[], "<html>"), 1).unwrap_err().message.contains("no error object"));
+        assert!(
+            bad.message.contains("HTTP 400") && bad.message.contains("Invalid base64 string"),
+            "{bad}"
+        );
+        assert!(!of_send(&answer(413, &[], "too large"), 1)
+            .unwrap_err()
+            .is_temporary());
+        assert!(of_send(&answer(500, &[], ""), 1)
+            .unwrap_err()
+            .is_temporary());
+        assert!(of_send(&answer(502, &[], "<html>"), 1)
+            .unwrap_err()
+            .message
+            .contains("no error object"));
         let lost = HttpError::Timeout(30);
         assert!(maybe_sent(&lost) && of_http(&lost).is_temporary());
-        assert!(!maybe_sent(&HttpError::Connect("g:443".into(), "refused".into())));
+        assert!(!maybe_sent(&HttpError::Connect(
+            "g:443".into(),
+            "refused".into()
+        )));
     }
 }

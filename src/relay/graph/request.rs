@@ -112,7 +112,10 @@ fn kept_field(
     let entries = entries(raw);
     let blank = value_of(raw).iter().all(|b| b.is_ascii_whitespace());
     if entries.is_empty() && !blank {
-        removed.push(format!("(unreadable {} field)", String::from_utf8_lossy(field_name(raw))));
+        removed.push(format!(
+            "(unreadable {} field)",
+            String::from_utf8_lossy(field_name(raw))
+        ));
         return Some(String::new());
     }
     let keep = |address: &str| wanted.contains(&address::key(address));
@@ -204,7 +207,8 @@ fn mailbox(name: Option<&str>, address: &str) -> String {
 /// A display name as atoms, a quoted string, or RFC 2047 encoded words when it is not
 /// printable ASCII (each word at most 75 octets, split on character boundaries).
 fn phrase(name: &str) -> String {
-    let atext = |b: u8| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
+    let atext =
+        |b: u8| b.is_ascii_alphanumeric() || b == b' ' || b"!#$%&'*+-/=?^_`{|}~".contains(&b);
     if !name.is_empty() && name.bytes().all(atext) {
         return name.to_string();
     }
@@ -264,7 +268,10 @@ fn id_of(value: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(value);
     let start = text.find('<')?;
     let end = start + text[start..].find('>')?;
-    let id: String = text[start..=end].chars().filter(|c| !c.is_whitespace()).collect();
+    let id: String = text[start..=end]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     (id.len() > 2).then_some(id)
 }
 

@@ -23,7 +23,10 @@ pub fn lookup_path(mailbox: &str, message_id: &str) -> String {
 pub fn found(answer: &[u8], rcpts: &[String]) -> Option<bool> {
     let json: serde_json::Value = serde_json::from_slice(answer).ok()?;
     let messages = json.get("value")?.as_array()?;
-    let wanted: HashSet<String> = rcpts.iter().map(|r| crate::policy::address::key(r)).collect();
+    let wanted: HashSet<String> = rcpts
+        .iter()
+        .map(|r| crate::policy::address::key(r))
+        .collect();
     Some(messages.iter().any(|message| {
         let named: HashSet<String> = ["toRecipients", "ccRecipients", "bccRecipients"]
             .iter()
@@ -64,9 +67,15 @@ mod tests {
         let answer = br#"{"value":[{"id":"AAMk1","toRecipients":[{"emailAddress":{"name":"A","address":"A@Example.net"}}],
             "ccRecipients":[],"bccRecipients":[{"emailAddress":{"address":"b@example.net"}}]}]}"#;
         let rcpts = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(found(answer, &rcpts(&["a@example.net", "b@example.net"])), Some(true));
+        assert_eq!(
+            found(answer, &rcpts(&["a@example.net", "b@example.net"])),
+            Some(true)
+        );
         assert_eq!(found(answer, &rcpts(&["c@example.net"])), Some(false));
-        assert_eq!(found(br#"{"value":[]}"#, &rcpts(&["a@example.net"])), Some(false));
+        assert_eq!(
+            found(br#"{"value":[]}"#, &rcpts(&["a@example.net"])),
+            Some(false)
+        );
         assert_eq!(found(b"<html>", &rcpts(&["a@example.net"])), None);
     }
 }
