@@ -288,3 +288,38 @@ async fn a_timed_out_send_is_looked_up_in_sent_items_before_it_is_sent_again() {
     assert_eq!(g.posts, 3);
     assert_eq!(g.sent[1].recipients(), vec!["b@example.net"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_graph_refuses_bounces_with_graphs_words() {
+    let graph = FakeGraph::start().await;
+    graph.lock().mode = Mode::TooLarge;
+    let (gw, _) = gateway(&graph, "").await;
+    send(&gw, &["a@example.net"], "a@example.net").await;
+    let dsn = gw.wait_outbox(1).await;
+    assert_eq!(dsn.len(), 1, "one DSN to the sender");
+    let text = String::from_utf8_lossy(&dsn[0]);
+    assert!(
+        text.contains(&format!("To: <{SUPPORT}>")) || text.contains(SUPPORT),
+        "{text}"
+    );
+    assert!(
+        text.contains("HTTP 413") && text.contains("RequestEntityTooLarge"),
+        "{text}"
+    );
+    assert_eq!(graph.lock().posts, 1, "not tried again");
+    queue_empty(&gw).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_graph_no_longer_takes_is_forgotten() {
+    let graph = FakeGraph::start().await;
+    let (gw, _) = gateway(&graph, "").await;
+    send(&gw, &["a@example.net"], "a@example.net").await;
+    wait_for("first sent", || graph.sent().len() == 1).await;
+    // Revoked: the cached token gets 401, and the next attempt fetches a new one.
+    graph.lock().tokens.clear();
+    send(&gw, &["b@example.net"], "b@example.net").await;
+    wait_for("sent with a new token", || graph.sent().len() == 2).await;
+    let g = graph.lock();
+    assert_eq!((g.token_requests, g.posts), (2, 3));
+}
