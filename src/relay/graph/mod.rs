@@ -18,17 +18,19 @@
 //! delivers to anyone the envelope does not name. Only the header block is rewritten, on
 //! raw bytes; the body is passed through.
 //!
-//! **Size.** One request is limited to 4 MB (learn.microsoft.com/graph/
-//! outlook-large-attachments), and base64 grows the message by 4/3: the largest message is
-//! [`MAX_MESSAGE`] octets (3 MiB, less room for the `Bcc` field), which
-//! `Deliver::max_message_size` tells the SMTP server, so a bigger one is refused at
+//! **Size.** A Graph request body is limited to about 4 MB (the general payload limit,
+//! learn.microsoft.com/answers/questions/1195604; sendMail's own page gives no figure), and
+//! Outlook's documentation sends anything over 3 MB through an upload session
+//! (learn.microsoft.com/graph/outlook-large-attachments). Base64 grows the message by 4/3:
+//! the largest message is [`MAX_MESSAGE`] octets (3 MiB, less room for the `Bcc` field),
+//! which `Deliver::max_message_size` tells the SMTP server, so a bigger one is refused at
 //! `MAIL FROM … SIZE=` or at the end of DATA with `552 5.3.4`; one queued before (an
-//! upstream changed under it) fails for good with that reason. Graph's way for larger
-//! mail — a draft, an upload session per attachment over 3 MB, then `send` — would need
-//! `Mail.ReadWrite`, turns one message into many requests against the mailbox's 4
-//! concurrent requests and 150 MB per 5 minutes, and rebuilds the message from Graph's
-//! model instead of sending the submitted MIME (signatures, structure and header fields
-//! would not survive): Postern refuses instead.
+//! upstream changed under it) fails for good with that reason, and a `413` from Graph
+//! bounces too. Graph's way for larger mail — a draft, an upload session per attachment
+//! over 3 MB, then `send` — needs `Mail.ReadWrite`, turns one message into many requests
+//! against the mailbox's 4 concurrent requests and its upload budget, and rebuilds the
+//! message from Graph's model instead of sending the submitted MIME (signatures,
+//! structure and header fields would not survive): Postern refuses instead.
 //!
 //! **Outcomes** are `outcome`'s: `202` delivers every recipient; `429`/`503`/`504` defer
 //! with `Retry-After`; `401` forgets the token and fails the account (mail stays queued);
@@ -45,8 +47,11 @@
 //! again. Not found: it is sent. The lookup needs `Mail.ReadBasic.All` (or `Mail.Read`);
 //! if Graph refuses it (`401`/`403`) the message is sent again — a possible duplicate
 //! rather than a possible loss — and a warning says so; any other failed lookup defers.
-//! The memory of uncertain attempts is not durable: after a restart in between, the
-//! message is sent again (the same trade-off).
+//! Exchange files the copy in Sent Items shortly after the `202`; the lookup comes with
+//! the next retry (the queue's first interval, 60 s by default), and a copy filed later
+//! still would be missed (the message then goes twice). The memory of uncertain attempts
+//! is not durable: after a restart in between, the message is sent again (the same
+//! trade-off).
 
 mod outcome;
 mod request;
