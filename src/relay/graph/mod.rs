@@ -45,8 +45,9 @@
 //! mailbox's Sent Items with the message's `internetMessageId` that names every recipient
 //! of the attempt (`sent`). Found: the recipients count as delivered and nothing is sent
 //! again. Not found: it is sent. The lookup needs `Mail.ReadBasic.All` (or `Mail.Read`);
-//! if Graph refuses it (`401`/`403`) the message is sent again — a possible duplicate
-//! rather than a possible loss — and a warning says so; any other failed lookup defers.
+//! if Graph refuses it (`4xx`, such as `403` without that permission) the message is sent
+//! again — a possible duplicate rather than a possible loss — and a warning says so; a
+//! throttled or failed lookup (`429`, `5xx`, no answer) defers.
 //! Exchange files the copy in Sent Items shortly after the `202`; the lookup comes with
 //! the next retry (the queue's first interval, 60 s by default), and a copy filed later
 //! still would be missed (the message then goes twice). The memory of uncertain attempts
@@ -208,17 +209,25 @@ impl GraphUpstream {
             .send("GET", &url, &headers, Vec::new())
             .await
             .map_err(|e| self.named(outcome::of_http(&e)))?;
-        if matches!(response.status, 401 | 403) {
-            tracing::warn!(queue_id = msg.id, upstream = %self.name, status = response.status,
-                error = %outcome::error_text(&response),
-                "Sent Items cannot be read (Mail.ReadBasic.All not granted?): sending again, possibly a second time");
-            return Ok(None);
+        match response.status {
+            200 => {}
+            // Throttled or unavailable: ask again later, as Graph says.
+            429 | 500..=599 => {
+                let error = outcome::of_send(&response, 0).err().map(|mut e| {
+                    e.retry = Retry::Later;
+                    e.message = format!("Sent Items lookup before sending again: {}", e.message);
+                    e
+                });
+                return error.map_or(Ok(None), |e| Err(self.named(e)));
+            }
+            status => {
+                tracing::warn!(queue_id = msg.id, upstream = %self.name, status,
+                    error = %outcome::error_text(&response),
+                    "Sent Items cannot be read (Mail.ReadBasic.All not granted?): sending again, possibly a second time");
+                return Ok(None);
+            }
         }
-        let found = match response.status {
-            200 => sent::found(&response.bytes, msg.rcpts),
-            _ => None,
-        };
-        match found {
+        match sent::found(&response.bytes, msg.rcpts) {
             Some(true) => {
                 tracing::info!(queue_id = msg.id, upstream = %self.name, message_id,
                     "the message whose sendMail timed out is in Sent Items: not sent again");
@@ -230,11 +239,7 @@ impl GraphUpstream {
                 ErrorKind::Protocol,
                 Side::Upstream,
                 Retry::Later,
-                format!(
-                    "Sent Items lookup before sending again: HTTP {}: {}",
-                    response.status,
-                    outcome::error_text(&response)
-                ),
+                "Sent Items lookup before sending again: the answer is not a list of messages",
             ))),
         }
     }
