@@ -13,8 +13,10 @@ mod fresh;
 mod handoff;
 mod ids;
 mod journal;
+mod limits;
 mod meta;
 mod migrate;
+mod pacing;
 mod room;
 pub mod schedule;
 mod worker;
@@ -78,6 +80,8 @@ pub struct Spool {
     gate: tokio::sync::RwLock<()>,
     /// No new attempts start (the node drains).
     paused: std::sync::atomic::AtomicBool,
+    /// Messages waiting for a sending limit, and why (`limits`).
+    waiting: limits::Board,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -142,6 +146,7 @@ impl Spool {
             kept_done: AtomicU64::new(0),
             gate: tokio::sync::RwLock::new(()),
             paused: Default::default(),
+            waiting: limits::Board::default(),
         };
         migrate::from_sled(&spool).await?;
         spool.metrics.spool_depth.set(spool.journal.len() as f64);
@@ -222,6 +227,16 @@ impl Spool {
     /// A message's metadata, without its bytes.
     pub fn meta(&self, id: QueueId) -> Option<Meta> {
         self.journal.meta(id)
+    }
+
+    /// `f` of a message's metadata, without a copy of it.
+    pub(crate) fn peek<R>(&self, id: QueueId, f: impl FnOnce(&Meta) -> R) -> Option<R> {
+        self.journal.peek(id, f)
+    }
+
+    /// The messages waiting for a sending limit.
+    pub(crate) fn waiting(&self) -> &limits::Board {
+        &self.waiting
     }
 
     /// Records the result of an attempt durably before returning; or, when nothing is
