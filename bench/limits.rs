@@ -1,4 +1,4 @@
-//! Sending limits under a burst: `cargo bench --bench limits -- [--messages N]
+//! Sending limits under a burst: `cargo bench --bench burst -- [--messages N]
 //! [--per-minute N] [--connections N]` (defaults 500, 30, 3: a full run takes about 16
 //! minutes, mostly idle; `--per-minute 300` takes about one).
 //!

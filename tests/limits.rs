@@ -197,27 +197,19 @@ async fn a_message_over_the_recipients_per_message_goes_in_several_transactions(
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let record = upstream.record();
-    assert_eq!(record.messages.len(), 3, "no fourth transaction");
-    let sizes: Vec<usize> = record.messages.iter().map(|m| m.rcpts.len()).collect();
+    let messages = upstream.record().messages.clone();
+    assert_eq!(messages.len(), 3, "no fourth transaction");
+    let sizes: Vec<usize> = messages.iter().map(|m| m.rcpts.len()).collect();
     assert_eq!(sizes, vec![2, 2, 1]);
-    let mut all: Vec<String> = record
-        .messages
-        .iter()
-        .flat_map(|m| m.rcpts.clone())
-        .collect();
+    let mut all: Vec<String> = messages.iter().flat_map(|m| m.rcpts.clone()).collect();
     all.sort();
     assert_eq!(all, rcpts.map(String::from).to_vec(), "each recipient once");
-    assert!(record
-        .messages
-        .iter()
-        .all(|m| m.data == record.messages[0].data));
-    let text = String::from_utf8_lossy(&record.messages[0].data);
+    assert!(messages.iter().all(|m| m.data == messages[0].data));
+    let text = String::from_utf8_lossy(&messages[0].data);
     assert!(
         text.contains("Message-ID: <limits-0@example.com>"),
         "{text}"
     );
-    drop(record);
     assert_eq!(
         gw.metric("postern_deliveries_total{outcome=\"delivered\"}")
             .await,
