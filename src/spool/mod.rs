@@ -2,7 +2,8 @@
 //!
 //! Messages live in the `journal` (an append-only log in `data_dir/spool` with group commit
 //! and an in-memory index); `meta` is their metadata, rewritten after each attempt. A failed
-//! write is undone, so nothing is ever half-written. The `worker` delivers what is due.
+//! write is undone, so nothing is ever half-written. The `worker` delivers what is due,
+//! paced to the upstreams' sending limits (`limits`, `pacing`).
 //!
 //! The spool never speaks SMTP and never decides policy.
 
