@@ -138,7 +138,8 @@ impl Worker {
     ) -> Option<Grant> {
         let (board, metrics) = (self.spool.waiting(), self.spool.metrics());
         let granted = loop {
-            if *stop.borrow() {
+            // Stopping, or deleted (or handed over) while it waited.
+            if *stop.borrow() || self.spool.peek(id, |_| ()).is_none() {
                 break None;
             }
             // Registered before the look, so a connection given back meanwhile wakes it.
