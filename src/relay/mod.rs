@@ -247,6 +247,16 @@ impl Relays {
         self.current.load().1.clone()
     }
 
+    /// The sending limits of upstream `name` (none for an unknown one): read from the
+    /// settings in force without copying them, for every delivery.
+    pub fn limits(&self, name: &str) -> crate::config::limits::UpstreamLimits {
+        self.current
+            .load()
+            .1
+            .get(name)
+            .map_or_else(Default::default, UpstreamConfig::limits)
+    }
+
     /// True if `name` comes from the config file (and cannot be changed through the API).
     pub fn from_config(&self, name: &str) -> bool {
         self.config.upstreams.contains_key(name)
