@@ -197,6 +197,7 @@ pub async fn start_with(
                 Purpose::Submission => None,
             },
             archive: config.archive.enabled,
+            relays: Some(upstreams.clone()),
         });
         listeners.push((listener_config.name.clone(), addr));
         listener_tasks.push(tokio::spawn(listener::run(

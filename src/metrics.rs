@@ -220,6 +220,16 @@ impl Metrics {
         self.handle.run_upkeep();
         self.handle.render()
     }
+
+    /// Adds `delta` to the messages waiting for a sending limit of `kind`
+    /// (`postern_queue_waiting{reason_kind}`: `connections`, `messages_per_minute`,
+    /// `messages_per_day`, `recipients_per_day`, `throttled`).
+    pub fn queue_waiting(&self, kind: &str, delta: f64) {
+        let labels = vec![Label::new("reason_kind", kind.to_string())];
+        self.recorder
+            .register_gauge(&key("postern_queue_waiting", labels), &META)
+            .increment(delta);
+    }
 }
 
 const META: Metadata<'static> = Metadata::new("postern", Level::INFO, None);

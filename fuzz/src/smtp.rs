@@ -169,6 +169,7 @@ fn shared(
         upstream: "up".into(),
         verifier: None,
         archive: false,
+        relays: None,
     })
 }
 

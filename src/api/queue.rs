@@ -4,6 +4,8 @@
 //! `?bounce=true` to report the pending recipients to the sender) need `manage_queue`.
 //!
 //! Queue ids are the 16 hex digits of `250 2.0.0 queued as <id>`; times are Unix seconds.
+//! A message held back by a sending limit (or the provider's throttling) says why in
+//! `waiting`; it is not deferred and its `attempts` do not grow while it waits.
 //!
 //! Each node has its own spool. `GET /api/v1/queue?nodes=all` adds what the other nodes
 //! sharing the store last reported of theirs (each its oldest few hundred messages, at
@@ -39,6 +41,10 @@ pub struct QueuedView {
     pub expires_at: u64,
     pub is_dsn: bool,
     pub recipients: Vec<RecipientView>,
+    /// Why it waits for a sending limit of its upstream or account (`waiting: 30
+    /// messages/minute for support@contoso.com`); absent when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// One recipient of a queued message.
@@ -50,9 +56,10 @@ pub struct RecipientView {
 }
 
 impl QueuedView {
-    /// A message of this node's spool (`node`).
-    fn on(node: &str, meta: Meta) -> QueuedView {
+    /// A message of this node's spool (`node`), waiting for a limit as `waiting` says.
+    fn on(node: &str, meta: Meta, waiting: Option<String>) -> QueuedView {
         QueuedView {
+            waiting,
             id: show_id(meta.id),
             node: node.to_string(),
             mail_from: meta.mail_from,
@@ -108,6 +115,7 @@ impl QueuedView {
             next_attempt_at: entry.next_attempt_at,
             expires_at: 0,
             is_dsn: false,
+            waiting: None,
             recipients: entry
                 .pending
                 .into_iter()
@@ -170,7 +178,10 @@ pub async fn list(
         let mut found: Vec<QueuedView> = queue
             .list(&filter)
             .into_iter()
-            .map(|m| QueuedView::on(&node, m))
+            .map(|m| {
+                let waiting = queue.waiting(m.id);
+                QueuedView::on(&node, m, waiting)
+            })
             .collect();
         if all_nodes {
             let filter = filter.lowered();
@@ -208,7 +219,8 @@ pub async fn show(
         .queue
         .show(parse_id(&id)?)
         .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
-    Ok(Json(QueuedView::on(api.store().node(), meta)))
+    let waiting = api.state.queue.waiting(meta.id);
+    Ok(Json(QueuedView::on(api.store().node(), meta, waiting)))
 }
 
 /// `POST /api/v1/queue/{id}/retry` — permission `manage_queue`. 202: the attempt starts
@@ -274,7 +286,7 @@ pub async fn delete(
         .await
         .map_err(Problem::internal)?
         .ok_or_else(|| Problem::not_found(format!("queued message {id}")))?;
-    let view = QueuedView::on(api.store().node(), meta);
+    let view = QueuedView::on(api.store().node(), meta, None);
     let action = match query.bounce {
         true => "queue.bounce",
         false => "queue.delete",

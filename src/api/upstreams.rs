@@ -186,7 +186,7 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
     if !body.contains_key("kind") {
         return Err(Problem::invalid(
             "kind",
-            "is required (maildir, smtp, microsoft365, google or mx)",
+            "is required (maildir, smtp, microsoft365, google, mx or graph)",
         ));
     }
     let smtp = body.get("kind").and_then(Value::as_str) == Some("smtp");
@@ -195,7 +195,11 @@ fn parse(mut body: Map<String, Value>) -> Result<(String, UpstreamConfig), Probl
     }
     let config: UpstreamConfig = serde_json::from_value(Value::Object(body))
         .map_err(|e| Problem::invalid("kind", format!("invalid upstream settings: {e}")))?;
-    if let Some((field, reason)) = config.smtp().and_then(|smtp| smtp.problem()) {
+    let graph = match &config {
+        UpstreamConfig::Graph(graph) => graph.problem(),
+        _ => None,
+    };
+    if let Some((field, reason)) = graph.or_else(|| config.smtp().and_then(|s| s.problem())) {
         return Err(Problem::invalid(field, reason));
     }
     Ok((name, config))

@@ -183,7 +183,11 @@ fn validate_upstreams(config: &Config) -> Result<(), ConfigError> {
                 "an upstream name may not contain '@' (reserved for the inbound hook)",
             ));
         }
-        if let Some((field, reason)) = upstream.smtp().and_then(|smtp| smtp.problem()) {
+        let graph = match upstream {
+            super::UpstreamConfig::Graph(graph) => graph.problem(),
+            _ => None,
+        };
+        if let Some((field, reason)) = graph.or_else(|| upstream.smtp().and_then(|s| s.problem())) {
             return Err(ConfigError::invalid(
                 format!("upstream.{name}.{field}"),
                 reason,

@@ -5,12 +5,14 @@
 //! one it is asked to read.
 
 pub mod credentials;
+mod graph;
 pub mod limits;
 mod load;
 mod providers;
 mod store;
 mod types;
 
+pub use graph::GraphUpstream;
 pub use limits::{SendLimits, UpstreamLimits};
 pub use load::{load, parse};
 pub use providers::*;

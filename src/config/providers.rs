@@ -383,6 +383,7 @@ impl super::UpstreamConfig {
             super::UpstreamConfig::Microsoft365(m) => Some(m.to_smtp()),
             super::UpstreamConfig::Google(g) => Some(g.to_smtp()),
             super::UpstreamConfig::Maildir(_) | super::UpstreamConfig::Mx(_) => None,
+            super::UpstreamConfig::Graph(_) => None,
         }
     }
 
@@ -395,6 +396,7 @@ impl super::UpstreamConfig {
             U::Microsoft365(m) => (m.limits, limits::microsoft365()),
             U::Google(g) => (g.limits, limits::google()),
             U::Mx(mx) => (mx.limits, UpstreamLimits::default()),
+            U::Graph(g) => (g.limits, limits::graph()),
         };
         set.unwrap_or_default().over(preset)
     }

@@ -384,6 +384,7 @@ pub enum UpstreamConfig {
     Microsoft365(Microsoft365Upstream),
     Google(GoogleUpstream),
     Mx(MxUpstream),
+    Graph(super::GraphUpstream),
 }
 
 /// A local maildir (the default: `data_dir/outbox`).

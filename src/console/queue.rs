@@ -56,6 +56,8 @@ pub struct Message {
     pub expires: String,
     pub is_dsn: bool,
     pub recipients: Vec<Recipient>,
+    /// Why it waits for a sending limit (empty: it does not).
+    pub waiting: String,
 }
 
 /// One recipient and its last reply.
@@ -77,6 +79,7 @@ fn message(view: QueuedView) -> Message {
         next_attempt: when(Some(view.next_attempt_at)),
         expires: when(Some(view.expires_at)),
         is_dsn: view.is_dsn,
+        waiting: view.waiting.unwrap_or_default(),
         recipients: view
             .recipients
             .into_iter()

@@ -1,12 +1,14 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
 //! worker sees; `maildir`, `smtp` and `mx` are its kinds (`microsoft365` and `google` are
-//! `smtp` presets); `oauth` gets the tokens of XOAUTH2 / OAUTHBEARER; `dkim` signs what
+//! `smtp` presets; `graph` sends through Microsoft Graph); `oauth` gets the tokens of
+//! XOAUTH2 / OAUTHBEARER and Graph; `dkim` signs what
 //! goes through `smtp` and `mx`; `health` turns attempts into the accounts' status.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
 //! the whole attempt) and the spool decides what becomes durable.
 
 pub mod dkim;
+pub mod graph;
 pub mod health;
 pub mod maildir;
 pub mod mx;
@@ -133,6 +135,12 @@ pub trait Deliver: Send + Sync {
     fn judges_account(&self) -> bool {
         false
     }
+
+    /// The largest message (octets, as stored) this upstream can take, when it has a
+    /// limit of its own below the server's (`graph`: one request); `None`: no such limit.
+    fn max_message_size(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// What every upstream shares: the one HTTP client (token endpoints, Graph), where
@@ -216,9 +224,40 @@ impl Relays {
         &self.shared
     }
 
+    /// The largest message upstream `name` takes, and who sets that limit, when it has
+    /// one of its own (the SMTP server refuses bigger mail for its accounts).
+    pub fn size_limit(&self, name: &str) -> Option<(usize, &'static str)> {
+        let current = self.current.load();
+        let octets = current.0.get(name)?.max_message_size()?;
+        let by = match current.1.get(name) {
+            Some(UpstreamConfig::Graph(_)) => "Microsoft Graph",
+            _ => "the upstream",
+        };
+        Some((octets, by))
+    }
+
+    /// Whether any upstream has a size limit of its own (most often none: no lookup).
+    pub fn any_size_limit(&self) -> bool {
+        self.current
+            .load()
+            .0
+            .values()
+            .any(|u| u.max_message_size().is_some())
+    }
+
     /// Every upstream's name and settings.
     pub fn settings(&self) -> BTreeMap<String, UpstreamConfig> {
         self.current.load().1.clone()
+    }
+
+    /// The sending limits of upstream `name` (none for an unknown one): read from the
+    /// settings in force without copying them, for every delivery.
+    pub fn limits(&self, name: &str) -> crate::config::limits::UpstreamLimits {
+        self.current
+            .load()
+            .1
+            .get(name)
+            .map_or_else(Default::default, UpstreamConfig::limits)
     }
 
     /// True if `name` comes from the config file (and cannot be changed through the API).
@@ -286,5 +325,6 @@ pub fn build(
             &config.dns,
             &config.hostname,
         )?)),
+        UpstreamConfig::Graph(graph) => Arc::new(graph::GraphUpstream::new(name, graph, shared)?),
     })
 }

@@ -59,6 +59,13 @@ pub fn mail<S: AsyncRead + AsyncWrite + Unpin + Send>(
                     principal = %principal.login, from = %mail_from, rule = %refusal.rule, "MAIL FROM refused");
                 return session.refuse(Reject::PolicyRefused, &refusal.reply);
             }
+            let size = params.size;
+            if let Some(text) =
+                super::fits::at_mail(&session.shared, &snapshot, principal.id, &mail_from, size)
+            {
+                tracing::info!(peer = %session.peer, from = %mail_from, size, "MAIL FROM refused: too big for the account's upstream");
+                return session.refuse(Reject::MessageTooBig, &text);
+            }
         }
     }
     if let Err(short) = session.shared.spool.has_room(params.size.unwrap_or(0)) {

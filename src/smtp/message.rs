@@ -98,10 +98,18 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin + Send>(
                 trace: &trace,
                 date: &now,
             };
-            match submission(session, &mut buf, start, &inspected, &received) {
+            let outcome = match submission(session, &mut buf, start, &inspected, &received) {
                 Ok(outcome) => outcome,
                 Err(text) => return Ok(session.refuse(Reject::PolicyRefused, &text)),
+            };
+            let size = buf.len() - outcome.start;
+            if let Some(text) =
+                super::fits::at_end(&session.shared, &outcome.upstream, &outcome.mail_from, size)
+            {
+                tracing::info!(queue_id = %queue_id, size, "message refused: too big for the account's upstream");
+                return Ok(session.refuse(Reject::MessageTooBig, &text));
             }
+            outcome
         }
         Purpose::Inbound => {
             let inspected = match rewrite::inspect(&buf[start..]) {

@@ -14,6 +14,7 @@ mod bdat;
 mod data;
 pub mod deadline;
 mod ehlo;
+mod fits;
 mod inbound;
 pub mod io;
 mod mail;
@@ -69,6 +70,9 @@ pub struct Shared {
     pub verifier: Option<Arc<crate::inbound::Verifier>>,
     /// Whether accepted messages of non-private users are marked for the archive.
     pub archive: bool,
+    /// The upstreams, asked for the largest message an account's upstream takes (`None`:
+    /// no such check).
+    pub relays: Option<Arc<crate::relay::Relays>>,
 }
 
 impl Shared {

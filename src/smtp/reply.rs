@@ -74,6 +74,15 @@ pub fn greeting(hostname: &str) -> String {
     format!("220 {hostname} ESMTP Postern")
 }
 
+/// MAIL FROM with `SIZE=`, or the end of data: the message is larger than the upstream of
+/// the account it goes through can take (`by` names who sets the limit). Also the reason
+/// a queued message that is too large fails with.
+pub fn upstream_too_big(mailbox: &str, by: &str, octets: usize) -> String {
+    format!(
+        "552 5.3.4 Message too big for <{mailbox}>'s upstream ({by} takes at most {octets} octets)"
+    )
+}
+
 /// The final reply for an accepted message.
 pub fn queued(id: &str) -> String {
     format!("250 2.0.0 queued as {id}")

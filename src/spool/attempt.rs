@@ -20,6 +20,9 @@ pub struct Applied {
     pub delivered: usize,
     pub deferred: usize,
     pub failed: Vec<Failed>,
+    /// Recipients the provider's throttling turned away: they stay pending, not deferred
+    /// (no retry scheduled for them), and wait for the sending limits again.
+    pub throttled: usize,
 }
 
 /// Applies `result` (for the pending recipients, in order) to `meta` at time `now`.
@@ -29,6 +32,18 @@ pub fn apply(
     now: u64,
     intervals_secs: &[u64],
 ) -> Applied {
+    apply_with(meta, result, now, intervals_secs, |_| false)
+}
+
+/// `apply`, where a temporary refusal whose reply `throttled` recognises leaves its
+/// recipient pending without a retry: an attempt throttled as a whole counts as none.
+pub fn apply_with(
+    meta: &mut Meta,
+    result: &Result<Vec<RcptOutcome>, RelayError>,
+    now: u64,
+    intervals_secs: &[u64],
+    throttled: impl Fn(&str) -> bool,
+) -> Applied {
     let mut applied = Applied::default();
     let pending: Vec<usize> = (0..meta.rcpts.len())
         .filter(|&i| meta.rcpts[i].status == RcptStatus::Pending)
@@ -36,6 +51,11 @@ pub fn apply(
     for (n, &i) in pending.iter().enumerate() {
         let (status, reply) = outcome_for(result, n);
         let rcpt = &mut meta.rcpts[i];
+        if status == RcptStatus::Pending && throttled(&reply) {
+            rcpt.last_reply = Some(reply);
+            applied.throttled += 1;
+            continue;
+        }
         rcpt.status = status;
         rcpt.last_reply = Some(reply.clone());
         match status {
@@ -48,7 +68,9 @@ pub fn apply(
             }),
         }
     }
-    meta.attempts += 1;
+    if applied.throttled < pending.len() {
+        meta.attempts += 1;
+    }
     if applied.deferred > 0 {
         match schedule::next_due(now, meta.attempts, intervals_secs, meta.expires_at) {
             Some(due) => meta.due_at = due,
@@ -155,6 +177,28 @@ mod tests {
         assert_eq!(applied.deferred, 0);
         assert_eq!(applied.failed.len(), 2);
         assert!(applied.failed.iter().all(|f| f.expired));
+    }
+
+    #[test]
+    fn throttled_recipients_stay_pending_without_an_attempt_or_a_retry() {
+        let mut m = meta(&["a", "b"]);
+        let throttle = |r: &str| r.contains("4.3.2");
+        let result = Ok(vec![
+            RcptOutcome::Temporary("432 4.3.2 thread limit".into()),
+            RcptOutcome::Temporary("432 4.3.2 thread limit".into()),
+        ]);
+        let applied = apply_with(&mut m, &result, 100, &[60], throttle);
+        assert_eq!((applied.throttled, applied.deferred), (2, 0));
+        assert_eq!((m.attempts, m.due_at), (0, 0), "no attempt, no retry");
+        assert_eq!(m.pending().count(), 2);
+        let result = Ok(vec![
+            RcptOutcome::Delivered("250 ok".into()),
+            RcptOutcome::Temporary("432 4.3.2 thread limit".into()),
+        ]);
+        let applied = apply_with(&mut m, &result, 100, &[60], throttle);
+        assert_eq!((applied.delivered, applied.throttled), (1, 1));
+        assert_eq!(m.attempts, 1);
+        assert_eq!(m.pending().count(), 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What an administrator does to the queue (through the API): list messages with filters,
-//! show one, retry it now, delete it, or bounce it (delete and send its sender a DSN).
+//! show one (and why it waits, when a sending limit holds it), retry it now, delete it, or
+//! bounce it (delete and send its sender a DSN).
 //!
 //! A retry goes through the worker's own channel, so a message already being delivered is
 //! not tried twice at once. A deletion is durable before it is reported; a delivery that
@@ -87,6 +88,12 @@ impl QueueControl {
     /// One queued message.
     pub fn show(&self, id: QueueId) -> Option<Meta> {
         self.spool.meta(id)
+    }
+
+    /// Why the message waits in the worker for a sending limit (`waiting: 30
+    /// messages/minute for support@…`), if it does.
+    pub fn waiting(&self, id: QueueId) -> Option<String> {
+        self.spool.waiting().reason(id)
     }
 
     /// Hands the message to the worker for an attempt now; false if it is not queued.

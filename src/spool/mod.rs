@@ -2,7 +2,8 @@
 //!
 //! Messages live in the `journal` (an append-only log in `data_dir/spool` with group commit
 //! and an in-memory index); `meta` is their metadata, rewritten after each attempt. A failed
-//! write is undone, so nothing is ever half-written. The `worker` delivers what is due.
+//! write is undone, so nothing is ever half-written. The `worker` delivers what is due,
+//! paced to the upstreams' sending limits (`limits`, `pacing`).
 //!
 //! The spool never speaks SMTP and never decides policy.
 
@@ -13,8 +14,10 @@ mod fresh;
 mod handoff;
 mod ids;
 mod journal;
+mod limits;
 mod meta;
 mod migrate;
+mod pacing;
 mod room;
 pub mod schedule;
 mod worker;
@@ -78,6 +81,8 @@ pub struct Spool {
     gate: tokio::sync::RwLock<()>,
     /// No new attempts start (the node drains).
     paused: std::sync::atomic::AtomicBool,
+    /// Messages waiting for a sending limit, and why (`limits`).
+    waiting: limits::Board,
 }
 
 /// Milliseconds since the Unix epoch.
@@ -142,6 +147,7 @@ impl Spool {
             kept_done: AtomicU64::new(0),
             gate: tokio::sync::RwLock::new(()),
             paused: Default::default(),
+            waiting: limits::Board::default(),
         };
         migrate::from_sled(&spool).await?;
         spool.metrics.spool_depth.set(spool.journal.len() as f64);
@@ -222,6 +228,16 @@ impl Spool {
     /// A message's metadata, without its bytes.
     pub fn meta(&self, id: QueueId) -> Option<Meta> {
         self.journal.meta(id)
+    }
+
+    /// `f` of a message's metadata, without a copy of it.
+    pub(crate) fn peek<R>(&self, id: QueueId, f: impl FnOnce(&Meta) -> R) -> Option<R> {
+        self.journal.peek(id, f)
+    }
+
+    /// The messages waiting for a sending limit.
+    pub(crate) fn waiting(&self) -> &limits::Board {
+        &self.waiting
     }
 
     /// Records the result of an attempt durably before returning; or, when nothing is

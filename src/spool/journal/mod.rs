@@ -394,6 +394,11 @@ impl Journal {
         self.shared.lock().index.get(id).map(|e| e.meta.clone())
     }
 
+    /// `f` of a live message's metadata, under the index's lock (keep it short).
+    pub fn peek<R>(&self, id: QueueId, f: impl FnOnce(&Meta) -> R) -> Option<R> {
+        self.shared.lock().index.get(id).map(|e| f(&e.meta))
+    }
+
     /// Scheduled messages due at or before `now`, oldest first, at most `limit`.
     pub fn due(&self, now: u64, limit: usize) -> Vec<QueueId> {
         self.shared.lock().index.due(now, limit)
