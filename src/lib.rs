@@ -5,8 +5,9 @@
 //!
 //! - `config`  — serde structs for `postern.toml` (unknown keys refused), defaults, validation.
 //! - `net`     — TCP accept loop with connection and per-IP limits; rustls server/client setup,
-//!   self-signed development certificate; a small HTTP/1.1 client (webhooks, OAuth2 token
-//!   endpoints); the resolver settings DNS users share.
+//!   self-signed development certificate; `http`, the one HTTP client (reqwest over rustls:
+//!   pooled connections, time limits, no redirects, answers cut at 1 MiB) that webhooks,
+//!   OAuth2 token endpoints and Graph share; the resolver settings DNS users share.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
 //!   minimum data rate, per TLS handshake, per session), one file per command, every reply
@@ -34,14 +35,20 @@
 //!   one-time move of the older sled spool; `ids`, queue ids from blocks whose limit is
 //!   durable before use (never reused across crashes); `room`, the free-space reserve
 //!   checked before anything is written (`452 4.3.1`); `handoff`, a draining node's queue
-//!   moved to the other nodes through the shared store. A finished message the archive keeps gets a
+//!   moved to the other nodes through the shared store; `limits` and `pacing`, the sending
+//!   limits per upstream and account (connections, messages a minute and a day,
+//!   recipients a day): a message that meets one waits in the worker without a slot and
+//!   with its reason, transactions split over `recipients_per_message`, a provider's
+//!   throttling reply pausing the mailbox. A finished message the archive keeps gets a
 //!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   a delivery riding behind another that waits for its `354` (its envelope follows that
 //!   message's data), BDAT in the same write as the envelope with CHUNKING (one round
 //!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
-//!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
+//!   the presets `microsoft365` and `google`), `graph` (Microsoft Graph `sendMail` with the
+//!   MIME copy naming exactly the attempt's recipients, answers into outcomes, Sent Items
+//!   looked up after a timed-out send), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, BDAT where
 //!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a
 //!   secret or a certificate's signed assertion, refresh token) cached per upstream with
@@ -118,8 +125,8 @@
 //!   default format's lines without its formatting machinery.
 //! - `digits`  — decimal numbers written without the formatting machinery (log fields,
 //!   dates, reply codes).
-//! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
-//!   client, tables or `--json`); `archive` list/show/raw.
+//! - `admin`   — `postern admin`: the control API from the command line (reqwest's
+//!   blocking client, tables or `--json`); `archive` list/show/raw.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
 //! Beside the crate, `fuzz/` (a cargo workspace of its own, never built by `cargo test`)
