@@ -34,7 +34,7 @@ mod webhooks;
 
 pub use accounts::{
     Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health,
-    Inbound, InboundPurpose, Scope, SendMode,
+    Inbound, InboundPurpose, Scope, SendMode, SentCopy, SentCopyAuth, SentCopyTls,
 };
 pub use archive::{ArchiveCatalog, ArchivedMessage, Direction, Extent};
 pub use audit::{Audit, AuditEntry, AuditFilter};
