@@ -115,10 +115,12 @@ pub async fn start_with(
         .collect();
     let signers = Arc::new(Signers::new());
     signers.reload(store.dkim_keys())?;
-    let sent_copies = SentCopies::open(&config.data_dir.join("sent-copies"), policy.clone())?;
+    let warnings = crate::relay::warnings::Warnings::new(Some(metrics.clone()));
+    let copies_dir = config.data_dir.join("sent-copies");
+    let sent_copies = SentCopies::open(&copies_dir, policy.clone(), warnings.clone())?;
     let shared = crate::relay::Shared {
         http: crate::net::http::Client::new(Duration::from_secs(config.webhooks.timeout_secs))?,
-        warnings: crate::relay::warnings::Warnings::new(Some(metrics.clone())),
+        warnings,
         sent_copies: Some(sent_copies.clone()),
     };
     let upstreams = Arc::new(Relays::new(&config, &stored, signers, shared)?);

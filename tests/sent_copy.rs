@@ -10,6 +10,7 @@ use common::dovecot::Dovecot;
 use common::helpdesk::api;
 use common::upstream::{FakeUpstream, Script};
 use common::{sink_upstream, Client, Gateway};
+use postern::relay::sent_copy::jobs::{JobHead, Jobs};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -98,7 +99,7 @@ async fn status(gw: &Gateway, id: u64) -> Value {
 async fn a_sent_message_is_filed_once_in_the_sent_folder_even_when_delivered_again() {
     let (gw, upstream, mut dovecot) = setup().await;
     dovecot.start();
-    account(&gw, sent_copy(&dovecot)).await;
+    let id = account(&gw, sent_copy(&dovecot)).await;
     send(&gw, "<first@corp.example>").await;
     eventually(20, "the copy is filed", async || {
         dovecot.messages(MAILBOX, "Sent").len() == 1
@@ -136,6 +137,44 @@ async fn a_sent_message_is_filed_once_in_the_sent_folder_even_when_delivered_aga
         dovecot.messages(MAILBOX, "Sent").len() == 2
     })
     .await;
+
+    // A job replayed after a restart (as a crash between APPEND and the job's removal
+    // leaves it) files nothing a second time.
+    let Gateway {
+        running,
+        dir,
+        config,
+    } = gw;
+    running.shutdown().await;
+    let head = JobHead {
+        account: id,
+        message_id: Some("<second@corp.example>".into()),
+        queue_id: "replayed".into(),
+    };
+    let jobs = Jobs::open(&config.data_dir.join("sent-copies")).unwrap();
+    let second = dovecot.messages(MAILBOX, "Sent");
+    let second = second
+        .iter()
+        .find(|m| String::from_utf8_lossy(m).contains("<second@corp.example>"))
+        .unwrap();
+    assert!(jobs.add(&head, second).unwrap());
+    let running = postern::app::start(config.clone(), Some(common::TOKEN.into()))
+        .await
+        .expect("gateway restarts");
+    let gw = Gateway {
+        running,
+        dir,
+        config,
+    };
+    eventually(20, "the replayed job is done", async || {
+        waiting_jobs(&gw) == 0
+    })
+    .await;
+    assert_eq!(
+        dovecot.messages(MAILBOX, "Sent").len(),
+        2,
+        "nothing filed twice"
+    );
     gw.running.shutdown().await;
 }
 

@@ -41,10 +41,10 @@ pub struct Appender {
 
 impl Appender {
     /// An appender for `copies`; XOAUTH2 uses the OAuth settings of the account's upstream
-    /// in `relays`, warnings go where the upstreams' go.
+    /// in `relays`.
     pub fn new(copies: Arc<SentCopies>, relays: Arc<Relays>) -> Appender {
         Appender {
-            warnings: relays.shared().warnings.clone(),
+            warnings: copies.warnings.clone(),
             copies,
             relays,
             tokens: HashMap::new(),

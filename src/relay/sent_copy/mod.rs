@@ -20,6 +20,7 @@ pub mod jobs;
 
 pub use appender::Appender;
 
+use super::warnings::{Subject, Warnings};
 use super::{BoxFuture, Deliver, Outgoing, RcptOutcome, RelayError};
 use crate::policy::Policy;
 use jobs::{JobHead, Jobs};
@@ -50,22 +51,29 @@ pub enum SentCopyError {
 pub struct SentCopies {
     jobs: Arc<Jobs>,
     policy: Arc<Policy>,
+    warnings: Arc<Warnings>,
     wake: Notify,
 }
 
 impl SentCopies {
-    /// Opens the queue in `dir`; accounts are looked up in `policy`'s snapshot.
-    pub fn open(dir: &Path, policy: Arc<Policy>) -> Result<Arc<SentCopies>, SentCopyError> {
+    /// Opens the queue in `dir`; accounts are looked up in `policy`'s snapshot, failures
+    /// shown in `warnings`.
+    pub fn open(
+        dir: &Path,
+        policy: Arc<Policy>,
+        warnings: Arc<Warnings>,
+    ) -> Result<Arc<SentCopies>, SentCopyError> {
         Ok(Arc::new(SentCopies {
             jobs: Arc::new(Jobs::open(dir)?),
             policy,
+            warnings,
             wake: Notify::new(),
         }))
     }
 
     /// Records the copy of `msg` when its envelope sender is an account with `sent_copy`
-    /// (the rest cost one snapshot look-up). A failure is logged and shown as the
-    /// account's warning by the caller's next round; the delivery stands.
+    /// (the rest cost one snapshot look-up). A failure is logged and raised as the
+    /// account's `sent_copy` warning (cleared by its next copy filed); the delivery stands.
     async fn record(&self, msg: &Outgoing<'_>) {
         if msg.mail_from.is_empty() {
             return;
@@ -84,17 +92,19 @@ impl SentCopies {
         };
         let data = msg.data.to_vec();
         let jobs = self.jobs.clone();
-        let added = tokio::task::spawn_blocking(move || jobs.add(&head, &data)).await;
+        let added = tokio::task::spawn_blocking(move || jobs.add(&head, &data))
+            .await
+            .unwrap_or_else(|e| Err(SentCopyError::Io(e.to_string())));
         match added {
-            Ok(Ok(true)) => self.wake.notify_one(),
-            Ok(Ok(false)) => {
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {
                 tracing::debug!(queue_id = %msg.id, account, "sent copy already recorded")
             }
-            Ok(Err(error)) => {
-                tracing::error!(queue_id = %msg.id, account, %error, "sent copy not recorded")
-            }
             Err(error) => {
-                tracing::error!(queue_id = %msg.id, account, %error, "sent copy not recorded")
+                tracing::error!(queue_id = %msg.id, account, %error, "sent copy not recorded");
+                let message = format!("a sent copy could not be recorded: {error}");
+                let subject = Subject::Account(account);
+                self.warnings.raise(subject, appender::KIND, message, None);
             }
         }
     }
