@@ -8,7 +8,7 @@ use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::{Account, DefaultSendMode, Grant, Inbound, Scope, SentCopy, SentCopyAuth};
+use crate::store::{Account, DefaultSendMode, Grant, Inbound, Scope, SentCopy};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -142,30 +142,8 @@ fn apply(account: &mut Account, patch: AccountPatch) {
     set(&mut account.default_send_mode, default_send_mode);
     set(&mut account.inbound, inbound);
     if let Some(mut sent_copy) = sent_copy {
-        keep_password(&mut sent_copy, &account.sent_copy);
+        super::account_sent_copy::keep_password(&mut sent_copy, &account.sent_copy);
         account.sent_copy = sent_copy;
-    }
-}
-
-/// A sent copy changed without its password (the API never shows it) keeps the stored one.
-fn keep_password(new: &mut Option<SentCopy>, old: &Option<SentCopy>) {
-    let Some(SentCopy {
-        auth: SentCopyAuth::Password { password, .. },
-        ..
-    }) = new
-    else {
-        return;
-    };
-    if let Some(SentCopy {
-        auth: SentCopyAuth::Password {
-            password: stored, ..
-        },
-        ..
-    }) = old
-    {
-        if password.is_none() {
-            password.clone_from(stored);
-        }
     }
 }
 

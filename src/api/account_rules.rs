@@ -16,8 +16,8 @@ use crate::policy::{normalize, scope_admits};
 use crate::relay::Relays;
 use crate::smtp::params::check_mailbox;
 use crate::store::{
-    Account, AccountKeys, DefaultSendMode, Grant, Grantee, Scope, SendMode, SentCopyAuth,
-    SentCopyTls, Settings, Store, User, UserKind,
+    Account, AccountKeys, DefaultSendMode, Grant, Grantee, Scope, SendMode, Settings, Store, User,
+    UserKind,
 };
 
 /// Longest account name.
@@ -236,7 +236,7 @@ pub fn validate(
             format!("no upstream {:?}", account.upstream),
         ));
     }
-    check_sent_copy(relays, account)?;
+    super::account_sent_copy::check(relays, account)?;
     check_references(store, account)?;
     let all = store.accounts().keys()?;
     let others: Vec<&AccountKeys> = all.iter().filter(|a| a.id != account.id).collect();
@@ -270,100 +270,6 @@ pub fn validate(
         check_not_someone_else(store, account)?;
     }
     Ok(())
-}
-
-/// A sent copy needs an SMTP-based upstream (Graph files its own), an IMAP server and
-/// folder, clear text only to a loopback host, and credentials: a password, or XOAUTH2
-/// with the OAuth settings of the account's upstream.
-fn check_sent_copy(relays: &Relays, account: &Account) -> Result<(), Problem> {
-    let Some(copy) = &account.sent_copy else {
-        return Ok(());
-    };
-    let Some(smtp) = relays
-        .settings()
-        .get(&account.upstream)
-        .and_then(|u| u.smtp())
-    else {
-        return Err(Problem::invalid(
-            "sent_copy",
-            "only for accounts on an smtp, microsoft365 or google upstream",
-        ));
-    };
-    let host = &copy.host;
-    if host.is_empty()
-        || host.len() > 253
-        || host.contains(|c: char| c.is_whitespace() || c.is_control() || "/@".contains(c))
-    {
-        return Err(Problem::invalid(
-            "sent_copy.host",
-            "a host name or IP address",
-        ));
-    }
-    if copy.port == 0 {
-        return Err(Problem::invalid("sent_copy.port", "1-65535"));
-    }
-    if copy.tls == SentCopyTls::None && !is_loopback(host) {
-        return Err(Problem::invalid(
-            "sent_copy.tls",
-            "none only for a loopback host (localhost, 127.0.0.1, ::1)",
-        ));
-    }
-    let folder = &copy.folder;
-    if folder.trim().is_empty()
-        || folder.chars().count() > 255
-        || folder.chars().any(char::is_control)
-    {
-        return Err(Problem::invalid(
-            "sent_copy.folder",
-            "1-255 characters, no control characters",
-        ));
-    }
-    if copy.ca_file.as_ref().is_some_and(|f| !f.starts_with('/')) {
-        return Err(Problem::invalid("sent_copy.ca_file", "an absolute path"));
-    }
-    let username = match &copy.auth {
-        SentCopyAuth::Password { username, password } => {
-            if password
-                .as_deref()
-                .is_none_or(|p| p.is_empty() || p.chars().any(char::is_control))
-            {
-                return Err(Problem::invalid(
-                    "sent_copy.auth.password",
-                    "is required (no control characters)",
-                ));
-            }
-            username
-        }
-        SentCopyAuth::Xoauth2 { username } => {
-            if smtp.oauth.is_none() {
-                return Err(Problem::invalid(
-                    "sent_copy.auth",
-                    format!(
-                        "xoauth2 needs OAuth settings on upstream {:?}",
-                        account.upstream
-                    ),
-                ));
-            }
-            username
-        }
-    };
-    if username.is_empty() || username.chars().any(char::is_control) {
-        return Err(Problem::invalid(
-            "sent_copy.auth.username",
-            "is required (no control characters)",
-        ));
-    }
-    Ok(())
-}
-
-/// True for `localhost` and loopback addresses.
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Every address the account is found by, normalised.

@@ -25,6 +25,7 @@ mod msgids;
 mod nodes;
 mod password_links;
 mod records;
+mod sent_copy;
 mod sessions;
 mod settings;
 mod tickets;
@@ -34,7 +35,7 @@ mod webhooks;
 
 pub use accounts::{
     Account, AccountKeys, AccountStatus, Accounts, DefaultSendMode, Grant, Grantee, Health,
-    Inbound, InboundPurpose, Scope, SendMode, SentCopy, SentCopyAuth, SentCopyTls,
+    Inbound, InboundPurpose, Scope, SendMode,
 };
 pub use archive::{ArchiveCatalog, ArchivedMessage, Direction, Extent};
 pub use audit::{Audit, AuditEntry, AuditFilter};
@@ -47,6 +48,7 @@ pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
 pub use password_links::{PasswordLink, PasswordLinks};
+pub use sent_copy::{SentCopy, SentCopyAuth, SentCopyTls};
 pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{
