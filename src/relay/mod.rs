@@ -275,7 +275,8 @@ pub fn build(
                 .unwrap_or_else(|| config.data_dir.join("outbox"));
             Arc::new(maildir::Maildir::open(path)?)
         }
-        UpstreamConfig::Smtp(settings) => copying(signing(Arc::new(smtp::SmtpUpstream::new(
+        // Inside the signing: the copy filed is the message as sent, signature included.
+        UpstreamConfig::Smtp(settings) => signing(copying(Arc::new(smtp::SmtpUpstream::new(
             name,
             settings,
             &config.hostname,
