@@ -264,6 +264,90 @@ impl AsyncWrite for Wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    /// A scripted IMAP server for one session: logs in whoever sends XOAUTH2, finds nothing,
+    /// takes one APPEND; returns the decoded XOAUTH2 response and the appended bytes.
+    async fn fake_server(listener: tokio::net::TcpListener) -> (String, Vec<u8>) {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut conn = BufReader::new(tcp);
+        conn.write_all(b"* OK ready\r\n").await.unwrap();
+        let (mut login, mut appended) = (String::new(), Vec::new());
+        loop {
+            let mut line = String::new();
+            if conn.read_line(&mut line).await.unwrap() == 0 {
+                return (login, appended);
+            }
+            let (tag, command) = line.trim_end().split_once(' ').unwrap();
+            let reply = match command {
+                "AUTHENTICATE XOAUTH2" => {
+                    conn.write_all(b"+ \r\n").await.unwrap();
+                    let mut answer = String::new();
+                    conn.read_line(&mut answer).await.unwrap();
+                    let raw = base64::engine::general_purpose::STANDARD
+                        .decode(answer.trim_end())
+                        .unwrap();
+                    login = String::from_utf8(raw).unwrap();
+                    format!("{tag} OK logged in\r\n")
+                }
+                c if c.starts_with("SELECT") => format!("* 0 EXISTS\r\n{tag} OK selected\r\n"),
+                c if c.starts_with("UID SEARCH") => format!("* SEARCH\r\n{tag} OK done\r\n"),
+                c if c.starts_with("APPEND \"Sent Items\" (\\Seen) {") => {
+                    let size: usize = c
+                        .rsplit('{')
+                        .next()
+                        .unwrap()
+                        .trim_end_matches('}')
+                        .parse()
+                        .unwrap();
+                    conn.write_all(b"+ go\r\n").await.unwrap();
+                    appended = vec![0; size + 2];
+                    conn.read_exact(&mut appended).await.unwrap();
+                    appended.truncate(size);
+                    format!("{tag} OK appended\r\n")
+                }
+                "LOGOUT" => format!("* BYE\r\n{tag} OK bye\r\n"),
+                other => format!("{tag} BAD unexpected {other}\r\n"),
+            };
+            conn.write_all(reply.as_bytes()).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn xoauth2_logs_in_with_the_token_and_appends_to_the_folder() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(fake_server(listener));
+        let settings = SentCopy {
+            host: "127.0.0.1".into(),
+            port,
+            tls: SentCopyTls::None,
+            folder: "Sent Items".into(),
+            auth: crate::store::SentCopyAuth::Xoauth2 {
+                username: "desk@corp.example".into(),
+            },
+            ca_file: None,
+        };
+        let login = Login::Xoauth2 {
+            username: "desk@corp.example",
+            token: "token-1",
+        };
+        let mut folder = open(&settings, login).await.unwrap();
+        let message = b"Message-ID: <a@corp.example>\r\n\r\nhi\r\n";
+        let filed = folder
+            .file("Sent Items", Some("<a@corp.example>"), message)
+            .await
+            .unwrap();
+        assert_eq!(filed, Filed::Appended);
+        folder.close().await;
+        let (login, appended) = server.await.unwrap();
+        assert_eq!(
+            login,
+            "user=desk@corp.example\x01auth=Bearer token-1\x01\x01"
+        );
+        assert_eq!(appended, message);
+    }
 
     #[test]
     fn only_printable_message_ids_are_searched_for_quoted() {
