@@ -13,6 +13,12 @@
 //!
 //! Microsoft Graph saves to Sent Items itself and Gmail files what it sends over SMTP, so
 //! neither needs this.
+//!
+//! XOAUTH2 reuses the OAuth settings of the account's upstream, so its token must also
+//! grant IMAP: for Microsoft 365, `IMAP.AccessAsUser.All` beside `SMTP.Send` (refresh
+//! token) or `IMAP.AccessAsApp` (client credentials, `https://outlook.office365.com/.default`,
+//! the app's service principal given access to the mailbox) — see
+//! <https://learn.microsoft.com/en-us/exchange/client-developer/legacy-protocols/how-to-authenticate-an-imap-pop-smtp-application-by-using-oauth>.
 
 mod appender;
 mod imap;
