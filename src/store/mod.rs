@@ -25,6 +25,7 @@ mod msgids;
 mod nodes;
 mod password_links;
 mod records;
+mod sent_copy;
 mod sessions;
 mod settings;
 mod tickets;
@@ -47,6 +48,7 @@ pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
 pub use password_links::{PasswordLink, PasswordLinks};
+pub use sent_copy::{SentCopy, SentCopyAuth, SentCopyTls};
 pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{
