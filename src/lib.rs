@@ -48,7 +48,10 @@
 //!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
 //!   the presets `microsoft365` and `google`), `graph` (Microsoft Graph `sendMail` with the
 //!   MIME copy naming exactly the attempt's recipients, answers into outcomes, Sent Items
-//!   looked up after a timed-out send), `mx` (direct delivery: MX by preference,
+//!   looked up after a timed-out send), `sent_copy` (each message an account with
+//!   `sent_copy` sent, recorded after the upstream accepted it in a per-node job queue,
+//!   `data_dir/sent-copies`, and filed in its Sent folder by IMAP `APPEND` (async-imap),
+//!   searched for first so it is filed once; backoff and the account's warning), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, BDAT where
 //!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a
 //!   secret or a certificate's signed assertion, refresh token) cached per upstream with
@@ -59,7 +62,9 @@
 //!   (written to each account whose status differs, so health follows an account that
 //!   moves);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
-//!   the inbound hook under the reserved name `@inbound`.
+//!   the inbound hook under the reserved name `@inbound`; `Shared`, the HTTP client and the
+//!   `warnings` (what will stop an account's mail or fails beside it: an expiring secret,
+//!   certificate or refresh token, sent copies not filed) every upstream shares.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
 //!   mail to); the `Verifier` (SPF, DKIM, DMARC, ARC with mail-auth on hickory; the
 //!   `Authentication-Results` field); message parsing (mail-parser, cleaned text); loop
