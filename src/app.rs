@@ -13,6 +13,7 @@ use crate::net::{listener, tls};
 use crate::policy::{Credentials, Policy};
 use crate::relay::dkim::Signers;
 use crate::relay::health::HealthBook;
+use crate::relay::sent_copy::SentCopies;
 use crate::relay::Relays;
 use crate::smtp::Shared;
 use crate::spool::dsn::Notices;
@@ -114,9 +115,13 @@ pub async fn start_with(
         .collect();
     let signers = Arc::new(Signers::new());
     signers.reload(store.dkim_keys())?;
+    let warnings = crate::relay::warnings::Warnings::new(Some(metrics.clone()));
+    let copies_dir = config.data_dir.join("sent-copies");
+    let sent_copies = SentCopies::open(&copies_dir, policy.clone(), warnings.clone())?;
     let shared = crate::relay::Shared {
         http: crate::net::http::Client::new(Duration::from_secs(config.webhooks.timeout_secs))?,
-        warnings: crate::relay::warnings::Warnings::new(Some(metrics.clone())),
+        warnings,
+        sent_copies: Some(sent_copies.clone()),
         refreshes: Some(store.refreshes().clone()),
     };
     let upstreams = Arc::new(Relays::new(&config, &stored, signers, shared)?);
@@ -148,6 +153,8 @@ pub async fn start_with(
         upstreams.shared().http.clone(),
     );
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
+    let appender = crate::relay::sent_copy::Appender::new(sent_copies, upstreams.clone());
+    tokio::spawn(appender.run(stop_delivery_rx.clone()));
     tokio::spawn(sync_store(store.clone(), stop_delivery_rx.clone()));
     crate::cluster::start(&store, &spool, stop_delivery_rx.clone());
     let (backups, archive) = start_archive(&config, &store, &spool, &policy, &stop_delivery_rx);

@@ -5,8 +5,9 @@
 //!
 //! - `config`  — serde structs for `postern.toml` (unknown keys refused), defaults, validation.
 //! - `net`     — TCP accept loop with connection and per-IP limits; rustls server/client setup,
-//!   self-signed development certificate; a small HTTP/1.1 client (webhooks, OAuth2 token
-//!   endpoints); the resolver settings DNS users share.
+//!   self-signed development certificate; `http`, the one HTTP client (reqwest over rustls:
+//!   pooled connections, time limits, no redirects, answers cut at 1 MiB) that webhooks,
+//!   OAuth2 token endpoints and Graph share; the resolver settings DNS users share.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
 //!   minimum data rate, per TLS handshake, per session), one file per command, every reply
@@ -34,14 +35,23 @@
 //!   one-time move of the older sled spool; `ids`, queue ids from blocks whose limit is
 //!   durable before use (never reused across crashes); `room`, the free-space reserve
 //!   checked before anything is written (`452 4.3.1`); `handoff`, a draining node's queue
-//!   moved to the other nodes through the shared store. A finished message the archive keeps gets a
+//!   moved to the other nodes through the shared store; `limits` and `pacing`, the sending
+//!   limits per upstream and account (connections, messages a minute and a day,
+//!   recipients a day): a message that meets one waits in the worker without a slot and
+//!   with its reason, transactions split over `recipients_per_message`, a provider's
+//!   throttling reply pausing the mailbox. A finished message the archive keeps gets a
 //!   `keep` record, and its dead segment is retired into `spool/archive` (the rest punched
 //!   out) once the archive has catalogued it.
 //! - `relay`   — the `Deliver` trait and its kinds: `maildir` and `smtp` (pooled, pipelined,
 //!   a delivery riding behind another that waits for its `354` (its envelope follows that
 //!   message's data), BDAT in the same write as the envelope with CHUNKING (one round
 //!   trip per message), at most `max_connections` open per upstream; AUTH PLAIN, LOGIN, XOAUTH2, OAUTHBEARER,
-//!   the presets `microsoft365` and `google`), `mx` (direct delivery: MX by preference,
+//!   the presets `microsoft365` and `google`), `graph` (Microsoft Graph `sendMail` with the
+//!   MIME copy naming exactly the attempt's recipients, answers into outcomes, Sent Items
+//!   looked up after a timed-out send), `sent_copy` (each message an account with
+//!   `sent_copy` sent, recorded after the upstream accepted it in a per-node job queue,
+//!   `data_dir/sent-copies`, and filed in its Sent folder by IMAP `APPEND` (async-imap),
+//!   searched for first so it is filed once; backoff and the account's warning), `mx` (direct delivery: MX by preference,
 //!   A/AAAA fallback, one transaction per domain, opportunistic STARTTLS, BDAT where
 //!   offered, a pool per destination); `oauth`, OAuth2 tokens (client credentials with a
 //!   secret or a certificate's signed assertion, refresh token) cached per upstream with
@@ -52,7 +62,9 @@
 //!   (written to each account whose status differs, so health follows an account that
 //!   moves);
 //!   `Relays`, the upstreams of the config file and the API, swapped when one changes, plus
-//!   the inbound hook under the reserved name `@inbound`.
+//!   the inbound hook under the reserved name `@inbound`; `Shared`, the HTTP client and the
+//!   `warnings` (what will stop an account's mail or fails beside it: an expiring secret,
+//!   certificate or refresh token, sent copies not filed) every upstream shares.
 //! - `inbound` — the helpdesk path: the `Hook` (a `Deliver` the spool worker hands inbound
 //!   mail to); the `Verifier` (SPF, DKIM, DMARC, ARC with mail-auth on hickory; the
 //!   `Authentication-Results` field); message parsing (mail-parser, cleaned text); loop
@@ -118,8 +130,8 @@
 //!   default format's lines without its formatting machinery.
 //! - `digits`  — decimal numbers written without the formatting machinery (log fields,
 //!   dates, reply codes).
-//! - `admin`   — `postern admin`: the control API from the command line (a small HTTP/1.1
-//!   client, tables or `--json`); `archive` list/show/raw.
+//! - `admin`   — `postern admin`: the control API from the command line (reqwest's
+//!   blocking client, tables or `--json`); `archive` list/show/raw.
 //! - `app`     — builds every piece from the config, starts the services, shuts them down.
 //!
 //! Beside the crate, `fuzz/` (a cargo workspace of its own, never built by `cargo test`)

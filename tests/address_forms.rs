@@ -268,6 +268,7 @@ fn account(id: u64, address: &str, is_default: bool) -> Account {
         grants: vec![],
         default_send_mode: DefaultSendMode::SendAs,
         inbound: None,
+        sent_copy: None,
         status: Default::default(),
     }
 }

@@ -33,6 +33,7 @@ fn mailbox(webhook: u64) -> Account {
             webhooks: vec![webhook],
             ..Inbound::default()
         }),
+        sent_copy: None,
     }
 }
 

@@ -53,6 +53,7 @@ fn account(
         grants,
         default_send_mode: mode,
         inbound: None,
+        sent_copy: None,
         status: Default::default(),
     }
 }

@@ -477,6 +477,7 @@ fn account(name: &str) -> Account {
         grants: Vec::new(),
         default_send_mode: DefaultSendMode::None,
         inbound: None,
+        sent_copy: None,
         status: AccountStatus::default(),
     }
 }

@@ -8,7 +8,7 @@ use super::accounts::visible;
 use super::extract::{blocking, nullable, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::{Account, DefaultSendMode, Grant, Inbound, Scope};
+use crate::store::{Account, DefaultSendMode, Grant, Inbound, Scope, SentCopy};
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
@@ -37,6 +37,9 @@ pub struct AccountPatch {
     /// `null` turns the helpdesk mailbox off.
     #[serde(default, deserialize_with = "nullable")]
     inbound: Option<Option<Inbound>>,
+    /// `null` turns sent copies off; a password left out keeps the one stored.
+    #[serde(default, deserialize_with = "nullable")]
+    sent_copy: Option<Option<SentCopy>>,
 }
 
 /// Body of `PUT /grants`: the new grant list, bare or as `{"grants": [...]}`.
@@ -80,7 +83,7 @@ pub async fn patch(
     apply(&mut account, patch);
     save(&caller, &api, "account.update", previous, account)
         .await
-        .map(Json)
+        .map(|a| Json(a.without_secrets()))
 }
 
 /// `PUT /api/v1/accounts/{id}/grants` — the account's `setup` right. Replaces the whole
@@ -105,7 +108,7 @@ pub async fn put_grants(
     };
     save(&caller, &api, "account.grants", previous, account)
         .await
-        .map(Json)
+        .map(|a| Json(a.without_secrets()))
 }
 
 fn apply(account: &mut Account, patch: AccountPatch) {
@@ -123,6 +126,7 @@ fn apply(account: &mut Account, patch: AccountPatch) {
         grants,
         default_send_mode,
         inbound,
+        sent_copy,
     } = patch;
     set(&mut account.name, name);
     set(&mut account.description, description);
@@ -137,6 +141,10 @@ fn apply(account: &mut Account, patch: AccountPatch) {
     set(&mut account.grants, grants);
     set(&mut account.default_send_mode, default_send_mode);
     set(&mut account.inbound, inbound);
+    if let Some(mut sent_copy) = sent_copy {
+        super::account_sent_copy::keep_password(&mut sent_copy, &account.sent_copy);
+        account.sent_copy = sent_copy;
+    }
 }
 
 fn set<T>(field: &mut T, value: Option<T>) {

@@ -216,6 +216,9 @@ pub fn tidy(account: &mut Account) {
     }
     account.name = account.name.trim().to_string();
     account.address = account.address.trim().to_string();
+    if let Some(copy) = &mut account.sent_copy {
+        copy.host = copy.host.trim().to_string();
+    }
 }
 
 /// Checks `account` (id 0 for a new one) on its own and against everything stored:
@@ -233,6 +236,7 @@ pub fn validate(
             format!("no upstream {:?}", account.upstream),
         ));
     }
+    super::account_sent_copy::check(relays, account)?;
     check_references(store, account)?;
     let all = store.accounts().keys()?;
     let others: Vec<&AccountKeys> = all.iter().filter(|a| a.id != account.id).collect();

@@ -8,7 +8,7 @@ use super::account_rules::{
 use super::extract::{blocking, Body, Param};
 use super::problem::Problems;
 use super::{Api, Caller, Problem};
-use crate::store::{Account, AccountStatus, DefaultSendMode, Grant, Inbound, Scope};
+use crate::store::{Account, AccountStatus, DefaultSendMode, Grant, Inbound, Scope, SentCopy};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -40,6 +40,8 @@ pub struct NewAccount {
     default_send_mode: Option<DefaultSendMode>,
     /// Set: a helpdesk mailbox (SPEC §7).
     inbound: Option<Inbound>,
+    /// Set: each message sent is filed in the mailbox's Sent folder (IMAP).
+    sent_copy: Option<SentCopy>,
 }
 
 /// `GET /api/v1/accounts/{id}/status`.
@@ -67,6 +69,7 @@ pub async fn list(caller: Caller, State(api): State<Api>) -> Result<Json<Vec<Acc
         accounts
             .into_iter()
             .filter(|a| may_see(&caller, a))
+            .map(Account::without_secrets)
             .collect(),
     ))
 }
@@ -81,7 +84,7 @@ pub async fn show(
     State(api): State<Api>,
     Param(id): Param<u64>,
 ) -> Result<Json<Account>, Problem> {
-    visible(&caller, &api, id).map(Json)
+    visible(&caller, &api, id).map(|a| Json(a.without_secrets()))
 }
 
 /// `GET /api/v1/accounts/{id}/status` — as for showing the account.
@@ -170,6 +173,7 @@ pub async fn create(
         default_send_mode: body.default_send_mode.unwrap_or(DefaultSendMode::None),
         status: AccountStatus::default(),
         inbound: body.inbound,
+        sent_copy: body.sent_copy,
     };
     tidy(&mut account);
     validate(api.store(), &api.state.relays, &caller, &account)?;
@@ -190,7 +194,7 @@ pub async fn create(
     )
     .await?;
     tracing::info!(account = %account.name, id = account.id, "account created");
-    Ok((StatusCode::CREATED, Json(account)))
+    Ok((StatusCode::CREATED, Json(account.without_secrets())))
 }
 
 /// `DELETE /api/v1/accounts/{id}` — the account's `setup` right. The default account

@@ -24,6 +24,7 @@
 pub(crate) mod account_choices;
 pub(crate) mod account_edit;
 pub(crate) mod account_rules;
+pub(crate) mod account_sent_copy;
 pub(crate) mod account_test;
 pub(crate) mod accounts;
 pub(crate) mod archive;

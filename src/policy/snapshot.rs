@@ -387,6 +387,7 @@ fn ensure_default_account(store: &Store, upstream: &str) -> Result<(), PolicyErr
         grants: Vec::new(),
         default_send_mode: DefaultSendMode::SendAs,
         inbound: None,
+        sent_copy: None,
         status: Default::default(),
     };
     store.accounts().create(account)?;

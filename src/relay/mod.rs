@@ -1,8 +1,9 @@
 //! Relay: hands a queued message to its upstream. `Deliver` is the one interface the spool
 //! worker sees; `maildir`, `smtp` and `mx` are its kinds (`microsoft365` and `google` are
 //! `smtp` presets; `graph` sends through Microsoft Graph); `oauth` gets the tokens of
-//! XOAUTH2 / OAUTHBEARER and Graph; `dkim` signs what
-//! goes through `smtp` and `mx`; `health` turns attempts into the accounts' status.
+//! XOAUTH2 / OAUTHBEARER and Graph; `dkim` signs what goes through `smtp` and `mx`;
+//! `health` turns attempts into the accounts' status; `sent_copy` files what `smtp`,
+//! `microsoft365` and `google` sent in the account's Sent folder.
 //!
 //! A relay never touches the spool: it reports one outcome per recipient (or one error for
 //! the whole attempt) and the spool decides what becomes durable.
@@ -13,6 +14,7 @@ pub mod health;
 pub mod maildir;
 pub mod mx;
 pub mod oauth;
+pub mod sent_copy;
 pub mod smtp;
 pub mod warnings;
 
@@ -149,6 +151,9 @@ pub trait Deliver: Send + Sync {
 pub struct Shared {
     pub http: crate::net::http::Client,
     pub warnings: Arc<warnings::Warnings>,
+    /// Where `smtp`, `microsoft365` and `google` upstreams record sent copies (none: no
+    /// copies, as in tests and the CLI).
+    pub sent_copies: Option<Arc<sent_copy::SentCopies>>,
     /// The store's record of refresh-token use (`oauth::watch`); none: kept in memory.
     pub refreshes: Option<crate::store::Refreshes>,
 }
@@ -160,6 +165,7 @@ impl Shared {
             http: crate::net::http::Client::new(std::time::Duration::from_secs(30))
                 .expect("the default HTTP client builds"),
             warnings: warnings::Warnings::new(None),
+            sent_copies: None,
             refreshes: None,
         }
     }
@@ -295,6 +301,13 @@ pub fn build(
     let signing = |inner: Arc<dyn Deliver>| -> Arc<dyn Deliver> {
         Arc::new(dkim::Signing::new(inner, signers.clone()))
     };
+    // The accounts' sent copies, recorded once the upstream accepted a message.
+    let copying = |inner: Arc<dyn Deliver>| -> Arc<dyn Deliver> {
+        match &shared.sent_copies {
+            Some(copies) => Arc::new(sent_copy::Copying::new(inner, copies.clone())),
+            None => inner,
+        }
+    };
     Ok(match upstream {
         UpstreamConfig::Maildir(maildir) => {
             let path = maildir
@@ -303,21 +316,19 @@ pub fn build(
                 .unwrap_or_else(|| config.data_dir.join("outbox"));
             Arc::new(maildir::Maildir::open(path)?)
         }
-        UpstreamConfig::Smtp(settings) => signing(Arc::new(smtp::SmtpUpstream::with_shared(
-            name,
-            settings,
-            &config.hostname,
-            shared,
-        )?)),
+        // Inside the signing: the copy filed is the message as sent, signature included.
+        UpstreamConfig::Smtp(settings) => signing(copying(Arc::new(
+            smtp::SmtpUpstream::with_shared(name, settings, &config.hostname, shared)?,
+        ))),
         // The providers sign with their own keys.
         UpstreamConfig::Microsoft365(_) | UpstreamConfig::Google(_) => {
             let settings = upstream.smtp().expect("a provider preset");
-            Arc::new(smtp::SmtpUpstream::with_shared(
+            copying(Arc::new(smtp::SmtpUpstream::with_shared(
                 name,
                 &settings,
                 &config.hostname,
                 shared,
-            )?)
+            )?))
         }
         UpstreamConfig::Mx(mx) => signing(Arc::new(mx::MxRelay::new(
             name,

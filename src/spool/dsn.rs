@@ -350,6 +350,7 @@ mod tests {
             grants: Vec::new(),
             default_send_mode: DefaultSendMode::SendAs,
             inbound: None,
+            sent_copy: None,
             status: Default::default(),
         };
         store.accounts().create(account("support", None)).unwrap();

@@ -2,7 +2,7 @@
 //! scope, grants and send modes. Stored by id; names are unique (case-insensitive).
 
 use super::kv::{Kv, Tree};
-use super::{ids::Ids, StoreError};
+use super::{ids::Ids, SentCopy, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -125,6 +125,9 @@ pub struct Account {
     /// Set: a helpdesk mailbox that receives mail on the inbound listeners (SPEC §7).
     #[serde(default)]
     pub inbound: Option<Inbound>,
+    /// Set: each message sent through the account is filed in its mailbox's Sent folder.
+    #[serde(default)]
+    pub sent_copy: Option<SentCopy>,
 }
 
 /// What an inbound mailbox turns its mail into.
@@ -359,6 +362,7 @@ mod tests {
             default_send_mode: DefaultSendMode::None,
             inbound: None,
             status: AccountStatus::default(),
+            sent_copy: None,
         }
     }
 

@@ -27,6 +27,7 @@ mod nodes;
 mod password_links;
 mod records;
 mod refreshes;
+mod sent_copy;
 mod sessions;
 mod settings;
 mod tickets;
@@ -50,6 +51,7 @@ pub use msgids::{MessageIds, MessageRecord};
 pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
 pub use password_links::{PasswordLink, PasswordLinks};
 pub use refreshes::{Refresh, Refreshes};
+pub use sent_copy::{SentCopy, SentCopyAuth, SentCopyTls};
 pub use sessions::{Session, Sessions};
 pub use settings::{DisplayNameAddresses, Settings};
 pub use tickets::{

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod console;
 pub mod desk;
 pub mod dns;
+pub mod dovecot;
 pub mod graph;
 pub mod helpdesk;
 pub mod helpdesk_console;

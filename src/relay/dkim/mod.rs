@@ -171,6 +171,10 @@ impl Deliver for Signing {
     fn judges_account(&self) -> bool {
         self.inner.judges_account()
     }
+
+    fn max_message_size(&self) -> Option<usize> {
+        self.inner.max_message_size()
+    }
 }
 
 /// The domain of the message's one `From` mailbox, in ASCII (an internationalised one as
