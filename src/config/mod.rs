@@ -9,6 +9,7 @@ mod graph;
 pub mod limits;
 mod load;
 mod providers;
+mod smtp;
 mod store;
 mod types;
 
@@ -16,6 +17,7 @@ pub use graph::GraphUpstream;
 pub use limits::{SendLimits, UpstreamLimits};
 pub use load::{load, parse};
 pub use providers::*;
+pub use smtp::{SmtpUpstream, UpstreamAuth, UpstreamTls};
 pub use store::{StoreBackend, StoreConfig};
 pub use types::*;
 

@@ -83,6 +83,8 @@ pub struct GraphUpstream {
     /// `graph_url` without a trailing `/`.
     base: String,
     http: Client,
+    /// The time limit of each request.
+    timeout: Duration,
     tokens: std::sync::Arc<TokenSource>,
     /// Attempts (queue id, recipients' hash) whose `sendMail` got no answer, since when.
     uncertain: Mutex<HashMap<(String, u64), Instant>>,
@@ -90,7 +92,7 @@ pub struct GraphUpstream {
 
 impl GraphUpstream {
     /// Checks the settings and sets up the token source; the HTTP client is `shared`'s
-    /// unless the upstream needs its own (a CA file, another time limit).
+    /// (each request within `timeout_secs`) unless the upstream trusts a CA file of its own.
     pub fn new(
         name: &str,
         config: &crate::config::GraphUpstream,
@@ -110,8 +112,7 @@ impl GraphUpstream {
         let timeout = Duration::from_secs(config.timeout_secs);
         let http = match &config.ca_file {
             Some(ca_file) => Client::with_ca_file(timeout, ca_file),
-            None if shared.http.timeout() == timeout => Ok(shared.http.clone()),
-            None => Client::new(timeout),
+            None => Ok(shared.http.clone()),
         }
         .map_err(|e| invalid(e.to_string()))?;
         // App-only: no user to name. The token source warns of the secret's or the
@@ -122,6 +123,7 @@ impl GraphUpstream {
             name: name.to_string(),
             base: config.graph_url.trim_end_matches('/').to_string(),
             http,
+            timeout,
             tokens,
             uncertain: Mutex::new(HashMap::new()),
         })
@@ -165,7 +167,7 @@ impl GraphUpstream {
         ];
         match self
             .http
-            .send("POST", &url, &headers, body.into_bytes())
+            .send_within("POST", &url, &headers, body.into_bytes(), self.timeout)
             .await
         {
             Ok(response) => {
@@ -208,7 +210,7 @@ impl GraphUpstream {
         ];
         let response = self
             .http
-            .send("GET", &url, &headers, Vec::new())
+            .send_within("GET", &url, &headers, Vec::new(), self.timeout)
             .await
             .map_err(|e| self.named(outcome::of_http(&e)))?;
         match response.status {
