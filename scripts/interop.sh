@@ -462,7 +462,10 @@ def webhook_server(port, outdir):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             count[0] += 1
-            record = {"path": self.path, "headers": dict(self.headers.items()),
+            # Field names in lower case: HTTP/1.1 names are case-insensitive (RFC 9110
+            # §5.1) and Postern's client (hyper) sends them in lower case.
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            record = {"path": self.path, "headers": headers,
                       "body": body.decode("utf-8")}
             with open(os.path.join(outdir, "%d.json" % count[0]), "w") as f:
                 json.dump(record, f)
@@ -482,13 +485,13 @@ def verify_webhook(outdir, secret, subject):
     record = json.load(open(files[0]))
     body = record["body"].encode("utf-8")
     want = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    got = record["headers"].get("X-Postern-Signature")
+    got = record["headers"].get("x-postern-signature")
     assert got == want, "signature %r, want %r" % (got, want)
     payload = json.loads(body)
     assert payload["event"] == "ticket.created", payload["event"]
     assert payload["message"]["subject"] == subject, payload["message"]["subject"]
     print("webhook %s: %s, ticket %s, signature verified" % (
-        record["headers"].get("X-Postern-Delivery"), payload["event"], payload["ticket"]["id"]))
+        record["headers"].get("x-postern-delivery"), payload["event"], payload["ticket"]["id"]))
 
 if __name__ == "__main__":
     globals()[sys.argv[1].replace("-", "_")](*sys.argv[2:])
