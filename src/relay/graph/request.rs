@@ -40,9 +40,10 @@ enum Entry {
 /// The copy of `data` for an attempt to `rcpts`.
 pub fn copy_for<'a>(data: &'a [u8], rcpts: &[String]) -> Copy<'a> {
     let header_len = crate::rewrite::header_block_len(data);
-    let (fields_end, rest) = match data[..header_len].ends_with(b"\r\n\r\n") || header_len == 2 {
-        true => (header_len - 2, header_len - 2),
-        false => (header_len, header_len),
+    // Where the copy's fields end: before the empty line, which follows them again.
+    let rest = match data[..header_len].ends_with(b"\r\n\r\n") || header_len == 2 {
+        true => header_len - 2,
+        false => header_len,
     };
     let wanted: HashSet<String> = rcpts.iter().map(|r| address::key(r)).collect();
     let mut seen = HashSet::new();
@@ -50,7 +51,9 @@ pub fn copy_for<'a>(data: &'a [u8], rcpts: &[String]) -> Copy<'a> {
     let mut changed = false;
     let mut message_id = None;
     let mut out: Vec<u8> = Vec::with_capacity(data.len() + 256);
-    for raw in fields(&data[..fields_end]) {
+    // The stored message passed `rewrite::inspect`, so every line is a field.
+    let fields = crate::rewrite::Fields::new(data, header_len).filter_map(Result::ok);
+    for raw in fields.map(|field| field.raw) {
         let name = field_name(raw);
         if name.eq_ignore_ascii_case(b"message-id") && message_id.is_none() {
             message_id = id_of(value_of(raw));
@@ -230,26 +233,6 @@ fn phrase(name: &str) -> String {
         .map(|w| format!("=?utf-8?b?{}?=", engine.encode(w)))
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-/// The raw fields of a header block (continuation lines with their field).
-fn fields(block: &[u8]) -> Vec<&[u8]> {
-    let mut out: Vec<&[u8]> = Vec::new();
-    let mut start = 0;
-    let mut pos = 0;
-    while pos < block.len() {
-        let end = block[pos..]
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .map_or(block.len(), |p| pos + p + 2);
-        let continues = end < block.len() && matches!(block[end], b' ' | b'\t');
-        if !continues {
-            out.push(&block[start..end]);
-            start = end;
-        }
-        pos = end;
-    }
-    out
 }
 
 fn field_name(raw: &[u8]) -> &[u8] {
