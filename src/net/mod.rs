@@ -1,12 +1,15 @@
 //! Networking shared by every listener: the accept loop with its connection limits, and
 //! TLS configuration (the server certificate, generated for development when missing), and
 //! the small HTTP client for outgoing calls (webhooks, OAuth2 token endpoints), and the
-//! resolver settings (`dns`).
+//! resolver settings (`dns`); `wire`, the clear or TLS stream of mail client sessions, and
+//! `imap`, the IMAP client session (connect, TLS, login) sent copies and fetching share.
 
 pub mod dns;
 pub mod http;
+pub mod imap;
 pub mod listener;
 pub mod tls;
+pub mod wire;
 
 /// Why a listener or its TLS setup failed.
 #[derive(Debug, thiserror::Error)]

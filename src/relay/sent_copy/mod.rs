@@ -53,6 +53,18 @@ pub enum SentCopyError {
     Token(String),
 }
 
+impl From<crate::net::imap::ImapError> for SentCopyError {
+    fn from(error: crate::net::imap::ImapError) -> SentCopyError {
+        use crate::net::imap::ImapError;
+        match error {
+            ImapError::Connect(e) => SentCopyError::Connect(e),
+            ImapError::Tls(e) => SentCopyError::Tls(e),
+            ImapError::Login(e) => SentCopyError::Login(e),
+            ImapError::Refused(e) => SentCopyError::Refused(e),
+        }
+    }
+}
+
 /// What the wrapper and the appender share: the queue, the accounts, a wake-up call.
 pub struct SentCopies {
     jobs: Arc<Jobs>,
