@@ -126,13 +126,14 @@ pub async fn start_with(
     };
     let upstreams = Arc::new(Relays::new(&config, &stored, signers, shared)?);
     let webhooks = Arc::new(tokio::sync::Notify::new());
-    upstreams.set_inbound(Arc::new(Hook::new(
+    let hook = Arc::new(Hook::new(
         store.clone(),
         policy.clone(),
         config.hostname.clone(),
         webhooks.clone(),
         spool.clone(),
-    )));
+    ));
+    upstreams.set_inbound(hook.clone());
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (stop_delivery, stop_delivery_rx) = watch::channel(false);
 
@@ -155,6 +156,18 @@ pub async fn start_with(
     tokio::spawn(dispatcher.run(stop_delivery_rx.clone()));
     let appender = crate::relay::sent_copy::Appender::new(sent_copies, upstreams.clone());
     tokio::spawn(appender.run(stop_delivery_rx.clone()));
+    let fetchers = crate::fetch::Fetchers::start(
+        Arc::new(crate::fetch::Intake::new(
+            hook,
+            policy.clone(),
+            Some(metrics.clone()),
+        )),
+        store.clone(),
+        policy.clone(),
+        upstreams.clone(),
+        crate::fetch::StatusBook::new(Some(metrics.clone())),
+        stop_delivery_rx.clone(),
+    );
     tokio::spawn(sync_store(store.clone(), stop_delivery_rx.clone()));
     crate::cluster::start(&store, &spool, stop_delivery_rx.clone());
     let (backups, archive) = start_archive(&config, &store, &spool, &policy, &stop_delivery_rx);
@@ -229,6 +242,7 @@ pub async fn start_with(
         credentials: credentials.clone(),
         console: Arc::new(Console::new(config.console.clone())),
         archive,
+        fetchers,
     };
     let api_socket = TcpListener::bind(config.api.bind)
         .await

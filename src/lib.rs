@@ -171,6 +171,7 @@ pub mod config;
 pub mod console;
 pub mod digits;
 pub mod disk;
+pub mod fetch;
 pub mod inbound;
 pub mod logging;
 pub mod metrics;

@@ -215,6 +215,36 @@ impl Metrics {
         self.recent.count(Event::from(outcome));
     }
 
+    /// Counts one message fetched from helpdesk mailbox `mailbox` by what became of it
+    /// (`postern_fetch_messages_total{mailbox,outcome}`: `recorded`, `already_recorded`,
+    /// `dropped`, `blocked`, `set_aside`).
+    pub fn fetched(&self, mailbox: &str, outcome: &str) {
+        let labels = vec![
+            Label::new("mailbox", mailbox.to_string()),
+            Label::new("outcome", outcome.to_string()),
+        ];
+        counter(&self.recorder, "postern_fetch_messages_total", labels).increment(1);
+    }
+
+    /// Sets what helpdesk mailbox `mailbox`'s fetcher is doing (`postern_fetch_state`:
+    /// 1 for the current `state`, 0 for the others) and how many of its messages are set
+    /// aside (`postern_fetch_set_aside`).
+    pub fn fetch_state(&self, mailbox: &str, state: &str, states: &[&str], set_aside: usize) {
+        for each in states {
+            let labels = vec![
+                Label::new("mailbox", mailbox.to_string()),
+                Label::new("state", each.to_string()),
+            ];
+            self.recorder
+                .register_gauge(&key("postern_fetch_state", labels), &META)
+                .set(f64::from(u8::from(*each == state)));
+        }
+        let labels = vec![Label::new("mailbox", mailbox.to_string())];
+        self.recorder
+            .register_gauge(&key("postern_fetch_set_aside", labels), &META)
+            .set(set_aside as f64);
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.run_upkeep();

@@ -98,6 +98,8 @@ pub struct ApiState {
     pub console: Arc<Console>,
     /// The archive's catalog and the journal its messages are read from.
     pub archive: crate::archive::Catalog,
+    /// The fetch tasks of helpdesk mailboxes on this node (status, wake-up).
+    pub fetchers: Arc<crate::fetch::Fetchers>,
 }
 
 /// The backup worker's side the API sees: where the mbox files are, and how to wake it.

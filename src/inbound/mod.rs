@@ -76,6 +76,19 @@ pub enum InboundError {
     Duplicate,
 }
 
+/// A message fetched from a helpdesk mailbox's server, for `Hook::fetched`.
+pub struct Fetched {
+    /// The mailbox's address.
+    pub mailbox: String,
+    /// `f/<account id>/…`: the message's name at the server.
+    pub mark: String,
+    /// The `Return-Path` the provider recorded (empty for the null sender).
+    pub mail_from: String,
+    pub data: Vec<u8>,
+    /// Taken from the provider's trusted `Authentication-Results` field, if any.
+    pub verdicts: Option<Verdicts>,
+}
+
 /// The ticketing hook: turns queued inbound messages into tickets.
 #[derive(Clone)]
 pub struct Hook {
@@ -126,6 +139,53 @@ impl Hook {
         }
     }
 
+    /// Processes one message fetched from helpdesk mailbox `mailbox`'s server (`fetch`),
+    /// `mark` naming it there (the mailbox, and UIDVALIDITY and UID, UIDL or Graph id), so
+    /// that fetching it again, under the same name or (by its Message-ID, else its octets'
+    /// digest) another one, records nothing twice. Webhooks are woken and new requesters
+    /// sent their link as for mail that came by SMTP.
+    pub async fn fetched(&self, message: Fetched) -> Result<Processed, InboundError> {
+        let hook = self.clone();
+        let (result, created) = tokio::task::spawn_blocking(move || {
+            let ctx = Context {
+                store: &hook.store,
+                policy: &hook.policy,
+                hostname: &hook.hostname,
+                creating: &hook.creating,
+            };
+            let incoming = Incoming {
+                queue_id: "fetched",
+                mail_from: &message.mail_from,
+                rcpt: &message.mailbox,
+                data: &message.data,
+                verdicts: message.verdicts,
+                fetched: Some(message.mark),
+            };
+            let result = process(&ctx, &incoming);
+            let created = match &result {
+                Ok(Processed::Recorded(recorded)) => {
+                    if !recorded.change.deliveries.is_empty() {
+                        hook.webhooks.notify_one();
+                    }
+                    recorded
+                        .requester
+                        .created
+                        .then(|| recorded.requester.user.clone())
+                }
+                Ok(Processed::Dropped {
+                    created: Some(user),
+                    ..
+                }) => Some(User::clone(user)),
+                _ => None,
+            };
+            (result, created)
+        })
+        .await
+        .map_err(|e| InboundError::Task(e.to_string()))?;
+        self.welcome(created.into_iter().collect()).await;
+        result
+    }
+
     /// Processes one message for each of its recipients; the outcomes and the requesters
     /// created. Blocking.
     fn run(
@@ -152,6 +212,7 @@ impl Hook {
                     rcpt,
                     data,
                     verdicts: verdicts.clone(),
+                    fetched: None,
                 };
                 let result = process(&ctx, &incoming);
                 match &result {

@@ -26,6 +26,9 @@ pub struct Incoming<'a> {
     pub rcpt: &'a str,
     pub data: &'a [u8],
     pub verdicts: Option<Verdicts>,
+    /// Fetched from the mailbox's server (`fetch`): the mark naming the message there
+    /// (`f/…`), recorded instead of the queue id's.
+    pub fetched: Option<String>,
 }
 
 /// What was recorded for a message, for the events that follow (webhooks, notices).
@@ -69,7 +72,14 @@ fn dropped(why: impl Into<String>) -> Processed {
     }
 }
 
-/// Processes `msg`. Blocking (store writes end in a sync).
+/// The idempotence mark of a fetched message without a Message-ID: its octets' digest.
+fn digest_mark(mailbox: u64, data: &[u8]) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(data);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("d/{mailbox}/{hex}")
+}
+
 /// The idempotence mark of queued message `queue_id` for `mailbox`.
 fn queue_mark(store: &Store, queue_id: &str, mailbox: u64) -> String {
     match store.is_shared() {
@@ -78,6 +88,7 @@ fn queue_mark(store: &Store, queue_id: &str, mailbox: u64) -> String {
     }
 }
 
+/// Processes `msg`. Blocking (store writes end in a sync).
 pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, InboundError> {
     let Some(mailbox) = ctx.policy.snapshot().inbound_mailbox(msg.rcpt).cloned() else {
         tracing::warn!(
@@ -94,9 +105,15 @@ pub fn process(ctx: &Context<'_>, msg: &Incoming<'_>) -> Result<Processed, Inbou
             return Ok(dropped(error.to_string()));
         }
     };
-    let mut marks = vec![queue_mark(ctx.store, msg.queue_id, mailbox.id)];
-    if let Some(id) = &parsed.message_id {
-        marks.push(format!("m/{}/{}", mailbox.id, ref_key(id)));
+    let mut marks = vec![match &msg.fetched {
+        Some(mark) => mark.clone(),
+        None => queue_mark(ctx.store, msg.queue_id, mailbox.id),
+    }];
+    match &parsed.message_id {
+        Some(id) => marks.push(format!("m/{}/{}", mailbox.id, ref_key(id))),
+        // Fetched again under other names (a UIDVALIDITY change): the same octets.
+        None if msg.fetched.is_some() => marks.push(digest_mark(mailbox.id, msg.data)),
+        None => {}
     }
     for mark in &marks {
         if ctx.store.tickets().done(mark)?.is_some() {

@@ -24,7 +24,7 @@ mod received;
 
 pub use apply::{apply, Plan};
 pub use display::foreign_address;
-pub(crate) use fields::Fields;
+pub(crate) use fields::{unfold, Fields};
 pub use header::{header_block_len, received_count, HeaderScan};
 pub use inspect::{inspect, thread_refs, Inspected, Mailbox, Resent, ResentField};
 pub use received::{received_field, ReceivedInfo};

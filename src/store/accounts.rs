@@ -161,6 +161,9 @@ pub struct Inbound {
     /// Ids of the webhooks every event of this mailbox is posted to.
     #[serde(default)]
     pub webhooks: Vec<u64>,
+    /// Set: the mailbox's mail is also fetched from the provider (IMAP, POP3, Graph).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch: Option<super::Fetch>,
 }
 
 /// The accounts tree.

@@ -19,6 +19,7 @@ mod blocklist;
 mod copy;
 mod directory;
 mod dkim;
+mod fetch;
 mod ids;
 mod kv;
 mod mail_config;
@@ -46,6 +47,10 @@ pub use blocklist::{BlockEntry, BlockKind, Blocklist};
 pub use copy::{copy, Copied};
 pub use directory::{Directory, Group, Named, Role, SkillGroup, StoredUpstream};
 pub use dkim::{DkimAlgorithm, DkimKey, DkimKeys, DkimStatus};
+pub use fetch::{
+    After, Fetch, FetchAuth, FetchKind, FetchStates, OnBlocked, SetAside, SetAsideRequest,
+    State as FetchState,
+};
 pub use mail_config::{AccountType, MailConfig, MailConfigs};
 pub use msgids::{MessageIds, MessageRecord};
 pub use nodes::{Handoff, NodeRecord, Nodes, QueuedEntry};
@@ -149,6 +154,7 @@ pub struct Store {
     tokens: Tokens,
     nodes: Nodes,
     refreshes: Refreshes,
+    fetch_states: FetchStates,
     ids: Ids,
 }
 
@@ -243,6 +249,7 @@ impl Store {
             tokens: Tokens::open(&kv)?,
             nodes: Nodes::open(&kv)?,
             refreshes: Refreshes::open(&kv)?,
+            fetch_states: FetchStates::open(&kv)?,
             ids,
             dir: Arc::new(File::open(dir)?),
             node: "local".into(),
@@ -259,6 +266,10 @@ impl Store {
     /// When each upstream's refresh token was last used with success.
     pub fn refreshes(&self) -> &Refreshes {
         &self.refreshes
+    }
+
+    pub fn fetch_states(&self) -> &FetchStates {
+        &self.fetch_states
     }
 
     /// Creates a user and records the audit entry `entry` makes of it in the same

@@ -73,6 +73,9 @@ impl Account {
         {
             *password = None;
         }
+        if let Some(fetch) = self.inbound.as_mut().and_then(|i| i.fetch.as_mut()) {
+            fetch.password = None;
+        }
         self
     }
 }

@@ -1,0 +1,12 @@
+//! Fetching over POP3 (being built).
+
+use super::supervise::Job;
+use super::FetchError;
+
+/// One session.
+pub async fn session(job: &mut Job) -> Result<(), FetchError> {
+    Err(FetchError::Settings(format!(
+        "{} fetching is not available yet",
+        job.fetch.host
+    )))
+}
