@@ -110,7 +110,11 @@ impl Intake {
         let fetched = Fetched {
             mailbox: mailbox.address.clone(),
             mark: format!("f/{}/{name}", mailbox.id),
-            mail_from: header.return_path.unwrap_or_default(),
+            // Providers record the envelope sender at delivery; a message put in the
+            // mailbox otherwise (an APPEND) has none, and is not a bounce for lacking it.
+            mail_from: header
+                .return_path
+                .unwrap_or_else(|| inspected.from.address.clone()),
             data,
             verdicts: header.verdicts,
         };

@@ -55,7 +55,7 @@ impl Job {
     pub async fn hold(&self) -> bool {
         let store = self.store.clone();
         let name = format!("fetch/{}", self.account.id);
-        tokio::task::spawn_blocking(move || store.lease(&name, &store.node().to_string(), LEASE))
+        tokio::task::spawn_blocking(move || store.lease(&name, store.node(), LEASE))
             .await
             .is_ok_and(|held| held.unwrap_or(false))
     }

@@ -82,7 +82,8 @@ pub struct Fetched {
     pub mailbox: String,
     /// `f/<account id>/…`: the message's name at the server.
     pub mark: String,
-    /// The `Return-Path` the provider recorded (empty for the null sender).
+    /// The `Return-Path` the provider recorded (empty for the null sender), else the
+    /// header `From` address.
     pub mail_from: String,
     pub data: Vec<u8>,
     /// Taken from the provider's trusted `Authentication-Results` field, if any.

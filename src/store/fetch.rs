@@ -263,20 +263,20 @@ impl FetchStates {
     /// The state of account `id`'s fetcher, if any.
     pub fn get(&self, id: u64) -> Result<Option<State>, StoreError> {
         self.tree
-            .get(&id.to_be_bytes())?
+            .get(id.to_be_bytes())?
             .map(|raw| decode(&raw, WHAT))
             .transpose()
     }
 
     /// Writes the state of account `id`'s fetcher; durable on return.
     pub fn put(&self, id: u64, state: &State) -> Result<(), StoreError> {
-        self.tree.insert(&id.to_be_bytes(), encode(state)?)?;
+        self.tree.insert(id.to_be_bytes(), encode(state)?)?;
         self.kv.flush()
     }
 
     /// Forgets account `id`'s state (its fetch settings are gone).
     pub fn remove(&self, id: u64) -> Result<(), StoreError> {
-        self.tree.remove(&id.to_be_bytes())?;
+        self.tree.remove(id.to_be_bytes())?;
         self.kv.flush()
     }
 }
