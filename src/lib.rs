@@ -7,7 +7,9 @@
 //! - `net`     — TCP accept loop with connection and per-IP limits; rustls server/client setup,
 //!   self-signed development certificate; `http`, the one HTTP client (reqwest over rustls:
 //!   pooled connections, time limits, no redirects, answers cut at 1 MiB) that webhooks,
-//!   OAuth2 token endpoints and Graph share; the resolver settings DNS users share.
+//!   OAuth2 token endpoints and Graph share; the resolver settings DNS users share;
+//!   `wire` (a mail client's clear or TLS stream) and `imap` (an IMAP session: connect,
+//!   STARTTLS, login with a password or XOAUTH2), shared by sent copies and fetching.
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
 //!   minimum data rate, per TLS handshake, per session), one file per command, every reply
@@ -72,6 +74,16 @@
 //!   threading; one atomic ticket-store change per message, with the webhook deliveries of
 //!   its event; the `Dispatcher` that calls webhooks, signed (HMAC-SHA256), with durable
 //!   retries.
+//! - `fetch`   — helpdesk mailboxes read at the provider: per mailbox with
+//!   `inbound.fetch`, one task (leased to one node in the store; restarted with backoff;
+//!   stopped and started as settings change, `supervise`) running sessions of its kind —
+//!   `imap` (IDLE, `BODY.PEEK[]` in batches, UIDVALIDITY), `pop3` (UIDL), `graph` (delta
+//!   queries) — each message through `intake` (blocked senders, the provider's trusted
+//!   `Authentication-Results`, `inbound::Hook::fetched` with a mark naming the message at
+//!   the server), the state synced (`state`: UIDVALIDITY and highest UID, UIDLs or delta
+//!   link, messages not yet acknowledged, messages set aside with their backoff) before
+//!   anything is acknowledged at the server; `status`, each fetcher's phase for the API
+//!   and metrics.
 //! - `archive` — whose mail a message is (`owners`, at acceptance); the catalog task that
 //!   records each kept message leaving the queue (metadata, linked tickets, retention)
 //!   pointing at its journal record; the purge job; `read`, the archive as readers see it
@@ -108,7 +120,8 @@
 //!   groups, groups, accounts, upstreams, settings, the audit log, the blocklist, the
 //!   ticket store with its idempotence marks, webhooks with their deliveries, password
 //!   links and console sessions (hashed), API tokens (hashed), mail configurations, the
-//!   archive catalog, backup jobs, DKIM keys, node records and handed-over messages) over
+//!   archive catalog, backup jobs, DKIM keys, node records and handed-over messages, the
+//!   fetch settings and states of helpdesk mailboxes with the API's set-aside requests) over
 //!   one key-value seam (`kv`: named trees, conditional commits across trees, id blocks,
 //!   a change counter, leases) with two backends: `kv/sled` embedded (the default;
 //!   `flush` = sled's flush + `syncfs`; ids from blocks whose limit is synced before use)

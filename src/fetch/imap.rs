@@ -169,7 +169,7 @@ impl Conn {
         state: &mut FetchState,
         uids: &[u32],
     ) -> Result<(), FetchError> {
-        let mut bodies = self.bodies(uids).await?;
+        let (mut bodies, refused) = self.bodies_or_each(uids).await?;
         for uid in uids {
             let key = uid.to_string();
             let data = bodies
@@ -177,12 +177,13 @@ impl Conn {
                 .position(|(u, _)| u == uid)
                 .map(|i| bodies.swap_remove(i).1);
             let Some(data) = data else {
-                state::set_aside(
-                    state,
-                    &key,
-                    "the server did not return the message",
-                    super::now(),
-                );
+                let why = refused
+                    .iter()
+                    .find(|(u, _)| u == uid)
+                    .map_or("the server did not return the message", |(_, why)| why);
+                tracing::warn!(mailbox = %job.account.name, uid, reason = %why,
+                    "message not fetched: set aside");
+                state::set_aside(state, &key, why, super::now());
                 continue;
             };
             let name = format!("imap/{}/{uid}", state.uidvalidity);
@@ -209,6 +210,30 @@ impl Conn {
             }
         }
         Ok(())
+    }
+
+    /// The octets of each of `uids` the server returned; when it refuses the batch, each
+    /// one alone, with the refusals (so one message the server cannot read stalls nothing).
+    #[allow(clippy::type_complexity)]
+    async fn bodies_or_each(
+        &mut self,
+        uids: &[u32],
+    ) -> Result<(Vec<(u32, Vec<u8>)>, Vec<(u32, String)>), FetchError> {
+        match self.bodies(uids).await {
+            Ok(bodies) => return Ok((bodies, Vec::new())),
+            Err(FetchError::Refused(_)) if uids.len() > 1 => {}
+            Err(FetchError::Refused(why)) => return Ok((Vec::new(), vec![(uids[0], why)])),
+            Err(error) => return Err(error),
+        }
+        let (mut bodies, mut refused) = (Vec::new(), Vec::new());
+        for uid in uids {
+            match self.bodies(&[*uid]).await {
+                Ok(mut one) => bodies.append(&mut one),
+                Err(FetchError::Refused(why)) => refused.push((*uid, why)),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok((bodies, refused))
     }
 
     /// The octets of each of `uids` the server returned.
