@@ -428,3 +428,72 @@ async fn a_message_the_server_cannot_read_is_set_aside_and_the_rest_go_on() {
     eprintln!("set aside: {:?}", stored.set_aside[0]);
     assert!(!stored.set_aside[0].reason.is_empty(), "{stored:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_sharing_the_store_record_each_message_once() {
+    let dovecot = dovecot().await;
+    append(
+        &dovecot,
+        "INBOX",
+        &message("ivy@customer.example", "q0", ""),
+    )
+    .await;
+    for i in 1..30 {
+        let text = message(&format!("c{i}@customer.example"), &format!("q{i}"), "");
+        dovecot.deliver(DESK, "INBOX", text.as_bytes());
+    }
+    let url = tokio::task::block_in_place(common::postgres::database);
+    let a = common::nodes::node(&url, "node-a", true, |_| {}).await;
+    let b = common::nodes::node(&url, "node-b", true, |_| {}).await;
+    mailbox(&a, "Desk", DESK, inbound(&dovecot, "move")).await;
+    tickets_n(&a, 30, Duration::from_secs(20)).await;
+    let emptied = until(Duration::from_secs(10), async || {
+        (count(&dovecot, "INBOX") == 0).then_some(())
+    })
+    .await;
+    assert!(emptied.is_some(), "INBOX not emptied");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tickets(&a).await.len(), 30);
+    assert_eq!(tickets(&b).await.len(), 30);
+    // One node fetches; the other stands by.
+    let mut states = Vec::new();
+    for gw in [&a, &b] {
+        let metrics = http(gw.running.api, "GET", "/metrics", Some(TOKEN), None)
+            .await
+            .1;
+        let standby = metrics.contains("postern_fetch_state{mailbox=\"Desk\",state=\"standby\"} 1");
+        states.push(standby);
+    }
+    assert_eq!(states.iter().filter(|s| **s).count(), 1, "{states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_credentials_turn_the_account_failing_until_a_good_login() {
+    let dovecot = dovecot().await;
+    let gw = Gateway::start(|_| {}).await;
+    let mut settings = inbound(&dovecot, "seen");
+    settings["fetch"]["password"] = json!("wrong-password");
+    let id = mailbox(&gw, "Desk", DESK, settings).await;
+    let status = format!("/api/v1/accounts/{id}/status");
+    let failing = until(Duration::from_secs(15), async || {
+        let (_, status) = api(&gw, "GET", &status, None).await;
+        (status["health"] == "failing").then_some(status)
+    })
+    .await
+    .expect("the account turns failing");
+    let error = failing["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("fetch: ") && error.contains("login"),
+        "{failing}"
+    );
+
+    let fixed = json!({"inbound": inbound(&dovecot, "seen")});
+    let (code, body) = api(&gw, "PATCH", &format!("/api/v1/accounts/{id}"), Some(fixed)).await;
+    assert_eq!(code, 200, "{body}");
+    let healthy = until(Duration::from_secs(15), async || {
+        let (_, status) = api(&gw, "GET", &status, None).await;
+        (status["health"] == "healthy").then_some(())
+    })
+    .await;
+    assert!(healthy.is_some(), "the account stays failing");
+}

@@ -63,10 +63,11 @@ impl From<StoreError> for FetchError {
 impl From<crate::net::imap::ImapError> for FetchError {
     fn from(error: crate::net::imap::ImapError) -> FetchError {
         use crate::net::imap::ImapError;
+        let text = error.to_string();
         match error {
-            ImapError::Connect(e) | ImapError::Tls(e) => FetchError::Connect(e),
-            ImapError::Login(e) => FetchError::Login(e),
-            ImapError::Refused(e) => FetchError::Refused(e),
+            ImapError::Connect(_) | ImapError::Tls(_) => FetchError::Connect(text),
+            ImapError::Login(_) => FetchError::Login(text),
+            ImapError::Refused(_) => FetchError::Refused(text),
         }
     }
 }
