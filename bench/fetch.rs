@@ -15,10 +15,8 @@
 #[path = "load/http.rs"]
 mod http;
 
-#[allow(dead_code)]
 #[path = "../tests/common/apt.rs"]
 mod apt;
-#[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 

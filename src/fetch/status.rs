@@ -113,7 +113,9 @@ impl StatusBook {
 
     fn change(&self, id: u64, name: &str, change: impl FnOnce(&mut Status)) {
         let mut entries = self.lock();
+        let mut fresh = false;
         let (_, status) = entries.entry(id).or_insert_with(|| {
+            fresh = true;
             (
                 name.to_string(),
                 Status {
@@ -126,8 +128,11 @@ impl StatusBook {
                 },
             )
         });
+        // The gauges change only with the state or the set-aside count (not per message).
+        let before = (status.state, status.set_aside);
         change(status);
-        if let Some(metrics) = &self.metrics {
+        let changed = fresh || before != (status.state, status.set_aside);
+        if let (Some(metrics), true) = (&self.metrics, changed) {
             metrics.fetch_state(name, status.state.label(), &Phase::ALL, status.set_aside);
         }
     }
