@@ -226,6 +226,10 @@ async fn an_unreadable_message_is_set_aside_and_the_next_one_goes_on() {
         subjects(&gw).await == ["after the bad one"]
     })
     .await;
+    eventually("the good one moved", async || {
+        graph.messages_in(DESK, "Processed").len() == 1
+    })
+    .await;
     let inbox = graph.messages_in(DESK, "Inbox");
     assert_eq!(inbox.len(), 1, "the unreadable one stays");
     let bad = inbox[0].id.clone();
@@ -298,4 +302,23 @@ async fn a_token_graph_no_longer_takes_is_replaced_without_a_failure() {
     eventually("the second ticket", async || tickets(&gw).await.len() == 2).await;
     assert_eq!(graph.lock().token_requests, 2);
     assert_ne!(health(&gw, id).await["health"], "failing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttling_is_waited_out_as_graph_asks() {
+    let graph = FakeGraph::start().await;
+    graph.lock().mail.throttled = 3;
+    let gw = gateway(&graph).await;
+    let id = desk(&gw, moving()).await;
+    let started = Instant::now();
+    graph.add_message(DESK, &message("hal@customer.example", "slowly"));
+    eventually("the ticket", async || tickets(&gw).await.len() == 1).await;
+    assert!(started.elapsed() >= Duration::from_secs(3));
+    assert_eq!(graph.lock().mail.throttled, 0);
+    // Waited out within the session: never failing.
+    assert_ne!(health(&gw, id).await["health"], "failing");
+    assert!(common::logs::capture()
+        .find(&["Microsoft Graph asks to wait"])
+        .await
+        .is_some());
 }

@@ -12,6 +12,7 @@
 //! `PATCH`, `move`, `DELETE` and the folder list (`mailbox`); tests put messages in with
 //! `FakeGraph::add_message`.
 
+mod mail_routes;
 mod mailbox;
 
 pub use mailbox::{Mail, Message};
@@ -112,7 +113,7 @@ impl FakeGraph {
             base: format!("http://{addr}/v1.0"),
             mail: Mail::default(),
         }));
-        let app = mailbox::routes(Router::new())
+        let app = mail_routes::routes(Router::new())
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/v1.0/users/{mailbox}/sendMail", post(send_mail))
             .route(

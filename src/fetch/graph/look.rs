@@ -79,6 +79,10 @@ impl<'a> Look<'a> {
             }
             let page = api::json(&response)?;
             self.page(state, &page["value"]).await?;
+            if self.job.stopping() {
+                // The rest next time, from the delta link kept.
+                return Ok(());
+            }
             let link = |name: &str| page[name].as_str().map(str::to_string);
             match (link("@odata.nextLink"), link("@odata.deltaLink")) {
                 (Some(next), _) => url = within(&base, next)?,
@@ -106,6 +110,9 @@ impl<'a> Look<'a> {
         let mut done = Vec::new();
         let mut read = HashSet::new();
         for item in items.as_array().into_iter().flatten() {
+            if self.job.stopping() {
+                break;
+            }
             let Some(id) = item["id"].as_str() else {
                 continue;
             };
