@@ -3,7 +3,9 @@
 //! `Processed`; a folder read over several delta pages; a restart continues from the delta
 //! link and makes no second ticket; an expired delta link reads the folder again without
 //! duplicates; a blocked sender's message ends in `Blocked` with no ticket; a message that
-//! cannot be read is set aside and the one after it still becomes a ticket.
+//! cannot be read is set aside and the one after it still becomes a ticket; a message
+//! recorded whose move failed is moved by the next session without being taken again;
+//! throttling is waited out; a refused permission makes the account failing until granted.
 
 mod common;
 
@@ -321,4 +323,32 @@ async fn throttling_is_waited_out_as_graph_asks() {
         .find(&["Microsoft Graph asks to wait"])
         .await
         .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_recorded_but_not_acknowledged_is_acknowledged_later_once() {
+    let graph = FakeGraph::start().await;
+    graph.lock().mail.failing_acks = 1;
+    let gw = gateway(&graph).await;
+    let id = desk(&gw, moving()).await;
+    graph.add_message(DESK, &message("ida@customer.example", "recorded first"));
+    eventually("the ticket", async || tickets(&gw).await.len() == 1).await;
+    // The move failed: the message waits in the state as recorded, unacknowledged, and
+    // the next session moves it without taking it again.
+    eventually("moved at last", async || {
+        graph.messages_in(DESK, "Processed").len() == 1
+    })
+    .await;
+    {
+        let g = graph.lock();
+        assert_eq!((g.mail.failing_acks, g.mail.acknowledgements), (0, 2));
+        assert_eq!(g.mail.downloads.values().sum::<usize>(), 1, "fetched once");
+    }
+    let state = gw.running.store().fetch_states().get(id).unwrap().unwrap();
+    assert!(
+        state.unacked.is_empty() && state.set_aside.is_empty(),
+        "{state:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(tickets(&gw).await.len(), 1);
 }

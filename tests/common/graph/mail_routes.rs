@@ -222,6 +222,14 @@ async fn patch_message(
     }
     let mail = &mut graph.mail;
     mail.acknowledgements += 1;
+    if mail.failing_acks > 0 {
+        mail.failing_acks -= 1;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrorInternalServerError",
+            "An internal server error occurred.",
+        );
+    }
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(StatusCode::BAD_REQUEST, "BadRequest", "Empty Payload.");
     };
@@ -259,6 +267,14 @@ async fn move_message(
     }
     let mail = &mut graph.mail;
     mail.acknowledgements += 1;
+    if mail.failing_acks > 0 {
+        mail.failing_acks -= 1;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrorInternalServerError",
+            "An internal server error occurred.",
+        );
+    }
     let destination = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|b| b["destinationId"].as_str().map(str::to_string));
@@ -302,6 +318,14 @@ async fn delete_message(
     }
     let mail = &mut graph.mail;
     mail.acknowledgements += 1;
+    if mail.failing_acks > 0 {
+        mail.failing_acks -= 1;
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "ErrorInternalServerError",
+            "An internal server error occurred.",
+        );
+    }
     match mail.move_message(&address, &id, "AAMkFolder-deleteditems") {
         Some(_) => StatusCode::NO_CONTENT.into_response(),
         None => not_found(),

@@ -12,7 +12,7 @@
 //!   `POST …/messages/{id}/move` (`destinationId`; the moved message gets a new id, as in
 //!   Exchange), `DELETE …/messages/{id}` (to Deleted Items).
 //! - Refusals: `403 ErrorAccessDenied` while `forbidden`, `429` with `Retry-After` while
-//!   `throttled`.
+//!   `throttled`, `500` for the next `failing_acks` acknowledgements.
 //! - `GET …/mailFolders?$filter=displayName eq '…'`, `POST …/mailFolders`.
 
 use serde_json::Value;
@@ -73,6 +73,9 @@ pub struct Mail {
     pub forbidden: bool,
     /// The next this many mailbox requests are `429` with `Retry-After: 1`.
     pub throttled: usize,
+    /// The next this many acknowledgements (`PATCH`, `move`, `DELETE`) are `500`, after
+    /// being counted.
+    pub failing_acks: usize,
     /// Delta tokens older than this are `410 Gone`.
     pub(super) expired_before: u64,
 }
@@ -90,6 +93,7 @@ impl Default for Mail {
             acknowledgements: 0,
             forbidden: false,
             throttled: 0,
+            failing_acks: 0,
             expired_before: 0,
         }
     }
