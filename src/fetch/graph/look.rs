@@ -8,8 +8,9 @@
 //! A message the session itself marked read comes back in the next delta as changed; it
 //! is passed over without being fetched again. After a restart it is fetched once more
 //! and recognised by its mark (`f/<account>/graph/<id>`), and not marked read again, so
-//! the change does not come back. Graph's `410 Gone` (the delta link expired) reads the
-//! folder from the start; the marks recognise what was recorded.
+//! the change does not come back. A delta link Graph no longer knows (`410 Gone`, or
+//! `400 syncStateNotFound`) reads the folder from the start; the marks recognise what was
+//! recorded.
 
 use super::super::intake::Taken;
 use super::super::state::{due, forget, set_aside};
@@ -60,7 +61,7 @@ impl<'a> Look<'a> {
         let mut started_again = false;
         loop {
             let response = self.mailbox.api.send("GET", &url, None).await?;
-            if response.status == 410 && !started_again {
+            if expired(&response) && !started_again {
                 tracing::info!(mailbox = %self.job.account.name,
                     "the delta link expired: the folder is read from the start (what was recorded is recognised)");
                 started_again = true;
@@ -299,6 +300,17 @@ impl<'a> Look<'a> {
     }
 }
 
+/// Whether Graph no longer knows the delta link: `410 Gone`, or `400` with
+/// `syncStateNotFound` (learn.microsoft.com/graph/delta-query-overview).
+fn expired(response: &crate::net::http::Response) -> bool {
+    response.status == 410
+        || (response.status == 400
+            && response
+                .body
+                .to_ascii_lowercase()
+                .contains("syncstatenotfound"))
+}
+
 /// `link` if it stays at `base` (a token goes nowhere else).
 fn within(base: &str, link: String) -> Result<String, FetchError> {
     match link.starts_with(&format!("{base}/")) {
@@ -312,6 +324,21 @@ fn within(base: &str, link: String) -> Result<String, FetchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_expired_delta_link_is_known_by_410_or_sync_state_not_found() {
+        let answer = |status: u16, body: &str| crate::net::http::Response {
+            status,
+            headers: Vec::new(),
+            body: body.to_string(),
+            bytes: body.as_bytes().to_vec(),
+        };
+        assert!(expired(&answer(410, "")));
+        let gone = r#"{"error":{"code":"syncStateNotFound","message":"The sync state generation is not found."}}"#;
+        assert!(expired(&answer(400, gone)));
+        assert!(!expired(&answer(400, r#"{"error":{"code":"BadRequest"}}"#)));
+        assert!(!expired(&answer(404, gone)));
+    }
 
     #[test]
     fn links_must_stay_at_the_graph_url() {
