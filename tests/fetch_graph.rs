@@ -70,7 +70,10 @@ async fn eventually<F: std::future::Future<Output = bool>>(
     while !check().await {
         if Instant::now() > deadline {
             let lines = common::logs::capture().lines();
-            let fetching: Vec<&String> = lines.iter().filter(|l| !l.contains("DEBUG")).collect();
+            let fetching: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.contains("fetch") || l.contains(" WARN ") || l.contains(" ERROR "))
+                .collect();
             panic!("never: {what}; the fetcher's log: {fetching:#?}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
