@@ -7,6 +7,15 @@
 //! `GET …/mailFolders/sentitems/messages?$filter=internetMessageId eq '…'`. Each request is
 //! answered as `Mode` says: throttled (`429` with `Retry-After`), send-as denied (`403`),
 //! too large (`413`), or slow (the answer comes after the client gave up).
+//!
+//! For fetching, the mailboxes' messages and folders with the delta query, `$value`,
+//! `PATCH`, `move`, `DELETE` and the folder list (`mailbox`); tests put messages in with
+//! `FakeGraph::add_message`.
+
+mod mail_routes;
+mod mailbox;
+
+pub use mailbox::{Mail, Message};
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -75,6 +84,10 @@ pub struct Graph {
     /// Sent Items lookups received.
     pub lookups: usize,
     pub sent: Vec<Sent>,
+    /// `http://{addr}/v1.0`.
+    pub base: String,
+    /// The mailboxes fetched from.
+    pub mail: Mail,
 }
 
 /// A running fake.
@@ -87,6 +100,8 @@ type Shared = Arc<Mutex<Graph>>;
 
 impl FakeGraph {
     pub async fn start() -> FakeGraph {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(Graph {
             next: VecDeque::new(),
             mode: Mode::Accept,
@@ -95,8 +110,10 @@ impl FakeGraph {
             posts: 0,
             lookups: 0,
             sent: Vec::new(),
+            base: format!("http://{addr}/v1.0"),
+            mail: Mail::default(),
         }));
-        let app = Router::new()
+        let app = mail_routes::routes(Router::new())
             .route("/{tenant}/oauth2/v2.0/token", post(token))
             .route("/v1.0/users/{mailbox}/sendMail", post(send_mail))
             .route(
@@ -105,8 +122,6 @@ impl FakeGraph {
             )
             .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await });
         FakeGraph { addr, state }
     }
@@ -126,6 +141,16 @@ impl FakeGraph {
 
     pub fn sent(&self) -> Vec<Sent> {
         self.lock().sent.clone()
+    }
+
+    /// Puts `mime` in `mailbox`'s Inbox, unread; the message's id.
+    pub fn add_message(&self, mailbox: &str, mime: &str) -> String {
+        self.lock().mail.add(mailbox, mime.as_bytes())
+    }
+
+    /// The messages in `mailbox`'s folder named `folder` (display name, any case).
+    pub fn messages_in(&self, mailbox: &str, folder: &str) -> Vec<Message> {
+        self.lock().mail.messages_in(mailbox, folder)
     }
 }
 
