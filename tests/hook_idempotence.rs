@@ -50,6 +50,7 @@ fn run(store: &Store, policy: &Policy) -> Processed {
         rcpt: "HELP@example.com",
         data: MESSAGE,
         verdicts: None,
+        fetched: None,
     };
     process(&ctx, &incoming).unwrap()
 }
