@@ -355,3 +355,20 @@ async fn a_message_recorded_but_not_acknowledged_is_acknowledged_later_once() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(tickets(&gw).await.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_a_mebibyte_is_fetched_whole() {
+    let graph = FakeGraph::start().await;
+    let gw = gateway(&graph).await;
+    desk(&gw, moving()).await;
+    let line = "x".repeat(76);
+    let body = vec![line.as_str(); 40_000].join("\r\n");
+    let big = message("jo@customer.example", "large attachment").replace("Please help.", &body);
+    assert!(big.len() > 2 * 1024 * 1024);
+    graph.add_message(DESK, &big);
+    eventually("the ticket", async || tickets(&gw).await.len() == 1).await;
+    eventually("moved", async || {
+        graph.messages_in(DESK, "Processed").len() == 1
+    })
+    .await;
+}

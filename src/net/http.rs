@@ -184,6 +184,21 @@ impl Client {
         body: Vec<u8>,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
+        self.send_limited(method, url, headers, body, timeout, MAX_RESPONSE)
+            .await
+    }
+
+    /// As `send_within`, reading at most `limit` octets of the answer instead of 1 MiB
+    /// (a message's MIME fetched from Microsoft Graph).
+    pub async fn send_limited(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+        timeout: Duration,
+        limit: usize,
+    ) -> Result<Response, HttpError> {
         let method = reqwest::Method::from_bytes(method.as_bytes())
             .map_err(|_| HttpError::Url(format!("{method} {url}")))?;
         let mut request = self.inner.request(method, url).timeout(timeout);
@@ -194,7 +209,7 @@ impl Client {
             request = request.body(body);
         }
         let response = request.send().await.map_err(|e| error(url, e, timeout))?;
-        read(response, timeout).await
+        read(response, timeout, limit).await
     }
 }
 
@@ -229,8 +244,12 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Reads the answer's header and at most `MAX_RESPONSE` octets of its body.
-async fn read(mut response: reqwest::Response, timeout: Duration) -> Result<Response, HttpError> {
+/// Reads the answer's header and at most `limit` octets of its body.
+async fn read(
+    mut response: reqwest::Response,
+    timeout: Duration,
+    limit: usize,
+) -> Result<Response, HttpError> {
     let status = response.status().as_u16();
     let headers = response
         .headers()
@@ -244,9 +263,9 @@ async fn read(mut response: reqwest::Response, timeout: Duration) -> Result<Resp
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let room = MAX_RESPONSE - bytes.len();
+                let room = limit - bytes.len();
                 bytes.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if bytes.len() == MAX_RESPONSE {
+                if bytes.len() == limit {
                     break;
                 }
             }

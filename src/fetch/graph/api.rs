@@ -16,6 +16,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// The largest answer read, but for a message's MIME.
+const ANSWER_LIMIT: usize = 1024 * 1024;
+/// The largest message fetched (Exchange Online's largest is 150 MB; a bigger one here is
+/// set aside).
+pub const MIME_LIMIT: usize = 64 * 1024 * 1024;
 /// How often a throttled request is tried before the session gives up.
 const THROTTLED_TRIES: u32 = 5;
 /// The wait when a throttled answer names none, and the longest wait.
@@ -62,6 +67,21 @@ impl Api {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, FetchError> {
+        self.request(method, url, body, ANSWER_LIMIT).await
+    }
+
+    /// `GET url`, reading an answer of up to `MIME_LIMIT` octets (a message's MIME).
+    pub async fn download(&mut self, url: &str) -> Result<Response, FetchError> {
+        self.request("GET", url, None, MIME_LIMIT).await
+    }
+
+    async fn request(
+        &mut self,
+        method: &str,
+        url: &str,
+        body: Option<&serde_json::Value>,
+        limit: usize,
+    ) -> Result<Response, FetchError> {
         let mut refused_token = false;
         let mut throttled = 0;
         loop {
@@ -86,7 +106,7 @@ impl Api {
             };
             let response = self
                 .http
-                .send_within(method, url, &headers, bytes, self.timeout)
+                .send_limited(method, url, &headers, bytes, self.timeout, limit)
                 .await
                 .map_err(|e| FetchError::Connect(format!("Microsoft Graph: {e}")))?;
             match response.status {

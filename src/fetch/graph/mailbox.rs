@@ -5,7 +5,7 @@
 //! Exchange turns into a move to Deleted Items).
 
 use super::super::FetchError;
-use super::api::{self, query_value, segment, Api};
+use super::api::{self, query_value, segment, Api, MIME_LIMIT};
 use std::collections::HashMap;
 
 /// Graph's well-known folder names (learn.microsoft.com/graph/api/resources/mailfolder).
@@ -28,10 +28,6 @@ const WELL_KNOWN: &[&str] = &[
     "serverfailures",
     "syncissues",
 ];
-
-/// The largest answer the HTTP client reads (`net::http`): a MIME body this long may have
-/// been cut.
-const ANSWER_LIMIT: usize = 1024 * 1024;
 
 /// A message's MIME, as fetched.
 #[derive(Debug)]
@@ -133,7 +129,7 @@ impl Mailbox {
     /// Message `id`'s MIME.
     pub async fn mime(&mut self, id: &str) -> Result<Mime, FetchError> {
         let url = format!("{}/$value", self.message(id));
-        let response = self.api.send("GET", &url, None).await?;
+        let response = self.api.download(&url).await?;
         match response.status {
             200 => {}
             404 => return Ok(Mime::Gone),
@@ -144,10 +140,10 @@ impl Mailbox {
             .header("content-length")
             .and_then(|v| v.trim().parse::<usize>().ok());
         let cut = announced.is_some_and(|n| n != response.bytes.len())
-            || (announced.is_none() && response.bytes.len() >= ANSWER_LIMIT);
+            || (announced.is_none() && response.bytes.len() >= MIME_LIMIT);
         Ok(match cut {
             true => Mime::Unfetchable(format!(
-                "larger than the {ANSWER_LIMIT} octets an answer may have"
+                "larger than the {MIME_LIMIT} octets a fetched message may have"
             )),
             false => Mime::Data(response.bytes),
         })
