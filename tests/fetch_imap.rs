@@ -425,7 +425,6 @@ async fn a_message_the_server_cannot_read_is_set_aside_and_the_rest_go_on() {
     })
     .await
     .expect("the unreadable message set aside");
-    eprintln!("set aside: {:?}", stored.set_aside[0]);
     assert!(!stored.set_aside[0].reason.is_empty(), "{stored:?}");
 }
 
@@ -496,4 +495,40 @@ async fn refused_credentials_turn_the_account_failing_until_a_good_login() {
     })
     .await;
     assert!(healthy.is_some(), "the account stays failing");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_already_read_when_the_folder_is_first_read_are_its_history() {
+    let dovecot = dovecot().await;
+    append(
+        &dovecot,
+        "INBOX",
+        &message("old@customer.example", "unread from before", ""),
+    )
+    .await;
+    // Two messages read before Postern ever looked (maildir `cur/` with the S flag).
+    let cur = dovecot.maildir(DESK, "INBOX").join("cur");
+    for i in 0..2 {
+        let text = message("old@customer.example", &format!("read {i}"), "");
+        std::fs::write(cur.join(format!("100{i}.history{i}.test:2,S")), text).unwrap();
+    }
+    let gw = Gateway::start(|_| {}).await;
+    let id = mailbox(&gw, "Desk", DESK, inbound(&dovecot, "seen")).await;
+    let made = tickets_n(&gw, 1, Duration::from_secs(10)).await;
+    assert_eq!(made[0]["subject"], "unread from before");
+    // Anything arriving later is taken, read or not.
+    append(
+        &dovecot,
+        "INBOX",
+        &message("new@customer.example", "new one", ""),
+    )
+    .await;
+    tickets_n(&gw, 2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(tickets(&gw).await.len(), 2);
+    let state = gw_state(&gw, id);
+    assert!(
+        state.history_uid >= 1 && state.last_uid > state.history_uid,
+        "{state:?}"
+    );
 }

@@ -19,6 +19,7 @@ use crate::net::imap::{self, refused, step, Login, Server};
 use crate::net::wire::Wire;
 use crate::store::{After, FetchAuth, FetchState, Health, OnBlocked, SetAsideRequest};
 use async_imap::extensions::idle::IdleResponse;
+use async_imap::types::UnsolicitedResponse;
 use async_imap::Session;
 use futures_util::TryStreamExt;
 use std::collections::HashSet;
@@ -41,10 +42,15 @@ pub async fn session(job: &mut Job) -> Result<(), FetchError> {
             return Ok(());
         }
         job.phase(Phase::Fetching);
+        conn.news();
         conn.acknowledge(job, &mut state).await?;
         conn.requests(job, &mut state).await?;
         conn.retry_set_aside(job, &mut state).await?;
         conn.read_new(job, &mut state).await?;
+        if conn.news() {
+            // Mail arrived while this round ran: IDLE would not hear of it again.
+            continue;
+        }
         let wait = next_due(&state, super::now())
             .map_or(IDLE_FOR, |secs| Duration::from_secs(secs.max(1)))
             .min(IDLE_FOR);
@@ -113,6 +119,19 @@ impl Conn {
         })
     }
 
+    /// Whether the server announced new or changed messages since the last call (its
+    /// untagged `EXISTS`/`RECENT`, kept aside by async-imap during other commands).
+    fn news(&mut self) -> bool {
+        let mut news = false;
+        while let Ok(response) = self.session().unsolicited_responses.try_recv() {
+            news |= matches!(
+                response,
+                UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+            );
+        }
+        news
+    }
+
     fn session(&mut self) -> &mut Session<Wire> {
         self.session
             .as_mut()
@@ -132,9 +151,16 @@ impl Conn {
                 tracing::warn!(mailbox = %job.account.name, old = state.uidvalidity, new = validity,
                     "UIDVALIDITY changed: every message in the folder is read again (none recorded twice)");
             }
+            // What is in the folder now and already read is its history.
+            let history_uid = match mailbox.uid_next {
+                Some(next) => next.saturating_sub(1),
+                None => self.highest_uid().await?,
+            };
             *state = FetchState {
                 source: state.source.clone(),
                 uidvalidity: validity,
+                history_uid,
+                since: state.since,
                 ..FetchState::default()
             };
             job.save(state).await?;
@@ -142,21 +168,47 @@ impl Conn {
         Ok(())
     }
 
-    /// Reads and takes every message above the highest UID seen, a batch at a time.
+    /// The highest UID in the folder (0 when empty), for servers that do not say UIDNEXT.
+    async fn highest_uid(&mut self) -> Result<u32, FetchError> {
+        let name = self.name.clone();
+        let all = step(&name, "UID SEARCH", self.session().uid_search("ALL"))
+            .await?
+            .map_err(|e| refused(&name, "UID SEARCH", e))?;
+        Ok(all.into_iter().max().unwrap_or(0))
+    }
+
+    /// Reads and takes every message above the highest UID seen, a batch at a time, but the
+    /// history (read before the folder was first read).
     async fn read_new(&mut self, job: &Job, state: &mut FetchState) -> Result<(), FetchError> {
         let name = self.name.clone();
         let query = format!("UID {}:*", state.last_uid.saturating_add(1));
         let found = step(&name, "UID SEARCH", self.session().uid_search(&query))
             .await?
             .map_err(|e| refused(&name, "UID SEARCH", e))?;
+        let history = match state.last_uid < state.history_uid {
+            true => {
+                let query = format!("UID {}:{} SEEN", state.last_uid + 1, state.history_uid);
+                step(&name, "UID SEARCH", self.session().uid_search(&query))
+                    .await?
+                    .map_err(|e| refused(&name, "UID SEARCH", e))?
+            }
+            false => HashSet::new(),
+        };
         // `n:*` names the last message even when its UID is below n.
-        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > state.last_uid).collect();
+        let mut uids: Vec<u32> = found
+            .into_iter()
+            .filter(|u| *u > state.last_uid && !history.contains(u))
+            .collect();
         uids.sort_unstable();
         for batch in uids.chunks(BATCH) {
             self.take_batch(job, state, batch).await?;
             state.last_uid = state.last_uid.max(batch[batch.len() - 1]);
             job.save(state).await?;
             self.acknowledge(job, state).await?;
+        }
+        if state.last_uid < state.history_uid {
+            state.last_uid = state.history_uid;
+            job.save(state).await?;
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ impl Job {
             Some(state) if state.source == source => state,
             _ => FetchState {
                 source,
+                since: super::now(),
                 ..FetchState::default()
             },
         })

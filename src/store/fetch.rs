@@ -194,6 +194,15 @@ pub struct State {
     pub uidvalidity: u32,
     #[serde(default)]
     pub last_uid: u32,
+    /// IMAP: the highest UID when the folder was first read (or read afresh after a
+    /// UIDVALIDITY change): messages up to it that were already read then are the
+    /// mailbox's history, never fetched.
+    #[serde(default)]
+    pub history_uid: u32,
+    /// Unix seconds when this state began (Graph: messages received before it and already
+    /// read are the mailbox's history).
+    #[serde(default)]
+    pub since: u64,
     /// POP3: the UIDLs recorded and still on the server.
     #[serde(default)]
     pub uidls: Vec<String>,
