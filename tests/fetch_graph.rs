@@ -120,6 +120,19 @@ async fn a_new_message_becomes_one_ticket_and_is_moved_to_processed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_read_before_the_first_fetch_are_the_mailboxs_history() {
+    let graph = FakeGraph::start().await;
+    graph.add_old_read_message(DESK, &message("old@customer.example", "read long ago"));
+    graph.add_message(DESK, &message("ann@customer.example", "unread one"));
+    let gw = gateway(&graph).await;
+    desk(&gw, moving()).await;
+    eventually("a ticket", async || subjects(&gw).await == ["unread one"]).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(subjects(&gw).await, ["unread one"]);
+    assert_eq!(graph.messages_in(DESK, "Inbox").len(), 1, "history stays");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_is_read_over_several_delta_pages() {
     let graph = FakeGraph::start().await;
     graph.lock().mail.page_size = 2;

@@ -148,6 +148,14 @@ impl FakeGraph {
         self.lock().mail.add(mailbox, mime.as_bytes())
     }
 
+    /// Adds a message received long ago and already read (the mailbox's history).
+    pub fn add_old_read_message(&self, mailbox: &str, mime: &str) -> String {
+        let received = "2020-01-01T00:00:00Z";
+        self.lock()
+            .mail
+            .add_received(mailbox, mime.as_bytes(), true, received)
+    }
+
     /// The messages in `mailbox`'s folder named `folder` (display name, any case).
     pub fn messages_in(&self, mailbox: &str, folder: &str) -> Vec<Message> {
         self.lock().mail.messages_in(mailbox, folder)

@@ -125,6 +125,10 @@ impl<'a> Look<'a> {
             if is_read && self.read_by_us.remove(id) {
                 continue;
             }
+            if is_read && history(item, state.since) {
+                // Read before this mailbox was first fetched: its history, not a ticket.
+                continue;
+            }
             if is_read {
                 read.insert(id.to_string());
             }
@@ -321,9 +325,39 @@ fn within(base: &str, link: String) -> Result<String, FetchError> {
     }
 }
 
+/// Whether `item` was received before `since` (unix seconds; its `receivedDateTime`,
+/// `2026-12-07T10:00:00Z`, to the second).
+fn history(item: &serde_json::Value, since: u64) -> bool {
+    let Some(text) = item["receivedDateTime"].as_str() else {
+        return false;
+    };
+    let (Some(date), Some(time)) = (text.get(..10), text.get(11..19)) else {
+        return false;
+    };
+    let Some(day) = crate::config::credentials::parse_date(date) else {
+        return false;
+    };
+    let mut parts = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (Some(Some(h)), Some(Some(m)), Some(Some(s))) = (parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    day + h * 3600 + m * 60 + s < since
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn history_is_what_was_received_before_the_state_began() {
+        let at = |t: &str| serde_json::json!({"receivedDateTime": t});
+        let since = crate::config::credentials::parse_date("2026-12-07").unwrap() + 36_000;
+        assert!(history(&at("2026-12-07T09:59:59Z"), since));
+        assert!(!history(&at("2026-12-07T10:00:00Z"), since));
+        assert!(!history(&at("yesterday"), since));
+        assert!(!history(&serde_json::json!({}), since));
+    }
 
     #[test]
     fn an_expired_delta_link_is_known_by_410_or_sync_state_not_found() {

@@ -65,7 +65,7 @@ impl Mailbox {
             })?,
         };
         Ok(format!(
-            "{}/mailFolders/{}/messages/delta?$select=id,isRead",
+            "{}/mailFolders/{}/messages/delta?$select=id,isRead,receivedDateTime",
             self.api.user,
             segment(&id)
         ))

@@ -150,7 +150,7 @@ async fn delta(
                 .iter()
                 .filter(|m| m.folder == folder_id && since.is_none_or(|s| m.changed > s))
                 .map(|m| {
-                    (m.changed, json!({"@odata.type": "#microsoft.graph.message", "id": m.id, "isRead": m.is_read}))
+                    (m.changed, json!({"@odata.type": "#microsoft.graph.message", "id": m.id, "isRead": m.is_read, "receivedDateTime": m.received}))
                 })
                 .collect();
             if let Some(since) = since {

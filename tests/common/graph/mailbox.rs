@@ -24,6 +24,8 @@ pub struct Message {
     pub id: String,
     pub mime: Vec<u8>,
     pub is_read: bool,
+    /// `receivedDateTime` (ISO 8601, UTC).
+    pub received: String,
     /// The folder's id.
     pub folder: String,
     /// The change counter at its last change.
@@ -131,8 +133,19 @@ impl Mail {
         self.seq
     }
 
-    /// Puts `mime` in `address`'s Inbox, unread; its id.
+    /// Puts `mime` in `address`'s Inbox, unread, received now; its id.
     pub fn add(&mut self, address: &str, mime: &[u8]) -> String {
+        self.add_received(address, mime, false, "2099-01-01T00:00:00Z")
+    }
+
+    /// Puts `mime` in `address`'s Inbox, read or not, received at `received`; its id.
+    pub fn add_received(
+        &mut self,
+        address: &str,
+        mime: &[u8],
+        read: bool,
+        received: &str,
+    ) -> String {
         let id = self.fresh_id();
         let changed = self.tick();
         let mailbox = self.mailbox(address);
@@ -140,7 +153,8 @@ impl Mail {
         mailbox.messages.push(Message {
             id: id.clone(),
             mime: mime.to_vec(),
-            is_read: false,
+            is_read: read,
+            received: received.to_string(),
             folder,
             changed,
         });
