@@ -3,7 +3,9 @@
 //! spool like any other message, and then delivered by the spool worker to the `Hook`: a
 //! `relay::Deliver` under the reserved upstream name `UPSTREAM`, so inbound mail gets the
 //! spool's guarantees (durable before `250`, retried after a crash or a store failure)
-//! without a second queue.
+//! without a second queue. Mail fetched from a mailbox at the provider (`fetch`) enters
+//! through `Hook::fetched` instead: not spooled (it stays at the provider until recorded),
+//! processed at once with a mark naming it at the server.
 //!
 //! - `verdicts`  — SPF, DKIM, DMARC and ARC (the SMTP session runs them; the verdicts
 //!   reach the hook in the spool's metadata).
