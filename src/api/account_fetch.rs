@@ -77,7 +77,7 @@ fn check_server(
             {
                 return Err(invalid(
                     "password",
-                    "is required with auth password (no control characters); a new host or username needs it again",
+                    "is required (no control characters); kept only for the same host and login",
                 ));
             }
         }

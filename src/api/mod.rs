@@ -4,10 +4,10 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
-//! (+ `account_test`, `account_choices`, `account_sent_copy`, `account_fetch` with
-//! `account_fetch_status`: fetching a helpdesk mailbox), `settings`, `me`, `explain`, `blocklist`, `queue`,
-//! `audit`, `tickets` (the built-in ticket store; `my_tickets`, a requester's own),
-//! `requesters` (block and unblock), `webhooks`
+//! (+ `account_test`, `account_choices`, `account_sent_copy`; `account_fetch` and
+//! `account_fetch_status`: fetching a helpdesk mailbox's mail and what it is doing),
+//! `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`, `tickets` (the built-in
+//! ticket store; `my_tickets`, a requester's own), `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `sessions` (console sessions per user, password login, one's own
 //! password), `mail_config` (a staff user's account type, the lock), `backups` (a
 //! deactivated user's mail: jobs, message lists, mbox downloads), `archive` (kept

@@ -1,32 +1,14 @@
-//! Fetching a helpdesk mailbox's mail from the provider, on the inbound settings page
-//! (`/console/accounts/{id}/inbound`): the `inbound.fetch` fields of the form (turned into
-//! the API's JSON; the password write-only: blank keeps the stored one), the fetch status
-//! and the set-aside messages with their Retry and Move buttons
-//! (`POST /console/accounts/{id}/fetch/retry|move`, carried out by
-//! `api::account_fetch_status`). It decides nothing: the API's checks do.
+//! The fields of fetching a helpdesk mailbox's mail from the provider, on the inbound
+//! settings page (`/console/accounts/{id}/inbound`): the `inbound.fetch` settings as a
+//! form, turned into the API's JSON (the password write-only: blank keeps the stored
+//! one), each field with the API's reason beside it. It decides nothing: the API's checks
+//! do. What fetching is doing is `helpdesk_fetch_status`.
 
-use super::helpdesk_inbound::{page, InboundForm};
-use super::render::{redirect_with_notice, when, Errors};
-use super::Viewer;
-use crate::api::account_fetch_status::{self as status, FetchView, MoveTo};
-use crate::api::extract::{Body, Param};
-use crate::api::{Api, Problem};
-use crate::store::{Fetch, FetchKind, SetAsideRequest};
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::routing::post;
-use axum::Router;
-use axum_extra::extract::Form;
+use super::render::Errors;
+use crate::api::Problem;
+use crate::store::Fetch;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
-
-/// The routes of the set-aside buttons.
-pub fn routes() -> Router<Api> {
-    Router::new()
-        .route("/console/accounts/{id}/fetch/retry", post(retry))
-        .route("/console/accounts/{id}/fetch/move", post(move_to))
-}
 
 /// The form's fetch fields, as posted (`kind` empty: no fetching).
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -50,7 +32,7 @@ pub struct FetchForm {
 }
 
 /// The JSON name of an enum value (`"imap"`, `"starttls"`, …).
-fn name_of<T: serde::Serialize>(value: T) -> String {
+pub fn name_of<T: serde::Serialize>(value: T) -> String {
     serde_json::to_value(value)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
@@ -127,122 +109,120 @@ impl FetchForm {
 
     /// The fields as the page shows them, each with the API's reason beside it.
     pub fn fields(&self, errors: &Errors) -> Vec<FetchField> {
-        let kinds = options(&[
+        FIELDS
+            .iter()
+            .map(|&(name, label, kind, hint)| FetchField {
+                name,
+                label,
+                kind,
+                value: self.value(name).to_string(),
+                hint,
+                options: choices(name).to_vec(),
+                error: errors
+                    .of(&format!("inbound.fetch.{name}"))
+                    .map(str::to_string),
+            })
+            .collect()
+    }
+
+    /// What field `name` shows (never the password).
+    fn value(&self, name: &str) -> &str {
+        match name {
+            "kind" => &self.fetch_kind,
+            "host" => &self.fetch_host,
+            "port" => &self.fetch_port,
+            "tls" => &self.fetch_tls,
+            "auth" => &self.fetch_auth,
+            "username" => &self.fetch_username,
+            "folder" => &self.fetch_folder,
+            "after" => &self.fetch_after,
+            "move_to" => &self.fetch_move_to,
+            "on_blocked" => &self.fetch_on_blocked,
+            "blocked_folder" => &self.fetch_blocked_folder,
+            "authserv_id" => &self.fetch_authserv_id,
+            "poll_secs" => &self.fetch_poll_secs,
+            "ca_file" => &self.fetch_ca_file,
+            _ => "",
+        }
+    }
+}
+
+/// (name, label, input type (empty: a select), hint) of each field, in the page's order.
+const FIELDS: [(&str, &str, &str, &str); 15] = [
+    ("kind", "Fetch from the provider", "", ""),
+    (
+        "host",
+        "Server",
+        "text",
+        "IMAP or POP3 host, such as outlook.office365.com",
+    ),
+    ("port", "Port", "text", "blank: by kind and TLS"),
+    ("tls", "TLS", "", ""),
+    ("auth", "Login with", "", ""),
+    ("username", "Username", "text", ""),
+    (
+        "password",
+        "Password",
+        "password",
+        "write-only: blank keeps the stored one",
+    ),
+    ("folder", "Folder fetched", "text", "IMAP, Graph"),
+    ("after", "Once a message is taken", "", ""),
+    ("move_to", "Move to folder", "text", "with \"Move it\""),
+    ("on_blocked", "A blocked sender's message", "", ""),
+    ("blocked_folder", "Blocked folder", "text", ""),
+    (
+        "authserv_id",
+        "Trusted Authentication-Results authserv-id",
+        "text",
+        "blank: none trusted; Google Workspace: mx.google.com",
+    ),
+    (
+        "poll_secs",
+        "Seconds between looks without IDLE",
+        "text",
+        "1-3600",
+    ),
+    (
+        "ca_file",
+        "Extra CA certificates (PEM file)",
+        "text",
+        "absolute path; blank: public roots",
+    ),
+];
+
+/// The (value, text) options of a select field; none for a text field.
+fn choices(name: &str) -> &'static [(&'static str, &'static str)] {
+    match name {
+        "kind" => &[
             ("", "Not fetched (mail arrives by SMTP only)"),
             ("imap", "IMAP"),
             ("pop3", "POP3"),
             ("graph", "Microsoft Graph (the account's graph upstream)"),
-        ]);
-        let tls = options(&[
+        ],
+        "tls" => &[
             ("implicit", "Implicit TLS (993, 995)"),
             ("starttls", "STARTTLS (143, 110)"),
             ("none", "None (loopback hosts only)"),
-        ]);
-        let auth = options(&[
+        ],
+        "auth" => &[
             ("password", "Password"),
             (
                 "xoauth2",
                 "XOAUTH2 with the upstream's OAuth settings (IMAP)",
             ),
-        ]);
-        let after = options(&[
+        ],
+        "after" => &[
             ("seen", "Mark it seen"),
             ("move", "Move it to the folder below"),
             ("delete", "Delete it"),
-        ]);
-        let blocked = options(&[
+        ],
+        "on_blocked" => &[
             ("", "Default (move; POP3: delete)"),
             ("move", "Move it to the blocked folder"),
             ("delete", "Delete it"),
-        ]);
-        let f = |name, label, kind, value: &str, hint| {
-            FetchField::new(name, label, kind, value, hint, errors)
-        };
-        vec![
-            f("kind", "Fetch from the provider", "", &self.fetch_kind, "").with(kinds),
-            f(
-                "host",
-                "Server",
-                "text",
-                &self.fetch_host,
-                "IMAP or POP3 host, such as outlook.office365.com",
-            ),
-            f(
-                "port",
-                "Port",
-                "text",
-                &self.fetch_port,
-                "blank: by kind and TLS",
-            ),
-            f("tls", "TLS", "", &self.fetch_tls, "").with(tls),
-            f("auth", "Login with", "", &self.fetch_auth, "").with(auth),
-            f("username", "Username", "text", &self.fetch_username, ""),
-            f(
-                "password",
-                "Password",
-                "password",
-                "",
-                "write-only: blank keeps the stored one",
-            ),
-            f(
-                "folder",
-                "Folder fetched",
-                "text",
-                &self.fetch_folder,
-                "IMAP, Graph",
-            ),
-            f(
-                "after",
-                "Once a message is taken",
-                "",
-                &self.fetch_after,
-                "",
-            )
-            .with(after),
-            f(
-                "move_to",
-                "Move to folder",
-                "text",
-                &self.fetch_move_to,
-                "with \"Move it\"",
-            ),
-            f(
-                "on_blocked",
-                "A blocked sender's message",
-                "",
-                &self.fetch_on_blocked,
-                "",
-            )
-            .with(blocked),
-            f(
-                "blocked_folder",
-                "Blocked folder",
-                "text",
-                &self.fetch_blocked_folder,
-                "",
-            ),
-            f(
-                "authserv_id",
-                "Trusted Authentication-Results authserv-id",
-                "text",
-                &self.fetch_authserv_id,
-                "blank: none trusted; Google Workspace: mx.google.com",
-            ),
-            f(
-                "poll_secs",
-                "Seconds between looks without IDLE",
-                "text",
-                &self.fetch_poll_secs,
-                "1-3600",
-            ),
-            f(
-                "ca_file",
-                "Extra CA certificates (PEM file)",
-                "text",
-                &self.fetch_ca_file,
-                "absolute path; blank: public roots",
-            ),
-        ]
+        ],
+        _ => &[],
     }
 }
 
@@ -253,10 +233,6 @@ fn number(field: &str, text: &str, max: u64) -> Result<Option<u64>, Problem> {
         Some(n) if n > max => Err(Problem::invalid(&name, format!("at most {max}"))),
         n => Ok(n),
     }
-}
-
-fn options(pairs: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static str)> {
-    pairs.to_vec()
 }
 
 /// One field of the fetch settings: a text input, or a select when it has options.
@@ -271,167 +247,12 @@ pub struct FetchField {
     pub error: Option<String>,
 }
 
-impl FetchField {
-    fn new(
-        name: &'static str,
-        label: &'static str,
-        kind: &'static str,
-        value: &str,
-        hint: &'static str,
-        errors: &Errors,
-    ) -> FetchField {
-        FetchField {
-            name,
-            label,
-            kind,
-            value: value.to_string(),
-            hint,
-            options: Vec::new(),
-            error: errors
-                .of(&format!("inbound.fetch.{name}"))
-                .map(str::to_string),
-        }
-    }
-
-    fn with(mut self, options: Vec<(&'static str, &'static str)>) -> FetchField {
-        self.options = options;
-        self
-    }
-}
-
-/// What fetching is doing, as the page shows it.
-pub struct FetchShown {
-    pub state: String,
-    pub since: String,
-    pub last_error: Option<String>,
-    pub last_message: String,
-    pub messages: u64,
-    /// IMAP: `UIDVALIDITY 7, last UID 42`.
-    pub position: Option<String>,
-    pub set_aside: Vec<SetAsideRow>,
-}
-
-/// One set-aside message on the page.
-pub struct SetAsideRow {
-    pub key: String,
-    pub reason: String,
-    pub attempts: u32,
-    pub since: String,
-    pub next_try: String,
-    /// `retry asked`, `move to X asked`.
-    pub requested: Option<String>,
-}
-
-impl From<FetchView> for FetchShown {
-    fn from(view: FetchView) -> FetchShown {
-        let state = name_of(view.state);
-        let position = view
-            .uidvalidity
-            .zip(view.last_uid)
-            .map(|(validity, uid)| format!("UIDVALIDITY {validity}, last UID {uid}"));
-        let set_aside = view
-            .set_aside
-            .into_iter()
-            .map(|s| SetAsideRow {
-                requested: s.requested.map(|r| match r {
-                    SetAsideRequest::Retry => "retry asked".to_string(),
-                    SetAsideRequest::Move { folder } => format!("move to {folder} asked"),
-                }),
-                key: s.message.key,
-                reason: s.message.reason,
-                attempts: s.message.attempts,
-                since: when(s.message.since),
-                next_try: when(s.message.next_try),
-            })
-            .collect();
-        FetchShown {
-            state,
-            since: view.since.map(when).unwrap_or_default(),
-            last_error: view.last_error,
-            last_message: view.last_message_at.map_or_else(|| "none yet".into(), when),
-            messages: view.messages,
-            position,
-            set_aside,
-        }
-    }
-}
-
-/// The fetch status of account `id` as the viewer may see it (`None`: no fetching, or
-/// not for this viewer).
-pub async fn status_of(api: &Api, viewer: &Viewer, id: u64) -> Option<FetchShown> {
-    status::show(viewer.caller(), State(api.clone()), Param(id))
-        .await
-        .ok()
-        .map(|v| v.0.into())
-}
-
-/// Whether the stored settings can move messages (not POP3), for the Move buttons.
-pub fn can_move(fetch: Option<&Fetch>) -> bool {
-    fetch.is_some_and(|f| f.kind != FetchKind::Pop3)
-}
-
-/// The form of a set-aside button.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SetAsideForm {
-    key: String,
-    folder: String,
-}
-
-/// `POST /console/accounts/{id}/fetch/retry`.
-async fn retry(
-    State(api): State<Api>,
-    viewer: Viewer,
-    Param(id): Param<u64>,
-    Form(form): Form<SetAsideForm>,
-) -> Response {
-    let param = Param((id, form.key.clone()));
-    let done = status::retry(viewer.caller(), State(api.clone()), param).await;
-    answer(&api, &viewer, id, done.map(drop), "Retry asked").await
-}
-
-/// `POST /console/accounts/{id}/fetch/move`.
-async fn move_to(
-    State(api): State<Api>,
-    viewer: Viewer,
-    Param(id): Param<u64>,
-    Form(form): Form<SetAsideForm>,
-) -> Response {
-    let param = Param((id, form.key.clone()));
-    let body = Body(MoveTo {
-        folder: form.folder.clone(),
-    });
-    let done = status::move_to(viewer.caller(), State(api.clone()), param, body).await;
-    answer(&api, &viewer, id, done.map(drop), "Move asked").await
-}
-
-async fn answer(
-    api: &Api,
-    viewer: &Viewer,
-    id: u64,
-    done: Result<(), Problem>,
-    notice: &str,
-) -> Response {
-    match done {
-        Ok(()) => redirect_with_notice(
-            &api.state.console.settings,
-            &format!("/console/accounts/{id}/inbound"),
-            notice,
-        ),
-        Err(problem) => {
-            let status = StatusCode::from_u16(problem.status).unwrap_or(StatusCode::BAD_REQUEST);
-            let errors = Errors::from_problem(&problem);
-            page(api, viewer, id, None::<InboundForm>, status, errors).await
-        }
-    }
-}
-
 /// Keeps the enum names the form offers in step with the store's (a renamed value fails
 /// this module's test instead of the API at the first save).
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{After, FetchAuth, OnBlocked, SentCopyTls};
+    use crate::store::{After, FetchAuth, FetchKind, OnBlocked, SentCopyTls};
 
     #[test]
     fn the_forms_values_are_the_apis() {

@@ -2,12 +2,14 @@
 //! it is a helpdesk mailbox, its purpose, auto-created requesters and the group they
 //! join, refusing mail that fails DMARC under `p=reject`, and the webhooks its events go
 //! to — everything `store::Inbound` holds, with fetching from the provider
-//! (`helpdesk_fetch`: its fields, status and set-aside messages). Saved through `api::account_edit::patch` with
+//! (`helpdesk_fetch`: its fields; `helpdesk_fetch_status`: what it is doing and the
+//! set-aside messages). Saved through `api::account_edit::patch` with
 //! only the `inbound` field, so the API's checks (`setup` on the account,
 //! `shared_account_setup` for inbound changes, the group and webhooks existing) decide.
 
 use super::helpdesk::{body_of, staff_only};
-use super::helpdesk_fetch::{can_move, status_of, FetchField, FetchForm, FetchShown};
+use super::helpdesk_fetch::{FetchField, FetchForm};
+use super::helpdesk_fetch_status::{can_move, status_of, FetchShown};
 use super::render::{html, problem_page, redirect_with_notice, Chrome, Errors};
 use super::Viewer;
 use crate::api::extract::{Body, Param};
