@@ -2,11 +2,12 @@
 //! field by field, the password write-only (never shown, kept on a change that leaves it
 //! out for the same server), the fetch status (`GET /api/v1/accounts/{id}/fetch` and the
 //! account's status) of a fetcher whose server is down, and the requests on set-aside
-//! messages (retry, move) recorded for the fetching node, audited, and refused for what
-//! does not exist.
+//! messages (retry, move) recorded for the fetching node, audited, refused for what does
+//! not exist, and carried out at a real server (Dovecot).
 
 mod common;
 
+use common::dovecot::Dovecot;
 use common::helpdesk::api;
 use common::{free_ports, Gateway};
 use postern::store::{FetchState, SetAside, SetAsideRequest};
@@ -303,5 +304,60 @@ async fn retry_and_move_requests_are_recorded_for_the_fetcher() {
     assert_eq!(status, 422, "{doc}");
     let path = format!("/api/v1/accounts/{pop}/fetch/set_aside/uidl-1/retry");
     assert_eq!(api(&gw, "POST", &path, None).await.0, 202);
+    gw.running.shutdown().await;
+}
+
+/// With a real server (Dovecot): a message set aside by the fetcher is tried again when
+/// asked (and set aside again, one attempt more), then moved to a folder at the server
+/// when asked, and forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_aside_message_is_retried_and_moved_at_the_server() {
+    const DESK: &str = "desk@help.example";
+    let mut dovecot = Dovecot::new(&[(DESK, PASSWORD)], &["Junk"]);
+    tokio::task::block_in_place(|| dovecot.start());
+    let gw = Gateway::start(|_| {}).await;
+    let fetch = json!({"kind": "imap", "host": "127.0.0.1", "port": dovecot.imap_port,
+        "tls": "none", "username": DESK, "password": PASSWORD, "poll_secs": 1});
+    let id = mailbox(&gw, "desk", fetch).await;
+    let bad = "From: a@x.example\r\nFrom: b@x.example\r\nSubject: two senders\r\n\r\nx\r\n";
+    dovecot.deliver(DESK, "INBOX", bad.as_bytes());
+    let path = format!("/api/v1/accounts/{id}/fetch");
+    let mut view = Value::Null;
+    eventually(15, "the message is set aside", async || {
+        view = api(&gw, "GET", &path, None).await.1;
+        view["set_aside"].as_array().is_some_and(|s| s.len() == 1)
+    })
+    .await;
+    assert!(
+        matches!(view["state"].as_str(), Some("idle" | "polling")),
+        "{view}"
+    );
+    let key = view["set_aside"][0]["key"].as_str().unwrap().to_string();
+    assert_eq!(view["set_aside"][0]["attempts"], 1, "{view}");
+
+    let retry = format!("{path}/set_aside/{key}/retry");
+    assert_eq!(api(&gw, "POST", &retry, None).await.0, 202);
+    eventually(15, "the retry is carried out", async || {
+        view = api(&gw, "GET", &path, None).await.1;
+        view["set_aside"][0]["attempts"] == 2 && view["set_aside"][0].get("requested").is_none()
+    })
+    .await;
+
+    let moved = format!("{path}/set_aside/{key}/move");
+    let (status, doc) = api(&gw, "POST", &moved, Some(json!({"folder": "Junk"}))).await;
+    assert_eq!(status, 202, "{doc}");
+    eventually(15, "the message is moved and forgotten", async || {
+        view = api(&gw, "GET", &path, None).await.1;
+        view["set_aside"] == json!([]) && dovecot.messages(DESK, "Junk").len() == 1
+    })
+    .await;
+    assert!(dovecot.messages(DESK, "INBOX").is_empty());
+    assert!(gw
+        .running
+        .store()
+        .fetch_states()
+        .requests(id)
+        .unwrap()
+        .is_empty());
     gw.running.shutdown().await;
 }
