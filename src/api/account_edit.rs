@@ -34,7 +34,8 @@ pub struct AccountPatch {
     scope: Option<Scope>,
     grants: Option<Vec<Grant>>,
     default_send_mode: Option<DefaultSendMode>,
-    /// `null` turns the helpdesk mailbox off.
+    /// `null` turns the helpdesk mailbox off; a `fetch` password left out keeps the one
+    /// stored (same kind, host and username).
     #[serde(default, deserialize_with = "nullable")]
     inbound: Option<Option<Inbound>>,
     /// `null` turns sent copies off; a password left out keeps the one stored.
@@ -61,10 +62,14 @@ pub async fn patch(
     caller: Caller,
     State(api): State<Api>,
     Param(id): Param<u64>,
-    Body(patch): Body<AccountPatch>,
+    Body(mut patch): Body<AccountPatch>,
 ) -> Result<Json<Account>, Problem> {
     let _change = api.write_lock().await;
     let mut account = visible(&caller, &api, id)?;
+    if let Some(Some(inbound)) = &mut patch.inbound {
+        let stored = account.inbound.as_ref().and_then(|i| i.fetch.as_ref());
+        super::account_fetch::keep_password(inbound.fetch.as_mut(), stored);
+    }
     require_setup(&caller, &account)?;
     if patch.is_default.is_some_and(|d| d != account.is_default) && !caller.is_admin() {
         return Err(Problem::forbidden_for(

@@ -219,6 +219,7 @@ pub fn tidy(account: &mut Account) {
     if let Some(copy) = &mut account.sent_copy {
         copy.host = copy.host.trim().to_string();
     }
+    super::account_fetch::tidy(account);
 }
 
 /// Checks `account` (id 0 for a new one) on its own and against everything stored:
@@ -237,6 +238,7 @@ pub fn validate(
         ));
     }
     super::account_sent_copy::check(relays, account)?;
+    super::account_fetch::check(relays, account)?;
     check_references(store, account)?;
     let all = store.accounts().keys()?;
     let others: Vec<&AccountKeys> = all.iter().filter(|a| a.id != account.id).collect();

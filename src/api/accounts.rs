@@ -55,6 +55,9 @@ pub struct StatusView {
     /// What will stop this account's mail or fails beside it (`relay::warnings`); any
     /// makes a healthy account `degraded`.
     warnings: Vec<crate::relay::warnings::Warning>,
+    /// Set when the account fetches its mail (`GET /api/v1/accounts/{id}/fetch`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fetch: Option<super::account_fetch_status::FetchView>,
 }
 
 /// `GET /api/v1/accounts` — any authenticated caller: `admin` and `shared_account_setup`
@@ -98,6 +101,7 @@ pub async fn status(
     Param(id): Param<u64>,
 ) -> Result<Json<StatusView>, Problem> {
     let account = visible(&caller, &api, id)?;
+    let fetch = super::account_fetch_status::view(&api, &account)?;
     let warnings = api
         .state
         .relays
@@ -114,6 +118,7 @@ pub async fn status(
         upstream: account.upstream,
         status,
         warnings,
+        fetch,
     }))
 }
 

@@ -4,9 +4,10 @@
 //!
 //! One file per resource: `users`/`user_edit` (+ `tokens`), `roles`, `directory` (skill
 //! groups and requester groups), `upstreams`, `dkim` (signing keys), `accounts`/`account_rules`/`account_edit`
-//! (+ `account_test`, `account_choices`), `settings`, `me`, `explain`, `blocklist`, `queue`,
-//! `audit`, `tickets` (the built-in ticket store; `my_tickets`, a requester's own),
-//! `requesters` (block and unblock), `webhooks`
+//! (+ `account_test`, `account_choices`, `account_sent_copy`; `account_fetch` and
+//! `account_fetch_status`: fetching a helpdesk mailbox's mail and what it is doing),
+//! `settings`, `me`, `explain`, `blocklist`, `queue`, `audit`, `tickets` (the built-in
+//! ticket store; `my_tickets`, a requester's own), `requesters` (block and unblock), `webhooks`
 //! (+ deliveries), `sessions` (console sessions per user, password login, one's own
 //! password), `mail_config` (a staff user's account type, the lock), `backups` (a
 //! deactivated user's mail: jobs, message lists, mbox downloads), `archive` (kept
@@ -23,6 +24,8 @@
 
 pub(crate) mod account_choices;
 pub(crate) mod account_edit;
+pub(crate) mod account_fetch;
+pub(crate) mod account_fetch_status;
 pub(crate) mod account_rules;
 pub(crate) mod account_sent_copy;
 pub(crate) mod account_test;
@@ -262,6 +265,18 @@ fn resources() -> Router<Api> {
         )
         .route("/api/v1/accounts/choices", get(account_choices::choices))
         .route("/api/v1/accounts/{id}/status", get(accounts::status))
+        .route(
+            "/api/v1/accounts/{id}/fetch",
+            get(account_fetch_status::show),
+        )
+        .route(
+            "/api/v1/accounts/{id}/fetch/set_aside/{key}/retry",
+            post(account_fetch_status::retry),
+        )
+        .route(
+            "/api/v1/accounts/{id}/fetch/set_aside/{key}/move",
+            post(account_fetch_status::move_to),
+        )
         .route("/api/v1/accounts/{id}/test", post(account_test::test))
         .route(
             "/api/v1/upstreams",

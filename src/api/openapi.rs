@@ -8,9 +8,9 @@
 use super::directory::NewEntry;
 use super::problem::Problems;
 use super::{
-    account_choices, account_edit, account_test, accounts, archive, audit, backups, blocklist,
-    dkim, explain, health, mail_config, me, my_tickets, nodes, queue, requesters, roles, sessions,
-    settings, tickets, tokens, upstreams, user_edit, users, webhooks,
+    account_choices, account_edit, account_fetch_status, account_test, accounts, archive, audit,
+    backups, blocklist, dkim, explain, health, mail_config, me, my_tickets, nodes, queue,
+    requesters, roles, sessions, settings, tickets, tokens, upstreams, user_edit, users, webhooks,
 };
 use crate::store::{Group, SkillGroup};
 use axum::Json;
@@ -44,6 +44,7 @@ use utoipa::{Modify, OpenApi};
         accounts::list, accounts::show, accounts::status, accounts::create, accounts::remove,
         account_edit::patch, account_edit::put_grants, account_test::test,
         account_choices::choices,
+        account_fetch_status::show, account_fetch_status::retry, account_fetch_status::move_to,
         upstreams::list, upstreams::create, upstreams::remove,
         settings::show, settings::patch,
         explain::explain,

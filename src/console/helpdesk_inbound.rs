@@ -1,11 +1,15 @@
 //! An account's helpdesk (inbound) settings (`/console/accounts/{id}/inbound`): whether
 //! it is a helpdesk mailbox, its purpose, auto-created requesters and the group they
 //! join, refusing mail that fails DMARC under `p=reject`, and the webhooks its events go
-//! to — everything `store::Inbound` holds. Saved through `api::account_edit::patch` with
+//! to — everything `store::Inbound` holds, with fetching from the provider
+//! (`helpdesk_fetch`: its fields; `helpdesk_fetch_status`: what it is doing and the
+//! set-aside messages). Saved through `api::account_edit::patch` with
 //! only the `inbound` field, so the API's checks (`setup` on the account,
 //! `shared_account_setup` for inbound changes, the group and webhooks existing) decide.
 
 use super::helpdesk::{body_of, staff_only};
+use super::helpdesk_fetch::{FetchField, FetchForm};
+use super::helpdesk_fetch_status::{can_move, status_of, FetchShown};
 use super::render::{html, problem_page, redirect_with_notice, Chrome, Errors};
 use super::Viewer;
 use crate::api::extract::{Body, Param};
@@ -36,6 +40,8 @@ pub struct InboundForm {
     default_group: String,
     refuse_dmarc_reject: Option<String>,
     webhooks: Vec<u64>,
+    #[serde(flatten)]
+    fetch: FetchForm,
 }
 
 impl InboundForm {
@@ -44,6 +50,7 @@ impl InboundForm {
         let Some(i) = inbound else {
             return InboundForm {
                 purpose: "ticket".into(),
+                fetch: FetchForm::from_settings(None),
                 ..InboundForm::default()
             };
         };
@@ -59,22 +66,25 @@ impl InboundForm {
             default_group: i.default_group.clone().unwrap_or_default(),
             refuse_dmarc_reject: on(i.refuse_dmarc_reject),
             webhooks: i.webhooks.clone(),
+            fetch: FetchForm::from_settings(i.fetch.as_ref()),
         }
     }
 
     /// The `inbound` field of the API's patch: `null` turns the mailbox off.
-    fn patch(&self) -> serde_json::Value {
+    fn patch(&self) -> Result<serde_json::Value, Problem> {
         if self.enabled.is_none() {
-            return json!({"inbound": null});
+            return Ok(json!({"inbound": null}));
         }
         let group = self.default_group.trim();
-        json!({"inbound": {
+        let fetch = self.fetch.json()?;
+        Ok(json!({"inbound": {
             "purpose": self.purpose,
             "auto_create_requesters": self.auto_create_requesters.is_some(),
             "default_group": (!group.is_empty()).then_some(group),
             "refuse_dmarc_reject": self.refuse_dmarc_reject.is_some(),
             "webhooks": self.webhooks,
-        }})
+            "fetch": fetch,
+        }}))
     }
 }
 
@@ -91,6 +101,10 @@ struct InboundPage {
     /// (id, name) of the webhooks, when the viewer may list them; `None`: the current
     /// ones are kept as they are.
     hooks: Option<Vec<(u64, String)>>,
+    /// The fetch settings' fields, and what fetching is doing (when it is set).
+    fetch_fields: Vec<FetchField>,
+    fetch: Option<FetchShown>,
+    can_move: bool,
 }
 
 /// `GET /console/accounts/{id}/inbound`.
@@ -98,7 +112,7 @@ async fn show(State(api): State<Api>, viewer: Viewer, Param(id): Param<u64>) -> 
     page(&api, &viewer, id, None, StatusCode::OK, Errors::none()).await
 }
 
-async fn page(
+pub(super) async fn page(
     api: &Api,
     viewer: &Viewer,
     id: u64,
@@ -121,16 +135,23 @@ async fn page(
         .await
         .ok()
         .map(|h| h.0.into_iter().map(|h| (h.id, h.name)).collect());
+    let stored = account.inbound.as_ref();
+    let can_move = can_move(stored.and_then(|i| i.fetch.as_ref()));
+    let form = form.unwrap_or_else(|| InboundForm::from_settings(stored));
+    let fetch = status_of(api, viewer, id).await;
     let page = InboundPage {
         chrome: Chrome::new(
             viewer,
             format!("Helpdesk settings of {}", account.name),
             "/console/accounts",
         ),
-        errors,
         id,
         address: account.address,
-        form: form.unwrap_or_else(|| InboundForm::from_settings(account.inbound.as_ref())),
+        fetch_fields: form.fetch.fields(&errors),
+        fetch,
+        can_move,
+        errors,
+        form,
         groups,
         hooks,
     };
@@ -147,7 +168,7 @@ async fn save(
     if let Some(refused) = staff_only(&viewer) {
         return refused;
     }
-    let saved = match body_of(form.patch()) {
+    let saved = match form.patch().and_then(body_of) {
         Ok(body) => {
             let param = Param(id);
             account_edit::patch(viewer.caller(), State(api.clone()), param, Body(body)).await

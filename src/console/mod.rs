@@ -30,6 +30,8 @@ mod dashboard;
 mod guard;
 mod helpdesk;
 mod helpdesk_blocklist;
+mod helpdesk_fetch;
+mod helpdesk_fetch_status;
 mod helpdesk_inbound;
 mod helpdesk_mine;
 mod limiter;
@@ -106,6 +108,7 @@ fn pages() -> Router<Api> {
         .merge(helpdesk_blocklist::routes())
         .merge(webhooks::routes())
         .merge(helpdesk_inbound::routes())
+        .merge(helpdesk_fetch_status::routes())
         .merge(helpdesk_mine::routes())
         .route("/console/{*rest}", get(missing).post(missing))
         .merge(accounts::routes())
