@@ -93,7 +93,9 @@
 //! - `api`     — the axum control API: health, metrics, callers and permissions, users and
 //!   tokens, roles, skill groups, groups, upstreams, accounts and grants, settings, me,
 //!   policy/explain, the queue, the blocklist, tickets and knowledge items, requesters
-//!   (block/unblock), webhooks, the "set your password" page, staff users' mail
+//!   (block/unblock), a helpdesk mailbox's fetching (`account_fetch`: its settings checked
+//!   per field, the password write-only and kept for the same server; `account_fetch_status`:
+//!   the fetcher's state and set-aside messages, retry/move requests), webhooks, the "set your password" page, staff users' mail
 //!   configuration and its lock, backups, DKIM keys, the archive (kept messages for admins,
 //!   `access` holders and their owners: list, metadata, raw download, each download
 //!   audited), `account_choices` (the names an account form picks from), `my_tickets` (a
@@ -115,7 +117,8 @@
 //!   Explain), `admin*` (upstreams, settings, DKIM keys), `users`/`user_edit`/
 //!   `user_tokens`, `roles` (+ skill groups, groups), `mail_users`/`backups` (the leaver
 //!   workflow), `queue`, `audit`, `archive`, `tickets`, `requesters`, `helpdesk_*`
-//!   (blocklist, inbound settings, a requester's own tickets), `webhooks`.
+//!   (blocklist, inbound settings with fetching and its set-aside messages, a requester's
+//!   own tickets), `webhooks`.
 //! - `store`   — the only owner of control state: typed modules (users, roles, skill
 //!   groups, groups, accounts, upstreams, settings, the audit log, the blocklist, the
 //!   ticket store with its idempotence marks, webhooks with their deliveries, password
