@@ -1,13 +1,15 @@
 //! Fetching a helpdesk mailbox over POP3 (issue 28) from a real Dovecot: each message
 //! becomes exactly one ticket; `after = "delete"` empties the mailbox, `after = "seen"`
 //! leaves it and a restarted gateway makes no second ticket; a malformed message is set
-//! aside (and retried on request) while the next one still becomes a ticket; refused
-//! credentials turn the account `failing`.
+//! aside (and retried on request) while the next one still becomes a ticket; a blocked
+//! sender's message is deleted and becomes nothing; a message recorded but not yet deleted
+//! (a crash before the `QUIT`) is deleted without a second ticket; refused credentials
+//! turn the account `failing`.
 
 mod common;
 
 use common::dovecot::Dovecot;
-use common::helpdesk::{api, helpdesk, mailbox, tickets};
+use common::helpdesk::{api, helpdesk, mailbox, tickets, user};
 use common::Gateway;
 use postern::net::imap::Server;
 use postern::net::pop3;
@@ -316,4 +318,37 @@ async fn a_message_recorded_but_not_yet_deleted_is_deleted_without_a_second_tick
     })
     .await;
     assert!(tickets(&gw).await.is_empty(), "not taken a second time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_senders_message_is_deleted_and_becomes_nothing() {
+    let (dovecot, gw, _) = setup("seen", POP3_PASSWORD).await;
+    let (status, body) = api(
+        &gw,
+        "POST",
+        "/api/v1/blocklist",
+        Some(json!({"entry": "customer1@example.net"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    dovecot.deliver(DESK, "INBOX", &message(1));
+    dovecot.deliver(DESK, "INBOX", &message(2));
+    eventually(20, "the other one's ticket", async || {
+        tickets(&gw).await.len() == 1
+    })
+    .await;
+    // Deleted (POP3's `on_blocked`) although `after` leaves the others on the server.
+    eventually(20, "the blocked one deleted", async || {
+        dovecot.messages(DESK, "INBOX").len() == 1
+    })
+    .await;
+    let left = dovecot.messages(DESK, "INBOX");
+    assert!(String::from_utf8_lossy(&left[0]).contains("question 2"));
+    assert_eq!(subjects(&tickets(&gw).await), ["question 2"]);
+    assert!(user(&gw, "customer1@example.net").await.is_none());
+    assert_eq!(
+        gw.metric("postern_fetch_messages_total{mailbox=\"Desk\",outcome=\"blocked\"}")
+            .await,
+        1.0
+    );
 }
