@@ -9,7 +9,8 @@
 //!   pooled connections, time limits, no redirects, answers cut at 1 MiB) that webhooks,
 //!   OAuth2 token endpoints and Graph share; the resolver settings DNS users share;
 //!   `wire` (a mail client's clear or TLS stream) and `imap` (an IMAP session: connect,
-//!   STARTTLS, login with a password or XOAUTH2), shared by sent copies and fetching.
+//!   STARTTLS, login with a password or XOAUTH2), shared by sent copies and fetching;
+//!   `pop3`, a POP3 client session (implicit TLS or STLS, USER/PASS, UIDL, RETR, DELE).
 //! - `smtp`    — the inbound SMTP server: `Session<S>` generic over the stream, strict framing
 //!   (`io`), time limits as deadlines (`deadline`: per command line, per payload at a
 //!   minimum data rate, per TLS handshake, per session), one file per command, every reply
