@@ -375,60 +375,6 @@ async fn a_hard_kill_between_fetch_and_acknowledgement_makes_no_second_ticket() 
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_message_the_server_cannot_read_is_set_aside_and_the_rest_go_on() {
-    // SAFETY: geteuid(2) cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: only root can make a message unreadable to Dovecot");
-        return;
-    }
-    let dovecot = dovecot().await;
-    // Log in once so the mailbox exists, then put one message Dovecot cannot read.
-    append(
-        &dovecot,
-        "INBOX",
-        &message("fay@customer.example", "first", ""),
-    )
-    .await;
-    dovecot.deliver(
-        DESK,
-        "INBOX",
-        message("gus@customer.example", "broken", "").as_bytes(),
-    );
-    let new = dovecot.maildir(DESK, "INBOX").join("new");
-    let broken = std::fs::read_dir(&new)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o000)).unwrap();
-    std::os::unix::fs::chown(&broken, Some(0), Some(0)).unwrap();
-    append(
-        &dovecot,
-        "INBOX",
-        &message("hal@customer.example", "third", ""),
-    )
-    .await;
-
-    let gw = Gateway::start(|_| {}).await;
-    let id = mailbox(&gw, "Desk", DESK, inbound(&dovecot, "seen")).await;
-    let made = tickets_n(&gw, 2, Duration::from_secs(10)).await;
-    let mut subjects: Vec<&str> = made
-        .iter()
-        .map(|t| t["subject"].as_str().unwrap())
-        .collect();
-    subjects.sort();
-    assert_eq!(subjects, ["first", "third"]);
-    let stored = until(Duration::from_secs(5), async || {
-        let state = gw_state(&gw, id);
-        (state.set_aside.len() == 1).then_some(state)
-    })
-    .await
-    .expect("the unreadable message set aside");
-    assert!(!stored.set_aside[0].reason.is_empty(), "{stored:?}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_sharing_the_store_record_each_message_once() {
     let dovecot = dovecot().await;
     append(

@@ -198,6 +198,7 @@ impl Conn {
         let mut uids: Vec<u32> = found
             .into_iter()
             .filter(|u| *u > state.last_uid && !history.contains(u))
+            .filter(|u| !state.set_aside.iter().any(|s| s.key == u.to_string()))
             .collect();
         uids.sort_unstable();
         for batch in uids.chunks(BATCH) {
@@ -221,23 +222,15 @@ impl Conn {
         state: &mut FetchState,
         uids: &[u32],
     ) -> Result<(), FetchError> {
-        let (mut bodies, refused) = self.bodies_or_each(uids).await?;
+        let mut bodies = self.bodies_or_each(job, state, uids).await?;
         for uid in uids {
             let key = uid.to_string();
             let data = bodies
                 .iter()
                 .position(|(u, _)| u == uid)
                 .map(|i| bodies.swap_remove(i).1);
-            let Some(data) = data else {
-                let why = refused
-                    .iter()
-                    .find(|(u, _)| u == uid)
-                    .map_or("the server did not return the message", |(_, why)| why);
-                tracing::warn!(mailbox = %job.account.name, uid, reason = %why,
-                    "message not fetched: set aside");
-                state::set_aside(state, &key, why, super::now());
-                continue;
-            };
+            // Not returned: set aside already, with the reason.
+            let Some(data) = data else { continue };
             let name = format!("imap/{}/{uid}", state.uidvalidity);
             let taken = job.intake.take(&job.account, &job.fetch, &name, data).await;
             let taken = match taken {
@@ -264,28 +257,51 @@ impl Conn {
         Ok(())
     }
 
-    /// The octets of each of `uids` the server returned; when it refuses the batch, each
-    /// one alone, with the refusals (so one message the server cannot read stalls nothing).
-    #[allow(clippy::type_complexity)]
+    /// The octets of each of `uids`, read in one command; when the server refuses it, leaves
+    /// some out or breaks the session over it, each one alone, set aside (durably) before it
+    /// is asked for and forgotten again once taken — so a message that breaks the server's
+    /// session every time (Dovecot drops the connection over a mail file it cannot open)
+    /// ends up set aside and stalls nothing.
     async fn bodies_or_each(
         &mut self,
+        job: &Job,
+        state: &mut FetchState,
         uids: &[u32],
-    ) -> Result<(Vec<(u32, Vec<u8>)>, Vec<(u32, String)>), FetchError> {
-        match self.bodies(uids).await {
-            Ok(bodies) => return Ok((bodies, Vec::new())),
-            Err(FetchError::Refused(_)) if uids.len() > 1 => {}
-            Err(FetchError::Refused(why)) => return Ok((Vec::new(), vec![(uids[0], why)])),
-            Err(error) => return Err(error),
-        }
-        let (mut bodies, mut refused) = (Vec::new(), Vec::new());
-        for uid in uids {
-            match self.bodies(&[*uid]).await {
-                Ok(mut one) => bodies.append(&mut one),
-                Err(FetchError::Refused(why)) => refused.push((*uid, why)),
-                Err(error) => return Err(error),
+    ) -> Result<Vec<(u32, Vec<u8>)>, FetchError> {
+        if !state.careful {
+            match self.bodies(uids).await {
+                Ok(bodies) if bodies.len() == uids.len() => return Ok(bodies),
+                Ok(_) | Err(FetchError::Refused(_)) => {}
+                Err(error) => {
+                    state.careful = true;
+                    job.save(state).await?;
+                    return Err(error);
+                }
             }
         }
-        Ok((bodies, refused))
+        let mut bodies = Vec::new();
+        for uid in uids {
+            let key = uid.to_string();
+            let broke = "reading it broke the session with the server";
+            state::set_aside(state, &key, broke, super::now());
+            job.save(state).await?;
+            let why = match self.bodies(&[*uid]).await {
+                Ok(mut one) if !one.is_empty() => {
+                    bodies.append(&mut one);
+                    continue;
+                }
+                Ok(_) => "the server did not return the message".to_string(),
+                Err(FetchError::Refused(why)) => why,
+                Err(error) => return Err(error),
+            };
+            tracing::warn!(mailbox = %job.account.name, uid, reason = %why,
+                "message not fetched: set aside");
+            if let Some(entry) = state.set_aside.iter_mut().find(|s| s.key == key) {
+                entry.reason = why;
+            }
+        }
+        state.careful = false;
+        Ok(bodies)
     }
 
     /// The octets of each of `uids` the server returned.

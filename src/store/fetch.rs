@@ -203,6 +203,9 @@ pub struct State {
     /// read are the mailbox's history).
     #[serde(default)]
     pub since: u64,
+    /// IMAP: the last batch broke the session; the next one is read a message at a time.
+    #[serde(default)]
+    pub careful: bool,
     /// POP3: the UIDLs recorded and still on the server.
     #[serde(default)]
     pub uidls: Vec<String>,
