@@ -107,7 +107,7 @@ pub fn view(api: &Api, account: &Account) -> Result<Option<FetchView>, Problem> 
     // A state kept for other settings (another server, login or folder) is started afresh.
     let stored = states
         .get(account.id)?
-        .filter(|s| s.source == fetch.source())
+        .filter(|s| Some(&s.source) == account.fetch_source().as_ref())
         .unwrap_or_default();
     let requests = states.requests(account.id)?;
     let imap = fetch.kind == FetchKind::Imap && stored.uidvalidity != 0;

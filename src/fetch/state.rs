@@ -5,7 +5,7 @@
 
 use super::supervise::Job;
 use super::FetchError;
-use crate::store::{FetchKind, FetchState, SetAside};
+use crate::store::{FetchState, SetAside};
 
 const FIRST_RETRY_SECS: u64 = 60;
 const LAST_RETRY_SECS: u64 = 6 * 3600;
@@ -15,17 +15,10 @@ impl Job {
     pub async fn state(&self) -> Result<FetchState, FetchError> {
         let store = self.store.clone();
         let id = self.account.id;
-        // Graph names no server or login: the mailbox (the account's address) and the
-        // upstream are what a delta link belongs to.
-        let source = match self.fetch.kind {
-            FetchKind::Graph => format!(
-                "{} {} {}",
-                self.fetch.source(),
-                self.account.address.to_ascii_lowercase(),
-                self.account.upstream
-            ),
-            _ => self.fetch.source(),
-        };
+        let source = self
+            .account
+            .fetch_source()
+            .unwrap_or_else(|| self.fetch.source());
         let stored = tokio::task::spawn_blocking(move || store.fetch_states().get(id))
             .await
             .map_err(|e| FetchError::Store(e.to_string()))??;

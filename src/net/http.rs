@@ -244,6 +244,17 @@ fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Percent-encoding (RFC 3986) of every octet of `text` but ASCII letters, digits and
+/// `keep`: the path segments and query values of Graph requests.
+pub fn percent_encode(text: &str, keep: &[u8]) -> String {
+    text.bytes()
+        .map(|b| match b.is_ascii_alphanumeric() || keep.contains(&b) {
+            true => (b as char).to_string(),
+            false => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// Reads the answer's header and at most `limit` octets of its body.
 async fn read(
     mut response: reqwest::Response,

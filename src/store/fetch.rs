@@ -127,6 +127,24 @@ impl Fetch {
     }
 }
 
+impl super::Account {
+    /// What the account's fetch state is kept for (`Fetch::source`; Graph names no server
+    /// or login, so the mailbox and upstream a delta link belongs to are added); `None`
+    /// when it fetches nothing.
+    pub fn fetch_source(&self) -> Option<String> {
+        let fetch = self.inbound.as_ref()?.fetch.as_ref()?;
+        Some(match fetch.kind {
+            FetchKind::Graph => format!(
+                "{} {} {}",
+                fetch.source(),
+                self.address.to_ascii_lowercase(),
+                self.upstream
+            ),
+            _ => fetch.source(),
+        })
+    }
+}
+
 /// The protocol a mailbox is fetched with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -197,21 +197,12 @@ fn retry_after(response: &Response) -> Duration {
 
 /// `text` as one path segment (`@` kept, as Graph's examples write a mailbox).
 pub fn segment(text: &str) -> String {
-    encode(text, b"@.-_~=")
+    crate::net::http::percent_encode(text, b"@.-_~=")
 }
 
 /// `text` as a query value.
 pub fn query_value(text: &str) -> String {
-    encode(text, b".-_~")
-}
-
-fn encode(text: &str, keep: &[u8]) -> String {
-    text.bytes()
-        .map(|b| match b.is_ascii_alphanumeric() || keep.contains(&b) {
-            true => (b as char).to_string(),
-            false => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::net::http::percent_encode(text, b".-_~")
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ pub fn lookup_path(mailbox: &str, message_id: &str) -> String {
     let filter = format!("internetMessageId eq '{}'", message_id.replace('\'', "''"));
     format!(
         "/users/{}/mailFolders/sentitems/messages?$filter={}&$select=id,toRecipients,ccRecipients,bccRecipients",
-        encode(mailbox, b"@+.-_~"),
-        encode(&filter, b"-._~'")
+        crate::net::http::percent_encode(mailbox, b"@+.-_~"),
+        crate::net::http::percent_encode(&filter, b"-._~'")
     )
 }
 
@@ -37,16 +37,6 @@ pub fn found(answer: &[u8], rcpts: &[String]) -> Option<bool> {
             .collect();
         wanted.is_subset(&named)
     }))
-}
-
-/// Percent-encoding of everything but ASCII letters, digits and `keep`.
-fn encode(text: &str, keep: &[u8]) -> String {
-    text.bytes()
-        .map(|b| match b.is_ascii_alphanumeric() || keep.contains(&b) {
-            true => (b as char).to_string(),
-            false => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
